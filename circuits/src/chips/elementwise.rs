@@ -1,0 +1,199 @@
+//! Elementwise affine-product: one gate covers add, sub, mul and their constant forms.
+//!
+//! Row layout (advice `x y z`, fixed `cx cy cxy c0`, selector `q_elt`):
+//!
+//! | x | y | z = cx·x + cy·y + cxy·x·y + c0 | cx | cy | cxy | c0 |
+//!
+//! The coefficients are fixed, so the verifying key fixes which operation each row is
+//! and every constant operand. When there is no second operand, `y` is 0 and `cy = cxy = 0`.
+
+use halo2_proofs::circuit::{Cell, Region, Value};
+use halo2_proofs::halo2curves::bn256::Fr;
+use halo2_proofs::plonk::{Advice, Column, ConstraintSystem, Error as PlonkError, Fixed, Selector};
+use halo2_proofs::poly::Rotation;
+
+use super::{fr_from_i64, ElementwiseInstructions, QCell};
+
+/// Columns and selector of the elementwise chip.
+#[derive(Clone, Debug)]
+pub struct ElementwiseConfig {
+    advice: [Column<Advice>; 3],
+    fixed: [Column<Fixed>; 4],
+    q_elt: Selector,
+}
+
+/// The elementwise chip.
+#[derive(Clone, Debug)]
+pub struct ElementwiseChip {
+    config: ElementwiseConfig,
+}
+
+impl ElementwiseChip {
+    /// Creates the gate.
+    pub fn configure(
+        meta: &mut ConstraintSystem<Fr>,
+        advice: [Column<Advice>; 3],
+        fixed: [Column<Fixed>; 4],
+    ) -> ElementwiseConfig {
+        let q_elt = meta.selector();
+        meta.create_gate("elementwise", |vc| {
+            let s = vc.query_selector(q_elt);
+            let [x, y, z] = advice.map(|c| vc.query_advice(c, Rotation::cur()));
+            let [cx, cy, cxy, c0] = fixed.map(|c| vc.query_fixed(c, Rotation::cur()));
+            vec![s * (z - (cx * x.clone() + cy * y.clone() + cxy * x * y + c0))]
+        });
+        ElementwiseConfig {
+            advice,
+            fixed,
+            q_elt,
+        }
+    }
+
+    /// Wraps a configuration.
+    pub fn construct(config: ElementwiseConfig) -> Self {
+        ElementwiseChip { config }
+    }
+}
+
+impl ElementwiseInstructions for ElementwiseChip {
+    fn assign_rows(
+        &self,
+        region: &mut Region<'_, Fr>,
+        offset: usize,
+        x: &[QCell],
+        y: Option<&[QCell]>,
+        coeffs: &[[Fr; 4]],
+        z: &[Fr],
+    ) -> Result<Vec<Cell>, PlonkError> {
+        let c = &self.config;
+        if coeffs.len() != x.len() || z.len() != x.len() || y.is_some_and(|y| y.len() != x.len()) {
+            return Err(PlonkError::Synthesis);
+        }
+        let mut out = Vec::with_capacity(x.len());
+        for (i, (xc, zv)) in x.iter().zip(z).enumerate() {
+            let row = offset + i;
+            c.q_elt.enable(region, row)?;
+            for (col, v) in c.fixed.iter().zip(coeffs[i]) {
+                region.assign_fixed(*col, row, v);
+            }
+            let xa = region.assign_advice(c.advice[0], row, Value::known(fr_from_i64(xc.value)));
+            region.constrain_equal(xa.cell(), xc.cell);
+            let yv = y.map_or(Fr::zero(), |y| fr_from_i64(y[i].value));
+            let ya = region.assign_advice(c.advice[1], row, Value::known(yv));
+            if let Some(y) = y {
+                region.constrain_equal(ya.cell(), y[i].cell);
+            }
+            out.push(
+                region
+                    .assign_advice(c.advice[2], row, Value::known(*zv))
+                    .cell(),
+            );
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use halo2_proofs::circuit::{Layouter, SimpleFloorPlanner};
+    use halo2_proofs::dev::{MockProver, VerifyFailure};
+    use halo2_proofs::plonk::{Circuit, Instance};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct TestCircuit {
+        tamper: Option<usize>,
+    }
+
+    const X: [i64; 4] = [3, -4, 5, 6];
+    const Y: [i64; 4] = [2, 7, -1, 0];
+    // add, sub, mul, x*c + c0
+    const C: [[i64; 4]; 4] = [[1, 1, 0, 0], [1, -1, 0, 0], [0, 0, 1, 0], [-3, 0, 0, 11]];
+
+    fn expected() -> Vec<Fr> {
+        (0..4)
+            .map(|i| fr_from_i64(C[i][0] * X[i] + C[i][1] * Y[i] + C[i][2] * X[i] * Y[i] + C[i][3]))
+            .collect()
+    }
+
+    impl Circuit<Fr> for TestCircuit {
+        type Config = (ElementwiseConfig, Column<Advice>, Column<Instance>);
+        type FloorPlanner = SimpleFloorPlanner;
+        type Params = ();
+        fn without_witnesses(&self) -> Self {
+            self.clone()
+        }
+        fn configure(meta: &mut ConstraintSystem<Fr>) -> Self::Config {
+            let advice: [Column<Advice>; 3] = std::array::from_fn(|_| meta.advice_column());
+            let fixed: [Column<Fixed>; 4] = std::array::from_fn(|_| meta.fixed_column());
+            let instance = meta.instance_column();
+            meta.enable_equality(instance);
+            advice.iter().for_each(|a| meta.enable_equality(*a));
+            (
+                ElementwiseChip::configure(meta, advice, fixed),
+                advice[0],
+                instance,
+            )
+        }
+        fn synthesize(
+            &self,
+            (config, col, instance): Self::Config,
+            mut layouter: impl Layouter<Fr>,
+        ) -> Result<(), PlonkError> {
+            let chip = ElementwiseChip::construct(config);
+            let mut z = expected();
+            if let Some(i) = self.tamper {
+                z[i] += Fr::one();
+            }
+            let outs = layouter.assign_region(
+                || "elementwise test",
+                |mut region| {
+                    let mk =
+                        |region: &mut Region<'_, Fr>, base: usize, vals: &[i64]| -> Vec<QCell> {
+                            vals.iter()
+                                .enumerate()
+                                .map(|(i, &v)| QCell {
+                                    cell: region
+                                        .assign_advice(col, base + i, Value::known(fr_from_i64(v)))
+                                        .cell(),
+                                    value: v,
+                                })
+                                .collect()
+                        };
+                    let x = mk(&mut region, 0, &X);
+                    let y = mk(&mut region, 4, &Y);
+                    let coeffs: Vec<[Fr; 4]> = C.iter().map(|c| c.map(fr_from_i64)).collect();
+                    chip.assign_rows(&mut region, 8, &x, Some(&y), &coeffs, &z)
+                },
+            )?;
+            for (i, o) in outs.into_iter().enumerate() {
+                layouter.constrain_instance(o, instance, i);
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn honest_rows_verify() {
+        MockProver::run(5, &TestCircuit::default(), vec![expected()])
+            .unwrap()
+            .assert_satisfied();
+    }
+
+    #[test]
+    fn each_tampered_output_fails_the_gate() {
+        for i in 0..4 {
+            let mut inst = expected();
+            inst[i] += Fr::one();
+            let failures = MockProver::run(5, &TestCircuit { tamper: Some(i) }, vec![inst])
+                .unwrap()
+                .verify()
+                .unwrap_err();
+            assert!(
+                failures.iter().any(|f| matches!(f, VerifyFailure::ConstraintNotSatisfied { constraint, .. } if format!("{constraint}").contains("elementwise"))),
+                "row {i}: {failures:?}"
+            );
+        }
+    }
+}

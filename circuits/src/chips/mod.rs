@@ -1,0 +1,157 @@
+//! Quantized tensor chips.
+//!
+//! Every chip follows halo2's pattern: an `XInstructions` trait here, and in a child
+//! module an `XConfig` (columns, selectors, named gates) plus an `XChip` with
+//! `configure` and `construct`. The chips share one pool of advice and fixed columns;
+//! each gate is switched on by its own selector, so regions of different chips stack
+//! row after row in the same columns.
+//!
+//! halo2-axiom's `SimpleFloorPlanner` places every region at row 0, so chips take an
+//! explicit absolute `offset`, handed out by [`RowCursor`].
+//!
+//! Witness values are computed separately from the layout (the `*Witness` types), so
+//! negative tests can tamper with one cell and check that a named gate or lookup fails.
+
+pub mod dot;
+pub mod elementwise;
+pub mod poseidon;
+pub mod range_table;
+pub mod requant;
+
+use halo2_proofs::circuit::{Cell, Region};
+use halo2_proofs::halo2curves::bn256::Fr;
+use halo2_proofs::halo2curves::ff::PrimeField;
+pub use halo2_proofs::halo2curves::ff::PrimeField as PrimeFieldRepr;
+use halo2_proofs::plonk::Error as PlonkError;
+
+/// An assigned advice cell with the integer it holds.
+#[derive(Clone, Copy, Debug)]
+pub struct QCell {
+    /// Where it lives.
+    pub cell: Cell,
+    /// The value, as a signed integer (the field element is its image mod p).
+    pub value: i64,
+}
+
+/// Maps a signed integer into the field.
+pub fn fr_from_i128(v: i128) -> Fr {
+    let mag = Fr::from_u128(v.unsigned_abs());
+    if v < 0 {
+        -mag
+    } else {
+        mag
+    }
+}
+
+/// Maps a signed integer into the field.
+pub fn fr_from_i64(v: i64) -> Fr {
+    fr_from_i128(i128::from(v))
+}
+
+/// Hands out absolute rows to regions, in order.
+#[derive(Debug)]
+pub struct RowCursor {
+    next: usize,
+    usable: usize,
+}
+
+impl RowCursor {
+    /// A cursor over rows `0..usable`.
+    pub fn new(usable: usize) -> Self {
+        RowCursor { next: 0, usable }
+    }
+
+    /// Reserves `n` rows and returns the first.
+    pub fn alloc(&mut self, n: usize) -> Result<usize, PlonkError> {
+        let start = self.next;
+        self.next += n;
+        if self.next > self.usable {
+            return Err(PlonkError::NotEnoughRowsAvailable { current_k: 0 });
+        }
+        Ok(start)
+    }
+
+    /// Rows used so far.
+    pub fn used(&self) -> usize {
+        self.next
+    }
+}
+
+/// Dot products of one activation vector with several constant weight vectors.
+pub trait DotInstructions {
+    /// Lays out up to `lanes` dot products of `x` with the columns of `weights`
+    /// (`weights[lane][0]` is the bias, paired with a constant 1) starting at `offset`,
+    /// and returns the final accumulator of each lane. Uses `x.len() + 1` rows.
+    fn assign_group(
+        &self,
+        region: &mut Region<'_, Fr>,
+        offset: usize,
+        x: &[QCell],
+        weights: &[Vec<Fr>],
+        witness: &dot::DotWitness,
+    ) -> Result<Vec<Cell>, PlonkError>;
+}
+
+/// Rescale with rounding, range check and optional ReLU.
+pub trait RequantInstructions {
+    /// Lays out one row per input and returns the output cells.
+    fn assign_rows(
+        &self,
+        region: &mut Region<'_, Fr>,
+        offset: usize,
+        inputs: &[Cell],
+        params: requant::RequantParams,
+        witness: &[requant::RequantWitness],
+    ) -> Result<Vec<QCell>, PlonkError>;
+}
+
+/// Elementwise `z = cx·x + cy·y + cxy·x·y + c0`.
+pub trait ElementwiseInstructions {
+    /// Lays out one row per element and returns the `z` cells.
+    fn assign_rows(
+        &self,
+        region: &mut Region<'_, Fr>,
+        offset: usize,
+        x: &[QCell],
+        y: Option<&[QCell]>,
+        coeffs: &[[Fr; 4]],
+        z: &[Fr],
+    ) -> Result<Vec<Cell>, PlonkError>;
+}
+
+/// Poseidon commitment to a vector of field elements.
+pub trait PoseidonInstructions {
+    /// Lays out the chained hash of `inputs`; returns the input cells and the digest cell.
+    fn assign_commitment(
+        &self,
+        region: &mut Region<'_, Fr>,
+        offset: usize,
+        witness: &poseidon::CommitmentWitness,
+    ) -> Result<(Vec<Cell>, Cell), PlonkError>;
+}
+
+/// The signed integer a field element represents, when it is within ±2^63.
+pub fn i64_from_fr(f: &Fr) -> Option<i64> {
+    let small = |x: &Fr| -> Option<u64> {
+        let repr = x.to_repr();
+        if repr[8..].iter().any(|&b| b != 0) {
+            return None;
+        }
+        let mut le = [0u8; 8];
+        le.copy_from_slice(&repr[..8]);
+        Some(u64::from_le_bytes(le))
+    };
+    if let Some(v) = small(f).filter(|v| *v <= i64::MAX as u64) {
+        return Some(v as i64);
+    }
+    small(&-*f)
+        .filter(|v| *v <= 1u64 << 63)
+        .map(|v| (v as i128).wrapping_neg() as i64)
+}
+
+/// A field element as 0x-prefixed big-endian hex (the uint256 that Solidity and circom print).
+pub fn fr_to_hex(f: &Fr) -> String {
+    let mut be = f.to_repr();
+    be.reverse();
+    format!("0x{}", hex::encode(be))
+}

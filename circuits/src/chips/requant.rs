@@ -1,0 +1,382 @@
+//! Rescale with rounding, range check, and optional ReLU, in one row per element.
+//!
+//! Row layout (advice `a q rem b u y`, fixed `pow half tag relu`, selector `q_rq`):
+//!
+//! | a | q | rem | b | u | y | pow = 2^s | half = ⌊2^(s-1)⌋ | tag = s | relu |
+//!
+//! Constraints, with `V` = value bits:
+//! - `a + half = q·pow + rem` ("requant rounding"),
+//! - `(s, rem)` in the range table, so `0 <= rem < 2^s` ("requant remainder range"),
+//! - `b ∈ {0,1}` ("requant sign bit"),
+//! - `q + 2^V·(1 - b) = u` ("requant range decomposition"), with `(V, u)` in the table
+//!   ("requant value range"): so `q ∈ [-2^V, 2^V)` and `b = [q >= 0]`,
+//! - `y = q·(relu·b + 1 - relu)` ("requant output").
+//!
+//! Because `q` is range-checked, `q = round(a / 2^s)` is the only solution: the
+//! prover cannot shift an output by a unit.
+
+use halo2_proofs::circuit::{Cell, Region, Value};
+use halo2_proofs::halo2curves::bn256::Fr;
+use halo2_proofs::halo2curves::ff::Field;
+use halo2_proofs::plonk::{
+    Advice, Column, ConstraintSystem, Error as PlonkError, Expression, Fixed, Selector,
+};
+use halo2_proofs::poly::Rotation;
+
+use super::range_table::RangeTableConfig;
+use super::{fr_from_i128, fr_from_i64, QCell, RequantInstructions};
+use crate::quant::RequantValues;
+
+/// Per-region parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequantParams {
+    /// Scale bits removed by rounding division.
+    pub shift: u32,
+    /// Whether the row applies ReLU.
+    pub relu: bool,
+}
+
+/// The cells of one row, as field elements (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequantWitness {
+    /// Input.
+    pub a: Fr,
+    /// Rounded quotient.
+    pub q: Fr,
+    /// Remainder.
+    pub rem: Fr,
+    /// Sign bit.
+    pub b: Fr,
+    /// Offset value.
+    pub u: Fr,
+    /// Output.
+    pub y: Fr,
+    /// The output as an integer.
+    pub y_int: i64,
+}
+
+impl From<RequantValues> for RequantWitness {
+    fn from(r: RequantValues) -> Self {
+        RequantWitness {
+            a: fr_from_i128(r.a),
+            q: fr_from_i64(r.q),
+            rem: fr_from_i64(r.rem),
+            b: Fr::from(u64::from(r.b)),
+            u: fr_from_i64(r.u),
+            y: fr_from_i64(r.y),
+            y_int: r.y,
+        }
+    }
+}
+
+/// Columns and selector of the requant chip.
+#[derive(Clone, Debug)]
+pub struct RequantConfig {
+    advice: [Column<Advice>; 6],
+    fixed: [Column<Fixed>; 4],
+    q_rq: Selector,
+    table: RangeTableConfig,
+    value_bits: u32,
+}
+
+/// The requant chip.
+#[derive(Clone, Debug)]
+pub struct RequantChip {
+    config: RequantConfig,
+}
+
+impl RequantChip {
+    /// Creates the gates and lookups. `value_bits` must be a tag of `table`.
+    pub fn configure(
+        meta: &mut ConstraintSystem<Fr>,
+        advice: [Column<Advice>; 6],
+        fixed: [Column<Fixed>; 4],
+        table: RangeTableConfig,
+        value_bits: u32,
+    ) -> RequantConfig {
+        let q_rq = meta.complex_selector();
+        let [a, q, rem, b, u, y] = advice;
+        let [pow, half, tag, relu] = fixed;
+        let two_v = Expression::Constant(Fr::from(2).pow_vartime([u64::from(value_bits)]));
+        meta.create_gate("requant rounding", |vc| {
+            let s = vc.query_selector(q_rq);
+            let [a, q, rem] = [a, q, rem].map(|c| vc.query_advice(c, Rotation::cur()));
+            let [pow, half] = [pow, half].map(|c| vc.query_fixed(c, Rotation::cur()));
+            vec![s * (a + half - q * pow - rem)]
+        });
+        meta.create_gate("requant sign bit", |vc| {
+            let s = vc.query_selector(q_rq);
+            let b = vc.query_advice(b, Rotation::cur());
+            vec![s * b.clone() * (Expression::Constant(Fr::one()) - b)]
+        });
+        meta.create_gate("requant range decomposition", |vc| {
+            let s = vc.query_selector(q_rq);
+            let [q, b, u] = [q, b, u].map(|c| vc.query_advice(c, Rotation::cur()));
+            vec![s * (q + two_v.clone() * (Expression::Constant(Fr::one()) - b) - u)]
+        });
+        meta.create_gate("requant output", |vc| {
+            let s = vc.query_selector(q_rq);
+            let [q, b, y] = [q, b, y].map(|c| vc.query_advice(c, Rotation::cur()));
+            let r = vc.query_fixed(relu, Rotation::cur());
+            let one = Expression::Constant(Fr::one());
+            vec![s * (y - q * (r.clone() * b + one - r))]
+        });
+        meta.lookup("requant remainder range", |vc| {
+            let s = vc.query_selector(q_rq);
+            let t = vc.query_fixed(tag, Rotation::cur());
+            let rem = vc.query_advice(rem, Rotation::cur());
+            vec![(s.clone() * t, table.tag), (s * rem, table.value)]
+        });
+        let v_tag = Expression::Constant(Fr::from(u64::from(value_bits)));
+        meta.lookup("requant value range", |vc| {
+            let s = vc.query_selector(q_rq);
+            let u = vc.query_advice(u, Rotation::cur());
+            vec![(s.clone() * v_tag, table.tag), (s * u, table.value)]
+        });
+        RequantConfig {
+            advice,
+            fixed,
+            q_rq,
+            table,
+            value_bits,
+        }
+    }
+
+    /// Wraps a configuration.
+    pub fn construct(config: RequantConfig) -> Self {
+        RequantChip { config }
+    }
+
+    /// The value bits this chip range-checks.
+    pub fn value_bits(&self) -> u32 {
+        self.config.value_bits
+    }
+}
+
+impl RequantInstructions for RequantChip {
+    fn assign_rows(
+        &self,
+        region: &mut Region<'_, Fr>,
+        offset: usize,
+        inputs: &[Cell],
+        params: RequantParams,
+        witness: &[RequantWitness],
+    ) -> Result<Vec<QCell>, PlonkError> {
+        let c = &self.config;
+        if inputs.len() != witness.len() || !c.table.has(params.shift) {
+            return Err(PlonkError::Synthesis);
+        }
+        let pow = Fr::from(2).pow_vartime([u64::from(params.shift)]);
+        let half = if params.shift == 0 {
+            Fr::zero()
+        } else {
+            Fr::from(2).pow_vartime([u64::from(params.shift - 1)])
+        };
+        let fixed = [
+            pow,
+            half,
+            Fr::from(u64::from(params.shift)),
+            Fr::from(u64::from(params.relu)),
+        ];
+        let mut out = Vec::with_capacity(inputs.len());
+        for (i, (input, w)) in inputs.iter().zip(witness).enumerate() {
+            let row = offset + i;
+            c.q_rq.enable(region, row)?;
+            for (col, v) in c.fixed.iter().zip(fixed) {
+                region.assign_fixed(*col, row, v);
+            }
+            let cells: Vec<Cell> = c
+                .advice
+                .iter()
+                .zip([w.a, w.q, w.rem, w.b, w.u, w.y])
+                .map(|(col, v)| region.assign_advice(*col, row, Value::known(v)).cell())
+                .collect();
+            region.constrain_equal(cells[0], *input);
+            out.push(QCell {
+                cell: cells[5],
+                value: w.y_int,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use halo2_proofs::circuit::{Layouter, SimpleFloorPlanner};
+    use halo2_proofs::dev::{MockProver, VerifyFailure};
+    use halo2_proofs::plonk::{Circuit, Instance};
+
+    use super::*;
+    use crate::quant::requant;
+
+    const V: u32 = 6;
+    const SHIFT: u32 = 3;
+
+    #[derive(Clone, Default)]
+    struct TestCircuit {
+        a: Vec<i128>,
+        relu: bool,
+        tamper: Option<Box<fn(&mut RequantWitness)>>,
+    }
+
+    impl Circuit<Fr> for TestCircuit {
+        type Config = (
+            RequantConfig,
+            RangeTableConfig,
+            Column<Advice>,
+            Column<Instance>,
+        );
+        type FloorPlanner = SimpleFloorPlanner;
+        type Params = ();
+        fn without_witnesses(&self) -> Self {
+            self.clone()
+        }
+        fn configure(meta: &mut ConstraintSystem<Fr>) -> Self::Config {
+            let advice: [Column<Advice>; 6] = std::array::from_fn(|_| meta.advice_column());
+            let fixed: [Column<Fixed>; 4] = std::array::from_fn(|_| meta.fixed_column());
+            let instance = meta.instance_column();
+            meta.enable_equality(instance);
+            advice.iter().for_each(|a| meta.enable_equality(*a));
+            let table = RangeTableConfig::configure(meta, &[SHIFT, V]);
+            (
+                RequantChip::configure(meta, advice, fixed, table.clone(), V),
+                table,
+                advice[1],
+                instance,
+            )
+        }
+        fn synthesize(
+            &self,
+            (config, table, input_col, instance): Self::Config,
+            mut layouter: impl Layouter<Fr>,
+        ) -> Result<(), PlonkError> {
+            table.load(&mut layouter)?;
+            let chip = RequantChip::construct(config);
+            let mut witness: Vec<RequantWitness> = self
+                .a
+                .iter()
+                .map(|&a| requant(a, SHIFT, self.relu, V).expect("in range").into())
+                .collect();
+            if let Some(t) = &self.tamper {
+                t(&mut witness[1]);
+            }
+            let outs = layouter.assign_region(
+                || "requant test",
+                |mut region| {
+                    let inputs: Vec<Cell> = self
+                        .a
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &a)| {
+                            region
+                                .assign_advice(input_col, i, Value::known(fr_from_i128(a)))
+                                .cell()
+                        })
+                        .collect();
+                    chip.assign_rows(
+                        &mut region,
+                        self.a.len(),
+                        &inputs,
+                        RequantParams {
+                            shift: SHIFT,
+                            relu: self.relu,
+                        },
+                        &witness,
+                    )
+                },
+            )?;
+            for (i, o) in outs.iter().enumerate() {
+                layouter.constrain_instance(o.cell, instance, i);
+            }
+            Ok(())
+        }
+    }
+
+    fn run(relu: bool, tamper: Option<fn(&mut RequantWitness)>) -> Result<(), Vec<VerifyFailure>> {
+        let a = vec![100, -100, 37, -5, 0, 255];
+        let expected: Vec<Fr> = a
+            .iter()
+            .map(|&v| fr_from_i64(requant(v, SHIFT, relu, V).expect("in range").y))
+            .collect();
+        let c = TestCircuit {
+            a,
+            relu,
+            tamper: tamper.map(Box::new),
+        };
+        MockProver::run(9, &c, vec![expected]).unwrap().verify()
+    }
+
+    fn names(failures: &[VerifyFailure]) -> Vec<String> {
+        failures
+            .iter()
+            .map(|f| match f {
+                VerifyFailure::ConstraintNotSatisfied { constraint, .. } => format!("{constraint}"),
+                VerifyFailure::Lookup { name, .. } => format!("lookup {name}"),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn assert_fails(relu: bool, tamper: fn(&mut RequantWitness), expected: &str) {
+        let failures = run(relu, Some(tamper)).unwrap_err();
+        let n = names(&failures);
+        assert!(
+            n.iter().any(|s| s.contains(expected)),
+            "expected `{expected}` in {n:?}"
+        );
+    }
+
+    #[test]
+    fn honest_rows_verify() {
+        assert_eq!(run(false, None), Ok(()));
+        assert_eq!(run(true, None), Ok(()));
+    }
+
+    #[test]
+    fn rescaled_value_off_by_one_fails_rounding() {
+        // q + 1 with the same remainder breaks a + half = q·pow + rem.
+        assert_fails(false, |w| w.q += Fr::one(), "requant rounding");
+    }
+
+    #[test]
+    fn shifted_quotient_with_oversized_remainder_fails_lookup() {
+        // q - 1 with rem + 8 satisfies the rounding gate, but rem leaves [0, 2^3).
+        assert_fails(
+            false,
+            |w| {
+                w.q -= Fr::one();
+                w.rem += Fr::from(8);
+                w.u -= Fr::one();
+            },
+            "requant remainder range",
+        );
+    }
+
+    #[test]
+    fn wrong_sign_bit_fails() {
+        // Row 1 is -100 → q = -12, b = 0. Flipping b alone breaks the decomposition.
+        assert_fails(false, |w| w.b = Fr::one(), "requant range decomposition");
+        assert_fails(false, |w| w.b = Fr::from(2), "requant sign bit");
+    }
+
+    #[test]
+    fn out_of_range_value_fails_value_lookup() {
+        // Claim b = 1 with u = q (negative): the decomposition holds but u is not in [0, 2^V).
+        assert_fails(
+            false,
+            |w| {
+                w.b = Fr::one();
+                w.u = w.q;
+            },
+            "requant value range",
+        );
+    }
+
+    #[test]
+    fn relu_output_tampered_fails() {
+        // Row 1 is negative: ReLU must output 0, not q.
+        assert_fails(true, |w| w.y = w.q, "requant output");
+        assert_fails(false, |w| w.y += Fr::one(), "requant output");
+    }
+}

@@ -1,0 +1,444 @@
+//! The model circuit: chips wired together, one layout function per step kind.
+//!
+//! Public instances (one column): row 0 is the Poseidon commitment to the quantized
+//! input, rows 1.. are the quantized outputs, flattened in output order.
+
+use std::sync::Arc;
+
+use halo2_proofs::circuit::{Layouter, SimpleFloorPlanner};
+use halo2_proofs::halo2curves::bn256::Fr;
+use halo2_proofs::plonk::{Circuit, Column, ConstraintSystem, Error as PlonkError, Instance};
+
+use crate::chips::dot::{DotChip, DotConfig, DotWitness};
+use crate::chips::elementwise::{ElementwiseChip, ElementwiseConfig};
+use crate::chips::poseidon::{self, CommitmentWitness, PoseidonChip, PoseidonConfig};
+use crate::chips::range_table::RangeTableConfig;
+use crate::chips::requant::{RequantChip, RequantConfig, RequantParams, RequantWitness};
+use crate::chips::{
+    fr_from_i128, fr_from_i64, DotInstructions, ElementwiseInstructions, PoseidonInstructions,
+    QCell, RequantInstructions, RowCursor,
+};
+use crate::error::{Error, Result};
+use crate::quant::{requant, QModel, Settings, StepKind, Trace};
+
+/// Rows kept free at the bottom for halo2's blinding factors.
+pub const RESERVED_ROWS: usize = 16;
+
+/// Minimum advice columns: the Poseidon state (13) plus its aux column.
+pub const MIN_ADVICE: usize = poseidon::WIDTH + 1;
+
+/// Rows a step occupies with `lanes` dot-product lanes.
+pub fn step_rows(kind: &StepKind, lanes: usize) -> usize {
+    match kind {
+        StepKind::Linear { rows, k, n, .. } => rows * n.div_ceil(lanes) * (k + 1) + rows * n,
+        StepKind::Elementwise { coeffs, .. } => 2 * coeffs.len(),
+        StepKind::Relu { input: _ } => 0, // counted by the caller from the tensor size
+        StepKind::View { .. } => 0,
+    }
+}
+
+/// Rows the whole model occupies (commitment, input range checks, steps).
+pub fn model_rows(model: &QModel, lanes: usize) -> usize {
+    let n_in: usize = model.input_sizes().iter().sum();
+    let steps: usize = model
+        .steps
+        .iter()
+        .map(|s| match &s.kind {
+            StepKind::Relu { .. } => model.tensors[s.output].numel(),
+            other => step_rows(other, lanes),
+        })
+        .sum();
+    poseidon::commitment_rows(n_in) + n_in + steps
+}
+
+/// Column configuration of the model circuit.
+#[derive(Clone, Debug)]
+pub struct ModelConfig {
+    dot: DotConfig,
+    requant: RequantConfig,
+    elementwise: ElementwiseConfig,
+    poseidon: PoseidonConfig,
+    table: RangeTableConfig,
+    instance: Column<Instance>,
+}
+
+/// The circuit for one quantized model and one input.
+#[derive(Clone, Debug)]
+pub struct ModelCircuit {
+    model: Arc<QModel>,
+    inputs: Vec<Vec<i64>>,
+}
+
+impl ModelCircuit {
+    /// A circuit for quantized inputs (use [`QModel::quantize_inputs`]).
+    pub fn new(model: Arc<QModel>, quantized_inputs: Vec<Vec<i64>>) -> Self {
+        ModelCircuit {
+            model,
+            inputs: quantized_inputs,
+        }
+    }
+
+    /// A circuit with an all-zero input, for key generation.
+    pub fn for_keygen(model: Arc<QModel>) -> Self {
+        let inputs = model
+            .input_sizes()
+            .into_iter()
+            .map(|n| vec![0; n])
+            .collect();
+        ModelCircuit { model, inputs }
+    }
+
+    /// The model.
+    pub fn model(&self) -> &QModel {
+        &self.model
+    }
+
+    /// Evaluates the model and returns the public instances.
+    pub fn instances(&self) -> Result<Vec<Fr>> {
+        let trace = self.model.eval_quantized(&self.inputs)?;
+        Ok(public_instances(&self.model, &self.inputs, &trace))
+    }
+}
+
+/// `[commitment, outputs…]` for a quantized input and its trace.
+pub fn public_instances(model: &QModel, inputs: &[Vec<i64>], trace: &Trace) -> Vec<Fr> {
+    let flat: Vec<Fr> = inputs.iter().flatten().map(|&v| fr_from_i64(v)).collect();
+    let mut out = vec![poseidon::commit(&flat)];
+    out.extend(
+        trace
+            .outputs(model)
+            .iter()
+            .flatten()
+            .map(|&v| fr_from_i64(v)),
+    );
+    out
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            version: crate::quant::SETTINGS_VERSION,
+            k: 8,
+            scale_bits: 4,
+            value_bits: 6,
+            dot_lanes: 13,
+            num_advice: MIN_ADVICE,
+            num_fixed: poseidon::WIDTH,
+            table_tags: vec![6],
+        }
+    }
+}
+
+impl Circuit<Fr> for ModelCircuit {
+    type Config = ModelConfig;
+    type FloorPlanner = SimpleFloorPlanner;
+    type Params = Settings;
+
+    fn without_witnesses(&self) -> Self {
+        Self::for_keygen(self.model.clone())
+    }
+
+    fn params(&self) -> Settings {
+        self.model.settings.clone()
+    }
+
+    fn configure_with_params(meta: &mut ConstraintSystem<Fr>, s: Settings) -> ModelConfig {
+        let advice: Vec<_> = (0..s.num_advice.max(MIN_ADVICE).max(s.dot_lanes + 1))
+            .map(|_| meta.advice_column())
+            .collect();
+        advice.iter().for_each(|a| meta.enable_equality(*a));
+        let fixed: Vec<_> = (0..s.num_fixed.max(poseidon::WIDTH).max(s.dot_lanes))
+            .map(|_| meta.fixed_column())
+            .collect();
+        let constants = meta.fixed_column();
+        meta.enable_constant(constants);
+        let instance = meta.instance_column();
+        meta.enable_equality(instance);
+        let table = RangeTableConfig::configure(meta, &s.table_tags);
+        let dot = DotChip::configure(
+            meta,
+            advice[0],
+            &advice[1..=s.dot_lanes],
+            &fixed[..s.dot_lanes],
+        );
+        let state: [_; poseidon::WIDTH] = std::array::from_fn(|i| advice[i]);
+        let rc: [_; poseidon::WIDTH] = std::array::from_fn(|i| fixed[i]);
+        let poseidon = PoseidonChip::configure(meta, state, advice[poseidon::WIDTH], rc);
+        let requant = RequantChip::configure(
+            meta,
+            std::array::from_fn(|i| advice[i]),
+            std::array::from_fn(|i| fixed[i]),
+            table.clone(),
+            s.value_bits,
+        );
+        let elementwise = ElementwiseChip::configure(
+            meta,
+            std::array::from_fn(|i| advice[i]),
+            std::array::from_fn(|i| fixed[i]),
+        );
+        ModelConfig {
+            dot,
+            requant,
+            elementwise,
+            poseidon,
+            table,
+            instance,
+        }
+    }
+
+    fn configure(meta: &mut ConstraintSystem<Fr>) -> ModelConfig {
+        Self::configure_with_params(meta, Settings::default())
+    }
+
+    fn synthesize(
+        &self,
+        config: ModelConfig,
+        mut layouter: impl Layouter<Fr>,
+    ) -> std::result::Result<(), PlonkError> {
+        config.table.load(&mut layouter)?;
+        let model = &*self.model;
+        let mut ly = Layout {
+            cursor: RowCursor::new((1usize << model.settings.k).saturating_sub(RESERVED_ROWS)),
+            dot: DotChip::construct(config.dot.clone()),
+            requant: RequantChip::construct(config.requant.clone()),
+            elementwise: ElementwiseChip::construct(config.elementwise.clone()),
+            lanes: model.settings.dot_lanes,
+        };
+        let mut tensors: Vec<Option<Vec<QCell>>> = vec![None; model.tensors.len()];
+
+        // Commitment to all inputs, then a range check of each input value.
+        let flat: Vec<i64> = self.inputs.iter().flatten().copied().collect();
+        let cw =
+            CommitmentWitness::compute(&flat.iter().map(|&v| fr_from_i64(v)).collect::<Vec<_>>());
+        let off = ly.cursor.alloc(poseidon::commitment_rows(flat.len()))?;
+        let chip = PoseidonChip::construct(config.poseidon.clone());
+        let (input_cells, digest) = layouter.assign_region(
+            || "input commitment",
+            |mut region| chip.assign_commitment(&mut region, off, &cw),
+        )?;
+        layouter.constrain_instance(digest, config.instance, 0);
+        let mut next = 0;
+        for (&id, values) in model.inputs.iter().zip(&self.inputs) {
+            let cells = &input_cells[next..next + values.len()];
+            next += values.len();
+            let acc: Vec<i128> = values.iter().map(|&v| i128::from(v)).collect();
+            tensors[id] = Some(ly.requant(
+                &mut layouter,
+                cells,
+                &acc,
+                RequantParams {
+                    shift: 0,
+                    relu: false,
+                },
+            )?);
+        }
+
+        for step in &model.steps {
+            let get = |id: usize| tensors[id].clone().ok_or(PlonkError::Synthesis);
+            let out = match &step.kind {
+                StepKind::Linear {
+                    input,
+                    rows,
+                    k,
+                    n,
+                    weight,
+                    bias,
+                    shift,
+                } => ly.linear(
+                    &mut layouter,
+                    &get(*input)?,
+                    (*rows, *k, *n),
+                    weight,
+                    bias,
+                    *shift,
+                )?,
+                StepKind::Elementwise {
+                    x,
+                    y,
+                    coeffs,
+                    shift,
+                } => {
+                    let yv = y.map(get).transpose()?;
+                    ly.elementwise(&mut layouter, &get(*x)?, yv.as_deref(), coeffs, *shift)?
+                }
+                StepKind::Relu { input } => {
+                    let x = get(*input)?;
+                    let cells: Vec<_> = x.iter().map(|c| c.cell).collect();
+                    let acc: Vec<i128> = x.iter().map(|c| i128::from(c.value)).collect();
+                    ly.requant(
+                        &mut layouter,
+                        &cells,
+                        &acc,
+                        RequantParams {
+                            shift: 0,
+                            relu: true,
+                        },
+                    )?
+                }
+                StepKind::View { input, index } => {
+                    let x = get(*input)?;
+                    index
+                        .iter()
+                        .map(|&i| x.get(i).copied().ok_or(PlonkError::Synthesis))
+                        .collect::<std::result::Result<_, _>>()?
+                }
+            };
+            tensors[step.output] = Some(out);
+        }
+
+        let mut row = 1;
+        for &o in &model.outputs {
+            for c in tensors[o].as_ref().ok_or(PlonkError::Synthesis)? {
+                layouter.constrain_instance(c.cell, config.instance, row);
+                row += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Synthesis state: the row cursor and the chips.
+struct Layout {
+    cursor: RowCursor,
+    dot: DotChip,
+    requant: RequantChip,
+    elementwise: ElementwiseChip,
+    lanes: usize,
+}
+
+type SynthResult<T> = std::result::Result<T, PlonkError>;
+
+impl Layout {
+    /// Rescales accumulators (`acc[i]` is the value in `cells[i]`) in one region.
+    fn requant(
+        &mut self,
+        layouter: &mut impl Layouter<Fr>,
+        cells: &[halo2_proofs::circuit::Cell],
+        acc: &[i128],
+        params: RequantParams,
+    ) -> SynthResult<Vec<QCell>> {
+        let v = self.requant.value_bits();
+        let witness: Vec<RequantWitness> = acc
+            .iter()
+            .map(|&a| {
+                requant(a, params.shift, params.relu, v)
+                    .map(RequantWitness::from)
+                    .ok_or(PlonkError::Synthesis)
+            })
+            .collect::<SynthResult<_>>()?;
+        let off = self.cursor.alloc(cells.len())?;
+        let chip = &self.requant;
+        layouter.assign_region(
+            || "requant",
+            |mut region| chip.assign_rows(&mut region, off, cells, params, &witness),
+        )
+    }
+
+    fn linear(
+        &mut self,
+        layouter: &mut impl Layouter<Fr>,
+        x: &[QCell],
+        (rows, k, n): (usize, usize, usize),
+        weight: &[i64],
+        bias: &[i64],
+        shift: u32,
+    ) -> SynthResult<Vec<QCell>> {
+        let mut acc_cells = Vec::with_capacity(rows * n);
+        let mut acc_values = Vec::with_capacity(rows * n);
+        for m in 0..rows {
+            let xs = &x[m * k..(m + 1) * k];
+            let x_fr: Vec<Fr> = xs.iter().map(|c| fr_from_i64(c.value)).collect();
+            for start in (0..n).step_by(self.lanes) {
+                let lanes: Vec<usize> = (start..n.min(start + self.lanes)).collect();
+                let weights: Vec<Vec<Fr>> = lanes
+                    .iter()
+                    .map(|&j| {
+                        std::iter::once(bias[m * n + j])
+                            .chain((0..k).map(|i| weight[i * n + j]))
+                            .map(fr_from_i64)
+                            .collect()
+                    })
+                    .collect();
+                for &j in &lanes {
+                    let dot = xs
+                        .iter()
+                        .enumerate()
+                        .fold(i128::from(bias[m * n + j]), |s, (i, c)| {
+                            s + i128::from(c.value) * i128::from(weight[i * n + j])
+                        });
+                    acc_values.push(dot);
+                }
+                let witness = DotWitness::compute(&x_fr, &weights);
+                let off = self.cursor.alloc(k + 1)?;
+                let chip = &self.dot;
+                let cells = layouter.assign_region(
+                    || "dot",
+                    |mut region| chip.assign_group(&mut region, off, xs, &weights, &witness),
+                )?;
+                acc_cells.extend(cells);
+            }
+        }
+        self.requant(
+            layouter,
+            &acc_cells,
+            &acc_values,
+            RequantParams { shift, relu: false },
+        )
+    }
+
+    fn elementwise(
+        &mut self,
+        layouter: &mut impl Layouter<Fr>,
+        x: &[QCell],
+        y: Option<&[QCell]>,
+        coeffs: &[[i64; 4]],
+        shift: u32,
+    ) -> SynthResult<Vec<QCell>> {
+        let z: Vec<i128> = coeffs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let (xv, yv) = (
+                    i128::from(x[i].value),
+                    y.map_or(0, |y| i128::from(y[i].value)),
+                );
+                i128::from(c[0]) * xv
+                    + i128::from(c[1]) * yv
+                    + i128::from(c[2]) * xv * yv
+                    + i128::from(c[3])
+            })
+            .collect();
+        let coeffs_fr: Vec<[Fr; 4]> = coeffs.iter().map(|c| c.map(fr_from_i64)).collect();
+        let z_fr: Vec<Fr> = z.iter().map(|&v| fr_from_i128(v)).collect();
+        let off = self.cursor.alloc(x.len())?;
+        let chip = &self.elementwise;
+        let cells = layouter.assign_region(
+            || "elementwise",
+            |mut region| chip.assign_rows(&mut region, off, x, y, &coeffs_fr, &z_fr),
+        )?;
+        self.requant(layouter, &cells, &z, RequantParams { shift, relu: false })
+    }
+}
+
+/// Checks that a model's settings can hold it (rows and table).
+pub fn check_fits(model: &QModel) -> Result<()> {
+    let s = &model.settings;
+    let usable = (1usize << s.k).saturating_sub(RESERVED_ROWS);
+    let rows = model_rows(model, s.dot_lanes);
+    let table = crate::chips::range_table::table_rows(&s.table_tags);
+    if rows > usable || table > usable {
+        return Err(Error::Settings(format!(
+            "k = {} gives {usable} usable rows; the model needs {rows} and the table {table}",
+            s.k
+        )));
+    }
+    if !s.table_tags.contains(&s.value_bits)
+        || model
+            .shifts()
+            .iter()
+            .any(|t| *t > 0 && !s.table_tags.contains(t))
+    {
+        return Err(Error::Settings("range table lacks a needed width".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,240 @@
+//! From ONNX bytes to a [`QModel`]: import, calibrate, choose the circuit shape, quantize.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::chips::range_table::table_rows;
+use crate::circuit::{check_fits, model_rows, MIN_ADVICE, RESERVED_ROWS};
+use crate::error::{Error, Result};
+use crate::ir::Graph;
+use crate::quant::{lower, ErrorBound, QModel, Settings, SETTINGS_VERSION};
+
+/// Knobs of `zkinfer compile`.
+#[derive(Clone, Debug, Default)]
+pub struct CompileOptions {
+    /// Force the activation scale (bits after the binary point).
+    pub scale_bits: Option<u32>,
+    /// Largest k to consider.
+    pub max_k: Option<u32>,
+}
+
+/// Lowest activation scale chosen automatically (2^-8 resolution).
+pub const MIN_AUTO_SCALE_BITS: u32 = 8;
+/// Default largest k.
+pub const DEFAULT_MAX_K: u32 = 22;
+/// Dot-product lane counts tried by the shape search.
+const LANE_CHOICES: [usize; 7] = [13, 16, 20, 24, 32, 48, 64];
+
+/// A compiled model: the float graph (for reference inference and error bounds) and the quantized model.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Compiled {
+    /// The imported float graph.
+    pub graph: Graph,
+    /// The quantized model the circuit proves.
+    pub model: QModel,
+    /// SHA-256 of the ONNX file, hex.
+    pub onnx_sha256: String,
+}
+
+/// Calibration statistics.
+#[derive(Clone, Debug)]
+struct Calibration {
+    /// Largest |value| per tensor over all samples.
+    mag: Vec<f64>,
+    /// Integer bits (with one bit of headroom) the largest activation needs.
+    int_bits: u32,
+}
+
+/// Splits concatenated calibration data into samples; synthesizes inputs in [-1, 1) when none is given.
+pub fn calibration_samples(graph: &Graph, data: Option<&[Vec<f32>]>) -> Result<Vec<Vec<Vec<f64>>>> {
+    let sizes: Vec<usize> = graph
+        .inputs
+        .iter()
+        .map(|&i| graph.tensors[i].numel())
+        .collect();
+    let Some(data) = data else {
+        let mut rng = ChaCha8Rng::seed_from_u64(0x5eed);
+        return Ok((0..4)
+            .map(|_| {
+                sizes
+                    .iter()
+                    .map(|&n| (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect())
+                    .collect()
+            })
+            .collect());
+    };
+    if data.len() != sizes.len() {
+        return Err(Error::InputCount {
+            expected: sizes.len(),
+            got: data.len(),
+        });
+    }
+    let mut count = None;
+    for (index, (d, &size)) in data.iter().zip(&sizes).enumerate() {
+        if d.is_empty() || d.len() % size != 0 {
+            return Err(Error::Calibration {
+                index,
+                got: d.len(),
+                size,
+            });
+        }
+        let c = d.len() / size;
+        if *count.get_or_insert(c) != c {
+            return Err(Error::Calibration {
+                index,
+                got: d.len(),
+                size,
+            });
+        }
+    }
+    let count = count.unwrap_or(0);
+    Ok((0..count)
+        .map(|s| {
+            data.iter()
+                .zip(&sizes)
+                .map(|(d, &n)| {
+                    d[s * n..(s + 1) * n]
+                        .iter()
+                        .map(|&v| f64::from(v))
+                        .collect()
+                })
+                .collect()
+        })
+        .collect())
+}
+
+fn calibrate(graph: &Graph, samples: &[Vec<Vec<f64>>]) -> Result<Calibration> {
+    let mut mag = vec![0.0f64; graph.tensors.len()];
+    for sample in samples {
+        let values = graph.eval_f64(sample)?;
+        for (m, v) in mag.iter_mut().zip(&values) {
+            *m = v.iter().fold(*m, |a, x| a.max(x.abs()));
+        }
+    }
+    let max = mag.iter().copied().fold(0.0, f64::max);
+    let int_bits = if max <= 1.0 {
+        1
+    } else {
+        max.log2().ceil() as u32 + 1
+    };
+    Ok(Calibration { mag, int_bits })
+}
+
+/// Predicted prove time in µs, fitted on this machine class: 2^k·(4.0·advice + 16.6 + 17·lookups).
+pub fn predicted_prove_us(k: u32, advice: usize, lookups: usize) -> f64 {
+    (1u64 << k) as f64 * (4.0 * advice as f64 + 16.6 + 17.0 * lookups as f64)
+}
+
+/// Compiles ONNX bytes with optional calibration data (EZKL format: one list per input).
+pub fn compile(
+    onnx: &[u8],
+    calibration: Option<&[Vec<f32>]>,
+    opts: &CompileOptions,
+) -> Result<Compiled> {
+    let graph = crate::onnx::import_bytes(onnx)?;
+    let samples = calibration_samples(&graph, calibration)?;
+    let cal = calibrate(&graph, &samples)?;
+    let max_k = opts.max_k.unwrap_or(DEFAULT_MAX_K);
+    let mut best: Option<(f64, QModel)> = None;
+    for lanes in LANE_CHOICES {
+        if let Some(model) = shape_for_lanes(&graph, &cal, lanes, opts.scale_bits, max_k)? {
+            let cost = predicted_prove_us(model.settings.k, model.settings.num_advice, 2);
+            if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+                best = Some((cost, model));
+            }
+        }
+    }
+    let (_, model) = best.ok_or_else(|| {
+        let rows = lower(&graph, 8, 10)
+            .map(|steps| quick_rows(&graph, steps, LANE_CHOICES[LANE_CHOICES.len() - 1]))
+            .unwrap_or(0);
+        match opts.scale_bits {
+            Some(s) if rows + RESERVED_ROWS <= 1usize << max_k => Error::Settings(format!(
+                "--scale-bits {s} needs a range table larger than 2^{max_k} rows"
+            )),
+            _ => Error::TooLarge { rows, max_k },
+        }
+    })?;
+    Ok(Compiled {
+        graph,
+        model,
+        onnx_sha256: hex::encode(Sha256::digest(onnx)),
+    })
+}
+
+fn quick_rows(graph: &Graph, steps: Vec<crate::quant::Step>, lanes: usize) -> usize {
+    let mut m = skeleton(graph, steps);
+    m.settings.dot_lanes = lanes;
+    model_rows(&m, lanes)
+}
+
+fn skeleton(graph: &Graph, steps: Vec<crate::quant::Step>) -> QModel {
+    QModel {
+        settings: Settings::default(),
+        tensors: graph.tensors.clone(),
+        inputs: graph.inputs.clone(),
+        outputs: graph.outputs.clone(),
+        steps,
+        error_bound: Vec::new(),
+        calibrated_max_abs: 0.0,
+    }
+}
+
+/// The cheapest k for `lanes`, with its quantized model, or `None` when nothing fits.
+fn shape_for_lanes(
+    graph: &Graph,
+    cal: &Calibration,
+    lanes: usize,
+    scale_override: Option<u32>,
+    max_k: u32,
+) -> Result<Option<QModel>> {
+    // Row counts do not depend on scales: measure them once.
+    let rows = quick_rows(
+        graph,
+        lower(
+            graph,
+            MIN_AUTO_SCALE_BITS,
+            MIN_AUTO_SCALE_BITS + cal.int_bits,
+        )?,
+        lanes,
+    );
+    for k in 6..=max_k {
+        let usable = (1usize << k).saturating_sub(RESERVED_ROWS);
+        if rows > usable {
+            continue;
+        }
+        let value_bits = match scale_override {
+            Some(s) => s + cal.int_bits,
+            None => (k - 2).max(MIN_AUTO_SCALE_BITS + cal.int_bits),
+        };
+        let scale_bits = value_bits - cal.int_bits;
+        let steps = lower(graph, scale_bits, value_bits)?;
+        let mut model = skeleton(graph, steps);
+        let mut tags = model.shifts();
+        tags.push(value_bits);
+        tags.retain(|&t| t > 0);
+        tags.sort_unstable();
+        tags.dedup();
+        if table_rows(&tags) > usable {
+            continue;
+        }
+        model.settings = Settings {
+            version: SETTINGS_VERSION,
+            k,
+            scale_bits,
+            value_bits,
+            dot_lanes: lanes,
+            num_advice: MIN_ADVICE.max(lanes + 1),
+            num_fixed: crate::chips::poseidon::WIDTH.max(lanes),
+            table_tags: tags,
+        };
+        model.error_bound =
+            ErrorBound::compute(graph, &model.steps, scale_bits, &cal.mag).per_output;
+        model.calibrated_max_abs = cal.mag.iter().copied().fold(0.0, f64::max);
+        check_fits(&model)?;
+        return Ok(Some(model));
+    }
+    Ok(None)
+}

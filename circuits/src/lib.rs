@@ -1,0 +1,21 @@
+//! Quantized tensor chips and the lowering of ONNX graphs to Halo2 circuits.
+//!
+//! Pipeline: [`onnx`] decodes a model into the typed [`ir::Graph`]; [`compile`]
+//! calibrates it, picks the circuit shape and lowers it to a [`quant::QModel`] of
+//! integer steps; [`circuit::ModelCircuit`] lays the steps out on the [`chips`].
+//!
+//! # Feature flags
+//! None.
+
+pub mod chips;
+pub mod circuit;
+pub mod compile;
+pub mod data;
+mod error;
+pub mod ir;
+pub mod onnx;
+pub mod quant;
+pub mod reference;
+
+pub use error::{Error, Result};
+pub use halo2_proofs::halo2curves::bn256::Fr;

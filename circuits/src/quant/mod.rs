@@ -1,0 +1,341 @@
+//! Fixed-point quantization: every activation is an integer at scale `2^scale_bits`,
+//! every constant gets its own power-of-two scale, and after each multiplication the
+//! result is rescaled with rounding (the circuit constrains the rounding, see
+//! [`crate::chips::requant`]).
+
+mod bound;
+pub use bound::F32_SLACK;
+mod eval;
+
+pub use bound::ErrorBound;
+pub use eval::{quantize_input, requant, RequantValues, Trace};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::ir::{BinaryKind, ConstTensor, Graph, Op, Operand, TensorId, TensorInfo};
+
+/// Version of [`Settings`] and [`QModel`]; bump on any change that alters the circuit.
+pub const SETTINGS_VERSION: u32 = 1;
+
+/// Circuit parameters: stored next to the keys and bound into the cache key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Format version ([`SETTINGS_VERSION`]).
+    pub version: u32,
+    /// log2 of the number of rows.
+    pub k: u32,
+    /// Activation scale: a real value `x` is the integer `round(x * 2^scale_bits)`.
+    pub scale_bits: u32,
+    /// Activations lie in `[-2^value_bits, 2^value_bits)`; the range table holds `2^value_bits` values.
+    pub value_bits: u32,
+    /// Output neurons accumulated side by side in the dot-product chip.
+    pub dot_lanes: usize,
+    /// Advice columns.
+    pub num_advice: usize,
+    /// Fixed columns shared by the chips (weights, round constants, per-row parameters).
+    pub num_fixed: usize,
+    /// Bit-widths present in the tagged range table.
+    pub table_tags: Vec<u32>,
+}
+
+/// An elementwise row: `z = cx·x + cy·y + cxy·x·y + c0`, all integers.
+pub type Coeffs = [i64; 4];
+
+/// One lowered operation on quantized integers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum StepKind {
+    /// `acc[m][j] = bias[m][j] + Σ_i x[m][i]·weight[i][j]`, then rescale by `2^shift`.
+    Linear {
+        /// The activation, viewed as `[rows, k]`.
+        input: TensorId,
+        /// Rows of the activation.
+        rows: usize,
+        /// Inner dimension.
+        k: usize,
+        /// Output features.
+        n: usize,
+        /// `[k][n]`, at scale `2^shift`.
+        weight: Vec<i64>,
+        /// `[rows][n]`, at scale `2^(scale_bits + shift)`.
+        bias: Vec<i64>,
+        /// Weight scale bits, removed again by the rescale.
+        shift: u32,
+    },
+    /// Elementwise affine-product, then rescale by `2^shift`.
+    Elementwise {
+        /// First operand.
+        x: TensorId,
+        /// Second operand (when both operands are activations).
+        y: Option<TensorId>,
+        /// One row of coefficients per output element.
+        coeffs: Vec<Coeffs>,
+        /// Scale bits removed by the rescale.
+        shift: u32,
+    },
+    /// `max(x, 0)`.
+    Relu {
+        /// The activation.
+        input: TensorId,
+    },
+    /// A re-indexing: `out[i] = input[index[i]]` (no constraints).
+    View {
+        /// The activation.
+        input: TensorId,
+        /// Source element of each output element.
+        index: Vec<usize>,
+    },
+}
+
+/// A lowered node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// The ONNX node it comes from.
+    pub node: String,
+    /// The ONNX op type.
+    pub op_type: String,
+    /// What it does.
+    pub kind: StepKind,
+    /// The tensor it defines.
+    pub output: TensorId,
+}
+
+/// A quantized model: everything the circuit and the witness generator need.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QModel {
+    /// Circuit parameters.
+    pub settings: Settings,
+    /// All activation tensors (shapes, names).
+    pub tensors: Vec<TensorInfo>,
+    /// Input tensors.
+    pub inputs: Vec<TensorId>,
+    /// Output tensors.
+    pub outputs: Vec<TensorId>,
+    /// Lowered steps in order.
+    pub steps: Vec<Step>,
+    /// Worst-case error bound of each output against float inference, for inputs
+    /// within the calibrated range (see [`ErrorBound`]).
+    pub error_bound: Vec<f64>,
+    /// Largest absolute activation seen in calibration.
+    pub calibrated_max_abs: f64,
+}
+
+impl QModel {
+    /// Flattened size of every input.
+    pub fn input_sizes(&self) -> Vec<usize> {
+        self.inputs
+            .iter()
+            .map(|&i| self.tensors[i].numel())
+            .collect()
+    }
+
+    /// Shapes of the outputs.
+    pub fn output_shapes(&self) -> Vec<Vec<usize>> {
+        self.outputs
+            .iter()
+            .map(|&i| self.tensors[i].shape.clone())
+            .collect()
+    }
+
+    /// Converts a quantized value back to a real number.
+    pub fn dequantize(&self, v: i64) -> f64 {
+        v as f64 / (1u64 << self.settings.scale_bits) as f64
+    }
+
+    /// Multiply-accumulates of all linear steps.
+    pub fn macs(&self) -> usize {
+        self.steps
+            .iter()
+            .map(|s| match &s.kind {
+                StepKind::Linear { rows, k, n, .. } => rows * k * n,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// The distinct rescale shifts used by the steps (each needs a table tag).
+    pub fn shifts(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self
+            .steps
+            .iter()
+            .filter_map(|s| match &s.kind {
+                StepKind::Linear { shift, .. } | StepKind::Elementwise { shift, .. } => {
+                    Some(*shift)
+                }
+                _ => None,
+            })
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+/// Largest power-of-two scale (at most `max_bits`) at which the constant stays below `2^limit_bits`.
+pub fn const_scale_bits(c: &ConstTensor, max_bits: u32, limit_bits: u32) -> u32 {
+    let m = c.max_abs();
+    if m == 0.0 {
+        return max_bits;
+    }
+    let headroom = (f64::from(limit_bits) - m.log2().ceil()).floor();
+    (headroom.max(0.0) as u32).min(max_bits)
+}
+
+fn round_to_i64(v: f64, scale_bits: u32) -> i64 {
+    (v * (1u64 << scale_bits) as f64).round() as i64
+}
+
+/// Largest quantized constant magnitude: 2^40 keeps every accumulator far below the field size.
+const CONST_LIMIT_BITS: u32 = 40;
+
+/// Lowers a float graph to integer steps at the given activation scale and value range.
+pub fn lower(graph: &Graph, scale_bits: u32, value_bits: u32) -> Result<Vec<Step>> {
+    let weight_max_bits = value_bits.saturating_sub(1);
+    graph
+        .nodes
+        .iter()
+        .map(|node| {
+            let kind = match &node.op {
+                Op::Linear {
+                    input,
+                    weight,
+                    bias,
+                } => lower_linear(
+                    graph,
+                    *input,
+                    weight,
+                    bias.as_ref(),
+                    scale_bits,
+                    weight_max_bits,
+                ),
+                Op::Binary { kind, a, b } => lower_binary(
+                    &node.name,
+                    graph.tensors[node.output].numel(),
+                    *kind,
+                    a,
+                    b,
+                    scale_bits,
+                    weight_max_bits,
+                )?,
+                Op::Relu { input } => StepKind::Relu { input: *input },
+                Op::View { input, index } => StepKind::View {
+                    input: *input,
+                    index: index.clone(),
+                },
+            };
+            Ok(Step {
+                node: node.name.clone(),
+                op_type: node.op_type.clone(),
+                kind,
+                output: node.output,
+            })
+        })
+        .collect()
+}
+
+fn lower_linear(
+    graph: &Graph,
+    input: TensorId,
+    weight: &ConstTensor,
+    bias: Option<&ConstTensor>,
+    s_a: u32,
+    max_bits: u32,
+) -> StepKind {
+    let (k, n) = (weight.shape[0], weight.shape[1]);
+    let rows = graph.tensors[input].numel() / k;
+    let shift = const_scale_bits(weight, max_bits, CONST_LIMIT_BITS - s_a);
+    let weight_q = weight
+        .data
+        .iter()
+        .map(|&w| round_to_i64(w, shift))
+        .collect();
+    let bias_q = match bias {
+        Some(b) => b
+            .data
+            .iter()
+            .map(|&v| round_to_i64(v, s_a + shift))
+            .collect(),
+        None => vec![0; rows * n],
+    };
+    StepKind::Linear {
+        input,
+        rows,
+        k,
+        n,
+        weight: weight_q,
+        bias: bias_q,
+        shift,
+    }
+}
+
+fn lower_binary(
+    node: &str,
+    numel: usize,
+    kind: BinaryKind,
+    a: &Operand,
+    b: &Operand,
+    s_a: u32,
+    max_bits: u32,
+) -> Result<StepKind> {
+    let settings_err = |why: &str| Error::Settings(format!("node `{node}`: {why}"));
+    Ok(match (a, b) {
+        (Operand::Tensor(x), Operand::Tensor(y)) => {
+            let (c, shift) = match kind {
+                BinaryKind::Add => ([1, 1, 0, 0], 0),
+                BinaryKind::Sub => ([1, -1, 0, 0], 0),
+                BinaryKind::Mul => ([0, 0, 1, 0], s_a),
+            };
+            StepKind::Elementwise {
+                x: *x,
+                y: Some(*y),
+                coeffs: vec![c; numel],
+                shift,
+            }
+        }
+        (Operand::Tensor(x), Operand::Const(c)) | (Operand::Const(c), Operand::Tensor(x)) => {
+            let const_first = matches!(a, Operand::Const(_));
+            match kind {
+                BinaryKind::Mul => {
+                    let shift = const_scale_bits(c, max_bits, CONST_LIMIT_BITS - s_a);
+                    let coeffs = c
+                        .data
+                        .iter()
+                        .map(|&v| [round_to_i64(v, shift), 0, 0, 0])
+                        .collect();
+                    StepKind::Elementwise {
+                        x: *x,
+                        y: None,
+                        coeffs,
+                        shift,
+                    }
+                }
+                BinaryKind::Add | BinaryKind::Sub => {
+                    let sign_x = if kind == BinaryKind::Sub && const_first {
+                        -1
+                    } else {
+                        1
+                    };
+                    let sign_c = if kind == BinaryKind::Sub && !const_first {
+                        -1
+                    } else {
+                        1
+                    };
+                    let coeffs = c
+                        .data
+                        .iter()
+                        .map(|&v| [sign_x, 0, 0, sign_c * round_to_i64(v, s_a)])
+                        .collect();
+                    StepKind::Elementwise {
+                        x: *x,
+                        y: None,
+                        coeffs,
+                        shift: 0,
+                    }
+                }
+            }
+        }
+        (Operand::Const(_), Operand::Const(_)) => {
+            return Err(settings_err("constant op survived folding"))
+        }
+    })
+}

@@ -1,0 +1,59 @@
+//! Key generation and (de)serialization of proving and verifying keys.
+
+use std::sync::Arc;
+
+use halo2_proofs::halo2curves::bn256::{Bn256, G1Affine};
+use halo2_proofs::plonk::{keygen_pk, keygen_vk, ProvingKey, VerifyingKey};
+use halo2_proofs::poly::kzg::commitment::ParamsKZG;
+use halo2_proofs::SerdeFormat;
+use sha2::{Digest, Sha256};
+use zkinfer_circuits::circuit::ModelCircuit;
+use zkinfer_circuits::quant::QModel;
+
+use crate::error::{Error, Result};
+
+/// Generates the verifying and proving keys of a model's circuit.
+pub fn keygen(params: &ParamsKZG<Bn256>, model: Arc<QModel>) -> Result<ProvingKey<G1Affine>> {
+    let circuit = ModelCircuit::for_keygen(model);
+    let halo2 = |e: halo2_proofs::plonk::Error| Error::Halo2 {
+        stage: "keygen",
+        reason: format!("{e:?}"),
+    };
+    let vk = keygen_vk(params, &circuit).map_err(halo2)?;
+    keygen_pk(params, vk, &circuit).map_err(halo2)
+}
+
+/// Serializes a verifying key.
+pub fn vk_bytes(vk: &VerifyingKey<G1Affine>) -> Vec<u8> {
+    vk.to_bytes(SerdeFormat::RawBytes)
+}
+
+/// SHA-256 of a verifying key's serialization.
+pub fn vk_hash(vk: &VerifyingKey<G1Affine>) -> [u8; 32] {
+    Sha256::digest(vk_bytes(vk)).into()
+}
+
+/// Serializes a proving key.
+pub fn pk_bytes(pk: &ProvingKey<G1Affine>) -> Vec<u8> {
+    pk.to_bytes(SerdeFormat::RawBytes)
+}
+
+/// Reads a verifying key for `model`.
+pub fn read_vk(bytes: &[u8], model: &QModel, path: &str) -> Result<VerifyingKey<G1Affine>> {
+    VerifyingKey::from_bytes::<ModelCircuit>(bytes, SerdeFormat::RawBytes, model.settings.clone())
+        .map_err(|e| Error::Corrupt {
+            what: "verifying key",
+            path: path.into(),
+            reason: e.to_string(),
+        })
+}
+
+/// Reads a proving key for `model`.
+pub fn read_pk(bytes: &[u8], model: &QModel, path: &str) -> Result<ProvingKey<G1Affine>> {
+    ProvingKey::from_bytes::<ModelCircuit>(bytes, SerdeFormat::RawBytes, model.settings.clone())
+        .map_err(|e| Error::Corrupt {
+            what: "proving key",
+            path: path.into(),
+            reason: e.to_string(),
+        })
+}

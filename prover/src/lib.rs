@@ -1,0 +1,19 @@
+//! SRS handling, key generation, SHPLONK proving and verification for zkinfer circuits.
+//!
+//! Proofs use the EVM (Keccak) transcript of `snark-verifier`, so the same bytes can be
+//! checked by a Solidity verifier generated for the same verifying key.
+//!
+//! # Feature flags
+//! None.
+
+mod error;
+pub mod fs;
+pub mod keys;
+pub mod model_dir;
+pub mod proof;
+pub mod srs;
+
+pub use error::{Error, Result};
+pub use model_dir::{model_hash, Loaded, ModelDir, SetupInfo};
+pub use proof::{prove, verify, Bindings, ProofEnvelope};
+pub use srs::Srs;

@@ -1,0 +1,281 @@
+//! The on-disk layout of a compiled model directory.
+//!
+//! ```text
+//! DIR/model.zkm        postcard: graph, quantized model, ONNX hash
+//! DIR/model.onnx       the source model (float reference)
+//! DIR/settings.json    circuit settings (human-readable copy)
+//! DIR/setup.json       which SRS and key the directory is set up with
+//! DIR/srs/k{K}-{H}.params    the SRS at the circuit's k
+//! DIR/keys/{ID}/pk.bin, vk.bin   keys, cached by (model hash, settings, SRS hash)
+//! ```
+//! Every file is written atomically.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use halo2_proofs::halo2curves::bn256::{Bn256, G1Affine};
+use halo2_proofs::plonk::{ProvingKey, VerifyingKey};
+use halo2_proofs::poly::kzg::commitment::ParamsKZG;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zkinfer_circuits::compile::Compiled;
+use zkinfer_circuits::quant::QModel;
+
+use crate::error::{Error, Result};
+use crate::fs::{atomic_write, read};
+use crate::keys;
+use crate::proof::Bindings;
+use crate::srs::Srs;
+
+/// Version of `setup.json`.
+pub const SETUP_VERSION: u32 = 1;
+
+/// SHA-256 of the quantized model's canonical encoding: what the verifying key commits to.
+pub fn model_hash(model: &QModel) -> Result<[u8; 32]> {
+    let bytes = postcard::to_stdvec(model).map_err(|e| Error::ProofFormat(e.to_string()))?;
+    Ok(Sha256::digest(bytes).into())
+}
+
+/// What `setup` recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetupInfo {
+    /// [`SETUP_VERSION`].
+    pub version: u32,
+    /// Hex model hash.
+    pub model_hash: String,
+    /// Hex SHA-256 of the SRS source.
+    pub srs_sha256: String,
+    /// k of the SRS source file.
+    pub srs_source_k: u32,
+    /// Whether the SRS is the insecure development one.
+    pub insecure_dev_srs: bool,
+    /// Circuit k.
+    pub k: u32,
+    /// Cache key of the keys.
+    pub key_id: String,
+    /// Hex SHA-256 of the verifying key.
+    pub vk_sha256: String,
+}
+
+/// Everything `prove` and `verify` need, loaded.
+pub struct Loaded {
+    /// The compiled model.
+    pub compiled: Compiled,
+    /// Shared quantized model.
+    pub model: Arc<QModel>,
+    /// Setup record.
+    pub setup: SetupInfo,
+    /// SRS at k.
+    pub params: ParamsKZG<Bn256>,
+    /// Verifying key.
+    pub vk: VerifyingKey<G1Affine>,
+    /// Hash bindings.
+    pub bindings: Bindings,
+}
+
+/// A compiled model directory.
+#[derive(Clone, Debug)]
+pub struct ModelDir {
+    root: PathBuf,
+}
+
+fn decode_hex32(s: &str, what: &'static str, path: &Path) -> Result<[u8; 32]> {
+    hex::decode(s)
+        .ok()
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        .ok_or_else(|| Error::Corrupt {
+            what,
+            path: path.display().to_string(),
+            reason: "bad hash".into(),
+        })
+}
+
+impl ModelDir {
+    /// A handle on `root` (nothing is read).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        ModelDir { root: root.into() }
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// Writes a compiled model.
+    pub fn write_compiled(&self, compiled: &Compiled, onnx: &[u8]) -> Result<()> {
+        let bytes = postcard::to_stdvec(compiled).map_err(|e| Error::ProofFormat(e.to_string()))?;
+        let settings = serde_json::to_vec_pretty(&compiled.model.settings)
+            .map_err(|e| Error::ProofFormat(e.to_string()))?;
+        atomic_write(&self.path("model.onnx"), onnx)?;
+        atomic_write(&self.path("settings.json"), &settings)?;
+        atomic_write(&self.path("model.zkm"), &bytes)
+    }
+
+    /// Reads the compiled model.
+    pub fn read_compiled(&self) -> Result<Compiled> {
+        let path = self.path("model.zkm");
+        if !path.exists() {
+            return Err(Error::Corrupt {
+                what: "compiled model",
+                path: path.display().to_string(),
+                reason: "missing: run `zkinfer compile MODEL.onnx -o DIR` first".into(),
+            });
+        }
+        let bytes = read(&path)?;
+        let compiled: Compiled = postcard::from_bytes(&bytes).map_err(|e| Error::Corrupt {
+            what: "compiled model",
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        if compiled.model.settings.version != zkinfer_circuits::quant::SETTINGS_VERSION {
+            return Err(Error::Corrupt {
+                what: "compiled model",
+                path: path.display().to_string(),
+                reason: "settings version differs: recompile".into(),
+            });
+        }
+        Ok(compiled)
+    }
+
+    /// The original ONNX bytes.
+    pub fn read_onnx(&self) -> Result<Vec<u8>> {
+        read(&self.path("model.onnx"))
+    }
+
+    fn key_dir(&self, id: &str) -> PathBuf {
+        self.root.join("keys").join(id)
+    }
+
+    fn params_path(&self, k: u32, srs_hex: &str) -> PathBuf {
+        self.root
+            .join("srs")
+            .join(format!("k{k}-{}.params", &srs_hex[..16]))
+    }
+
+    /// Sets the directory up with `srs`: generates keys unless cached. `on_keygen` is called before keygen runs.
+    pub fn setup(
+        &self,
+        compiled: &Compiled,
+        srs: &Srs,
+        on_keygen: impl FnOnce(),
+    ) -> Result<(SetupInfo, bool)> {
+        let model = Arc::new(compiled.model.clone());
+        let mh = model_hash(&model)?;
+        let settings =
+            serde_json::to_vec(&model.settings).map_err(|e| Error::ProofFormat(e.to_string()))?;
+        let key_id = {
+            let mut h = Sha256::new();
+            h.update(mh);
+            h.update(&settings);
+            h.update(srs.source_sha256);
+            hex::encode(&h.finalize()[..12])
+        };
+        let kd = self.key_dir(&key_id);
+        let (vk_path, pk_path) = (kd.join("vk.bin"), kd.join("pk.bin"));
+        let params_path = self.params_path(model.settings.k, &srs.sha256_hex());
+        if !params_path.exists() {
+            srs.save_params(&params_path)?;
+        }
+        let cached = vk_path.exists() && pk_path.exists();
+        let vk_bytes = if cached {
+            read(&vk_path)?
+        } else {
+            on_keygen();
+            let pk = keys::keygen(&srs.params, model.clone())?;
+            let vk_bytes = keys::vk_bytes(pk.get_vk());
+            atomic_write(&pk_path, &keys::pk_bytes(&pk))?;
+            atomic_write(&vk_path, &vk_bytes)?;
+            vk_bytes
+        };
+        let info = SetupInfo {
+            version: SETUP_VERSION,
+            model_hash: hex::encode(mh),
+            srs_sha256: srs.sha256_hex(),
+            srs_source_k: srs.source_k,
+            insecure_dev_srs: srs.insecure,
+            k: model.settings.k,
+            key_id,
+            vk_sha256: hex::encode(Sha256::digest(&vk_bytes)),
+        };
+        let json =
+            serde_json::to_vec_pretty(&info).map_err(|e| Error::ProofFormat(e.to_string()))?;
+        atomic_write(&self.path("setup.json"), &json)?;
+        Ok((info, cached))
+    }
+
+    /// Reads `setup.json`.
+    pub fn read_setup(&self) -> Result<SetupInfo> {
+        let path = self.path("setup.json");
+        if !path.exists() {
+            return Err(Error::Corrupt {
+                what: "setup record",
+                path: path.display().to_string(),
+                reason: "missing: run `zkinfer setup DIR` first".into(),
+            });
+        }
+        let info: SetupInfo =
+            serde_json::from_slice(&read(&path)?).map_err(|e| Error::Corrupt {
+                what: "setup record",
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        if info.version != SETUP_VERSION {
+            return Err(Error::Corrupt {
+                what: "setup record",
+                path: path.display().to_string(),
+                reason: "version differs: rerun setup".into(),
+            });
+        }
+        Ok(info)
+    }
+
+    /// Loads the model, SRS and verifying key, checking they belong together.
+    pub fn load(&self) -> Result<Loaded> {
+        let compiled = self.read_compiled()?;
+        let setup = self.read_setup()?;
+        let model = Arc::new(compiled.model.clone());
+        let mh = model_hash(&model)?;
+        let setup_path = self.path("setup.json");
+        if hex::encode(mh) != setup.model_hash {
+            return Err(Error::Corrupt {
+                what: "setup record",
+                path: setup_path.display().to_string(),
+                reason: "set up for another model: rerun setup".into(),
+            });
+        }
+        let params = Srs::read_params(&self.params_path(setup.k, &setup.srs_sha256))?;
+        let vk_path = self.key_dir(&setup.key_id).join("vk.bin");
+        let vk_bytes = read(&vk_path)?;
+        if hex::encode(Sha256::digest(&vk_bytes)) != setup.vk_sha256 {
+            return Err(Error::Corrupt {
+                what: "verifying key",
+                path: vk_path.display().to_string(),
+                reason: "hash differs from setup.json".into(),
+            });
+        }
+        let vk = keys::read_vk(&vk_bytes, &model, &vk_path.display().to_string())?;
+        let bindings = Bindings {
+            model_hash: mh,
+            vk_hash: decode_hex32(&setup.vk_sha256, "setup record", &setup_path)?,
+            srs_hash: decode_hex32(&setup.srs_sha256, "setup record", &setup_path)?,
+        };
+        Ok(Loaded {
+            compiled,
+            model,
+            setup,
+            params,
+            vk,
+            bindings,
+        })
+    }
+
+    /// Loads the proving key.
+    pub fn load_pk(&self, loaded: &Loaded) -> Result<ProvingKey<G1Affine>> {
+        let path = self.key_dir(&loaded.setup.key_id).join("pk.bin");
+        keys::read_pk(&read(&path)?, &loaded.model, &path.display().to_string())
+    }
+}

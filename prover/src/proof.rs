@@ -1,0 +1,197 @@
+//! Proving and verifying with SHPLONK and the EVM (Keccak) transcript, and the proof file.
+
+use std::sync::Arc;
+
+use halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
+use halo2_proofs::halo2curves::ff::PrimeField;
+use halo2_proofs::plonk::{create_proof, verify_proof, ProvingKey, VerifyingKey};
+use halo2_proofs::poly::commitment::ParamsProver;
+use halo2_proofs::poly::kzg::commitment::{KZGCommitmentScheme, ParamsKZG};
+use halo2_proofs::poly::kzg::multiopen::{ProverSHPLONK, VerifierSHPLONK};
+use halo2_proofs::poly::kzg::strategy::SingleStrategy;
+use rand::rngs::OsRng;
+use serde::{Deserialize, Serialize};
+use snark_verifier::loader::native::NativeLoader;
+use snark_verifier::system::halo2::transcript::evm::{ChallengeEvm, EvmTranscript};
+use zkinfer_circuits::circuit::ModelCircuit;
+use zkinfer_circuits::quant::QModel;
+
+use crate::error::{Error, Result};
+
+/// Current proof file format.
+pub const PROOF_FORMAT_VERSION: u32 = 1;
+/// First bytes of every proof file.
+pub const PROOF_MAGIC: [u8; 4] = *b"zkip";
+
+/// A proof file: postcard-encoded, binding the model, the key and the SRS.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofEnvelope {
+    /// [`PROOF_MAGIC`].
+    pub magic: [u8; 4],
+    /// [`PROOF_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// SHA-256 of the quantized model (see [`crate::model_hash`]).
+    pub model_hash: [u8; 32],
+    /// SHA-256 of the verifying key.
+    pub vk_hash: [u8; 32],
+    /// SHA-256 of the SRS source.
+    pub srs_hash: [u8; 32],
+    /// Circuit size.
+    pub k: u32,
+    /// Public instances, little-endian field elements: `[input commitment, outputs…]`.
+    pub instances: Vec<[u8; 32]>,
+    /// The SHPLONK proof (EVM transcript encoding).
+    pub proof: Vec<u8>,
+}
+
+type EvmWrite = EvmTranscript<G1Affine, NativeLoader, Vec<u8>, Vec<u8>>;
+
+impl ProofEnvelope {
+    /// Encodes with postcard.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        postcard::to_stdvec(self).map_err(|e| Error::ProofFormat(e.to_string()))
+    }
+
+    /// Decodes, checking the magic and the version, and that nothing trails.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let (env, rest): (ProofEnvelope, &[u8]) =
+            postcard::take_from_bytes(bytes).map_err(|e| Error::ProofFormat(e.to_string()))?;
+        if env.magic != PROOF_MAGIC || env.format_version != PROOF_FORMAT_VERSION {
+            return Err(Error::ProofFormat(format!(
+                "magic {:?} version {}",
+                env.magic, env.format_version
+            )));
+        }
+        if !rest.is_empty() {
+            return Err(Error::ProofFormat(format!("{} trailing bytes", rest.len())));
+        }
+        Ok(env)
+    }
+
+    /// The instances as field elements; a non-canonical encoding makes the proof invalid.
+    pub fn instance_values(&self) -> Result<Vec<Fr>> {
+        self.instances
+            .iter()
+            .map(|b| {
+                Option::from(Fr::from_repr(*b))
+                    .ok_or_else(|| Error::InvalidProof("non-canonical public instance".into()))
+            })
+            .collect()
+    }
+}
+
+/// What a proof must be bound to.
+#[derive(Clone, Copy, Debug)]
+pub struct Bindings {
+    /// Model hash.
+    pub model_hash: [u8; 32],
+    /// Verifying-key hash.
+    pub vk_hash: [u8; 32],
+    /// SRS hash.
+    pub srs_hash: [u8; 32],
+}
+
+/// Proves the model on quantized inputs.
+pub fn prove(
+    params: &ParamsKZG<Bn256>,
+    pk: &ProvingKey<G1Affine>,
+    model: Arc<QModel>,
+    inputs: Vec<Vec<i64>>,
+    bindings: Bindings,
+) -> Result<ProofEnvelope> {
+    let k = model.settings.k;
+    let circuit = ModelCircuit::new(model, inputs);
+    let instances = circuit.instances()?;
+    let mut transcript = EvmWrite::new(Vec::new());
+    create_proof::<
+        KZGCommitmentScheme<Bn256>,
+        ProverSHPLONK<'_, Bn256>,
+        ChallengeEvm<G1Affine>,
+        _,
+        EvmWrite,
+        _,
+    >(
+        params,
+        pk,
+        &[circuit],
+        &[&[&instances]],
+        OsRng,
+        &mut transcript,
+    )
+    .map_err(|e| Error::Halo2 {
+        stage: "prove",
+        reason: format!("{e:?}"),
+    })?;
+    Ok(ProofEnvelope {
+        magic: PROOF_MAGIC,
+        format_version: PROOF_FORMAT_VERSION,
+        model_hash: bindings.model_hash,
+        vk_hash: bindings.vk_hash,
+        srs_hash: bindings.srs_hash,
+        k,
+        instances: instances.iter().map(|f| f.to_repr()).collect(),
+        proof: transcript.finalize(),
+    })
+}
+
+/// Verifies a proof against a local model's key. `Err(e)` with `e.is_invalid_proof()` means
+/// the proof is invalid; other errors are usage or format problems.
+pub fn verify(
+    params: &ParamsKZG<Bn256>,
+    vk: &VerifyingKey<G1Affine>,
+    env: &ProofEnvelope,
+    expect: Bindings,
+    n_instances: usize,
+) -> Result<Vec<Fr>> {
+    let check = |field: &'static str, got: &[u8; 32], want: &[u8; 32]| {
+        if got == want {
+            Ok(())
+        } else {
+            Err(Error::Mismatch {
+                field,
+                proof: hex::encode(got),
+                expected: hex::encode(want),
+            })
+        }
+    };
+    check("model hash", &env.model_hash, &expect.model_hash)?;
+    check("verifying key hash", &env.vk_hash, &expect.vk_hash)?;
+    check("SRS hash", &env.srs_hash, &expect.srs_hash)?;
+    if env.k != vk.get_domain().k() {
+        return Err(Error::Mismatch {
+            field: "k",
+            proof: env.k.to_string(),
+            expected: vk.get_domain().k().to_string(),
+        });
+    }
+    if env.instances.len() != n_instances {
+        return Err(Error::InvalidProof(format!(
+            "{} public instances, the model has {n_instances}",
+            env.instances.len()
+        )));
+    }
+    let instances = env.instance_values()?;
+    let mut reader = env.proof.as_slice();
+    let mut transcript = EvmTranscript::<G1Affine, NativeLoader, _, Vec<u8>>::new(&mut reader);
+    verify_proof::<
+        KZGCommitmentScheme<Bn256>,
+        VerifierSHPLONK<'_, Bn256>,
+        ChallengeEvm<G1Affine>,
+        _,
+        SingleStrategy<'_, Bn256>,
+    >(
+        params.verifier_params(),
+        vk,
+        SingleStrategy::new(params),
+        &[&[&instances]],
+        &mut transcript,
+    )
+    .map_err(|e| Error::InvalidProof(format!("{e:?}")))?;
+    if !reader.is_empty() {
+        return Err(Error::InvalidProof(format!(
+            "{} unread trailing proof bytes",
+            reader.len()
+        )));
+    }
+    Ok(instances)
+}

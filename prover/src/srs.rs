@@ -1,0 +1,170 @@
+//! The structured reference string: standard halo2 KZG params files (`kzg{k}.srs`,
+//! halo2's raw-bytes format, as derived from the Perpetual Powers of Tau), or an
+//! insecure one generated locally for development.
+
+use std::path::Path;
+
+use halo2_proofs::halo2curves::bn256::Bn256;
+use halo2_proofs::halo2curves::pairing::Engine;
+use halo2_proofs::poly::commitment::{Params, ParamsProver};
+use halo2_proofs::poly::kzg::commitment::ParamsKZG;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Seed of the development SRS: public, so its trapdoor is known to everyone.
+const DEV_SRS_SEED: u64 = 0x7a6b_696e_6665_72;
+
+/// Params with their provenance.
+#[derive(Debug)]
+pub struct Srs {
+    /// The params, at the circuit's k.
+    pub params: ParamsKZG<Bn256>,
+    /// SHA-256 of the source file (or of the dev SRS's encoding at its k).
+    pub source_sha256: [u8; 32],
+    /// k of the source.
+    pub source_k: u32,
+    /// Whether this is the insecure development SRS.
+    pub insecure: bool,
+}
+
+impl Srs {
+    /// Generates the insecure development SRS at `k` (deterministic: anyone can forge proofs with it).
+    pub fn dev(k: u32) -> Result<Self> {
+        let params = ParamsKZG::<Bn256>::setup(k, ChaCha20Rng::seed_from_u64(DEV_SRS_SEED));
+        let bytes = encode(&params)?;
+        Ok(Srs {
+            params,
+            source_sha256: Sha256::digest(&bytes).into(),
+            source_k: k,
+            insecure: true,
+        })
+    }
+
+    /// Loads a params file, downsizing it to `k` when it is larger.
+    pub fn load(path: &Path, k: u32) -> Result<Self> {
+        let bytes = crate::fs::read(path)?;
+        let bad = |reason: String| Error::BadSrs {
+            path: path.display().to_string(),
+            reason,
+        };
+        if bytes.len() < 4 {
+            return Err(bad("file too short".into()));
+        }
+        let source_k = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        if !(1..=28).contains(&source_k) {
+            return Err(bad(format!("k = {source_k} in the header")));
+        }
+        if source_k < k {
+            return Err(Error::SrsTooSmall {
+                have: source_k,
+                need: k,
+            });
+        }
+        let mut params = decode(&bytes).map_err(bad)?;
+        if params.k() > k {
+            params.downsize(k);
+        }
+        Ok(Srs {
+            params,
+            source_sha256: Sha256::digest(&bytes).into(),
+            source_k,
+            insecure: false,
+        })
+    }
+
+    /// Reads params previously written by [`Srs::save_params`].
+    pub fn read_params(path: &Path) -> Result<ParamsKZG<Bn256>> {
+        let bytes = crate::fs::read(path)?;
+        decode(&bytes).map_err(|reason| Error::BadSrs {
+            path: path.display().to_string(),
+            reason,
+        })
+    }
+
+    /// Writes the (downsized) params atomically.
+    pub fn save_params(&self, path: &Path) -> Result<()> {
+        crate::fs::atomic_write(path, &encode(&self.params)?)
+    }
+
+    /// Hex of the source hash.
+    pub fn sha256_hex(&self) -> String {
+        hex::encode(self.source_sha256)
+    }
+}
+
+/// Decodes raw-bytes params after checking the length (halo2's reader panics on short
+/// input) and the pairing relation `e(g₁, h) = e(g₀, s·h)` that ties the G1 powers to G2.
+fn decode(bytes: &[u8]) -> std::result::Result<ParamsKZG<Bn256>, String> {
+    let k = u32::from_le_bytes(
+        bytes
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or("file too short")?,
+    );
+    if !(1..=28).contains(&k) {
+        return Err(format!("k = {k} in the header"));
+    }
+    // k, then 2^k G1 powers and 2^k Lagrange points (64 bytes each), then g2 and s·g2 (128 each).
+    let expected = 4 + (1usize << k) * 128 + 256;
+    if bytes.len() != expected {
+        return Err(format!(
+            "{} bytes, a raw-bytes SRS with k = {k} has {expected}",
+            bytes.len()
+        ));
+    }
+    let params = ParamsKZG::<Bn256>::read(&mut &bytes[..]).map_err(|e| e.to_string())?;
+    let g = params.get_g();
+    if g.len() < 2 || Bn256::pairing(&g[1], &params.g2()) != Bn256::pairing(&g[0], &params.s_g2()) {
+        return Err("pairing check failed: the G1 and G2 powers do not match".into());
+    }
+    Ok(params)
+}
+
+fn encode(params: &ParamsKZG<Bn256>) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    params.write(&mut out).map_err(|e| Error::Io {
+        path: "<memory>".into(),
+        source: e,
+    })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_downsizes_and_hashes_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = Srs::dev(6).unwrap();
+        let path = dir.path().join("kzg6.srs");
+        big.save_params(&path).unwrap();
+        let small = Srs::load(&path, 4).unwrap();
+        assert_eq!(small.params.k(), 4);
+        assert_eq!(small.source_k, 6);
+        assert_eq!(small.source_sha256, big.source_sha256);
+        assert!(!small.insecure);
+        assert!(matches!(
+            Srs::load(&path, 7),
+            Err(Error::SrsTooSmall { have: 6, need: 7 })
+        ));
+    }
+
+    #[test]
+    fn garbage_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.srs");
+        std::fs::write(&path, [4u8, 0, 0, 0, 1, 2, 3]).unwrap();
+        assert!(matches!(Srs::load(&path, 4), Err(Error::BadSrs { .. })));
+        // Right size, but one G1 power corrupted: the pairing check catches it.
+        let good = dir.path().join("kzg4.srs");
+        Srs::dev(4).unwrap().save_params(&good).unwrap();
+        let mut bytes = std::fs::read(&good).unwrap();
+        bytes[4 + 64 + 5] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(matches!(Srs::load(&path, 4), Err(Error::BadSrs { .. })));
+    }
+}

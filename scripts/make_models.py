@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""Generate the small ONNX example models shipped with zkinfer.
+
+Every model is built with ``onnx.helper`` only (no torch), using opset 13,
+IR version 8, float32 tensors, static shapes and a batch dimension of 1.
+Next to each ``model.onnx`` the script writes, in EZKL's JSON formats:
+
+* ``input.json``       -- ``{"input_data": [[...]]}``, one flattened list per
+                          model input;
+* ``calibration.json`` -- same format, 8 samples concatenated per list;
+* ``expected.json``    -- ``{"outputs": [[...]], "shapes": [[...]]}``, the
+                          outputs of ``onnx.reference.ReferenceEvaluator`` on
+                          ``input.json``.
+
+Why fixed seeds: the examples are checked into the repository and used by
+tests, benchmarks and docs (proof sizes, circuit sizes, expected outputs).
+All randomness comes from ``numpy.random.default_rng(seed)``, drawn in a fixed
+order, and ONNX/JSON serialisation is deterministic, so re-running the script
+rewrites every file byte-identically. A diff after regeneration therefore
+means the generator (or a dependency pinned in ``requirements.txt``) changed.
+
+Usage:
+    python3 scripts/make_models.py                 # (re)write all of examples/
+    python3 scripts/make_models.py mlp --sizes 784,256,64,10 --seed 7 --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+OPSET = 13
+IR_VERSION = 8
+PRODUCER = "zkinfer/scripts/make_models.py"
+CALIBRATION_SAMPLES = 8
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES_DIR = REPO_ROOT / "examples"
+
+# Bound on |intermediate value| for the tiny model (keeps fixed-point small).
+TINY_BOUND = 8.0
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+
+
+def f32(a) -> np.ndarray:
+    return np.asarray(a, dtype=np.float32)
+
+
+def init(name: str, array) -> TensorProto:
+    """Initializer from a numpy array (dtype preserved)."""
+    return numpy_helper.from_array(np.asarray(array), name=name)
+
+
+def float_list(a: np.ndarray) -> list[float]:
+    """Flatten to Python floats that are exactly the float32 values."""
+    return [float(np.float32(v)) for v in np.asarray(a, dtype=np.float32).ravel()]
+
+
+def uniform(rng: np.random.Generator, low: float, high: float, shape) -> np.ndarray:
+    return f32(rng.uniform(low, high, size=shape))
+
+
+def torch_like_init(rng: np.random.Generator, fan_in: int, shape) -> np.ndarray:
+    """PyTorch nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return uniform(rng, -bound, bound, shape)
+
+
+def make_model(graph: onnx.GraphProto) -> onnx.ModelProto:
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name=PRODUCER,
+        producer_version="1",
+    )
+    model.ir_version = IR_VERSION
+    # Record intermediate shapes as value_info (handy for importers).
+    model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def run_reference(model: onnx.ModelProto, inputs: dict[str, np.ndarray],
+                  intermediates: bool = False) -> list[np.ndarray]:
+    """Outputs (or, with intermediates=True, every node output) from onnx.reference."""
+    if intermediates:
+        model = onnx.ModelProto.FromString(model.SerializeToString())
+        existing = {o.name for o in model.graph.output}
+        for vi in model.graph.value_info:
+            if vi.name not in existing:
+                model.graph.output.append(vi)
+    sess = ReferenceEvaluator(model)
+    return [f32(o) for o in sess.run(None, inputs)]
+
+
+def write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj) + "\n")
+
+
+def write_example(out: Path, model: onnx.ModelProto, sample: np.ndarray,
+                  calibration: np.ndarray | None) -> list[np.ndarray]:
+    """Write model.onnx, input.json, calibration.json and expected.json.
+
+    The model must have a single input; ``sample`` has the input's shape and
+    ``calibration`` has shape [CALIBRATION_SAMPLES, *input_shape].
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "model.onnx").write_bytes(model.SerializeToString())
+    write_json(out / "input.json", {"input_data": [float_list(sample)]})
+    if calibration is not None:
+        write_json(out / "calibration.json", {"input_data": [float_list(calibration)]})
+
+    input_name = model.graph.input[0].name
+    outputs = run_reference(model, {input_name: sample})
+    write_json(out / "expected.json", {
+        "outputs": [float_list(o) for o in outputs],
+        "shapes": [list(o.shape) for o in outputs],
+    })
+    return outputs
+
+
+# --------------------------------------------------------------------------
+# models
+# --------------------------------------------------------------------------
+
+
+def build_mlp(sizes: list[int], seed: int):
+    """MLP: Gemm(transB=1) + Relu between layers, no Relu after the last.
+
+    Returns (model, sample input [1, sizes[0]], calibration [8, 1, sizes[0]]).
+    Draw order: for each layer weight then bias; then the sample; then the
+    calibration batch. Inputs are U[0, 1) like MNIST pixels.
+    """
+    if len(sizes) < 2 or any(s <= 0 for s in sizes):
+        raise ValueError(f"need at least two positive sizes, got {sizes}")
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+    current = "input"
+    n_layers = len(sizes) - 1
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+        w = torch_like_init(rng, fan_in, (fan_out, fan_in))
+        b = torch_like_init(rng, fan_in, (fan_out,))
+        inits += [init(f"fc{i}.weight", w), init(f"fc{i}.bias", b)]
+        last = i == n_layers
+        gemm_out = "output" if last else f"fc{i}_out"
+        nodes.append(helper.make_node(
+            "Gemm", [current, f"fc{i}.weight", f"fc{i}.bias"], [gemm_out],
+            name=f"fc{i}", transB=1))
+        current = gemm_out
+        if not last:
+            nodes.append(helper.make_node(
+                "Relu", [gemm_out], [f"relu{i}_out"], name=f"relu{i}"))
+            current = f"relu{i}_out"
+
+    graph = helper.make_graph(
+        nodes, "mlp_" + "_".join(map(str, sizes)),
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, sizes[0]])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, sizes[-1]])],
+        initializer=inits,
+    )
+    model = make_model(graph)
+    sample = uniform(rng, 0.0, 1.0, (1, sizes[0]))
+    calibration = uniform(rng, 0.0, 1.0, (CALIBRATION_SAMPLES, 1, sizes[0]))
+    return model, sample, calibration
+
+
+def build_tiny(seed: int = 1):
+    """A tiny graph exercising every supported op. Input [1,8] -> output [1,4].
+
+    Node order (tensor shapes in brackets):
+      gemm_scaled   Gemm(input[1,8], W[6,8], b[6]) transA=0 transB=1
+                    alpha=0.5 beta=2.0                          -> [1,6]
+      relu1         Relu                                        -> [1,6]
+      matmul1       MatMul(relu1_out, M[6,8] initializer)       -> [1,8]
+      add_bias      Add(matmul1_out, c[8])  (broadcast)         -> [1,8]
+      reshape_3d    Reshape(add_bias_out, [1,2,4] int64 init)   -> [1,2,4]
+      flatten       Flatten axis=1                              -> [1,8]
+      identity      Identity(reshape_3d_out)                    -> [1,2,4]
+      reshape_2d    Reshape(identity_out, [1,8] int64 init)     -> [1,8]
+      add_act       Add(flatten_out, reshape_2d_out) (elementwise)   -> [1,8]
+      sub_const     Sub(add_act_out, k[8])  (broadcast)         -> [1,8]
+      mul_act       Mul(sub_const_out, add_bias_out) (elementwise)   -> [1,8]
+      mul_vec       Mul(mul_act_out, v[8])  (broadcast)         -> [1,8]
+      const_scale   Constant value=0.5 (rank-0 float scalar)    -> []
+      mul_scalar    Mul(mul_vec_out, const_scale_out)           -> [1,8]
+      relu2         Relu                                        -> [1,8]
+      gemm_plain    Gemm(relu2_out, W2[8,4], b2[4]) (defaults)  -> output [1,4]
+
+    Parameters are U(-1, 1); inputs are U(-1, 1) so Relu sees both signs.
+    """
+    rng = np.random.default_rng(seed)
+    w1 = uniform(rng, -0.5, 0.5, (6, 8))
+    b1 = uniform(rng, -0.5, 0.5, (6,))
+    m1 = uniform(rng, -0.5, 0.5, (6, 8))
+    c_add = uniform(rng, -0.5, 0.5, (8,))
+    k_sub = uniform(rng, -0.5, 0.5, (8,))
+    v_mul = uniform(rng, -1, 1, (8,))
+    w2 = uniform(rng, -1, 1, (8, 4))
+    b2 = uniform(rng, -0.5, 0.5, (4,))
+
+    inits = [
+        init("gemm_scaled.weight", w1),
+        init("gemm_scaled.bias", b1),
+        init("matmul1.weight", m1),
+        init("add_bias.bias", c_add),
+        init("reshape_3d.shape", np.array([1, 2, 4], dtype=np.int64)),
+        init("reshape_2d.shape", np.array([1, 8], dtype=np.int64)),
+        init("sub_const.k", k_sub),
+        init("mul_vec.v", v_mul),
+        init("gemm_plain.weight", w2),
+        init("gemm_plain.bias", b2),
+    ]
+    n = helper.make_node
+    nodes = [
+        n("Gemm", ["input", "gemm_scaled.weight", "gemm_scaled.bias"], ["gemm_scaled_out"],
+          name="gemm_scaled", transA=0, transB=1, alpha=0.5, beta=2.0),
+        n("Relu", ["gemm_scaled_out"], ["relu1_out"], name="relu1"),
+        n("MatMul", ["relu1_out", "matmul1.weight"], ["matmul1_out"], name="matmul1"),
+        n("Add", ["matmul1_out", "add_bias.bias"], ["add_bias_out"], name="add_bias"),
+        n("Reshape", ["add_bias_out", "reshape_3d.shape"], ["reshape_3d_out"], name="reshape_3d"),
+        n("Flatten", ["reshape_3d_out"], ["flatten_out"], name="flatten", axis=1),
+        n("Identity", ["reshape_3d_out"], ["identity_out"], name="identity"),
+        n("Reshape", ["identity_out", "reshape_2d.shape"], ["reshape_2d_out"], name="reshape_2d"),
+        n("Add", ["flatten_out", "reshape_2d_out"], ["add_act_out"], name="add_act"),
+        n("Sub", ["add_act_out", "sub_const.k"], ["sub_const_out"], name="sub_const"),
+        n("Mul", ["sub_const_out", "add_bias_out"], ["mul_act_out"], name="mul_act"),
+        n("Mul", ["mul_act_out", "mul_vec.v"], ["mul_vec_out"], name="mul_vec"),
+        n("Constant", [], ["const_scale_out"], name="const_scale",
+          value=helper.make_tensor("const_scale.value", TensorProto.FLOAT, [], [0.5])),
+        n("Mul", ["mul_vec_out", "const_scale_out"], ["mul_scalar_out"], name="mul_scalar"),
+        n("Relu", ["mul_scalar_out"], ["relu2_out"], name="relu2"),
+        n("Gemm", ["relu2_out", "gemm_plain.weight", "gemm_plain.bias"], ["output"],
+          name="gemm_plain"),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny_all_ops",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 4])],
+        initializer=inits,
+    )
+    model = make_model(graph)
+    sample = uniform(rng, -1, 1, (1, 8))
+    calibration = uniform(rng, -1, 1, (CALIBRATION_SAMPLES, 1, 8))
+
+    # Keep every intermediate moderate on the sample and calibration inputs.
+    for x in [sample, *calibration]:
+        worst = max(float(np.max(np.abs(t))) for t in run_reference(model, {"input": x}, True))
+        if worst >= TINY_BOUND:
+            raise AssertionError(f"tiny model intermediate {worst} exceeds {TINY_BOUND}")
+    return model, sample, calibration
+
+
+def build_unsupported(seed: int = 2):
+    """Gemm [1,4]->[1,4] followed by a Sigmoid node named "act_sigmoid".
+
+    zkinfer does not support Sigmoid; the importer must reject this model and
+    name both the op type and the node.
+    """
+    rng = np.random.default_rng(seed)
+    w = torch_like_init(rng, 4, (4, 4))
+    b = torch_like_init(rng, 4, (4,))
+    nodes = [
+        helper.make_node("Gemm", ["input", "fc1.weight", "fc1.bias"], ["fc1_out"],
+                         name="fc1", transB=1),
+        helper.make_node("Sigmoid", ["fc1_out"], ["output"], name="act_sigmoid"),
+    ]
+    graph = helper.make_graph(
+        nodes, "unsupported_sigmoid",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 4])],
+        initializer=[init("fc1.weight", w), init("fc1.bias", b)],
+    )
+    model = make_model(graph)
+    sample = uniform(rng, 0.0, 1.0, (1, 4))
+    return model, sample
+
+
+# --------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------
+
+
+def report(out: Path, outputs: list[np.ndarray]) -> None:
+    files = ", ".join(f"{p.name} {p.stat().st_size} B" for p in sorted(out.iterdir()))
+    print(f"{out}: {files}")
+    for o in outputs:
+        print(f"  output {list(o.shape)}: {np.array2string(o.ravel(), precision=6)}")
+
+
+def cmd_all(args: argparse.Namespace) -> None:
+    root = Path(args.examples_dir)
+
+    model, sample, calib = build_mlp([784, 128, 10], seed=0)
+    report(root / "mlp", write_example(root / "mlp", model, sample, calib))
+
+    model, sample, calib = build_tiny(seed=1)
+    report(root / "tiny", write_example(root / "tiny", model, sample, calib))
+
+    model, sample = build_unsupported(seed=2)
+    out = root / "unsupported"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "model.onnx").write_bytes(model.SerializeToString())
+    write_json(out / "input.json", {"input_data": [float_list(sample)]})
+    report(out, [])
+
+
+def cmd_mlp(args: argparse.Namespace) -> None:
+    try:
+        sizes = [int(s) for s in args.sizes.split(",")]
+    except ValueError:
+        raise SystemExit(f"--sizes must be comma-separated integers, got {args.sizes!r}")
+    model, sample, calib = build_mlp(sizes, seed=args.seed)
+    out = Path(args.out)
+    report(out, write_example(out, model, sample, calib))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="With no subcommand, (re)writes all shipped examples under examples/.",
+    )
+    parser.add_argument("--examples-dir", default=str(EXAMPLES_DIR),
+                        help="where the shipped examples go (default: %(default)s)")
+    parser.set_defaults(func=cmd_all)
+    sub = parser.add_subparsers(title="subcommands")
+
+    p_all = sub.add_parser("all", help="(re)write all shipped examples (the default)")
+    p_all.set_defaults(func=cmd_all)
+
+    p_mlp = sub.add_parser(
+        "mlp", help="write an arbitrary MLP (Gemm transB=1 + Relu) with its JSON files")
+    p_mlp.add_argument("--sizes", default="784,128,10",
+                       help="comma-separated layer widths, input first (default: %(default)s)")
+    p_mlp.add_argument("--seed", type=int, default=0, help="RNG seed (default: %(default)s)")
+    p_mlp.add_argument("--out", required=True, help="output directory")
+    p_mlp.set_defaults(func=cmd_mlp)
+
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

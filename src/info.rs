@@ -1,0 +1,124 @@
+//! `zkinfer info`: circuit size, layout and error bound.
+
+use anyhow::Result;
+use serde::Serialize;
+use zkinfer_circuits::chips::range_table::table_rows;
+use zkinfer_circuits::circuit::{model_rows, RESERVED_ROWS};
+use zkinfer_circuits::compile::predicted_prove_us;
+use zkinfer_prover::{model_hash, ModelDir, SetupInfo};
+
+use crate::{InfoArgs, Outcome};
+
+/// Lookup arguments in the model circuit (remainder range, value range).
+const LOOKUP_ARGUMENTS: usize = 2;
+
+#[derive(Debug, Serialize)]
+struct InfoReport {
+    onnx_sha256: String,
+    model_hash: String,
+    k: u32,
+    rows_used: usize,
+    usable_rows: usize,
+    range_table_rows: usize,
+    advice_columns: usize,
+    fixed_columns: usize,
+    lookup_arguments: usize,
+    lookup_table_columns: usize,
+    public_instances: usize,
+    macs: usize,
+    advice_cells_per_mac: f64,
+    dot_lanes: usize,
+    scale_bits: u32,
+    value_bits: u32,
+    range_table_widths: Vec<u32>,
+    error_bound: Vec<f64>,
+    calibrated_max_abs: f64,
+    predicted_prove_seconds: f64,
+    setup: Option<SetupInfo>,
+}
+
+pub(crate) fn info(a: &InfoArgs) -> Result<Outcome> {
+    let dir = ModelDir::new(&a.dir);
+    let compiled = dir.read_compiled()?;
+    let m = &compiled.model;
+    let s = &m.settings;
+    let rows = model_rows(m, s.dot_lanes);
+    let macs = m.macs();
+    let report = InfoReport {
+        onnx_sha256: compiled.onnx_sha256.clone(),
+        model_hash: hex::encode(model_hash(m)?),
+        k: s.k,
+        rows_used: rows,
+        usable_rows: (1usize << s.k) - RESERVED_ROWS,
+        range_table_rows: table_rows(&s.table_tags),
+        advice_columns: s.num_advice,
+        // shared weight/constant columns, plus the constants column
+        fixed_columns: s.num_fixed + 1,
+        lookup_arguments: LOOKUP_ARGUMENTS,
+        lookup_table_columns: 2,
+        public_instances: 1 + m
+            .output_shapes()
+            .iter()
+            .map(|v| v.iter().product::<usize>())
+            .sum::<usize>(),
+        macs,
+        advice_cells_per_mac: if macs == 0 {
+            0.0
+        } else {
+            (rows * s.num_advice) as f64 / macs as f64
+        },
+        dot_lanes: s.dot_lanes,
+        scale_bits: s.scale_bits,
+        value_bits: s.value_bits,
+        range_table_widths: s.table_tags.clone(),
+        error_bound: m.error_bound.clone(),
+        calibrated_max_abs: m.calibrated_max_abs,
+        predicted_prove_seconds: predicted_prove_us(s.k, s.num_advice, LOOKUP_ARGUMENTS) / 1e6,
+        setup: dir.read_setup().ok(),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(Outcome::Ok);
+    }
+    let r = &report;
+    println!("model        onnx sha256 {}", r.onnx_sha256);
+    println!("             model hash  {}", r.model_hash);
+    println!(
+        "circuit      k = {}: {} of {} usable rows used, range table {} rows",
+        r.k, r.rows_used, r.usable_rows, r.range_table_rows
+    );
+    println!("columns      advice {}, fixed {}, lookup arguments {} (table columns {}), instance values {}", r.advice_columns, r.fixed_columns, r.lookup_arguments, r.lookup_table_columns, r.public_instances);
+    println!(
+        "work         {} multiply-accumulates, {:.2} allocated advice cells per MAC, {} dot lanes",
+        r.macs, r.advice_cells_per_mac, r.dot_lanes
+    );
+    println!(
+        "quantization activations at 2^-{}, range ±2^{} (±{:.3} real), table widths {:?}",
+        r.scale_bits,
+        r.value_bits,
+        f64::from(1u32 << r.value_bits) / f64::from(1u32 << r.scale_bits),
+        r.range_table_widths
+    );
+    println!("error bound  {:?} (max |proven − float| per output, for inputs within the calibrated range; largest calibrated |activation| {:.3})", r.error_bound, r.calibrated_max_abs);
+    println!(
+        "predicted    prove ≈ {:.2} s on a 2-core machine",
+        r.predicted_prove_seconds
+    );
+    match &r.setup {
+        Some(s) => println!(
+            "setup        keys {} with SRS {}{}",
+            s.key_id,
+            &s.srs_sha256[..16],
+            if s.insecure_dev_srs {
+                " [INSECURE dev SRS]"
+            } else {
+                ""
+            }
+        ),
+        None => println!(
+            "setup        not set up yet: zkinfer setup {} --dev-srs",
+            a.dir.display()
+        ),
+    }
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,143 @@
+//! `zkinfer`: compile ONNX models to Halo2-KZG circuits, prove inference, verify proofs.
+
+mod commands;
+mod demo;
+mod info;
+mod ui;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Zero-knowledge verifiable inference: prove that a committed ONNX model, applied to a
+/// committed private input, gives this output (Halo2, KZG on BN254, SHPLONK).
+#[derive(Debug, Parser)]
+#[command(name = "zkinfer", version, about, long_about = None)]
+struct Config {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Import, calibrate and quantize an ONNX model into a circuit directory.
+    Compile(CompileArgs),
+    /// Load or generate the SRS and generate (or reuse cached) proving and verifying keys.
+    Setup(SetupArgs),
+    /// Run the model on an input and prove the result.
+    Prove(ProveArgs),
+    /// Verify a proof: exit 0 when valid, 1 when invalid, 2 on a usage or format error.
+    Verify(VerifyArgs),
+    /// Show the circuit's size, layout and error bound.
+    Info(InfoArgs),
+    /// Compile, set up, prove and verify a shipped example model end to end.
+    Demo(DemoArgs),
+}
+
+/// Arguments of `zkinfer compile`.
+#[derive(Debug, Args)]
+pub(crate) struct CompileArgs {
+    /// The ONNX model.
+    model: PathBuf,
+    /// Output directory (created).
+    #[arg(short, long, env = "ZKINFER_OUT")]
+    out: PathBuf,
+    /// Calibration data in EZKL's input format; several samples may be concatenated per input.
+    #[arg(long, env = "ZKINFER_CALIBRATION")]
+    calibration: Option<PathBuf>,
+    /// Activation scale: values are integers at 2^-N resolution (default: chosen from the calibration data).
+    #[arg(long, env = "ZKINFER_SCALE_BITS", value_parser = clap::value_parser!(u32).range(1..=24))]
+    scale_bits: Option<u32>,
+    /// Largest circuit size (log2 rows) to consider.
+    #[arg(long, env = "ZKINFER_MAX_K", default_value_t = zkinfer_circuits::compile::DEFAULT_MAX_K, value_parser = clap::value_parser!(u32).range(6..=26))]
+    max_k: u32,
+}
+
+/// Arguments of `zkinfer setup`.
+#[derive(Debug, Args)]
+#[group(id = "srs_source", required = true, multiple = false, args = ["srs", "dev_srs"])]
+pub(crate) struct SetupArgs {
+    /// The compiled model directory.
+    dir: PathBuf,
+    /// A halo2 KZG params file (raw-bytes `kzg{k}.srs`, e.g. from the Perpetual Powers of Tau); downsized to the circuit's k.
+    #[arg(long, env = "ZKINFER_SRS")]
+    srs: Option<PathBuf>,
+    /// Generate an INSECURE SRS locally (its trapdoor is public): for development only.
+    #[arg(long)]
+    dev_srs: bool,
+}
+
+/// Arguments of `zkinfer prove`.
+#[derive(Debug, Args)]
+pub(crate) struct ProveArgs {
+    /// The compiled and set-up model directory.
+    dir: PathBuf,
+    /// Input in EZKL's format: {"input_data": [[...]]}.
+    #[arg(long, env = "ZKINFER_INPUT")]
+    input: PathBuf,
+    /// Where to write the proof.
+    #[arg(short, long)]
+    out: PathBuf,
+    /// Also write the dequantized outputs as JSON: {"outputs": [[...]], "shapes": [[...]]}.
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+/// Arguments of `zkinfer verify`.
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The compiled and set-up model directory.
+    dir: PathBuf,
+    /// The proof file.
+    proof: PathBuf,
+}
+
+/// Arguments of `zkinfer info`.
+#[derive(Debug, Args)]
+pub(crate) struct InfoArgs {
+    /// The compiled model directory.
+    dir: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `zkinfer demo`.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Example directory holding model.onnx, input.json and calibration.json.
+    #[arg(long, env = "ZKINFER_DEMO_MODEL", default_value = "examples/mlp")]
+    model: PathBuf,
+    /// Working directory for the compiled model and the proof.
+    #[arg(long, env = "ZKINFER_DEMO_WORKDIR", default_value = "out/demo")]
+    workdir: PathBuf,
+}
+
+/// How a command ended: the exit code says which.
+pub(crate) enum Outcome {
+    /// Success (exit 0).
+    Ok,
+    /// The proof is invalid (exit 1).
+    Invalid,
+}
+
+fn main() -> ExitCode {
+    let config = Config::parse();
+    let result = match config.command {
+        Command::Compile(a) => commands::compile(&a),
+        Command::Setup(a) => commands::setup(&a),
+        Command::Prove(a) => commands::prove(&a),
+        Command::Verify(a) => commands::verify(&a),
+        Command::Info(a) => info::info(&a),
+        Command::Demo(a) => demo::demo(&a),
+    };
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Invalid) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {}", ui::one_line(&e));
+            ExitCode::from(2)
+        }
+    }
+}
