@@ -56,12 +56,16 @@ pub(crate) struct CompileArgs {
 
 /// Arguments of `zkinfer setup`.
 #[derive(Debug, Args)]
-#[group(id = "srs_source", required = true, multiple = false, args = ["srs", "dev_srs"])]
 pub(crate) struct SetupArgs {
     /// The compiled model directory.
     dir: PathBuf,
     /// A halo2 KZG params file (raw-bytes `kzg{k}.srs`, e.g. from the Perpetual Powers of Tau); downsized to the circuit's k.
-    #[arg(long, env = "ZKINFER_SRS")]
+    #[arg(
+        long,
+        env = "ZKINFER_SRS",
+        conflicts_with = "dev_srs",
+        required_unless_present = "dev_srs"
+    )]
     srs: Option<PathBuf>,
     /// Generate an INSECURE SRS locally (its trapdoor is public): for development only.
     #[arg(long)]

@@ -1,0 +1,258 @@
+//! The `zkinfer` binary as a user runs it: exit codes, messages, files left behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use zkinfer_circuits::data::{InputData, OutputData};
+use zkinfer_prover::ProofEnvelope;
+
+fn repo(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn zkinfer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zkinfer"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = zkinfer(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Exit 2 with a single `error:` line on stderr mentioning every `needle`.
+fn usage_error(args: &[&str], needles: &[&str]) {
+    let out = zkinfer(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "`{n}` not in `{}`", lines[0]);
+    }
+}
+
+fn compile_and_setup(example: &str, dir: &Path, extra: &[&str]) {
+    let ex = repo("examples").join(example);
+    let (model, cal) = (ex.join("model.onnx"), ex.join("calibration.json"));
+    let mut args = vec!["compile", s(&model), "-o", s(dir), "--calibration", s(&cal)];
+    args.extend_from_slice(extra);
+    ok(&args);
+    ok(&["setup", s(dir), "--dev-srs"]);
+}
+
+#[test]
+fn mlp_proves_and_matches_candle_within_the_info_bound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mlp");
+    compile_and_setup("mlp", &dir, &[]);
+    let input = repo("examples/mlp/input.json");
+    let (proof, output) = (tmp.path().join("p.zkp"), tmp.path().join("out.json"));
+    ok(&[
+        "prove",
+        s(&dir),
+        "--input",
+        s(&input),
+        "-o",
+        s(&proof),
+        "--output",
+        s(&output),
+    ]);
+    let verified = ok(&["verify", s(&dir), s(&proof)]);
+    assert!(
+        verified.starts_with("VALID") && verified.contains("input commitment 0x"),
+        "{verified}"
+    );
+
+    let info: serde_json::Value = serde_json::from_str(&ok(&["info", s(&dir), "--json"])).unwrap();
+    let bound = info["error_bound"][0].as_f64().unwrap();
+    assert!(
+        info["macs"].as_u64() == Some(784 * 128 + 128 * 10),
+        "{info}"
+    );
+    for key in [
+        "k",
+        "rows_used",
+        "advice_columns",
+        "fixed_columns",
+        "lookup_arguments",
+        "advice_cells_per_mac",
+    ] {
+        assert!(!info[key].is_null(), "info lacks {key}");
+    }
+
+    let proven: OutputData = serde_json::from_slice(&std::fs::read(&output).unwrap()).unwrap();
+    assert_eq!(proven.shapes, vec![vec![1, 10]]);
+    let onnx = std::fs::read(repo("examples/mlp/model.onnx")).unwrap();
+    let graph = zkinfer_circuits::onnx::import_bytes(&onnx).unwrap();
+    let x = InputData::from_json(&std::fs::read_to_string(&input).unwrap())
+        .unwrap()
+        .input_data;
+    let float = zkinfer_circuits::reference::candle_outputs(&onnx, &graph, &x).unwrap();
+    let err = proven.outputs[0]
+        .iter()
+        .zip(&float[0])
+        .map(|(a, b)| f64::from((a - b).abs()))
+        .fold(0.0, f64::max);
+    assert!(err <= bound, "max error {err} > reported bound {bound}");
+}
+
+#[test]
+fn verify_exits_1_for_tampered_or_foreign_proofs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, other) = (tmp.path().join("tiny"), tmp.path().join("tiny9"));
+    compile_and_setup("tiny", &dir, &[]);
+    compile_and_setup("tiny", &other, &["--scale-bits", "9"]);
+    let proof = tmp.path().join("p.zkp");
+    ok(&[
+        "prove",
+        s(&dir),
+        "--input",
+        s(&repo("examples/tiny/input.json")),
+        "-o",
+        s(&proof),
+    ]);
+    let env = ProofEnvelope::from_bytes(&std::fs::read(&proof).unwrap()).unwrap();
+    let bad = tmp.path().join("bad.zkp");
+    let expect_invalid = |e: &ProofEnvelope, what: &str| {
+        std::fs::write(&bad, e.to_bytes().unwrap()).unwrap();
+        let out = zkinfer(&["verify", s(&dir), s(&bad)]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("INVALID"));
+    };
+    // (The library test walks every byte; here a spread of positions through the CLI.)
+    for i in (0..env.proof.len()).step_by(env.proof.len() / 7) {
+        let mut e = env.clone();
+        e.proof[i] ^= 0x10;
+        expect_invalid(&e, &format!("proof byte {i}"));
+    }
+    let mut e = env.clone();
+    e.instances[1][0] ^= 1;
+    expect_invalid(&e, "changed output");
+    let mut e = env.clone();
+    e.instances[0][3] ^= 1;
+    expect_invalid(&e, "changed commitment");
+    let out = zkinfer(&["verify", s(&other), s(&proof)]);
+    assert_eq!(out.status.code(), Some(1), "another model's key");
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line_and_leaves_no_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("never");
+    let garbage = tmp.path().join("garbage.onnx");
+    std::fs::write(&garbage, b"\x08\x07not an onnx file at all\xff\xff").unwrap();
+    usage_error(
+        &["compile", s(&garbage), "-o", s(&out_dir)],
+        &["malformed ONNX"],
+    );
+    let unsupported = repo("examples/unsupported/model.onnx");
+    usage_error(
+        &["compile", s(&unsupported), "-o", s(&out_dir)],
+        &["Sigmoid", "act_sigmoid"],
+    );
+    assert!(!out_dir.exists(), "a failed compile left {out_dir:?}");
+
+    let dir = tmp.path().join("tiny");
+    let input_args = |input: &Path, proof: &Path, output: &Path| {
+        vec![
+            "prove".to_string(),
+            s(&dir).into(),
+            "--input".into(),
+            s(input).into(),
+            "-o".into(),
+            s(proof).into(),
+            "--output".into(),
+            s(output).into(),
+        ]
+    };
+    let (proof, output) = (tmp.path().join("p.zkp"), tmp.path().join("o.json"));
+    ok(&[
+        "compile",
+        s(&repo("examples/tiny/model.onnx")),
+        "-o",
+        s(&dir),
+    ]);
+    usage_error(
+        &[
+            "prove",
+            s(&dir),
+            "--input",
+            s(&repo("examples/tiny/input.json")),
+            "-o",
+            s(&proof),
+        ],
+        &["zkinfer setup"],
+    );
+    ok(&["setup", s(&dir), "--dev-srs"]);
+
+    let short = tmp.path().join("short.json");
+    std::fs::write(&short, r#"{"input_data": [[0.1, 0.2, 0.3]]}"#).unwrap();
+    let args = input_args(&short, &proof, &output);
+    usage_error(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &["3 values", "expects 8"],
+    );
+    let huge = tmp.path().join("huge.json");
+    std::fs::write(&huge, r#"{"input_data": [[1e6, 0, 0, 0, 0, 0, 0, 0]]}"#).unwrap();
+    let args = input_args(&huge, &proof, &output);
+    usage_error(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &["overflow", "input"],
+    );
+    let not_json = tmp.path().join("nj.json");
+    std::fs::write(&not_json, "[1, 2").unwrap();
+    let args = input_args(&not_json, &proof, &output);
+    usage_error(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &["input JSON"],
+    );
+    assert!(
+        !proof.exists() && !output.exists(),
+        "a failed prove left files"
+    );
+
+    std::fs::write(&proof, b"zkip garbage").unwrap();
+    usage_error(&["verify", s(&dir), s(&proof)], &["not a zkinfer proof"]);
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn help_is_available_everywhere() {
+    for cmd in [
+        vec!["--help"],
+        vec!["compile", "--help"],
+        vec!["setup", "--help"],
+        vec!["prove", "--help"],
+        vec!["verify", "--help"],
+        vec!["info", "--help"],
+        vec!["demo", "--help"],
+    ] {
+        let out = ok(&cmd);
+        assert!(out.contains("Usage:"), "{cmd:?}");
+    }
+    // setup needs exactly one SRS source
+    assert_eq!(zkinfer(&["setup", "x"]).status.code(), Some(2));
+}
