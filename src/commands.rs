@@ -14,48 +14,25 @@ use crate::{CompileArgs, Outcome, ProveArgs, SetupArgs, VerifyArgs};
 
 /// Reads an EZKL-format input file.
 pub(crate) fn read_input(path: &Path) -> Result<Vec<Vec<f32>>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(InputData::from_json(&text)
-        .with_context(|| path.display().to_string())?
-        .input_data)
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(InputData::from_json(&text).with_context(|| path.display().to_string())?.input_data)
 }
 
 pub(crate) fn compile(a: &CompileArgs) -> Result<Outcome> {
     let onnx = std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
     let cal = a.calibration.as_deref().map(read_input).transpose()?;
     if cal.is_none() {
-        eprintln!(
-            "note: no --calibration given; scales are chosen from synthetic inputs in [-1, 1)"
-        );
+        eprintln!("note: no --calibration given; scales are chosen from synthetic inputs in [-1, 1)");
     }
-    let opts = CompileOptions {
-        scale_bits: a.scale_bits,
-        max_k: Some(a.max_k),
-    };
-    let compiled = zkinfer_circuits::compile::compile(&onnx, cal.as_deref(), &opts)
-        .with_context(|| a.model.display().to_string())?;
+    let opts = CompileOptions { scale_bits: a.scale_bits, max_k: Some(a.max_k) };
+    let compiled = zkinfer_circuits::compile::compile(&onnx, cal.as_deref(), &opts).with_context(|| a.model.display().to_string())?;
     ModelDir::new(&a.out).write_compiled(&compiled, &onnx)?;
     let s = &compiled.model.settings;
     println!("compiled {} → {}", a.model.display(), a.out.display());
-    println!(
-        "  nodes: {}   MACs: {}",
-        compiled.graph.nodes.len(),
-        compiled.model.macs()
-    );
-    println!(
-        "  k = {}   advice columns: {}   activation scale 2^-{}   value range ±2^{}",
-        s.k, s.num_advice, s.scale_bits, s.value_bits
-    );
-    println!(
-        "  error bound vs float (inputs within the calibrated range): {:?}",
-        compiled.model.error_bound
-    );
-    println!(
-        "next: zkinfer setup {} --dev-srs   (or --srs kzg{}.srs)",
-        a.out.display(),
-        s.k
-    );
+    println!("  nodes: {}   MACs: {}", compiled.graph.nodes.len(), compiled.model.macs());
+    println!("  k = {}   advice columns: {}   activation scale 2^-{}   value range ±2^{}", s.k, s.num_advice, s.scale_bits, s.value_bits);
+    println!("  error bound vs float (inputs within the calibrated range): {:?}", compiled.model.error_bound);
+    println!("next: zkinfer setup {} --dev-srs   (or --srs kzg{}.srs)", a.out.display(), s.k);
     Ok(Outcome::Ok)
 }
 
@@ -64,23 +41,11 @@ pub(crate) fn setup(a: &SetupArgs) -> Result<Outcome> {
     let compiled = dir.read_compiled()?;
     let k = compiled.model.settings.k;
     let srs = match &a.srs {
-        Some(path) => {
-            timed(
-                &format!(
-                    "loading SRS {} (downsizing to k = {k} if larger)",
-                    path.display()
-                ),
-                || Srs::load(path, k),
-            )
-            .0?
-        }
+        Some(path) => timed(&format!("loading SRS {} (downsizing to k = {k} if larger)", path.display()), || Srs::load(path, k)).0?,
         None => {
             eprintln!("WARNING: --dev-srs generates an INSECURE SRS whose trapdoor is public.");
             eprintln!("WARNING: anyone can forge proofs against keys made from it. Use --srs with a Powers-of-Tau file in production.");
-            timed(&format!("generating development SRS (k = {k})"), || {
-                Srs::dev(k)
-            })
-            .0?
+            timed(&format!("generating development SRS (k = {k})"), || Srs::dev(k)).0?
         }
     };
     let (result, keygen_time) = timed("key generation", || dir.setup(&compiled, &srs, || ()));
@@ -88,21 +53,13 @@ pub(crate) fn setup(a: &SetupArgs) -> Result<Outcome> {
     if cached {
         println!("keys reused from cache (keys/{})", info.key_id);
     } else {
-        println!(
-            "generated keys in {:.2}s (keys/{})",
-            keygen_time.as_secs_f64(),
-            info.key_id
-        );
+        println!("generated keys in {:.2}s (keys/{})", keygen_time.as_secs_f64(), info.key_id);
     }
     println!(
         "  SRS sha256 {} (source k = {}){}",
         info.srs_sha256,
         info.srs_source_k,
-        if info.insecure_dev_srs {
-            "  [INSECURE dev SRS]"
-        } else {
-            ""
-        }
+        if info.insecure_dev_srs { "  [INSECURE dev SRS]" } else { "" }
     );
     println!("  vk sha256  {}", info.vk_sha256);
     println!("  model hash {}", info.model_hash);
@@ -110,55 +67,28 @@ pub(crate) fn setup(a: &SetupArgs) -> Result<Outcome> {
 }
 
 fn dequantize(loaded: &Loaded, values: &[i64]) -> Vec<f32> {
-    values
-        .iter()
-        .map(|&v| loaded.model.dequantize(v) as f32)
-        .collect()
+    values.iter().map(|&v| loaded.model.dequantize(v) as f32).collect()
 }
 
 pub(crate) fn prove(a: &ProveArgs) -> Result<Outcome> {
     let dir = ModelDir::new(&a.dir);
     let loaded = dir.load()?;
     let input = read_input(&a.input)?;
-    let q = loaded
-        .model
-        .quantize_inputs(&input)
-        .with_context(|| a.input.display().to_string())?;
+    let q = loaded.model.quantize_inputs(&input).with_context(|| a.input.display().to_string())?;
     let trace = loaded.model.eval_quantized(&q)?;
     let pk = timed("loading proving key", || dir.load_pk(&loaded)).0?;
     let (env, t) = timed(&format!("proving (k = {})", loaded.setup.k), || {
-        zkinfer_prover::prove(
-            &loaded.params,
-            &pk,
-            loaded.model.clone(),
-            q,
-            loaded.bindings,
-        )
+        zkinfer_prover::prove(&loaded.params, &pk, loaded.model.clone(), q, loaded.bindings)
     });
     let env = env?;
-    let outputs: Vec<Vec<f32>> = trace
-        .outputs(&loaded.model)
-        .iter()
-        .map(|o| dequantize(&loaded, o))
-        .collect();
+    let outputs: Vec<Vec<f32>> = trace.outputs(&loaded.model).iter().map(|o| dequantize(&loaded, o)).collect();
     atomic_write(&a.out, &env.to_bytes()?)?;
     if let Some(path) = &a.output {
-        let data = OutputData {
-            outputs: outputs.clone(),
-            shapes: loaded.model.output_shapes(),
-        };
+        let data = OutputData { outputs: outputs.clone(), shapes: loaded.model.output_shapes() };
         atomic_write(path, &serde_json::to_vec(&data)?)?;
     }
-    println!(
-        "proved in {:.2}s; proof {} bytes → {}",
-        t.as_secs_f64(),
-        env.proof.len(),
-        a.out.display()
-    );
-    println!(
-        "  input commitment {}",
-        env.instances.first().map(|b| fr_hex(b)).unwrap_or_default()
-    );
+    println!("proved in {:.2}s; proof {} bytes → {}", t.as_secs_f64(), env.proof.len(), a.out.display());
+    println!("  input commitment {}", env.instances.first().map(|b| fr_hex(b)).unwrap_or_default());
     for (i, o) in outputs.iter().enumerate() {
         println!("  output {i}: {}", fmt_values(o));
     }
@@ -171,56 +101,32 @@ fn report_accuracy(dir: &ModelDir, loaded: &Loaded, input: &[Vec<f32>], outputs:
     let reference = dir
         .read_onnx()
         .map_err(anyhow::Error::from)
-        .and_then(|onnx| {
-            zkinfer_circuits::reference::candle_outputs(&onnx, &loaded.compiled.graph, input)
-                .map_err(anyhow::Error::from)
-        });
+        .and_then(|onnx| zkinfer_circuits::reference::candle_outputs(&onnx, &loaded.compiled.graph, input).map_err(anyhow::Error::from));
     match reference {
         Ok(reference) => {
             for (i, (o, r)) in outputs.iter().zip(&reference).enumerate() {
-                let err = o
-                    .iter()
-                    .zip(r)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0f32, f32::max);
+                let err = o.iter().zip(r).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
                 let bound = loaded.model.error_bound.get(i).copied().unwrap_or(f64::NAN);
-                let note = if f64::from(err) <= bound {
-                    "within"
-                } else {
-                    "EXCEEDS (input outside the calibrated range?)"
-                };
+                let note = if f64::from(err) <= bound { "within" } else { "EXCEEDS (input outside the calibrated range?)" };
                 println!("  output {i}: max |proven − candle float| = {err:.3e}, {note} the bound {bound:.3e}");
             }
         }
-        Err(e) => eprintln!(
-            "note: float reference unavailable: {}",
-            crate::ui::one_line(&e)
-        ),
+        Err(e) => eprintln!("note: float reference unavailable: {}", crate::ui::one_line(&e)),
     }
 }
 
 fn fr_hex(bytes: &[u8; 32]) -> String {
-    Option::<Fr>::from(<Fr as zkinfer_circuits::chips::PrimeFieldRepr>::from_repr(
-        *bytes,
-    ))
-    .map(|f| fr_to_hex(&f))
-    .unwrap_or_else(|| "<invalid>".into())
+    Option::<Fr>::from(<Fr as zkinfer_circuits::chips::PrimeFieldRepr>::from_repr(*bytes))
+        .map(|f| fr_to_hex(&f))
+        .unwrap_or_else(|| "<invalid>".into())
 }
 
 pub(crate) fn verify(a: &VerifyArgs) -> Result<Outcome> {
     let loaded = ModelDir::new(&a.dir).load()?;
-    let bytes =
-        std::fs::read(&a.proof).with_context(|| format!("reading {}", a.proof.display()))?;
+    let bytes = std::fs::read(&a.proof).with_context(|| format!("reading {}", a.proof.display()))?;
     let env = ProofEnvelope::from_bytes(&bytes).with_context(|| a.proof.display().to_string())?;
-    let n = 1 + loaded
-        .model
-        .output_shapes()
-        .iter()
-        .map(|s| s.iter().product::<usize>())
-        .sum::<usize>();
-    let (result, t) = timed("verifying", || {
-        zkinfer_prover::verify(&loaded.params, &loaded.vk, &env, loaded.bindings, n)
-    });
+    let n = 1 + loaded.model.output_shapes().iter().map(|s| s.iter().product::<usize>()).sum::<usize>();
+    let (result, t) = timed("verifying", || zkinfer_prover::verify(&loaded.params, &loaded.vk, &env, loaded.bindings, n));
     let instances = match result {
         Ok(i) => i,
         Err(e) if e.is_invalid_proof() => {
@@ -235,25 +141,15 @@ pub(crate) fn verify(a: &VerifyArgs) -> Result<Outcome> {
     println!(
         "  SRS sha256       {}{}",
         hex::encode(env.srs_hash),
-        if loaded.setup.insecure_dev_srs {
-            "  [INSECURE dev SRS: proofs can be forged]"
-        } else {
-            ""
-        }
+        if loaded.setup.insecure_dev_srs { "  [INSECURE dev SRS: proofs can be forged]" } else { "" }
     );
     println!("  input commitment {}", fr_to_hex(&instances[0]));
     let mut rest = &instances[1..];
     for (i, shape) in loaded.model.output_shapes().iter().enumerate() {
         let n: usize = shape.iter().product();
         let ints: Option<Vec<i64>> = rest[..n].iter().map(i64_from_fr).collect();
-        let Some(ints) = ints else {
-            bail!("output {i} is not a small integer")
-        };
-        println!(
-            "  output {i} {shape:?} (scale 2^-{}): {}",
-            loaded.model.settings.scale_bits,
-            fmt_values(&dequantize(&loaded, &ints))
-        );
+        let Some(ints) = ints else { bail!("output {i} is not a small integer") };
+        println!("  output {i} {shape:?} (scale 2^-{}): {}", loaded.model.settings.scale_bits, fmt_values(&dequantize(&loaded, &ints)));
         rest = &rest[n..];
     }
     Ok(Outcome::Ok)

@@ -11,10 +11,7 @@ pub(crate) fn demo(a: &DemoArgs) -> Result<Outcome> {
     let (model, work) = (&a.model, &a.workdir);
     for f in ["model.onnx", "input.json", "calibration.json"] {
         if !model.join(f).exists() {
-            bail!(
-                "{} has no {f}: pass --model with an example directory (see examples/)",
-                model.display()
-            );
+            bail!("{} has no {f}: pass --model with an example directory (see examples/)", model.display());
         }
     }
     let dir = work.join("model");
@@ -30,16 +27,9 @@ pub(crate) fn demo(a: &DemoArgs) -> Result<Outcome> {
         max_k: zkinfer_circuits::compile::DEFAULT_MAX_K,
     })?;
     step(2, "circuit info");
-    crate::info::info(&InfoArgs {
-        dir: dir.clone(),
-        json: false,
-    })?;
+    crate::info::info(&InfoArgs { dir: dir.clone(), json: false })?;
     step(3, "setup (development SRS)");
-    commands::setup(&SetupArgs {
-        dir: dir.clone(),
-        srs: None,
-        dev_srs: true,
-    })?;
+    commands::setup(&SetupArgs { dir: dir.clone(), srs: None, dev_srs: true })?;
     step(4, "prove");
     commands::prove(&ProveArgs {
         dir: dir.clone(),

@@ -9,8 +9,8 @@ use zkinfer_prover::{model_hash, ModelDir, SetupInfo};
 
 use crate::{InfoArgs, Outcome};
 
-/// Lookup arguments in the model circuit (remainder range, value range).
-const LOOKUP_ARGUMENTS: usize = 2;
+/// Lookup arguments in the model circuit (remainder low and high ranges, value range).
+const LOOKUP_ARGUMENTS: usize = 3;
 
 #[derive(Debug, Serialize)]
 struct InfoReport {
@@ -56,17 +56,9 @@ pub(crate) fn info(a: &InfoArgs) -> Result<Outcome> {
         fixed_columns: s.num_fixed + 1,
         lookup_arguments: LOOKUP_ARGUMENTS,
         lookup_table_columns: 2,
-        public_instances: 1 + m
-            .output_shapes()
-            .iter()
-            .map(|v| v.iter().product::<usize>())
-            .sum::<usize>(),
+        public_instances: 1 + m.output_shapes().iter().map(|v| v.iter().product::<usize>()).sum::<usize>(),
         macs,
-        advice_cells_per_mac: if macs == 0 {
-            0.0
-        } else {
-            (rows * s.num_advice) as f64 / macs as f64
-        },
+        advice_cells_per_mac: if macs == 0 { 0.0 } else { (rows * s.num_advice) as f64 / macs as f64 },
         dot_lanes: s.dot_lanes,
         scale_bits: s.scale_bits,
         value_bits: s.value_bits,
@@ -83,11 +75,11 @@ pub(crate) fn info(a: &InfoArgs) -> Result<Outcome> {
     let r = &report;
     println!("model        onnx sha256 {}", r.onnx_sha256);
     println!("             model hash  {}", r.model_hash);
+    println!("circuit      k = {}: {} of {} usable rows used, range table {} rows", r.k, r.rows_used, r.usable_rows, r.range_table_rows);
     println!(
-        "circuit      k = {}: {} of {} usable rows used, range table {} rows",
-        r.k, r.rows_used, r.usable_rows, r.range_table_rows
+        "columns      advice {}, fixed {}, lookup arguments {} (table columns {}), instance values {}",
+        r.advice_columns, r.fixed_columns, r.lookup_arguments, r.lookup_table_columns, r.public_instances
     );
-    println!("columns      advice {}, fixed {}, lookup arguments {} (table columns {}), instance values {}", r.advice_columns, r.fixed_columns, r.lookup_arguments, r.lookup_table_columns, r.public_instances);
     println!(
         "work         {} multiply-accumulates, {:.2} allocated advice cells per MAC, {} dot lanes",
         r.macs, r.advice_cells_per_mac, r.dot_lanes
@@ -100,25 +92,15 @@ pub(crate) fn info(a: &InfoArgs) -> Result<Outcome> {
         r.range_table_widths
     );
     println!("error bound  {:?} (max |proven − float| per output, for inputs within the calibrated range; largest calibrated |activation| {:.3})", r.error_bound, r.calibrated_max_abs);
-    println!(
-        "predicted    prove ≈ {:.2} s on a 2-core machine",
-        r.predicted_prove_seconds
-    );
+    println!("predicted    prove ≈ {:.2} s on a 2-core machine", r.predicted_prove_seconds);
     match &r.setup {
         Some(s) => println!(
             "setup        keys {} with SRS {}{}",
             s.key_id,
             &s.srs_sha256[..16],
-            if s.insecure_dev_srs {
-                " [INSECURE dev SRS]"
-            } else {
-                ""
-            }
+            if s.insecure_dev_srs { " [INSECURE dev SRS]" } else { "" }
         ),
-        None => println!(
-            "setup        not set up yet: zkinfer setup {} --dev-srs",
-            a.dir.display()
-        ),
+        None => println!("setup        not set up yet: zkinfer setup {} --dev-srs", a.dir.display()),
     }
     Ok(Outcome::Ok)
 }

@@ -60,12 +60,7 @@ pub(crate) struct SetupArgs {
     /// The compiled model directory.
     dir: PathBuf,
     /// A halo2 KZG params file (raw-bytes `kzg{k}.srs`, e.g. from the Perpetual Powers of Tau); downsized to the circuit's k.
-    #[arg(
-        long,
-        env = "ZKINFER_SRS",
-        conflicts_with = "dev_srs",
-        required_unless_present = "dev_srs"
-    )]
+    #[arg(long, env = "ZKINFER_SRS", conflicts_with = "dev_srs", required_unless_present = "dev_srs")]
     srs: Option<PathBuf>,
     /// Generate an INSECURE SRS locally (its trapdoor is public): for development only.
     #[arg(long)]

@@ -22,20 +22,12 @@ pub(crate) fn timed<T>(msg: &str, f: impl FnOnce() -> T) -> (T, Duration) {
 
 /// The error and its causes on one line.
 pub(crate) fn one_line(e: &anyhow::Error) -> String {
-    e.chain()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
-        .replace('\n', " ")
+    e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ").replace('\n', " ")
 }
 
 /// Formats values compactly.
 pub(crate) fn fmt_values(v: &[f32]) -> String {
     let shown: Vec<String> = v.iter().take(16).map(|x| format!("{x:.5}")).collect();
-    let more = if v.len() > 16 {
-        format!(", … ({} values)", v.len())
-    } else {
-        String::new()
-    };
+    let more = if v.len() > 16 { format!(", … ({} values)", v.len()) } else { String::new() };
     format!("[{}{more}]", shown.join(", "))
 }

@@ -11,10 +11,7 @@ fn repo(p: &str) -> PathBuf {
 }
 
 fn zkinfer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_zkinfer"))
-        .args(args)
-        .output()
-        .expect("runs")
+    Command::new(env!("CARGO_BIN_EXE_zkinfer")).args(args).output().expect("runs")
 }
 
 fn s(p: &Path) -> &str {
@@ -23,11 +20,7 @@ fn s(p: &Path) -> &str {
 
 fn ok(args: &[&str]) -> String {
     let out = zkinfer(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -59,36 +52,14 @@ fn mlp_proves_and_matches_candle_within_the_info_bound() {
     compile_and_setup("mlp", &dir, &[]);
     let input = repo("examples/mlp/input.json");
     let (proof, output) = (tmp.path().join("p.zkp"), tmp.path().join("out.json"));
-    ok(&[
-        "prove",
-        s(&dir),
-        "--input",
-        s(&input),
-        "-o",
-        s(&proof),
-        "--output",
-        s(&output),
-    ]);
+    ok(&["prove", s(&dir), "--input", s(&input), "-o", s(&proof), "--output", s(&output)]);
     let verified = ok(&["verify", s(&dir), s(&proof)]);
-    assert!(
-        verified.starts_with("VALID") && verified.contains("input commitment 0x"),
-        "{verified}"
-    );
+    assert!(verified.starts_with("VALID") && verified.contains("input commitment 0x"), "{verified}");
 
     let info: serde_json::Value = serde_json::from_str(&ok(&["info", s(&dir), "--json"])).unwrap();
     let bound = info["error_bound"][0].as_f64().unwrap();
-    assert!(
-        info["macs"].as_u64() == Some(784 * 128 + 128 * 10),
-        "{info}"
-    );
-    for key in [
-        "k",
-        "rows_used",
-        "advice_columns",
-        "fixed_columns",
-        "lookup_arguments",
-        "advice_cells_per_mac",
-    ] {
+    assert!(info["macs"].as_u64() == Some(784 * 128 + 128 * 10), "{info}");
+    for key in ["k", "rows_used", "advice_columns", "fixed_columns", "lookup_arguments", "advice_cells_per_mac"] {
         assert!(!info[key].is_null(), "info lacks {key}");
     }
 
@@ -96,15 +67,9 @@ fn mlp_proves_and_matches_candle_within_the_info_bound() {
     assert_eq!(proven.shapes, vec![vec![1, 10]]);
     let onnx = std::fs::read(repo("examples/mlp/model.onnx")).unwrap();
     let graph = zkinfer_circuits::onnx::import_bytes(&onnx).unwrap();
-    let x = InputData::from_json(&std::fs::read_to_string(&input).unwrap())
-        .unwrap()
-        .input_data;
+    let x = InputData::from_json(&std::fs::read_to_string(&input).unwrap()).unwrap().input_data;
     let float = zkinfer_circuits::reference::candle_outputs(&onnx, &graph, &x).unwrap();
-    let err = proven.outputs[0]
-        .iter()
-        .zip(&float[0])
-        .map(|(a, b)| f64::from((a - b).abs()))
-        .fold(0.0, f64::max);
+    let err = proven.outputs[0].iter().zip(&float[0]).map(|(a, b)| f64::from((a - b).abs())).fold(0.0, f64::max);
     assert!(err <= bound, "max error {err} > reported bound {bound}");
 }
 
@@ -115,25 +80,13 @@ fn verify_exits_1_for_tampered_or_foreign_proofs() {
     compile_and_setup("tiny", &dir, &[]);
     compile_and_setup("tiny", &other, &["--scale-bits", "9"]);
     let proof = tmp.path().join("p.zkp");
-    ok(&[
-        "prove",
-        s(&dir),
-        "--input",
-        s(&repo("examples/tiny/input.json")),
-        "-o",
-        s(&proof),
-    ]);
+    ok(&["prove", s(&dir), "--input", s(&repo("examples/tiny/input.json")), "-o", s(&proof)]);
     let env = ProofEnvelope::from_bytes(&std::fs::read(&proof).unwrap()).unwrap();
     let bad = tmp.path().join("bad.zkp");
     let expect_invalid = |e: &ProofEnvelope, what: &str| {
         std::fs::write(&bad, e.to_bytes().unwrap()).unwrap();
         let out = zkinfer(&["verify", s(&dir), s(&bad)]);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{what}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", String::from_utf8_lossy(&out.stdout));
         assert!(String::from_utf8_lossy(&out.stdout).starts_with("INVALID"));
     };
     // (The library test walks every byte; here a spread of positions through the CLI.)
@@ -158,15 +111,9 @@ fn bad_input_exits_2_with_one_line_and_leaves_no_files() {
     let out_dir = tmp.path().join("never");
     let garbage = tmp.path().join("garbage.onnx");
     std::fs::write(&garbage, b"\x08\x07not an onnx file at all\xff\xff").unwrap();
-    usage_error(
-        &["compile", s(&garbage), "-o", s(&out_dir)],
-        &["malformed ONNX"],
-    );
+    usage_error(&["compile", s(&garbage), "-o", s(&out_dir)], &["malformed ONNX"]);
     let unsupported = repo("examples/unsupported/model.onnx");
-    usage_error(
-        &["compile", s(&unsupported), "-o", s(&out_dir)],
-        &["Sigmoid", "act_sigmoid"],
-    );
+    usage_error(&["compile", s(&unsupported), "-o", s(&out_dir)], &["Sigmoid", "act_sigmoid"]);
     assert!(!out_dir.exists(), "a failed compile left {out_dir:?}");
 
     let dir = tmp.path().join("tiny");
@@ -183,50 +130,23 @@ fn bad_input_exits_2_with_one_line_and_leaves_no_files() {
         ]
     };
     let (proof, output) = (tmp.path().join("p.zkp"), tmp.path().join("o.json"));
-    ok(&[
-        "compile",
-        s(&repo("examples/tiny/model.onnx")),
-        "-o",
-        s(&dir),
-    ]);
-    usage_error(
-        &[
-            "prove",
-            s(&dir),
-            "--input",
-            s(&repo("examples/tiny/input.json")),
-            "-o",
-            s(&proof),
-        ],
-        &["zkinfer setup"],
-    );
+    ok(&["compile", s(&repo("examples/tiny/model.onnx")), "-o", s(&dir)]);
+    usage_error(&["prove", s(&dir), "--input", s(&repo("examples/tiny/input.json")), "-o", s(&proof)], &["zkinfer setup"]);
     ok(&["setup", s(&dir), "--dev-srs"]);
 
     let short = tmp.path().join("short.json");
     std::fs::write(&short, r#"{"input_data": [[0.1, 0.2, 0.3]]}"#).unwrap();
     let args = input_args(&short, &proof, &output);
-    usage_error(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &["3 values", "expects 8"],
-    );
+    usage_error(&args.iter().map(String::as_str).collect::<Vec<_>>(), &["3 values", "expects 8"]);
     let huge = tmp.path().join("huge.json");
     std::fs::write(&huge, r#"{"input_data": [[1e6, 0, 0, 0, 0, 0, 0, 0]]}"#).unwrap();
     let args = input_args(&huge, &proof, &output);
-    usage_error(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &["overflow", "input"],
-    );
+    usage_error(&args.iter().map(String::as_str).collect::<Vec<_>>(), &["overflow", "input"]);
     let not_json = tmp.path().join("nj.json");
     std::fs::write(&not_json, "[1, 2").unwrap();
     let args = input_args(&not_json, &proof, &output);
-    usage_error(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &["input JSON"],
-    );
-    assert!(
-        !proof.exists() && !output.exists(),
-        "a failed prove left files"
-    );
+    usage_error(&args.iter().map(String::as_str).collect::<Vec<_>>(), &["input JSON"]);
+    assert!(!proof.exists() && !output.exists(), "a failed prove left files");
 
     std::fs::write(&proof, b"zkip garbage").unwrap();
     usage_error(&["verify", s(&dir), s(&proof)], &["not a zkinfer proof"]);

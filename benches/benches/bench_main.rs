@@ -1,1 +1,5 @@
-fn main() {}
+//! criterion benches: `cargo bench -p zkinfer-benches`.
+
+mod benchmarks;
+
+criterion::criterion_main!(benchmarks::prove::benches);

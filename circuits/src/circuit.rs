@@ -15,8 +15,7 @@ use crate::chips::poseidon::{self, CommitmentWitness, PoseidonChip, PoseidonConf
 use crate::chips::range_table::RangeTableConfig;
 use crate::chips::requant::{RequantChip, RequantConfig, RequantParams, RequantWitness};
 use crate::chips::{
-    fr_from_i128, fr_from_i64, DotInstructions, ElementwiseInstructions, PoseidonInstructions,
-    QCell, RequantInstructions, RowCursor,
+    fr_from_i128, fr_from_i64, DotInstructions, ElementwiseInstructions, PoseidonInstructions, QCell, RequantInstructions, RowCursor,
 };
 use crate::error::{Error, Result};
 use crate::quant::{requant, QModel, Settings, StepKind, Trace};
@@ -72,19 +71,12 @@ pub struct ModelCircuit {
 impl ModelCircuit {
     /// A circuit for quantized inputs (use [`QModel::quantize_inputs`]).
     pub fn new(model: Arc<QModel>, quantized_inputs: Vec<Vec<i64>>) -> Self {
-        ModelCircuit {
-            model,
-            inputs: quantized_inputs,
-        }
+        ModelCircuit { model, inputs: quantized_inputs }
     }
 
     /// A circuit with an all-zero input, for key generation.
     pub fn for_keygen(model: Arc<QModel>) -> Self {
-        let inputs = model
-            .input_sizes()
-            .into_iter()
-            .map(|n| vec![0; n])
-            .collect();
+        let inputs = model.input_sizes().into_iter().map(|n| vec![0; n]).collect();
         ModelCircuit { model, inputs }
     }
 
@@ -104,13 +96,7 @@ impl ModelCircuit {
 pub fn public_instances(model: &QModel, inputs: &[Vec<i64>], trace: &Trace) -> Vec<Fr> {
     let flat: Vec<Fr> = inputs.iter().flatten().map(|&v| fr_from_i64(v)).collect();
     let mut out = vec![poseidon::commit(&flat)];
-    out.extend(
-        trace
-            .outputs(model)
-            .iter()
-            .flatten()
-            .map(|&v| fr_from_i64(v)),
-    );
+    out.extend(trace.outputs(model).iter().flatten().map(|&v| fr_from_i64(v)));
     out
 }
 
@@ -143,24 +129,15 @@ impl Circuit<Fr> for ModelCircuit {
     }
 
     fn configure_with_params(meta: &mut ConstraintSystem<Fr>, s: Settings) -> ModelConfig {
-        let advice: Vec<_> = (0..s.num_advice.max(MIN_ADVICE).max(s.dot_lanes + 1))
-            .map(|_| meta.advice_column())
-            .collect();
+        let advice: Vec<_> = (0..s.num_advice.max(MIN_ADVICE).max(s.dot_lanes + 1)).map(|_| meta.advice_column()).collect();
         advice.iter().for_each(|a| meta.enable_equality(*a));
-        let fixed: Vec<_> = (0..s.num_fixed.max(poseidon::WIDTH).max(s.dot_lanes))
-            .map(|_| meta.fixed_column())
-            .collect();
+        let fixed: Vec<_> = (0..s.num_fixed.max(poseidon::WIDTH).max(s.dot_lanes)).map(|_| meta.fixed_column()).collect();
         let constants = meta.fixed_column();
         meta.enable_constant(constants);
         let instance = meta.instance_column();
         meta.enable_equality(instance);
         let table = RangeTableConfig::configure(meta, &s.table_tags);
-        let dot = DotChip::configure(
-            meta,
-            advice[0],
-            &advice[1..=s.dot_lanes],
-            &fixed[..s.dot_lanes],
-        );
+        let dot = DotChip::configure(meta, advice[0], &advice[1..=s.dot_lanes], &fixed[..s.dot_lanes]);
         let state: [_; poseidon::WIDTH] = std::array::from_fn(|i| advice[i]);
         let rc: [_; poseidon::WIDTH] = std::array::from_fn(|i| fixed[i]);
         let poseidon = PoseidonChip::configure(meta, state, advice[poseidon::WIDTH], rc);
@@ -171,30 +148,15 @@ impl Circuit<Fr> for ModelCircuit {
             table.clone(),
             s.value_bits,
         );
-        let elementwise = ElementwiseChip::configure(
-            meta,
-            std::array::from_fn(|i| advice[i]),
-            std::array::from_fn(|i| fixed[i]),
-        );
-        ModelConfig {
-            dot,
-            requant,
-            elementwise,
-            poseidon,
-            table,
-            instance,
-        }
+        let elementwise = ElementwiseChip::configure(meta, std::array::from_fn(|i| advice[i]), std::array::from_fn(|i| fixed[i]));
+        ModelConfig { dot, requant, elementwise, poseidon, table, instance }
     }
 
     fn configure(meta: &mut ConstraintSystem<Fr>) -> ModelConfig {
         Self::configure_with_params(meta, Settings::default())
     }
 
-    fn synthesize(
-        &self,
-        config: ModelConfig,
-        mut layouter: impl Layouter<Fr>,
-    ) -> std::result::Result<(), PlonkError> {
+    fn synthesize(&self, config: ModelConfig, mut layouter: impl Layouter<Fr>) -> std::result::Result<(), PlonkError> {
         config.table.load(&mut layouter)?;
         let model = &*self.model;
         let mut ly = Layout {
@@ -208,56 +170,27 @@ impl Circuit<Fr> for ModelCircuit {
 
         // Commitment to all inputs, then a range check of each input value.
         let flat: Vec<i64> = self.inputs.iter().flatten().copied().collect();
-        let cw =
-            CommitmentWitness::compute(&flat.iter().map(|&v| fr_from_i64(v)).collect::<Vec<_>>());
+        let cw = CommitmentWitness::compute(&flat.iter().map(|&v| fr_from_i64(v)).collect::<Vec<_>>());
         let off = ly.cursor.alloc(poseidon::commitment_rows(flat.len()))?;
         let chip = PoseidonChip::construct(config.poseidon.clone());
-        let (input_cells, digest) = layouter.assign_region(
-            || "input commitment",
-            |mut region| chip.assign_commitment(&mut region, off, &cw),
-        )?;
+        let (input_cells, digest) =
+            layouter.assign_region(|| "input commitment", |mut region| chip.assign_commitment(&mut region, off, &cw))?;
         layouter.constrain_instance(digest, config.instance, 0);
         let mut next = 0;
         for (&id, values) in model.inputs.iter().zip(&self.inputs) {
             let cells = &input_cells[next..next + values.len()];
             next += values.len();
             let acc: Vec<i128> = values.iter().map(|&v| i128::from(v)).collect();
-            tensors[id] = Some(ly.requant(
-                &mut layouter,
-                cells,
-                &acc,
-                RequantParams {
-                    shift: 0,
-                    relu: false,
-                },
-            )?);
+            tensors[id] = Some(ly.requant(&mut layouter, cells, &acc, RequantParams { shift: 0, relu: false })?);
         }
 
         for step in &model.steps {
             let get = |id: usize| tensors[id].clone().ok_or(PlonkError::Synthesis);
             let out = match &step.kind {
-                StepKind::Linear {
-                    input,
-                    rows,
-                    k,
-                    n,
-                    weight,
-                    bias,
-                    shift,
-                } => ly.linear(
-                    &mut layouter,
-                    &get(*input)?,
-                    (*rows, *k, *n),
-                    weight,
-                    bias,
-                    *shift,
-                )?,
-                StepKind::Elementwise {
-                    x,
-                    y,
-                    coeffs,
-                    shift,
-                } => {
+                StepKind::Linear { input, rows, k, n, weight, bias, shift } => {
+                    ly.linear(&mut layouter, &get(*input)?, (*rows, *k, *n), weight, bias, *shift)?
+                }
+                StepKind::Elementwise { x, y, coeffs, shift } => {
                     let yv = y.map(get).transpose()?;
                     ly.elementwise(&mut layouter, &get(*x)?, yv.as_deref(), coeffs, *shift)?
                 }
@@ -265,22 +198,11 @@ impl Circuit<Fr> for ModelCircuit {
                     let x = get(*input)?;
                     let cells: Vec<_> = x.iter().map(|c| c.cell).collect();
                     let acc: Vec<i128> = x.iter().map(|c| i128::from(c.value)).collect();
-                    ly.requant(
-                        &mut layouter,
-                        &cells,
-                        &acc,
-                        RequantParams {
-                            shift: 0,
-                            relu: true,
-                        },
-                    )?
+                    ly.requant(&mut layouter, &cells, &acc, RequantParams { shift: 0, relu: true })?
                 }
                 StepKind::View { input, index } => {
                     let x = get(*input)?;
-                    index
-                        .iter()
-                        .map(|&i| x.get(i).copied().ok_or(PlonkError::Synthesis))
-                        .collect::<std::result::Result<_, _>>()?
+                    index.iter().map(|&i| x.get(i).copied().ok_or(PlonkError::Synthesis)).collect::<std::result::Result<_, _>>()?
                 }
             };
             tensors[step.output] = Some(out);
@@ -320,18 +242,11 @@ impl Layout {
         let v = self.requant.value_bits();
         let witness: Vec<RequantWitness> = acc
             .iter()
-            .map(|&a| {
-                requant(a, params.shift, params.relu, v)
-                    .map(RequantWitness::from)
-                    .ok_or(PlonkError::Synthesis)
-            })
+            .map(|&a| requant(a, params.shift, params.relu, v).map(|r| RequantWitness::new(r, v)).ok_or(PlonkError::Synthesis))
             .collect::<SynthResult<_>>()?;
         let off = self.cursor.alloc(cells.len())?;
         let chip = &self.requant;
-        layouter.assign_region(
-            || "requant",
-            |mut region| chip.assign_rows(&mut region, off, cells, params, &witness),
-        )
+        layouter.assign_region(|| "requant", |mut region| chip.assign_rows(&mut region, off, cells, params, &witness))
     }
 
     fn linear(
@@ -352,38 +267,23 @@ impl Layout {
                 let lanes: Vec<usize> = (start..n.min(start + self.lanes)).collect();
                 let weights: Vec<Vec<Fr>> = lanes
                     .iter()
-                    .map(|&j| {
-                        std::iter::once(bias[m * n + j])
-                            .chain((0..k).map(|i| weight[i * n + j]))
-                            .map(fr_from_i64)
-                            .collect()
-                    })
+                    .map(|&j| std::iter::once(bias[m * n + j]).chain((0..k).map(|i| weight[i * n + j])).map(fr_from_i64).collect())
                     .collect();
                 for &j in &lanes {
                     let dot = xs
                         .iter()
                         .enumerate()
-                        .fold(i128::from(bias[m * n + j]), |s, (i, c)| {
-                            s + i128::from(c.value) * i128::from(weight[i * n + j])
-                        });
+                        .fold(i128::from(bias[m * n + j]), |s, (i, c)| s + i128::from(c.value) * i128::from(weight[i * n + j]));
                     acc_values.push(dot);
                 }
                 let witness = DotWitness::compute(&x_fr, &weights);
                 let off = self.cursor.alloc(k + 1)?;
                 let chip = &self.dot;
-                let cells = layouter.assign_region(
-                    || "dot",
-                    |mut region| chip.assign_group(&mut region, off, xs, &weights, &witness),
-                )?;
+                let cells = layouter.assign_region(|| "dot", |mut region| chip.assign_group(&mut region, off, xs, &weights, &witness))?;
                 acc_cells.extend(cells);
             }
         }
-        self.requant(
-            layouter,
-            &acc_cells,
-            &acc_values,
-            RequantParams { shift, relu: false },
-        )
+        self.requant(layouter, &acc_cells, &acc_values, RequantParams { shift, relu: false })
     }
 
     fn elementwise(
@@ -398,24 +298,15 @@ impl Layout {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let (xv, yv) = (
-                    i128::from(x[i].value),
-                    y.map_or(0, |y| i128::from(y[i].value)),
-                );
-                i128::from(c[0]) * xv
-                    + i128::from(c[1]) * yv
-                    + i128::from(c[2]) * xv * yv
-                    + i128::from(c[3])
+                let (xv, yv) = (i128::from(x[i].value), y.map_or(0, |y| i128::from(y[i].value)));
+                i128::from(c[0]) * xv + i128::from(c[1]) * yv + i128::from(c[2]) * xv * yv + i128::from(c[3])
             })
             .collect();
         let coeffs_fr: Vec<[Fr; 4]> = coeffs.iter().map(|c| c.map(fr_from_i64)).collect();
         let z_fr: Vec<Fr> = z.iter().map(|&v| fr_from_i128(v)).collect();
         let off = self.cursor.alloc(x.len())?;
         let chip = &self.elementwise;
-        let cells = layouter.assign_region(
-            || "elementwise",
-            |mut region| chip.assign_rows(&mut region, off, x, y, &coeffs_fr, &z_fr),
-        )?;
+        let cells = layouter.assign_region(|| "elementwise", |mut region| chip.assign_rows(&mut region, off, x, y, &coeffs_fr, &z_fr))?;
         self.requant(layouter, &cells, &z, RequantParams { shift, relu: false })
     }
 }
@@ -427,17 +318,9 @@ pub fn check_fits(model: &QModel) -> Result<()> {
     let rows = model_rows(model, s.dot_lanes);
     let table = crate::chips::range_table::table_rows(&s.table_tags);
     if rows > usable || table > usable {
-        return Err(Error::Settings(format!(
-            "k = {} gives {usable} usable rows; the model needs {rows} and the table {table}",
-            s.k
-        )));
+        return Err(Error::Settings(format!("k = {} gives {usable} usable rows; the model needs {rows} and the table {table}", s.k)));
     }
-    if !s.table_tags.contains(&s.value_bits)
-        || model
-            .shifts()
-            .iter()
-            .any(|t| *t > 0 && !s.table_tags.contains(t))
-    {
+    if model.required_table_tags().iter().any(|t| !s.table_tags.contains(t)) {
         return Err(Error::Settings("range table lacks a needed width".into()));
     }
     Ok(())

@@ -49,59 +49,27 @@ struct Calibration {
 
 /// Splits concatenated calibration data into samples; synthesizes inputs in [-1, 1) when none is given.
 pub fn calibration_samples(graph: &Graph, data: Option<&[Vec<f32>]>) -> Result<Vec<Vec<Vec<f64>>>> {
-    let sizes: Vec<usize> = graph
-        .inputs
-        .iter()
-        .map(|&i| graph.tensors[i].numel())
-        .collect();
+    let sizes: Vec<usize> = graph.inputs.iter().map(|&i| graph.tensors[i].numel()).collect();
     let Some(data) = data else {
         let mut rng = ChaCha8Rng::seed_from_u64(0x5eed);
-        return Ok((0..4)
-            .map(|_| {
-                sizes
-                    .iter()
-                    .map(|&n| (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect())
-                    .collect()
-            })
-            .collect());
+        return Ok((0..4).map(|_| sizes.iter().map(|&n| (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect()).collect()).collect());
     };
     if data.len() != sizes.len() {
-        return Err(Error::InputCount {
-            expected: sizes.len(),
-            got: data.len(),
-        });
+        return Err(Error::InputCount { expected: sizes.len(), got: data.len() });
     }
     let mut count = None;
     for (index, (d, &size)) in data.iter().zip(&sizes).enumerate() {
         if d.is_empty() || d.len() % size != 0 {
-            return Err(Error::Calibration {
-                index,
-                got: d.len(),
-                size,
-            });
+            return Err(Error::Calibration { index, got: d.len(), size });
         }
         let c = d.len() / size;
         if *count.get_or_insert(c) != c {
-            return Err(Error::Calibration {
-                index,
-                got: d.len(),
-                size,
-            });
+            return Err(Error::Calibration { index, got: d.len(), size });
         }
     }
     let count = count.unwrap_or(0);
     Ok((0..count)
-        .map(|s| {
-            data.iter()
-                .zip(&sizes)
-                .map(|(d, &n)| {
-                    d[s * n..(s + 1) * n]
-                        .iter()
-                        .map(|&v| f64::from(v))
-                        .collect()
-                })
-                .collect()
-        })
+        .map(|s| data.iter().zip(&sizes).map(|(d, &n)| d[s * n..(s + 1) * n].iter().map(|&v| f64::from(v)).collect()).collect())
         .collect())
 }
 
@@ -114,11 +82,7 @@ fn calibrate(graph: &Graph, samples: &[Vec<Vec<f64>>]) -> Result<Calibration> {
         }
     }
     let max = mag.iter().copied().fold(0.0, f64::max);
-    let int_bits = if max <= 1.0 {
-        1
-    } else {
-        max.log2().ceil() as u32 + 1
-    };
+    let int_bits = if max <= 1.0 { 1 } else { max.log2().ceil() as u32 + 1 };
     Ok(Calibration { mag, int_bits })
 }
 
@@ -128,11 +92,7 @@ pub fn predicted_prove_us(k: u32, advice: usize, lookups: usize) -> f64 {
 }
 
 /// Compiles ONNX bytes with optional calibration data (EZKL format: one list per input).
-pub fn compile(
-    onnx: &[u8],
-    calibration: Option<&[Vec<f32>]>,
-    opts: &CompileOptions,
-) -> Result<Compiled> {
+pub fn compile(onnx: &[u8], calibration: Option<&[Vec<f32>]>, opts: &CompileOptions) -> Result<Compiled> {
     let graph = crate::onnx::import_bytes(onnx)?;
     let samples = calibration_samples(&graph, calibration)?;
     let cal = calibrate(&graph, &samples)?;
@@ -140,28 +100,22 @@ pub fn compile(
     let mut best: Option<(f64, QModel)> = None;
     for lanes in LANE_CHOICES {
         if let Some(model) = shape_for_lanes(&graph, &cal, lanes, opts.scale_bits, max_k)? {
-            let cost = predicted_prove_us(model.settings.k, model.settings.num_advice, 2);
+            let cost = predicted_prove_us(model.settings.k, model.settings.num_advice, 3);
             if best.as_ref().is_none_or(|(c, _)| cost < *c) {
                 best = Some((cost, model));
             }
         }
     }
     let (_, model) = best.ok_or_else(|| {
-        let rows = lower(&graph, 8, 10)
-            .map(|steps| quick_rows(&graph, steps, LANE_CHOICES[LANE_CHOICES.len() - 1]))
-            .unwrap_or(0);
+        let rows = lower(&graph, 8, 10).map(|steps| quick_rows(&graph, steps, LANE_CHOICES[LANE_CHOICES.len() - 1])).unwrap_or(0);
         match opts.scale_bits {
-            Some(s) if rows + RESERVED_ROWS <= 1usize << max_k => Error::Settings(format!(
-                "--scale-bits {s} needs a range table larger than 2^{max_k} rows"
-            )),
+            Some(s) if rows + RESERVED_ROWS <= 1usize << max_k => {
+                Error::Settings(format!("--scale-bits {s} needs a range table larger than 2^{max_k} rows"))
+            }
             _ => Error::TooLarge { rows, max_k },
         }
     })?;
-    Ok(Compiled {
-        graph,
-        model,
-        onnx_sha256: hex::encode(Sha256::digest(onnx)),
-    })
+    Ok(Compiled { graph, model, onnx_sha256: hex::encode(Sha256::digest(onnx)) })
 }
 
 fn quick_rows(graph: &Graph, steps: Vec<crate::quant::Step>, lanes: usize) -> usize {
@@ -183,23 +137,9 @@ fn skeleton(graph: &Graph, steps: Vec<crate::quant::Step>) -> QModel {
 }
 
 /// The cheapest k for `lanes`, with its quantized model, or `None` when nothing fits.
-fn shape_for_lanes(
-    graph: &Graph,
-    cal: &Calibration,
-    lanes: usize,
-    scale_override: Option<u32>,
-    max_k: u32,
-) -> Result<Option<QModel>> {
+fn shape_for_lanes(graph: &Graph, cal: &Calibration, lanes: usize, scale_override: Option<u32>, max_k: u32) -> Result<Option<QModel>> {
     // Row counts do not depend on scales: measure them once.
-    let rows = quick_rows(
-        graph,
-        lower(
-            graph,
-            MIN_AUTO_SCALE_BITS,
-            MIN_AUTO_SCALE_BITS + cal.int_bits,
-        )?,
-        lanes,
-    );
+    let rows = quick_rows(graph, lower(graph, MIN_AUTO_SCALE_BITS, MIN_AUTO_SCALE_BITS + cal.int_bits)?, lanes);
     for k in 6..=max_k {
         let usable = (1usize << k).saturating_sub(RESERVED_ROWS);
         if rows > usable {
@@ -212,11 +152,8 @@ fn shape_for_lanes(
         let scale_bits = value_bits - cal.int_bits;
         let steps = lower(graph, scale_bits, value_bits)?;
         let mut model = skeleton(graph, steps);
-        let mut tags = model.shifts();
-        tags.push(value_bits);
-        tags.retain(|&t| t > 0);
-        tags.sort_unstable();
-        tags.dedup();
+        model.settings.value_bits = value_bits;
+        let tags = model.required_table_tags();
         if table_rows(&tags) > usable {
             continue;
         }
@@ -230,8 +167,7 @@ fn shape_for_lanes(
             num_fixed: crate::chips::poseidon::WIDTH.max(lanes),
             table_tags: tags,
         };
-        model.error_bound =
-            ErrorBound::compute(graph, &model.steps, scale_bits, &cal.mag).per_output;
+        model.error_bound = ErrorBound::compute(graph, &model.steps, scale_bits, &cal.mag).per_output;
         model.calibrated_max_abs = cal.mag.iter().copied().fold(0.0, f64::max);
         check_fits(&model)?;
         return Ok(Some(model));

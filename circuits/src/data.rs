@@ -15,11 +15,7 @@ pub struct InputData {
 impl InputData {
     /// Parses the JSON text.
     pub fn from_json(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| {
-            Error::Settings(format!(
-                "input JSON: {e} (expected {{\"input_data\": [[...]]}})"
-            ))
-        })
+        serde_json::from_str(text).map_err(|e| Error::Settings(format!("input JSON: {e} (expected {{\"input_data\": [[...]]}})")))
     }
 }
 

@@ -148,21 +148,13 @@ impl Graph {
     /// Evaluates the graph in f64 and returns every activation tensor's values.
     pub fn eval_f64(&self, inputs: &[Vec<f64>]) -> Result<Vec<Vec<f64>>> {
         if inputs.len() != self.inputs.len() {
-            return Err(Error::InputCount {
-                expected: self.inputs.len(),
-                got: inputs.len(),
-            });
+            return Err(Error::InputCount { expected: self.inputs.len(), got: inputs.len() });
         }
         let mut values: Vec<Vec<f64>> = vec![Vec::new(); self.tensors.len()];
         for (index, (&id, data)) in self.inputs.iter().zip(inputs).enumerate() {
             let info = &self.tensors[id];
             if data.len() != info.numel() {
-                return Err(Error::InputLength {
-                    index,
-                    got: data.len(),
-                    expected: info.numel(),
-                    shape: info.shape.clone(),
-                });
+                return Err(Error::InputLength { index, got: data.len(), expected: info.numel(), shape: info.shape.clone() });
             }
             values[id] = data.clone();
         }
@@ -196,19 +188,10 @@ fn operand_at(op: &Operand, values: &[Vec<f64>], idx: usize) -> f64 {
 }
 
 /// Evaluates one op in f64. Operands of `Binary` are already broadcast to the output shape.
-fn eval_node_f64(
-    op: &Op,
-    out_shape: &[usize],
-    tensors: &[TensorInfo],
-    values: &[Vec<f64>],
-) -> Vec<f64> {
+fn eval_node_f64(op: &Op, out_shape: &[usize], tensors: &[TensorInfo], values: &[Vec<f64>]) -> Vec<f64> {
     let numel: usize = out_shape.iter().product();
     match op {
-        Op::Linear {
-            input,
-            weight,
-            bias,
-        } => {
+        Op::Linear { input, weight, bias } => {
             let (k, n) = (weight.shape[0], weight.shape[1]);
             let x = &values[*input];
             let rows = tensors[*input].numel() / k;
@@ -224,9 +207,7 @@ fn eval_node_f64(
             }
             out
         }
-        Op::Binary { kind, a, b } => (0..numel)
-            .map(|i| kind.apply(operand_at(a, values, i), operand_at(b, values, i)))
-            .collect(),
+        Op::Binary { kind, a, b } => (0..numel).map(|i| kind.apply(operand_at(a, values, i), operand_at(b, values, i))).collect(),
         Op::Relu { input } => values[*input].iter().map(|v| v.max(0.0)).collect(),
         Op::View { input, index } => index.iter().map(|&i| values[*input][i]).collect(),
     }
@@ -237,16 +218,8 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let rank = a.len().max(b.len());
     let mut out = vec![0; rank];
     for i in 0..rank {
-        let da = if i + a.len() >= rank {
-            a[i + a.len() - rank]
-        } else {
-            1
-        };
-        let db = if i + b.len() >= rank {
-            b[i + b.len() - rank]
-        } else {
-            1
-        };
+        let da = if i + a.len() >= rank { a[i + a.len() - rank] } else { 1 };
+        let db = if i + b.len() >= rank { b[i + b.len() - rank] } else { 1 };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -286,14 +259,8 @@ pub fn broadcast_index(src: &[usize], out_shape: &[usize]) -> Vec<usize> {
 
 /// Broadcasts a constant to `out_shape`.
 pub fn broadcast_const(c: &ConstTensor, out_shape: &[usize]) -> ConstTensor {
-    let data = broadcast_index(&c.shape, out_shape)
-        .into_iter()
-        .map(|i| c.data[i])
-        .collect();
-    ConstTensor {
-        shape: out_shape.to_vec(),
-        data,
-    }
+    let data = broadcast_index(&c.shape, out_shape).into_iter().map(|i| c.data[i]).collect();
+    ConstTensor { shape: out_shape.to_vec(), data }
 }
 
 /// Transposes a rank-2 constant.
@@ -305,10 +272,7 @@ pub fn transpose2(c: &ConstTensor) -> ConstTensor {
             data[j * r + i] = c.data[i * k + j];
         }
     }
-    ConstTensor {
-        shape: vec![k, r],
-        data,
-    }
+    ConstTensor { shape: vec![k, r], data }
 }
 
 #[cfg(test)]
@@ -327,10 +291,7 @@ mod tests {
 
     #[test]
     fn transpose_is_involution() {
-        let c = ConstTensor {
-            shape: vec![2, 3],
-            data: vec![1., 2., 3., 4., 5., 6.],
-        };
+        let c = ConstTensor { shape: vec![2, 3], data: vec![1., 2., 3., 4., 5., 6.] };
         let t = transpose2(&c);
         assert_eq!(t.data, vec![1., 4., 2., 5., 3., 6.]);
         assert_eq!(transpose2(&t), c);

@@ -15,10 +15,7 @@ use crate::error::{Error, Result};
 /// Generates the verifying and proving keys of a model's circuit.
 pub fn keygen(params: &ParamsKZG<Bn256>, model: Arc<QModel>) -> Result<ProvingKey<G1Affine>> {
     let circuit = ModelCircuit::for_keygen(model);
-    let halo2 = |e: halo2_proofs::plonk::Error| Error::Halo2 {
-        stage: "keygen",
-        reason: format!("{e:?}"),
-    };
+    let halo2 = |e: halo2_proofs::plonk::Error| Error::Halo2 { stage: "keygen", reason: format!("{e:?}") };
     let vk = keygen_vk(params, &circuit).map_err(halo2)?;
     keygen_pk(params, vk, &circuit).map_err(halo2)
 }
@@ -40,20 +37,18 @@ pub fn pk_bytes(pk: &ProvingKey<G1Affine>) -> Vec<u8> {
 
 /// Reads a verifying key for `model`.
 pub fn read_vk(bytes: &[u8], model: &QModel, path: &str) -> Result<VerifyingKey<G1Affine>> {
-    VerifyingKey::from_bytes::<ModelCircuit>(bytes, SerdeFormat::RawBytes, model.settings.clone())
-        .map_err(|e| Error::Corrupt {
-            what: "verifying key",
-            path: path.into(),
-            reason: e.to_string(),
-        })
+    VerifyingKey::from_bytes::<ModelCircuit>(bytes, SerdeFormat::RawBytes, model.settings.clone()).map_err(|e| Error::Corrupt {
+        what: "verifying key",
+        path: path.into(),
+        reason: e.to_string(),
+    })
 }
 
 /// Reads a proving key for `model`.
 pub fn read_pk(bytes: &[u8], model: &QModel, path: &str) -> Result<ProvingKey<G1Affine>> {
-    ProvingKey::from_bytes::<ModelCircuit>(bytes, SerdeFormat::RawBytes, model.settings.clone())
-        .map_err(|e| Error::Corrupt {
-            what: "proving key",
-            path: path.into(),
-            reason: e.to_string(),
-        })
+    ProvingKey::from_bytes::<ModelCircuit>(bytes, SerdeFormat::RawBytes, model.settings.clone()).map_err(|e| Error::Corrupt {
+        what: "proving key",
+        path: path.into(),
+        reason: e.to_string(),
+    })
 }

@@ -80,14 +80,11 @@ pub struct ModelDir {
 }
 
 fn decode_hex32(s: &str, what: &'static str, path: &Path) -> Result<[u8; 32]> {
-    hex::decode(s)
-        .ok()
-        .and_then(|v| <[u8; 32]>::try_from(v).ok())
-        .ok_or_else(|| Error::Corrupt {
-            what,
-            path: path.display().to_string(),
-            reason: "bad hash".into(),
-        })
+    hex::decode(s).ok().and_then(|v| <[u8; 32]>::try_from(v).ok()).ok_or_else(|| Error::Corrupt {
+        what,
+        path: path.display().to_string(),
+        reason: "bad hash".into(),
+    })
 }
 
 impl ModelDir {
@@ -108,8 +105,7 @@ impl ModelDir {
     /// Writes a compiled model.
     pub fn write_compiled(&self, compiled: &Compiled, onnx: &[u8]) -> Result<()> {
         let bytes = postcard::to_stdvec(compiled).map_err(|e| Error::ProofFormat(e.to_string()))?;
-        let settings = serde_json::to_vec_pretty(&compiled.model.settings)
-            .map_err(|e| Error::ProofFormat(e.to_string()))?;
+        let settings = serde_json::to_vec_pretty(&compiled.model.settings).map_err(|e| Error::ProofFormat(e.to_string()))?;
         atomic_write(&self.path("model.onnx"), onnx)?;
         atomic_write(&self.path("settings.json"), &settings)?;
         atomic_write(&self.path("model.zkm"), &bytes)
@@ -151,22 +147,14 @@ impl ModelDir {
     }
 
     fn params_path(&self, k: u32, srs_hex: &str) -> PathBuf {
-        self.root
-            .join("srs")
-            .join(format!("k{k}-{}.params", &srs_hex[..16]))
+        self.root.join("srs").join(format!("k{k}-{}.params", &srs_hex[..16]))
     }
 
     /// Sets the directory up with `srs`: generates keys unless cached. `on_keygen` is called before keygen runs.
-    pub fn setup(
-        &self,
-        compiled: &Compiled,
-        srs: &Srs,
-        on_keygen: impl FnOnce(),
-    ) -> Result<(SetupInfo, bool)> {
+    pub fn setup(&self, compiled: &Compiled, srs: &Srs, on_keygen: impl FnOnce()) -> Result<(SetupInfo, bool)> {
         let model = Arc::new(compiled.model.clone());
         let mh = model_hash(&model)?;
-        let settings =
-            serde_json::to_vec(&model.settings).map_err(|e| Error::ProofFormat(e.to_string()))?;
+        let settings = serde_json::to_vec(&model.settings).map_err(|e| Error::ProofFormat(e.to_string()))?;
         let key_id = {
             let mut h = Sha256::new();
             h.update(mh);
@@ -201,8 +189,7 @@ impl ModelDir {
             key_id,
             vk_sha256: hex::encode(Sha256::digest(&vk_bytes)),
         };
-        let json =
-            serde_json::to_vec_pretty(&info).map_err(|e| Error::ProofFormat(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(&info).map_err(|e| Error::ProofFormat(e.to_string()))?;
         atomic_write(&self.path("setup.json"), &json)?;
         Ok((info, cached))
     }
@@ -217,12 +204,11 @@ impl ModelDir {
                 reason: "missing: run `zkinfer setup DIR` first".into(),
             });
         }
-        let info: SetupInfo =
-            serde_json::from_slice(&read(&path)?).map_err(|e| Error::Corrupt {
-                what: "setup record",
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
+        let info: SetupInfo = serde_json::from_slice(&read(&path)?).map_err(|e| Error::Corrupt {
+            what: "setup record",
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
         if info.version != SETUP_VERSION {
             return Err(Error::Corrupt {
                 what: "setup record",
@@ -263,14 +249,7 @@ impl ModelDir {
             vk_hash: decode_hex32(&setup.vk_sha256, "setup record", &setup_path)?,
             srs_hash: decode_hex32(&setup.srs_sha256, "setup record", &setup_path)?,
         };
-        Ok(Loaded {
-            compiled,
-            model,
-            setup,
-            params,
-            vk,
-            bindings,
-        })
+        Ok(Loaded { compiled, model, setup, params, vk, bindings })
     }
 
     /// Loads the proving key.

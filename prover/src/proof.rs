@@ -54,13 +54,9 @@ impl ProofEnvelope {
 
     /// Decodes, checking the magic and the version, and that nothing trails.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let (env, rest): (ProofEnvelope, &[u8]) =
-            postcard::take_from_bytes(bytes).map_err(|e| Error::ProofFormat(e.to_string()))?;
+        let (env, rest): (ProofEnvelope, &[u8]) = postcard::take_from_bytes(bytes).map_err(|e| Error::ProofFormat(e.to_string()))?;
         if env.magic != PROOF_MAGIC || env.format_version != PROOF_FORMAT_VERSION {
-            return Err(Error::ProofFormat(format!(
-                "magic {:?} version {}",
-                env.magic, env.format_version
-            )));
+            return Err(Error::ProofFormat(format!("magic {:?} version {}", env.magic, env.format_version)));
         }
         if !rest.is_empty() {
             return Err(Error::ProofFormat(format!("{} trailing bytes", rest.len())));
@@ -72,10 +68,7 @@ impl ProofEnvelope {
     pub fn instance_values(&self) -> Result<Vec<Fr>> {
         self.instances
             .iter()
-            .map(|b| {
-                Option::from(Fr::from_repr(*b))
-                    .ok_or_else(|| Error::InvalidProof("non-canonical public instance".into()))
-            })
+            .map(|b| Option::from(Fr::from_repr(*b)).ok_or_else(|| Error::InvalidProof("non-canonical public instance".into())))
             .collect()
     }
 }
@@ -103,14 +96,7 @@ pub fn prove(
     let circuit = ModelCircuit::new(model, inputs);
     let instances = circuit.instances()?;
     let mut transcript = EvmWrite::new(Vec::new());
-    create_proof::<
-        KZGCommitmentScheme<Bn256>,
-        ProverSHPLONK<'_, Bn256>,
-        ChallengeEvm<G1Affine>,
-        _,
-        EvmWrite,
-        _,
-    >(
+    create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, ChallengeEvm<G1Affine>, _, EvmWrite, _>(
         params,
         pk,
         &[circuit],
@@ -118,10 +104,7 @@ pub fn prove(
         OsRng,
         &mut transcript,
     )
-    .map_err(|e| Error::Halo2 {
-        stage: "prove",
-        reason: format!("{e:?}"),
-    })?;
+    .map_err(|e| Error::Halo2 { stage: "prove", reason: format!("{e:?}") })?;
     Ok(ProofEnvelope {
         magic: PROOF_MAGIC,
         format_version: PROOF_FORMAT_VERSION,
@@ -147,39 +130,22 @@ pub fn verify(
         if got == want {
             Ok(())
         } else {
-            Err(Error::Mismatch {
-                field,
-                proof: hex::encode(got),
-                expected: hex::encode(want),
-            })
+            Err(Error::Mismatch { field, proof: hex::encode(got), expected: hex::encode(want) })
         }
     };
     check("model hash", &env.model_hash, &expect.model_hash)?;
     check("verifying key hash", &env.vk_hash, &expect.vk_hash)?;
     check("SRS hash", &env.srs_hash, &expect.srs_hash)?;
     if env.k != vk.get_domain().k() {
-        return Err(Error::Mismatch {
-            field: "k",
-            proof: env.k.to_string(),
-            expected: vk.get_domain().k().to_string(),
-        });
+        return Err(Error::Mismatch { field: "k", proof: env.k.to_string(), expected: vk.get_domain().k().to_string() });
     }
     if env.instances.len() != n_instances {
-        return Err(Error::InvalidProof(format!(
-            "{} public instances, the model has {n_instances}",
-            env.instances.len()
-        )));
+        return Err(Error::InvalidProof(format!("{} public instances, the model has {n_instances}", env.instances.len())));
     }
     let instances = env.instance_values()?;
     let mut reader = env.proof.as_slice();
     let mut transcript = EvmTranscript::<G1Affine, NativeLoader, _, Vec<u8>>::new(&mut reader);
-    verify_proof::<
-        KZGCommitmentScheme<Bn256>,
-        VerifierSHPLONK<'_, Bn256>,
-        ChallengeEvm<G1Affine>,
-        _,
-        SingleStrategy<'_, Bn256>,
-    >(
+    verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, ChallengeEvm<G1Affine>, _, SingleStrategy<'_, Bn256>>(
         params.verifier_params(),
         vk,
         SingleStrategy::new(params),
@@ -188,10 +154,7 @@ pub fn verify(
     )
     .map_err(|e| Error::InvalidProof(format!("{e:?}")))?;
     if !reader.is_empty() {
-        return Err(Error::InvalidProof(format!(
-            "{} unread trailing proof bytes",
-            reader.len()
-        )));
+        return Err(Error::InvalidProof(format!("{} unread trailing proof bytes", reader.len())));
     }
     Ok(instances)
 }

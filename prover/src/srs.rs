@@ -35,21 +35,13 @@ impl Srs {
     pub fn dev(k: u32) -> Result<Self> {
         let params = ParamsKZG::<Bn256>::setup(k, ChaCha20Rng::seed_from_u64(DEV_SRS_SEED));
         let bytes = encode(&params)?;
-        Ok(Srs {
-            params,
-            source_sha256: Sha256::digest(&bytes).into(),
-            source_k: k,
-            insecure: true,
-        })
+        Ok(Srs { params, source_sha256: Sha256::digest(&bytes).into(), source_k: k, insecure: true })
     }
 
     /// Loads a params file, downsizing it to `k` when it is larger.
     pub fn load(path: &Path, k: u32) -> Result<Self> {
         let bytes = crate::fs::read(path)?;
-        let bad = |reason: String| Error::BadSrs {
-            path: path.display().to_string(),
-            reason,
-        };
+        let bad = |reason: String| Error::BadSrs { path: path.display().to_string(), reason };
         if bytes.len() < 4 {
             return Err(bad("file too short".into()));
         }
@@ -58,30 +50,19 @@ impl Srs {
             return Err(bad(format!("k = {source_k} in the header")));
         }
         if source_k < k {
-            return Err(Error::SrsTooSmall {
-                have: source_k,
-                need: k,
-            });
+            return Err(Error::SrsTooSmall { have: source_k, need: k });
         }
         let mut params = decode(&bytes).map_err(bad)?;
         if params.k() > k {
             params.downsize(k);
         }
-        Ok(Srs {
-            params,
-            source_sha256: Sha256::digest(&bytes).into(),
-            source_k,
-            insecure: false,
-        })
+        Ok(Srs { params, source_sha256: Sha256::digest(&bytes).into(), source_k, insecure: false })
     }
 
     /// Reads params previously written by [`Srs::save_params`].
     pub fn read_params(path: &Path) -> Result<ParamsKZG<Bn256>> {
         let bytes = crate::fs::read(path)?;
-        decode(&bytes).map_err(|reason| Error::BadSrs {
-            path: path.display().to_string(),
-            reason,
-        })
+        decode(&bytes).map_err(|reason| Error::BadSrs { path: path.display().to_string(), reason })
     }
 
     /// Writes the (downsized) params atomically.
@@ -98,22 +79,14 @@ impl Srs {
 /// Decodes raw-bytes params after checking the length (halo2's reader panics on short
 /// input) and the pairing relation `e(g₁, h) = e(g₀, s·h)` that ties the G1 powers to G2.
 fn decode(bytes: &[u8]) -> std::result::Result<ParamsKZG<Bn256>, String> {
-    let k = u32::from_le_bytes(
-        bytes
-            .get(..4)
-            .and_then(|b| b.try_into().ok())
-            .ok_or("file too short")?,
-    );
+    let k = u32::from_le_bytes(bytes.get(..4).and_then(|b| b.try_into().ok()).ok_or("file too short")?);
     if !(1..=28).contains(&k) {
         return Err(format!("k = {k} in the header"));
     }
     // k, then 2^k G1 powers and 2^k Lagrange points (64 bytes each), then g2 and s·g2 (128 each).
     let expected = 4 + (1usize << k) * 128 + 256;
     if bytes.len() != expected {
-        return Err(format!(
-            "{} bytes, a raw-bytes SRS with k = {k} has {expected}",
-            bytes.len()
-        ));
+        return Err(format!("{} bytes, a raw-bytes SRS with k = {k} has {expected}", bytes.len()));
     }
     let params = ParamsKZG::<Bn256>::read(&mut &bytes[..]).map_err(|e| e.to_string())?;
     let g = params.get_g();
@@ -125,10 +98,7 @@ fn decode(bytes: &[u8]) -> std::result::Result<ParamsKZG<Bn256>, String> {
 
 fn encode(params: &ParamsKZG<Bn256>) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    params.write(&mut out).map_err(|e| Error::Io {
-        path: "<memory>".into(),
-        source: e,
-    })?;
+    params.write(&mut out).map_err(|e| Error::Io { path: "<memory>".into(), source: e })?;
     Ok(out)
 }
 
@@ -147,10 +117,7 @@ mod tests {
         assert_eq!(small.source_k, 6);
         assert_eq!(small.source_sha256, big.source_sha256);
         assert!(!small.insecure);
-        assert!(matches!(
-            Srs::load(&path, 7),
-            Err(Error::SrsTooSmall { have: 6, need: 7 })
-        ));
+        assert!(matches!(Srs::load(&path, 7), Err(Error::SrsTooSmall { have: 6, need: 7 })));
     }
 
     #[test]

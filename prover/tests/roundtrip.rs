@@ -8,16 +8,11 @@ use zkinfer_circuits::data::InputData;
 use zkinfer_prover::{prove, verify, Error, ModelDir, ProofEnvelope, Srs};
 
 fn example(name: &str, file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
-        .join(name)
-        .join(file)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name).join(file)
 }
 
 fn read_input(name: &str, file: &str) -> Vec<Vec<f32>> {
-    InputData::from_json(&std::fs::read_to_string(example(name, file)).unwrap())
-        .unwrap()
-        .input_data
+    InputData::from_json(&std::fs::read_to_string(example(name, file)).unwrap()).unwrap().input_data
 }
 
 struct Fixture {
@@ -38,29 +33,13 @@ fn setup_and_prove(opts: &CompileOptions) -> Fixture {
     let (_, cached) = dir.setup(&compiled, &srs, || ran = true).unwrap();
     assert!(ran && !cached);
     // A second setup with the same SRS reuses the cached keys.
-    let (_, cached) = dir
-        .setup(&compiled, &srs, || panic!("keygen ran twice"))
-        .unwrap();
+    let (_, cached) = dir.setup(&compiled, &srs, || panic!("keygen ran twice")).unwrap();
     assert!(cached);
     let loaded = dir.load().unwrap();
     let pk = dir.load_pk(&loaded).unwrap();
-    let q = loaded
-        .model
-        .quantize_inputs(&read_input("tiny", "input.json"))
-        .unwrap();
-    let envelope = prove(
-        &loaded.params,
-        &pk,
-        loaded.model.clone(),
-        q,
-        loaded.bindings,
-    )
-    .unwrap();
-    Fixture {
-        _tmp: tmp,
-        dir,
-        envelope,
-    }
+    let q = loaded.model.quantize_inputs(&read_input("tiny", "input.json")).unwrap();
+    let envelope = prove(&loaded.params, &pk, loaded.model.clone(), q, loaded.bindings).unwrap();
+    Fixture { _tmp: tmp, dir, envelope }
 }
 
 fn check(dir: &ModelDir, bytes: &[u8]) -> Result<(), Error> {
@@ -69,12 +48,7 @@ fn check(dir: &ModelDir, bytes: &[u8]) -> Result<(), Error> {
 
 fn check_loaded(loaded: &zkinfer_prover::Loaded, bytes: &[u8]) -> Result<(), Error> {
     let env = ProofEnvelope::from_bytes(bytes)?;
-    let n = 1 + loaded
-        .model
-        .outputs
-        .iter()
-        .map(|&o| loaded.model.tensors[o].numel())
-        .sum::<usize>();
+    let n = 1 + loaded.model.outputs.iter().map(|&o| loaded.model.tensors[o].numel()).sum::<usize>();
     verify(&loaded.params, &loaded.vk, &env, loaded.bindings, n).map(|_| ())
 }
 
@@ -86,10 +60,7 @@ fn proof_roundtrip_and_tampering() {
 
     // Instances are the commitment and the model's outputs.
     let loaded = f.dir.load().unwrap();
-    let trace = loaded
-        .model
-        .eval(&read_input("tiny", "input.json"))
-        .unwrap();
+    let trace = loaded.model.eval(&read_input("tiny", "input.json")).unwrap();
     let outs: Vec<_> = trace.outputs(&loaded.model).concat();
     assert_eq!(f.envelope.instances.len(), 1 + outs.len());
 
@@ -97,46 +68,34 @@ fn proof_roundtrip_and_tampering() {
     for i in 0..f.envelope.proof.len() {
         let mut env = f.envelope.clone();
         env.proof[i] ^= 0x01;
-        let err = check_loaded(&loaded, &env.to_bytes().unwrap())
-            .expect_err(&format!("proof byte {i} flipped still verifies"));
+        let err = check_loaded(&loaded, &env.to_bytes().unwrap()).expect_err(&format!("proof byte {i} flipped still verifies"));
         assert!(err.is_invalid_proof(), "byte {i}: {err}");
     }
     // Every byte of the whole file, flipped, is rejected (as invalid or as malformed).
     for i in 0..bytes.len() {
         let mut b = bytes.clone();
         b[i] ^= 0x80;
-        assert!(
-            check_loaded(&loaded, &b).is_err(),
-            "file byte {i} flipped still verifies"
-        );
+        assert!(check_loaded(&loaded, &b).is_err(), "file byte {i} flipped still verifies");
     }
     // Each public instance changed is rejected.
     for i in 0..f.envelope.instances.len() {
         let mut env = f.envelope.clone();
         env.instances[i][0] ^= 1;
-        let err =
-            check_loaded(&loaded, &env.to_bytes().unwrap()).expect_err("changed instance verifies");
+        let err = check_loaded(&loaded, &env.to_bytes().unwrap()).expect_err("changed instance verifies");
         assert!(err.is_invalid_proof(), "instance {i}: {err}");
     }
     // Truncated and extended proofs are rejected.
     let mut env = f.envelope.clone();
     env.proof.push(0);
-    assert!(check(&f.dir, &env.to_bytes().unwrap())
-        .unwrap_err()
-        .is_invalid_proof());
+    assert!(check(&f.dir, &env.to_bytes().unwrap()).unwrap_err().is_invalid_proof());
     env.proof.truncate(env.proof.len() - 33);
-    assert!(check(&f.dir, &env.to_bytes().unwrap())
-        .unwrap_err()
-        .is_invalid_proof());
+    assert!(check(&f.dir, &env.to_bytes().unwrap()).unwrap_err().is_invalid_proof());
 }
 
 #[test]
 fn proof_for_another_model_is_rejected() {
     let a = setup_and_prove(&CompileOptions::default());
-    let b = setup_and_prove(&CompileOptions {
-        scale_bits: Some(9),
-        ..Default::default()
-    });
+    let b = setup_and_prove(&CompileOptions { scale_bits: Some(9), ..Default::default() });
     let bytes = a.envelope.to_bytes().unwrap();
     // The other model's directory rejects it by its bindings...
     let err = check(&b.dir, &bytes).unwrap_err();

@@ -53,9 +53,7 @@ pub struct DotWitness {
 impl DotWitness {
     /// The honest witness for input `x` (without the leading 1) and `weights[lane][row]`.
     pub fn compute(x: &[Fr], weights: &[Vec<Fr>]) -> Self {
-        let xs: Vec<Fr> = std::iter::once(Fr::one())
-            .chain(x.iter().copied())
-            .collect();
+        let xs: Vec<Fr> = std::iter::once(Fr::one()).chain(x.iter().copied()).collect();
         let acc = weights
             .iter()
             .map(|w| {
@@ -75,17 +73,8 @@ impl DotWitness {
 
 impl DotChip {
     /// Creates the gates on the given columns (`acc.len() == w.len()` lanes).
-    pub fn configure(
-        meta: &mut ConstraintSystem<Fr>,
-        x: Column<Advice>,
-        acc: &[Column<Advice>],
-        w: &[Column<Fixed>],
-    ) -> DotConfig {
-        assert_eq!(
-            acc.len(),
-            w.len(),
-            "one fixed weight column per accumulator lane"
-        );
+    pub fn configure(meta: &mut ConstraintSystem<Fr>, x: Column<Advice>, acc: &[Column<Advice>], w: &[Column<Fixed>]) -> DotConfig {
+        assert_eq!(acc.len(), w.len(), "one fixed weight column per accumulator lane");
         let q_first = meta.selector();
         let q_mac = meta.selector();
         meta.create_gate("dot init", |vc| {
@@ -93,11 +82,7 @@ impl DotChip {
             let xv = vc.query_advice(x, Rotation::cur());
             acc.iter()
                 .zip(w)
-                .map(|(&a, &wc)| {
-                    q.clone()
-                        * (vc.query_advice(a, Rotation::cur())
-                            - vc.query_fixed(wc, Rotation::cur()) * xv.clone())
-                })
+                .map(|(&a, &wc)| q.clone() * (vc.query_advice(a, Rotation::cur()) - vc.query_fixed(wc, Rotation::cur()) * xv.clone()))
                 .collect::<Vec<_>>()
         });
         meta.create_gate("dot mac", |vc| {
@@ -112,13 +97,7 @@ impl DotChip {
                 })
                 .collect::<Vec<_>>()
         });
-        DotConfig {
-            x,
-            acc: acc.to_vec(),
-            w: w.to_vec(),
-            q_first,
-            q_mac,
-        }
+        DotConfig { x, acc: acc.to_vec(), w: w.to_vec(), q_first, q_mac }
     }
 
     /// Wraps a configuration.
@@ -138,10 +117,7 @@ impl DotInstructions for DotChip {
     ) -> Result<Vec<Cell>, PlonkError> {
         let c = &self.config;
         let rows = x.len() + 1;
-        if weights.len() > c.lanes()
-            || witness.x.len() != rows
-            || weights.iter().any(|w| w.len() != rows)
-        {
+        if weights.len() > c.lanes() || witness.x.len() != rows || weights.iter().any(|w| w.len() != rows) {
             return Err(PlonkError::Synthesis);
         }
         region.assign_advice_from_constant(|| "dot one", c.x, offset, Fr::one())?;
@@ -201,17 +177,9 @@ mod tests {
             for a in &advice {
                 meta.enable_equality(*a);
             }
-            (
-                DotChip::configure(meta, advice[0], &advice[1..], &fixed),
-                advice[0],
-                instance,
-            )
+            (DotChip::configure(meta, advice[0], &advice[1..], &fixed), advice[0], instance)
         }
-        fn synthesize(
-            &self,
-            (config, input_col, instance): Self::Config,
-            mut layouter: impl Layouter<Fr>,
-        ) -> Result<(), PlonkError> {
+        fn synthesize(&self, (config, input_col, instance): Self::Config, mut layouter: impl Layouter<Fr>) -> Result<(), PlonkError> {
             let chip = DotChip::construct(config);
             let xs: Vec<Fr> = self.x.iter().map(|&v| fr_from_i64(v)).collect();
             let mut witness = DotWitness::compute(&xs, &self.weights);
@@ -226,12 +194,7 @@ mod tests {
                         .x
                         .iter()
                         .enumerate()
-                        .map(|(i, &v)| QCell {
-                            cell: region
-                                .assign_advice(input_col, i, Value::known(fr_from_i64(v)))
-                                .cell(),
-                            value: v,
-                        })
+                        .map(|(i, &v)| QCell { cell: region.assign_advice(input_col, i, Value::known(fr_from_i64(v))).cell(), value: v })
                         .collect();
                     chip.assign_group(&mut region, inputs.len(), &inputs, &self.weights, &witness)
                 },
@@ -245,36 +208,17 @@ mod tests {
 
     fn circuit() -> (TestCircuit, Vec<Fr>) {
         let x = vec![3, -2, 5, 7];
-        let w: Vec<Vec<i64>> = vec![
-            vec![10, 1, 2, 3, 4],
-            vec![-1, 0, -1, 1, 2],
-            vec![0, 5, 5, 5, 5],
-        ];
-        let expected = w
-            .iter()
-            .map(|w| fr_from_i64(w[0] + x.iter().zip(&w[1..]).map(|(a, b)| a * b).sum::<i64>()))
-            .collect();
-        let weights = w
-            .iter()
-            .map(|w| w.iter().map(|&v| fr_from_i64(v)).collect())
-            .collect();
-        (
-            TestCircuit {
-                x,
-                weights,
-                tamper: None,
-            },
-            expected,
-        )
+        let w: Vec<Vec<i64>> = vec![vec![10, 1, 2, 3, 4], vec![-1, 0, -1, 1, 2], vec![0, 5, 5, 5, 5]];
+        let expected = w.iter().map(|w| fr_from_i64(w[0] + x.iter().zip(&w[1..]).map(|(a, b)| a * b).sum::<i64>())).collect();
+        let weights = w.iter().map(|w| w.iter().map(|&v| fr_from_i64(v)).collect()).collect();
+        (TestCircuit { x, weights, tamper: None }, expected)
     }
 
     fn failing_gates(failures: &[VerifyFailure]) -> Vec<String> {
         failures
             .iter()
             .filter_map(|f| match f {
-                VerifyFailure::ConstraintNotSatisfied { constraint, .. } => {
-                    Some(format!("{constraint}"))
-                }
+                VerifyFailure::ConstraintNotSatisfied { constraint, .. } => Some(format!("{constraint}")),
                 _ => None,
             })
             .collect()
@@ -299,10 +243,7 @@ mod tests {
     fn tampered_accumulator_fails_mac_gate() {
         let (mut c, expected) = circuit();
         c.tamper = Some((1, 2)); // a middle accumulator of lane 1
-        let failures = MockProver::run(6, &c, vec![expected])
-            .unwrap()
-            .verify()
-            .unwrap_err();
+        let failures = MockProver::run(6, &c, vec![expected]).unwrap().verify().unwrap_err();
         let gates = failing_gates(&failures);
         assert!(gates.iter().any(|g| g.contains("dot mac")), "{failures:?}");
     }
@@ -311,16 +252,8 @@ mod tests {
     fn tampered_bias_row_fails_init_gate() {
         let (mut c, expected) = circuit();
         c.tamper = Some((0, 0));
-        let failures = MockProver::run(6, &c, vec![expected])
-            .unwrap()
-            .verify()
-            .unwrap_err();
-        assert!(
-            failing_gates(&failures)
-                .iter()
-                .any(|g| g.contains("dot init")),
-            "{failures:?}"
-        );
+        let failures = MockProver::run(6, &c, vec![expected]).unwrap().verify().unwrap_err();
+        assert!(failing_gates(&failures).iter().any(|g| g.contains("dot init")), "{failures:?}");
     }
 
     #[test]
@@ -328,15 +261,7 @@ mod tests {
         let (mut c, mut expected) = circuit();
         c.tamper = Some((2, 4));
         expected[2] += Fr::one(); // even with a matching public output, the gate catches it
-        let failures = MockProver::run(6, &c, vec![expected])
-            .unwrap()
-            .verify()
-            .unwrap_err();
-        assert!(
-            failing_gates(&failures)
-                .iter()
-                .any(|g| g.contains("dot mac")),
-            "{failures:?}"
-        );
+        let failures = MockProver::run(6, &c, vec![expected]).unwrap().verify().unwrap_err();
+        assert!(failing_gates(&failures).iter().any(|g| g.contains("dot mac")), "{failures:?}");
     }
 }

@@ -30,11 +30,7 @@ pub struct ElementwiseChip {
 
 impl ElementwiseChip {
     /// Creates the gate.
-    pub fn configure(
-        meta: &mut ConstraintSystem<Fr>,
-        advice: [Column<Advice>; 3],
-        fixed: [Column<Fixed>; 4],
-    ) -> ElementwiseConfig {
+    pub fn configure(meta: &mut ConstraintSystem<Fr>, advice: [Column<Advice>; 3], fixed: [Column<Fixed>; 4]) -> ElementwiseConfig {
         let q_elt = meta.selector();
         meta.create_gate("elementwise", |vc| {
             let s = vc.query_selector(q_elt);
@@ -42,11 +38,7 @@ impl ElementwiseChip {
             let [cx, cy, cxy, c0] = fixed.map(|c| vc.query_fixed(c, Rotation::cur()));
             vec![s * (z - (cx * x.clone() + cy * y.clone() + cxy * x * y + c0))]
         });
-        ElementwiseConfig {
-            advice,
-            fixed,
-            q_elt,
-        }
+        ElementwiseConfig { advice, fixed, q_elt }
     }
 
     /// Wraps a configuration.
@@ -83,11 +75,7 @@ impl ElementwiseInstructions for ElementwiseChip {
             if let Some(y) = y {
                 region.constrain_equal(ya.cell(), y[i].cell);
             }
-            out.push(
-                region
-                    .assign_advice(c.advice[2], row, Value::known(*zv))
-                    .cell(),
-            );
+            out.push(region.assign_advice(c.advice[2], row, Value::known(*zv)).cell());
         }
         Ok(out)
     }
@@ -112,9 +100,7 @@ mod tests {
     const C: [[i64; 4]; 4] = [[1, 1, 0, 0], [1, -1, 0, 0], [0, 0, 1, 0], [-3, 0, 0, 11]];
 
     fn expected() -> Vec<Fr> {
-        (0..4)
-            .map(|i| fr_from_i64(C[i][0] * X[i] + C[i][1] * Y[i] + C[i][2] * X[i] * Y[i] + C[i][3]))
-            .collect()
+        (0..4).map(|i| fr_from_i64(C[i][0] * X[i] + C[i][1] * Y[i] + C[i][2] * X[i] * Y[i] + C[i][3])).collect()
     }
 
     impl Circuit<Fr> for TestCircuit {
@@ -130,17 +116,9 @@ mod tests {
             let instance = meta.instance_column();
             meta.enable_equality(instance);
             advice.iter().for_each(|a| meta.enable_equality(*a));
-            (
-                ElementwiseChip::configure(meta, advice, fixed),
-                advice[0],
-                instance,
-            )
+            (ElementwiseChip::configure(meta, advice, fixed), advice[0], instance)
         }
-        fn synthesize(
-            &self,
-            (config, col, instance): Self::Config,
-            mut layouter: impl Layouter<Fr>,
-        ) -> Result<(), PlonkError> {
+        fn synthesize(&self, (config, col, instance): Self::Config, mut layouter: impl Layouter<Fr>) -> Result<(), PlonkError> {
             let chip = ElementwiseChip::construct(config);
             let mut z = expected();
             if let Some(i) = self.tamper {
@@ -149,18 +127,15 @@ mod tests {
             let outs = layouter.assign_region(
                 || "elementwise test",
                 |mut region| {
-                    let mk =
-                        |region: &mut Region<'_, Fr>, base: usize, vals: &[i64]| -> Vec<QCell> {
-                            vals.iter()
-                                .enumerate()
-                                .map(|(i, &v)| QCell {
-                                    cell: region
-                                        .assign_advice(col, base + i, Value::known(fr_from_i64(v)))
-                                        .cell(),
-                                    value: v,
-                                })
-                                .collect()
-                        };
+                    let mk = |region: &mut Region<'_, Fr>, base: usize, vals: &[i64]| -> Vec<QCell> {
+                        vals.iter()
+                            .enumerate()
+                            .map(|(i, &v)| QCell {
+                                cell: region.assign_advice(col, base + i, Value::known(fr_from_i64(v))).cell(),
+                                value: v,
+                            })
+                            .collect()
+                    };
                     let x = mk(&mut region, 0, &X);
                     let y = mk(&mut region, 4, &Y);
                     let coeffs: Vec<[Fr; 4]> = C.iter().map(|c| c.map(fr_from_i64)).collect();
@@ -176,9 +151,7 @@ mod tests {
 
     #[test]
     fn honest_rows_verify() {
-        MockProver::run(5, &TestCircuit::default(), vec![expected()])
-            .unwrap()
-            .assert_satisfied();
+        MockProver::run(5, &TestCircuit::default(), vec![expected()]).unwrap().assert_satisfied();
     }
 
     #[test]
@@ -186,10 +159,7 @@ mod tests {
         for i in 0..4 {
             let mut inst = expected();
             inst[i] += Fr::one();
-            let failures = MockProver::run(5, &TestCircuit { tamper: Some(i) }, vec![inst])
-                .unwrap()
-                .verify()
-                .unwrap_err();
+            let failures = MockProver::run(5, &TestCircuit { tamper: Some(i) }, vec![inst]).unwrap().verify().unwrap_err();
             assert!(
                 failures.iter().any(|f| matches!(f, VerifyFailure::ConstraintNotSatisfied { constraint, .. } if format!("{constraint}").contains("elementwise"))),
                 "row {i}: {failures:?}"

@@ -144,9 +144,7 @@ pub fn i64_from_fr(f: &Fr) -> Option<i64> {
     if let Some(v) = small(f).filter(|v| *v <= i64::MAX as u64) {
         return Some(v as i64);
     }
-    small(&-*f)
-        .filter(|v| *v <= 1u64 << 63)
-        .map(|v| (v as i128).wrapping_neg() as i64)
+    small(&-*f).filter(|v| *v <= 1u64 << 63).map(|v| (v as i128).wrapping_neg() as i64)
 }
 
 /// A field element as 0x-prefixed big-endian hex (the uint256 that Solidity and circom print).

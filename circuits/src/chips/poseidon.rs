@@ -26,9 +26,7 @@ use ark_ff::{BigInteger, PrimeField};
 use halo2_proofs::circuit::{Cell, Region, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::halo2curves::ff::PrimeField as _;
-use halo2_proofs::plonk::{
-    Advice, Column, ConstraintSystem, Error as PlonkError, Expression, Fixed, Selector,
-};
+use halo2_proofs::plonk::{Advice, Column, ConstraintSystem, Error as PlonkError, Expression, Fixed, Selector};
 use halo2_proofs::poly::Rotation;
 
 use super::PoseidonInstructions;
@@ -58,17 +56,11 @@ fn ark_to_fr(x: &ark_bn254::Fr) -> Fr {
 pub fn params() -> &'static PoseidonParams {
     static PARAMS: OnceLock<PoseidonParams> = OnceLock::new();
     PARAMS.get_or_init(|| {
-        let p = light_poseidon::parameters::bn254_x5::get_poseidon_parameters::<ark_bn254::Fr>(
-            WIDTH as u8,
-        )
-        .unwrap_or_else(|e| panic!("light-poseidon has width {WIDTH}: {e}"));
+        let p = light_poseidon::parameters::bn254_x5::get_poseidon_parameters::<ark_bn254::Fr>(WIDTH as u8)
+            .unwrap_or_else(|e| panic!("light-poseidon has width {WIDTH}: {e}"));
         PoseidonParams {
             ark: p.ark.iter().map(ark_to_fr).collect(),
-            mds: p
-                .mds
-                .iter()
-                .map(|row| row.iter().map(ark_to_fr).collect())
-                .collect(),
+            mds: p.mds.iter().map(|row| row.iter().map(ark_to_fr).collect()).collect(),
             full_rounds: p.full_rounds,
             partial_rounds: p.partial_rounds,
         }
@@ -90,19 +82,12 @@ impl PoseidonParams {
     }
 
     fn mix(&self, v: &[Fr; WIDTH]) -> [Fr; WIDTH] {
-        std::array::from_fn(|i| {
-            self.mds[i]
-                .iter()
-                .zip(v)
-                .fold(Fr::zero(), |acc, (m, x)| acc + *m * x)
-        })
+        std::array::from_fn(|i| self.mds[i].iter().zip(v).fold(Fr::zero(), |acc, (m, x)| acc + *m * x))
     }
 
     /// Runs the permutation, returning every layout row (`WIDTH` state cells + aux).
     pub fn permute_rows(&self, mut s: [Fr; WIDTH]) -> Vec<[Fr; WIDTH + 1]> {
-        let row = |s: &[Fr; WIDTH], aux: Fr| -> [Fr; WIDTH + 1] {
-            std::array::from_fn(|i| if i < WIDTH { s[i] } else { aux })
-        };
+        let row = |s: &[Fr; WIDTH], aux: Fr| -> [Fr; WIDTH + 1] { std::array::from_fn(|i| if i < WIDTH { s[i] } else { aux }) };
         let mut rows = Vec::with_capacity(self.rows_per_permutation());
         for round in 0..self.full_rounds + self.partial_rounds {
             let c = self.rc(round);
@@ -115,13 +100,7 @@ impl PoseidonParams {
             } else {
                 let aux = xc[0].square();
                 rows.push(row(&s, aux));
-                s = self.mix(&std::array::from_fn(|j| {
-                    if j == 0 {
-                        aux.square() * xc[0]
-                    } else {
-                        xc[j]
-                    }
-                }));
+                s = self.mix(&std::array::from_fn(|j| if j == 0 { aux.square() * xc[0] } else { xc[j] }));
             }
         }
         rows.push(row(&s, Fr::zero()));
@@ -156,11 +135,7 @@ impl CommitmentWitness {
             h = rows.last().map_or(Fr::zero(), |r| r[0]);
             perms.push(rows);
         }
-        CommitmentWitness {
-            inputs: inputs.to_vec(),
-            perms,
-            digest: h,
-        }
+        CommitmentWitness { inputs: inputs.to_vec(), perms, digest: h }
     }
 }
 
@@ -202,40 +177,25 @@ impl PoseidonChip {
         let p = params();
         let (q_init, q_full, q_partial) = (meta.selector(), meta.selector(), meta.selector());
         let m = |i: usize, j: usize| Expression::Constant(p.mds[i][j]);
-        meta.create_gate("poseidon init", |vc| {
-            vec![vc.query_selector(q_init) * vc.query_advice(state[0], Rotation::cur())]
-        });
+        meta.create_gate("poseidon init", |vc| vec![vc.query_selector(q_init) * vc.query_advice(state[0], Rotation::cur())]);
         meta.create_gate("poseidon full round", |vc| {
             let q = vc.query_selector(q_full);
-            let xc: Vec<Expression<Fr>> = (0..WIDTH)
-                .map(|j| {
-                    vc.query_advice(state[j], Rotation::cur())
-                        + vc.query_fixed(rc[j], Rotation::cur())
-                })
-                .collect();
-            let sq: Vec<Expression<Fr>> = (0..WIDTH)
-                .map(|j| vc.query_advice(state[j], Rotation::next()))
-                .collect();
-            let mut out: Vec<Expression<Fr>> = (0..WIDTH)
-                .map(|j| q.clone() * (sq[j].clone() - xc[j].clone() * xc[j].clone()))
-                .collect();
+            let xc: Vec<Expression<Fr>> =
+                (0..WIDTH).map(|j| vc.query_advice(state[j], Rotation::cur()) + vc.query_fixed(rc[j], Rotation::cur())).collect();
+            let sq: Vec<Expression<Fr>> = (0..WIDTH).map(|j| vc.query_advice(state[j], Rotation::next())).collect();
+            let mut out: Vec<Expression<Fr>> = (0..WIDTH).map(|j| q.clone() * (sq[j].clone() - xc[j].clone() * xc[j].clone())).collect();
             for i in 0..WIDTH {
                 let next = vc.query_advice(state[i], Rotation(2));
-                let mixed = (0..WIDTH).fold(Expression::Constant(Fr::zero()), |acc, j| {
-                    acc + m(i, j) * sq[j].clone() * sq[j].clone() * xc[j].clone()
-                });
+                let mixed = (0..WIDTH)
+                    .fold(Expression::Constant(Fr::zero()), |acc, j| acc + m(i, j) * sq[j].clone() * sq[j].clone() * xc[j].clone());
                 out.push(q.clone() * (next - mixed));
             }
             out
         });
         meta.create_gate("poseidon partial round", |vc| {
             let q = vc.query_selector(q_partial);
-            let xc: Vec<Expression<Fr>> = (0..WIDTH)
-                .map(|j| {
-                    vc.query_advice(state[j], Rotation::cur())
-                        + vc.query_fixed(rc[j], Rotation::cur())
-                })
-                .collect();
+            let xc: Vec<Expression<Fr>> =
+                (0..WIDTH).map(|j| vc.query_advice(state[j], Rotation::cur()) + vc.query_fixed(rc[j], Rotation::cur())).collect();
             let a = vc.query_advice(aux, Rotation::cur());
             let mut out = vec![q.clone() * (a.clone() - xc[0].clone() * xc[0].clone())];
             for i in 0..WIDTH {
@@ -246,14 +206,7 @@ impl PoseidonChip {
             }
             out
         });
-        PoseidonConfig {
-            state,
-            aux,
-            rc,
-            q_init,
-            q_full,
-            q_partial,
-        }
+        PoseidonConfig { state, aux, rc, q_init, q_full, q_partial }
     }
 
     /// Wraps a configuration.
@@ -274,9 +227,7 @@ impl PoseidonChip {
         for (r, values) in rows.iter().enumerate() {
             for (j, v) in values.iter().enumerate() {
                 let col = if j < WIDTH { c.state[j] } else { c.aux };
-                let cell = region
-                    .assign_advice(col, offset + r, Value::known(*v))
-                    .cell();
+                let cell = region.assign_advice(col, offset + r, Value::known(*v)).cell();
                 if r == 0 && j < WIDTH {
                     first.push(cell);
                 }
@@ -373,9 +324,7 @@ mod tests {
         // circomlibjs: poseidon([1, 2]) (width 3) — a known published vector, checked
         // through light-poseidon to tie our conversion to the circom parameters.
         let mut h = Poseidon::<ark_bn254::Fr>::new_circom(2).unwrap();
-        let out = h
-            .hash(&[ark_bn254::Fr::from(1u64), ark_bn254::Fr::from(2u64)])
-            .unwrap();
+        let out = h.hash(&[ark_bn254::Fr::from(1u64), ark_bn254::Fr::from(2u64)]).unwrap();
         let expected = "115cc0f5e7d690413df64c6b9662e9cf2a3617f2743245519e19607a4417189a";
         let mut be = ark_to_fr(&out).to_repr();
         be.reverse();
@@ -406,20 +355,13 @@ mod tests {
             meta.enable_equality(instance);
             (PoseidonChip::configure(meta, state, aux, rc), instance)
         }
-        fn synthesize(
-            &self,
-            (config, instance): Self::Config,
-            mut layouter: impl Layouter<Fr>,
-        ) -> Result<(), PlonkError> {
+        fn synthesize(&self, (config, instance): Self::Config, mut layouter: impl Layouter<Fr>) -> Result<(), PlonkError> {
             let chip = PoseidonChip::construct(config);
             let mut w = CommitmentWitness::compute(&self.inputs);
             if let Some((p, r, c)) = self.tamper {
                 w.perms[p][r][c] += Fr::one();
             }
-            let (_, digest) = layouter.assign_region(
-                || "poseidon test",
-                |mut region| chip.assign_commitment(&mut region, 0, &w),
-            )?;
+            let (_, digest) = layouter.assign_region(|| "poseidon test", |mut region| chip.assign_commitment(&mut region, 0, &w))?;
             layouter.constrain_instance(digest, instance, 0);
             Ok(())
         }
@@ -444,31 +386,22 @@ mod tests {
     fn circuit_matches_native_and_rejects_tampering() {
         let inputs: Vec<Fr> = (0..15).map(|i| fr_from_i64(i - 7)).collect();
         let digest = commit(&inputs);
-        let honest = TestCircuit {
-            inputs: inputs.clone(),
-            tamper: None,
-        };
+        let honest = TestCircuit { inputs: inputs.clone(), tamper: None };
         assert!(gate_failures(&honest, digest).is_empty());
         // A wrong public digest fails.
         assert!(!gate_failures(&honest, digest + Fr::one()).is_empty());
         let per = params().rows_per_permutation();
         let partial_row = 2 * 4 + 3; // a state row in the partial rounds
         for (tamper, gate) in [
-            ((0, 1, 5), "poseidon full round"), // a square cell
+            ((0, 1, 5), "poseidon full round"),                  // a square cell
             ((1, partial_row, WIDTH), "poseidon partial round"), // aux
             ((0, partial_row + 1, 3), "poseidon partial round"), // a state cell
-            ((1, per - 1, 0), "poseidon full round"), // the output
+            ((1, per - 1, 0), "poseidon full round"),            // the output
             ((0, 0, 0), "poseidon init"),
         ] {
-            let c = TestCircuit {
-                inputs: inputs.clone(),
-                tamper: Some(tamper),
-            };
+            let c = TestCircuit { inputs: inputs.clone(), tamper: Some(tamper) };
             let f = gate_failures(&c, digest);
-            assert!(
-                f.iter().any(|s| s.contains(gate)),
-                "{tamper:?}: expected {gate} in {f:?}"
-            );
+            assert!(f.iter().any(|s| s.contains(gate)), "{tamper:?}: expected {gate} in {f:?}");
         }
     }
 }

@@ -31,11 +31,7 @@ impl RangeTableConfig {
         let mut tags: Vec<u32> = tags.iter().copied().filter(|&t| t > 0).collect();
         tags.sort_unstable();
         tags.dedup();
-        RangeTableConfig {
-            tag: meta.lookup_table_column(),
-            value: meta.lookup_table_column(),
-            tags,
-        }
+        RangeTableConfig { tag: meta.lookup_table_column(), value: meta.lookup_table_column(), tags }
     }
 
     /// Whether a width is in the table.
@@ -55,12 +51,7 @@ impl RangeTableConfig {
                     let tag = Fr::from(u64::from(bits));
                     for v in 0..(1u64 << bits) {
                         table.assign_cell(|| "tag", self.tag, row, || Value::known(tag))?;
-                        table.assign_cell(
-                            || "value",
-                            self.value,
-                            row,
-                            || Value::known(Fr::from(v)),
-                        )?;
+                        table.assign_cell(|| "value", self.value, row, || Value::known(Fr::from(v)))?;
                         row += 1;
                     }
                 }

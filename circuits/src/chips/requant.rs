@@ -1,12 +1,14 @@
 //! Rescale with rounding, range check, and optional ReLU, in one row per element.
 //!
-//! Row layout (advice `a q rem b u y`, fixed `pow half tag relu`, selector `q_rq`):
+//! Row layout (advice `a q rem b u y rem_hi`, fixed `pow half tag relu tag_hi`, selector `q_rq`):
 //!
-//! | a | q | rem | b | u | y | pow = 2^s | half = ⌊2^(s-1)⌋ | tag = s | relu |
+//! | a | q | rem | b | u | y | rem_hi | pow = 2^s | half = ⌊2^(s-1)⌋ | tag = min(s, V) | relu | tag_hi = max(s - V, 0) |
 //!
 //! Constraints, with `V` = value bits:
-//! - `a + half = q·pow + rem` ("requant rounding"),
-//! - `(s, rem)` in the range table, so `0 <= rem < 2^s` ("requant remainder range"),
+//! - `a + half = q·pow + rem + 2^V·rem_hi` ("requant rounding"),
+//! - `(min(s, V), rem)` in the range table ("requant remainder range") and
+//!   `(max(s - V, 0), rem_hi)` in it too ("requant remainder high range"), so the
+//!   remainder `rem + 2^V·rem_hi` lies in `[0, 2^s)` for shifts up to `2V`,
 //! - `b ∈ {0,1}` ("requant sign bit"),
 //! - `q + 2^V·(1 - b) = u` ("requant range decomposition"), with `(V, u)` in the table
 //!   ("requant value range"): so `q ∈ [-2^V, 2^V)` and `b = [q >= 0]`,
@@ -18,9 +20,7 @@
 use halo2_proofs::circuit::{Cell, Region, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::halo2curves::ff::Field;
-use halo2_proofs::plonk::{
-    Advice, Column, ConstraintSystem, Error as PlonkError, Expression, Fixed, Selector,
-};
+use halo2_proofs::plonk::{Advice, Column, ConstraintSystem, Error as PlonkError, Expression, Fixed, Selector};
 use halo2_proofs::poly::Rotation;
 
 use super::range_table::RangeTableConfig;
@@ -43,8 +43,10 @@ pub struct RequantWitness {
     pub a: Fr,
     /// Rounded quotient.
     pub q: Fr,
-    /// Remainder.
+    /// Remainder, low `V` bits.
     pub rem: Fr,
+    /// Remainder, bits above `V`.
+    pub rem_hi: Fr,
     /// Sign bit.
     pub b: Fr,
     /// Offset value.
@@ -55,12 +57,14 @@ pub struct RequantWitness {
     pub y_int: i64,
 }
 
-impl From<RequantValues> for RequantWitness {
-    fn from(r: RequantValues) -> Self {
+impl RequantWitness {
+    /// The cells of one row, splitting the remainder at `value_bits`.
+    pub fn new(r: RequantValues, value_bits: u32) -> Self {
         RequantWitness {
             a: fr_from_i128(r.a),
             q: fr_from_i64(r.q),
-            rem: fr_from_i64(r.rem),
+            rem: fr_from_i64(r.rem & ((1i64 << value_bits) - 1)),
+            rem_hi: fr_from_i64(r.rem >> value_bits),
             b: Fr::from(u64::from(r.b)),
             u: fr_from_i64(r.u),
             y: fr_from_i64(r.y),
@@ -72,8 +76,8 @@ impl From<RequantValues> for RequantWitness {
 /// Columns and selector of the requant chip.
 #[derive(Clone, Debug)]
 pub struct RequantConfig {
-    advice: [Column<Advice>; 6],
-    fixed: [Column<Fixed>; 4],
+    advice: [Column<Advice>; 7],
+    fixed: [Column<Fixed>; 5],
     q_rq: Selector,
     table: RangeTableConfig,
     value_bits: u32,
@@ -89,20 +93,20 @@ impl RequantChip {
     /// Creates the gates and lookups. `value_bits` must be a tag of `table`.
     pub fn configure(
         meta: &mut ConstraintSystem<Fr>,
-        advice: [Column<Advice>; 6],
-        fixed: [Column<Fixed>; 4],
+        advice: [Column<Advice>; 7],
+        fixed: [Column<Fixed>; 5],
         table: RangeTableConfig,
         value_bits: u32,
     ) -> RequantConfig {
         let q_rq = meta.complex_selector();
-        let [a, q, rem, b, u, y] = advice;
-        let [pow, half, tag, relu] = fixed;
+        let [a, q, rem, b, u, y, rem_hi] = advice;
+        let [pow, half, tag, relu, tag_hi] = fixed;
         let two_v = Expression::Constant(Fr::from(2).pow_vartime([u64::from(value_bits)]));
         meta.create_gate("requant rounding", |vc| {
             let s = vc.query_selector(q_rq);
-            let [a, q, rem] = [a, q, rem].map(|c| vc.query_advice(c, Rotation::cur()));
+            let [a, q, rem, rem_hi] = [a, q, rem, rem_hi].map(|c| vc.query_advice(c, Rotation::cur()));
             let [pow, half] = [pow, half].map(|c| vc.query_fixed(c, Rotation::cur()));
-            vec![s * (a + half - q * pow - rem)]
+            vec![s * (a + half - q * pow - rem - two_v.clone() * rem_hi)]
         });
         meta.create_gate("requant sign bit", |vc| {
             let s = vc.query_selector(q_rq);
@@ -127,19 +131,19 @@ impl RequantChip {
             let rem = vc.query_advice(rem, Rotation::cur());
             vec![(s.clone() * t, table.tag), (s * rem, table.value)]
         });
+        meta.lookup("requant remainder high range", |vc| {
+            let s = vc.query_selector(q_rq);
+            let t = vc.query_fixed(tag_hi, Rotation::cur());
+            let hi = vc.query_advice(rem_hi, Rotation::cur());
+            vec![(s.clone() * t, table.tag), (s * hi, table.value)]
+        });
         let v_tag = Expression::Constant(Fr::from(u64::from(value_bits)));
         meta.lookup("requant value range", |vc| {
             let s = vc.query_selector(q_rq);
             let u = vc.query_advice(u, Rotation::cur());
             vec![(s.clone() * v_tag, table.tag), (s * u, table.value)]
         });
-        RequantConfig {
-            advice,
-            fixed,
-            q_rq,
-            table,
-            value_bits,
-        }
+        RequantConfig { advice, fixed, q_rq, table, value_bits }
     }
 
     /// Wraps a configuration.
@@ -153,6 +157,11 @@ impl RequantChip {
     }
 }
 
+/// Range-table widths of the low and high remainder parts for a shift: `[min(s, V), max(s - V, 0)]`.
+pub fn remainder_tags(shift: u32, value_bits: u32) -> [u32; 2] {
+    [shift.min(value_bits), shift.saturating_sub(value_bits)]
+}
+
 impl RequantInstructions for RequantChip {
     fn assign_rows(
         &self,
@@ -163,21 +172,13 @@ impl RequantInstructions for RequantChip {
         witness: &[RequantWitness],
     ) -> Result<Vec<QCell>, PlonkError> {
         let c = &self.config;
-        if inputs.len() != witness.len() || !c.table.has(params.shift) {
+        let [tag_lo, tag_hi] = remainder_tags(params.shift, c.value_bits);
+        if inputs.len() != witness.len() || !c.table.has(tag_lo) || !c.table.has(tag_hi) || params.shift > 2 * c.value_bits {
             return Err(PlonkError::Synthesis);
         }
         let pow = Fr::from(2).pow_vartime([u64::from(params.shift)]);
-        let half = if params.shift == 0 {
-            Fr::zero()
-        } else {
-            Fr::from(2).pow_vartime([u64::from(params.shift - 1)])
-        };
-        let fixed = [
-            pow,
-            half,
-            Fr::from(u64::from(params.shift)),
-            Fr::from(u64::from(params.relu)),
-        ];
+        let half = if params.shift == 0 { Fr::zero() } else { Fr::from(2).pow_vartime([u64::from(params.shift - 1)]) };
+        let fixed = [pow, half, Fr::from(u64::from(tag_lo)), Fr::from(u64::from(params.relu)), Fr::from(u64::from(tag_hi))];
         let mut out = Vec::with_capacity(inputs.len());
         for (i, (input, w)) in inputs.iter().zip(witness).enumerate() {
             let row = offset + i;
@@ -188,14 +189,11 @@ impl RequantInstructions for RequantChip {
             let cells: Vec<Cell> = c
                 .advice
                 .iter()
-                .zip([w.a, w.q, w.rem, w.b, w.u, w.y])
+                .zip([w.a, w.q, w.rem, w.b, w.u, w.y, w.rem_hi])
                 .map(|(col, v)| region.assign_advice(*col, row, Value::known(v)).cell())
                 .collect();
             region.constrain_equal(cells[0], *input);
-            out.push(QCell {
-                cell: cells[5],
-                value: w.y_int,
-            });
+            out.push(QCell { cell: cells[5], value: w.y_int });
         }
         Ok(out)
     }
@@ -211,40 +209,30 @@ mod tests {
     use crate::quant::requant;
 
     const V: u32 = 6;
-    const SHIFT: u32 = 3;
 
     #[derive(Clone, Default)]
     struct TestCircuit {
         a: Vec<i128>,
         relu: bool,
-        tamper: Option<Box<fn(&mut RequantWitness)>>,
+        shift: u32,
+        tamper: Option<fn(&mut RequantWitness)>,
     }
 
     impl Circuit<Fr> for TestCircuit {
-        type Config = (
-            RequantConfig,
-            RangeTableConfig,
-            Column<Advice>,
-            Column<Instance>,
-        );
+        type Config = (RequantConfig, RangeTableConfig, Column<Advice>, Column<Instance>);
         type FloorPlanner = SimpleFloorPlanner;
         type Params = ();
         fn without_witnesses(&self) -> Self {
             self.clone()
         }
         fn configure(meta: &mut ConstraintSystem<Fr>) -> Self::Config {
-            let advice: [Column<Advice>; 6] = std::array::from_fn(|_| meta.advice_column());
-            let fixed: [Column<Fixed>; 4] = std::array::from_fn(|_| meta.fixed_column());
+            let advice: [Column<Advice>; 7] = std::array::from_fn(|_| meta.advice_column());
+            let fixed: [Column<Fixed>; 5] = std::array::from_fn(|_| meta.fixed_column());
             let instance = meta.instance_column();
             meta.enable_equality(instance);
             advice.iter().for_each(|a| meta.enable_equality(*a));
-            let table = RangeTableConfig::configure(meta, &[SHIFT, V]);
-            (
-                RequantChip::configure(meta, advice, fixed, table.clone(), V),
-                table,
-                advice[1],
-                instance,
-            )
+            let table = RangeTableConfig::configure(meta, &[3, 4, V]);
+            (RequantChip::configure(meta, advice, fixed, table.clone(), V), table, advice[1], instance)
         }
         fn synthesize(
             &self,
@@ -253,11 +241,8 @@ mod tests {
         ) -> Result<(), PlonkError> {
             table.load(&mut layouter)?;
             let chip = RequantChip::construct(config);
-            let mut witness: Vec<RequantWitness> = self
-                .a
-                .iter()
-                .map(|&a| requant(a, SHIFT, self.relu, V).expect("in range").into())
-                .collect();
+            let mut witness: Vec<RequantWitness> =
+                self.a.iter().map(|&a| RequantWitness::new(requant(a, self.shift, self.relu, V).expect("in range"), V)).collect();
             if let Some(t) = &self.tamper {
                 t(&mut witness[1]);
             }
@@ -268,22 +253,9 @@ mod tests {
                         .a
                         .iter()
                         .enumerate()
-                        .map(|(i, &a)| {
-                            region
-                                .assign_advice(input_col, i, Value::known(fr_from_i128(a)))
-                                .cell()
-                        })
+                        .map(|(i, &a)| region.assign_advice(input_col, i, Value::known(fr_from_i128(a))).cell())
                         .collect();
-                    chip.assign_rows(
-                        &mut region,
-                        self.a.len(),
-                        &inputs,
-                        RequantParams {
-                            shift: SHIFT,
-                            relu: self.relu,
-                        },
-                        &witness,
-                    )
+                    chip.assign_rows(&mut region, self.a.len(), &inputs, RequantParams { shift: self.shift, relu: self.relu }, &witness)
                 },
             )?;
             for (i, o) in outs.iter().enumerate() {
@@ -293,18 +265,15 @@ mod tests {
         }
     }
 
-    fn run(relu: bool, tamper: Option<fn(&mut RequantWitness)>) -> Result<(), Vec<VerifyFailure>> {
-        let a = vec![100, -100, 37, -5, 0, 255];
-        let expected: Vec<Fr> = a
-            .iter()
-            .map(|&v| fr_from_i64(requant(v, SHIFT, relu, V).expect("in range").y))
-            .collect();
-        let c = TestCircuit {
-            a,
-            relu,
-            tamper: tamper.map(Box::new),
-        };
+    fn run_shift(shift: u32, relu: bool, tamper: Option<fn(&mut RequantWitness)>) -> Result<(), Vec<VerifyFailure>> {
+        let a: Vec<i128> = [100, -100, 37, -5, 0, 255].iter().map(|v| v << (shift - 3)).collect();
+        let expected: Vec<Fr> = a.iter().map(|&v| fr_from_i64(requant(v, shift, relu, V).expect("in range").y)).collect();
+        let c = TestCircuit { a, relu, shift, tamper };
         MockProver::run(9, &c, vec![expected]).unwrap().verify()
+    }
+
+    fn run(relu: bool, tamper: Option<fn(&mut RequantWitness)>) -> Result<(), Vec<VerifyFailure>> {
+        run_shift(3, relu, tamper)
     }
 
     fn names(failures: &[VerifyFailure]) -> Vec<String> {
@@ -321,16 +290,32 @@ mod tests {
     fn assert_fails(relu: bool, tamper: fn(&mut RequantWitness), expected: &str) {
         let failures = run(relu, Some(tamper)).unwrap_err();
         let n = names(&failures);
-        assert!(
-            n.iter().any(|s| s.contains(expected)),
-            "expected `{expected}` in {n:?}"
-        );
+        assert!(n.iter().any(|s| s.contains(expected)), "expected `{expected}` in {n:?}");
     }
 
     #[test]
     fn honest_rows_verify() {
         assert_eq!(run(false, None), Ok(()));
         assert_eq!(run(true, None), Ok(()));
+        // A shift wider than the value range splits the remainder (6 + 4 bits).
+        assert_eq!(run_shift(V + 4, false, None), Ok(()));
+    }
+
+    #[test]
+    fn wide_shift_with_oversized_high_remainder_fails_lookup() {
+        // q - 1 with rem_hi + 16 (= 2^10 total) keeps the rounding gate but leaves [0, 2^4).
+        let failures = run_shift(
+            V + 4,
+            false,
+            Some(|w| {
+                w.q -= Fr::one();
+                w.rem_hi += Fr::from(16);
+                w.u -= Fr::one();
+            }),
+        )
+        .unwrap_err();
+        let n = names(&failures);
+        assert!(n.iter().any(|s| s.contains("requant remainder high range")), "{n:?}");
     }
 
     #[test]

@@ -48,10 +48,7 @@ pub struct ImportCtx {
 impl ImportCtx {
     pub(crate) fn node_name(node: &NodeProto) -> String {
         if node.name.is_empty() {
-            node.output
-                .first()
-                .cloned()
-                .unwrap_or_else(|| node.op_type.clone())
+            node.output.first().cloned().unwrap_or_else(|| node.op_type.clone())
         } else {
             node.name.clone()
         }
@@ -59,22 +56,12 @@ impl ImportCtx {
 
     /// The value of a node's `i`-th input.
     pub(crate) fn input(&self, node: &NodeProto, i: usize) -> Result<Value> {
-        let name =
-            node.input
-                .get(i)
-                .filter(|n| !n.is_empty())
-                .ok_or_else(|| Error::UnsupportedNode {
-                    op_type: node.op_type.clone(),
-                    node: Self::node_name(node),
-                    reason: format!("missing input {i}"),
-                })?;
-        self.values
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::MissingTensor {
-                node: Self::node_name(node),
-                tensor: name.clone(),
-            })
+        let name = node.input.get(i).filter(|n| !n.is_empty()).ok_or_else(|| Error::UnsupportedNode {
+            op_type: node.op_type.clone(),
+            node: Self::node_name(node),
+            reason: format!("missing input {i}"),
+        })?;
+        self.values.get(name).cloned().ok_or_else(|| Error::MissingTensor { node: Self::node_name(node), tensor: name.clone() })
     }
 
     /// The value of an optional input, `None` when absent or empty.
@@ -102,97 +89,53 @@ impl ImportCtx {
     }
 
     /// Like [`Self::push`] with an explicit node name (for ops lowered into several nodes).
-    pub(crate) fn push_named(
-        &mut self,
-        node: &NodeProto,
-        name: String,
-        op: Op,
-        shape: Vec<usize>,
-    ) -> Result<TensorId> {
+    pub(crate) fn push_named(&mut self, node: &NodeProto, name: String, op: Op, shape: Vec<usize>) -> Result<TensorId> {
         let id = self.graph.tensors.len();
         let out = first_output(node)?;
-        self.graph.tensors.push(TensorInfo {
-            name: out.clone(),
-            shape,
-        });
-        self.graph.nodes.push(Node {
-            name,
-            op_type: node.op_type.clone(),
-            op,
-            output: id,
-        });
+        self.graph.tensors.push(TensorInfo { name: out.clone(), shape });
+        self.graph.nodes.push(Node { name, op_type: node.op_type.clone(), op, output: id });
         self.values.insert(out, Value::Act(id));
         Ok(id)
     }
 
     /// Adds an intermediate node whose output has no ONNX name.
-    pub(crate) fn push_internal(
-        &mut self,
-        node: &NodeProto,
-        suffix: &str,
-        op: Op,
-        shape: Vec<usize>,
-    ) -> TensorId {
+    pub(crate) fn push_internal(&mut self, node: &NodeProto, suffix: &str, op: Op, shape: Vec<usize>) -> TensorId {
         let id = self.graph.tensors.len();
         let name = format!("{}/{}", Self::node_name(node), suffix);
-        self.graph.tensors.push(TensorInfo {
-            name: name.clone(),
-            shape,
-        });
-        self.graph.nodes.push(Node {
-            name,
-            op_type: node.op_type.clone(),
-            op,
-            output: id,
-        });
+        self.graph.tensors.push(TensorInfo { name: name.clone(), shape });
+        self.graph.nodes.push(Node { name, op_type: node.op_type.clone(), op, output: id });
         id
     }
 }
 
 fn first_output(node: &NodeProto) -> Result<String> {
-    node.output
-        .first()
-        .cloned()
-        .ok_or_else(|| Error::UnsupportedNode {
-            op_type: node.op_type.clone(),
-            node: ImportCtx::node_name(node),
-            reason: "node has no output".into(),
-        })
+    node.output.first().cloned().ok_or_else(|| Error::UnsupportedNode {
+        op_type: node.op_type.clone(),
+        node: ImportCtx::node_name(node),
+        reason: "node has no output".into(),
+    })
 }
 
 /// Decodes ONNX bytes into a typed graph.
 pub fn import_bytes(bytes: &[u8]) -> Result<Graph> {
-    let model = onnx::ModelProto::decode(bytes).map_err(|e| Error::MalformedOnnx {
-        reason: e.to_string(),
-    })?;
+    let model = onnx::ModelProto::decode(bytes).map_err(|e| Error::MalformedOnnx { reason: e.to_string() })?;
     import_model(&model)
 }
 
 /// Reads and imports an ONNX file.
 pub fn import_file(path: &std::path::Path) -> Result<Graph> {
-    let bytes = std::fs::read(path).map_err(|e| Error::MalformedOnnx {
-        reason: format!("{}: {e}", path.display()),
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| Error::MalformedOnnx { reason: format!("{}: {e}", path.display()) })?;
     import_bytes(&bytes)
 }
 
 /// Imports a decoded model.
 pub fn import_model(model: &onnx::ModelProto) -> Result<Graph> {
-    let graph = model.graph.as_ref().ok_or_else(|| Error::MalformedOnnx {
-        reason: "model has no graph".into(),
-    })?;
+    let graph = model.graph.as_ref().ok_or_else(|| Error::MalformedOnnx { reason: "model has no graph".into() })?;
     if graph.node.is_empty() {
-        return Err(Error::MalformedOnnx {
-            reason: "graph has no nodes".into(),
-        });
+        return Err(Error::MalformedOnnx { reason: "graph has no nodes".into() });
     }
     let mut ctx = ImportCtx {
-        graph: Graph {
-            tensors: Vec::new(),
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            nodes: Vec::new(),
-        },
+        graph: Graph { tensors: Vec::new(), inputs: Vec::new(), outputs: Vec::new(), nodes: Vec::new() },
         values: HashMap::new(),
     };
     for init in &graph.initializer {
@@ -205,31 +148,20 @@ pub fn import_model(model: &onnx::ModelProto) -> Result<Graph> {
         }
         let shape = static_input_shape(input)?;
         let id = ctx.graph.tensors.len();
-        ctx.graph.tensors.push(TensorInfo {
-            name: input.name.clone(),
-            shape,
-        });
+        ctx.graph.tensors.push(TensorInfo { name: input.name.clone(), shape });
         ctx.graph.inputs.push(id);
         ctx.values.insert(input.name.clone(), Value::Act(id));
     }
     if ctx.graph.inputs.is_empty() {
-        return Err(Error::MalformedOnnx {
-            reason: "graph has no non-constant input".into(),
-        });
+        return Err(Error::MalformedOnnx { reason: "graph has no non-constant input".into() });
     }
     let table: HashMap<&str, ImportFn> = registry().iter().copied().collect();
     for node in &graph.node {
         let import = table
             .get(node.op_type.as_str())
-            .ok_or_else(|| Error::UnsupportedOp {
-                op_type: node.op_type.clone(),
-                node: ImportCtx::node_name(node),
-            })?;
+            .ok_or_else(|| Error::UnsupportedOp { op_type: node.op_type.clone(), node: ImportCtx::node_name(node) })?;
         if !node.domain.is_empty() && node.domain != "ai.onnx" {
-            return Err(Error::UnsupportedOp {
-                op_type: format!("{}::{}", node.domain, node.op_type),
-                node: ImportCtx::node_name(node),
-            });
+            return Err(Error::UnsupportedOp { op_type: format!("{}::{}", node.domain, node.op_type), node: ImportCtx::node_name(node) });
         }
         import(node, &mut ctx)?;
     }
@@ -237,15 +169,9 @@ pub fn import_model(model: &onnx::ModelProto) -> Result<Graph> {
         match ctx.values.get(&out.name) {
             Some(Value::Act(id)) => ctx.graph.outputs.push(*id),
             Some(Value::Const(_)) => {
-                return Err(Error::MalformedOnnx {
-                    reason: format!("output `{}` does not depend on the input", out.name),
-                })
+                return Err(Error::MalformedOnnx { reason: format!("output `{}` does not depend on the input", out.name) })
             }
-            None => {
-                return Err(Error::MalformedOnnx {
-                    reason: format!("output `{}` is never produced", out.name),
-                })
-            }
+            None => return Err(Error::MalformedOnnx { reason: format!("output `{}` is never produced", out.name) }),
         }
     }
     Ok(ctx.graph)
@@ -254,14 +180,8 @@ pub fn import_model(model: &onnx::ModelProto) -> Result<Graph> {
 fn static_input_shape(input: &onnx::ValueInfoProto) -> Result<Vec<usize>> {
     use onnx::tensor_shape_proto::dimension::Value as Dim;
     use onnx::type_proto::Value as Ty;
-    let malformed = |why: &str| Error::MalformedOnnx {
-        reason: format!("input `{}`: {why}", input.name),
-    };
-    let ty = input
-        .r#type
-        .as_ref()
-        .and_then(|t| t.value.as_ref())
-        .ok_or_else(|| malformed("no type"))?;
+    let malformed = |why: &str| Error::MalformedOnnx { reason: format!("input `{}`: {why}", input.name) };
+    let ty = input.r#type.as_ref().and_then(|t| t.value.as_ref()).ok_or_else(|| malformed("no type"))?;
     let Ty::TensorType(tensor) = ty else {
         return Err(malformed("not a tensor"));
     };
@@ -273,10 +193,7 @@ fn static_input_shape(input: &onnx::ValueInfoProto) -> Result<Vec<usize>> {
             Some(Dim::DimValue(v)) if v > 0 => Ok(v as usize),
             // A symbolic or unknown batch axis is proven for batch size 1.
             _ if axis == 0 => Ok(1),
-            _ => Err(Error::DynamicShape {
-                input: input.name.clone(),
-                axis,
-            }),
+            _ => Err(Error::DynamicShape { input: input.name.clone(), axis }),
         })
         .collect()
 }
@@ -294,10 +211,7 @@ mod tests {
     #[test]
     fn registry_has_issue_ops() {
         let ops = supported_ops();
-        for op in [
-            "Gemm", "MatMul", "Add", "Sub", "Mul", "Relu", "Reshape", "Flatten", "Identity",
-            "Constant",
-        ] {
+        for op in ["Gemm", "MatMul", "Add", "Sub", "Mul", "Relu", "Reshape", "Flatten", "Identity", "Constant"] {
             assert!(ops.contains(&op), "{op} missing");
         }
     }

@@ -5,10 +5,7 @@ use candle_onnx::onnx::{attribute_proto::AttributeType, NodeProto, TensorProto};
 
 use super::{ImportCtx, ImportFn, Value};
 use crate::error::{Error, Result};
-use crate::ir::{
-    broadcast_const, broadcast_index, broadcast_shape, transpose2, BinaryKind, ConstTensor, Op,
-    Operand,
-};
+use crate::ir::{broadcast_const, broadcast_index, broadcast_shape, transpose2, BinaryKind, ConstTensor, Op, Operand};
 
 /// ONNX op type → import function.
 pub(super) static REGISTRY: &[(&str, ImportFn)] = &[
@@ -25,23 +22,14 @@ pub(super) static REGISTRY: &[(&str, ImportFn)] = &[
 ];
 
 fn unsupported(node: &NodeProto, reason: impl Into<String>) -> Error {
-    Error::UnsupportedNode {
-        op_type: node.op_type.clone(),
-        node: ImportCtx::node_name(node),
-        reason: reason.into(),
-    }
+    Error::UnsupportedNode { op_type: node.op_type.clone(), node: ImportCtx::node_name(node), reason: reason.into() }
 }
 
 /// Converts an ONNX tensor (any numeric type) to f64 values.
 pub(super) fn const_from_proto(t: &TensorProto) -> Result<ConstTensor> {
-    let malformed = |why: String| Error::MalformedOnnx {
-        reason: format!("tensor `{}`: {why}", t.name),
-    };
-    let shape: Vec<usize> = t
-        .dims
-        .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| malformed(format!("negative dim {d}"))))
-        .collect::<Result<_>>()?;
+    let malformed = |why: String| Error::MalformedOnnx { reason: format!("tensor `{}`: {why}", t.name) };
+    let shape: Vec<usize> =
+        t.dims.iter().map(|&d| usize::try_from(d).map_err(|_| malformed(format!("negative dim {d}")))).collect::<Result<_>>()?;
     let numel: usize = shape.iter().product();
     if !t.raw_data.is_empty() {
         let width = match t.data_type {
@@ -50,24 +38,14 @@ pub(super) fn const_from_proto(t: &TensorProto) -> Result<ConstTensor> {
             other => return Err(malformed(format!("unsupported data type {other}"))),
         };
         if t.raw_data.len() != numel * width {
-            return Err(malformed(format!(
-                "raw data has {} bytes, shape needs {}",
-                t.raw_data.len(),
-                numel * width
-            )));
+            return Err(malformed(format!("raw data has {} bytes, shape needs {}", t.raw_data.len(), numel * width)));
         }
     }
     let tensor = candle_onnx::eval::get_tensor(t, &t.name).map_err(|e| malformed(e.to_string()))?;
-    let data = tensor
-        .to_dtype(DType::F64)
-        .and_then(|x| x.flatten_all())
-        .and_then(|x| x.to_vec1::<f64>())
-        .map_err(|e| malformed(e.to_string()))?;
+    let data =
+        tensor.to_dtype(DType::F64).and_then(|x| x.flatten_all()).and_then(|x| x.to_vec1::<f64>()).map_err(|e| malformed(e.to_string()))?;
     if data.len() != numel {
-        return Err(malformed(format!(
-            "{} values for shape {shape:?}",
-            data.len()
-        )));
+        return Err(malformed(format!("{} values for shape {shape:?}", data.len())));
     }
     Ok(ConstTensor { shape, data })
 }
@@ -85,31 +63,13 @@ fn attr_float(node: &NodeProto, name: &str, default: f32) -> f32 {
 }
 
 fn import_constant(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
-    let a = node
-        .attribute
-        .first()
-        .ok_or_else(|| unsupported(node, "Constant without a value attribute"))?;
+    let a = node.attribute.first().ok_or_else(|| unsupported(node, "Constant without a value attribute"))?;
     let c = match (a.name.as_str(), AttributeType::try_from(a.r#type)) {
-        ("value", _) => const_from_proto(
-            a.t.as_ref()
-                .ok_or_else(|| unsupported(node, "value attribute has no tensor"))?,
-        )?,
-        ("value_float", _) => ConstTensor {
-            shape: vec![],
-            data: vec![f64::from(a.f)],
-        },
-        ("value_int", _) => ConstTensor {
-            shape: vec![],
-            data: vec![a.i as f64],
-        },
-        ("value_floats", _) => ConstTensor {
-            shape: vec![a.floats.len()],
-            data: a.floats.iter().map(|&v| f64::from(v)).collect(),
-        },
-        ("value_ints", _) => ConstTensor {
-            shape: vec![a.ints.len()],
-            data: a.ints.iter().map(|&v| v as f64).collect(),
-        },
+        ("value", _) => const_from_proto(a.t.as_ref().ok_or_else(|| unsupported(node, "value attribute has no tensor"))?)?,
+        ("value_float", _) => ConstTensor { shape: vec![], data: vec![f64::from(a.f)] },
+        ("value_int", _) => ConstTensor { shape: vec![], data: vec![a.i as f64] },
+        ("value_floats", _) => ConstTensor { shape: vec![a.floats.len()], data: a.floats.iter().map(|&v| f64::from(v)).collect() },
+        ("value_ints", _) => ConstTensor { shape: vec![a.ints.len()], data: a.ints.iter().map(|&v| v as f64).collect() },
         (other, _) => return Err(unsupported(node, format!("Constant attribute `{other}`"))),
     };
     ctx.define_const(node, c)
@@ -121,8 +81,7 @@ fn import_identity(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
         Value::Act(id) => {
             let shape = ctx.shape(id).to_vec();
             let index = (0..shape.iter().product()).collect();
-            ctx.push(node, Op::View { input: id, index }, shape)
-                .map(|_| ())
+            ctx.push(node, Op::View { input: id, index }, shape).map(|_| ())
         }
     }
 }
@@ -130,17 +89,10 @@ fn import_identity(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
 /// Reshapes an activation or constant to `shape` (row-major order is kept).
 fn reshape_value(node: &NodeProto, ctx: &mut ImportCtx, v: Value, shape: Vec<usize>) -> Result<()> {
     match v {
-        Value::Const(c) => ctx.define_const(
-            node,
-            ConstTensor {
-                shape,
-                data: c.data,
-            },
-        ),
+        Value::Const(c) => ctx.define_const(node, ConstTensor { shape, data: c.data }),
         Value::Act(id) => {
             let index = (0..shape.iter().product()).collect();
-            ctx.push(node, Op::View { input: id, index }, shape)
-                .map(|_| ())
+            ctx.push(node, Op::View { input: id, index }, shape).map(|_| ())
         }
     }
 }
@@ -169,37 +121,20 @@ fn import_reshape(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
                 infer = Some(i);
                 shape.push(1);
             }
-            0 if !allow_zero => shape.push(
-                *in_shape
-                    .get(i)
-                    .ok_or_else(|| unsupported(node, "0 in shape beyond input rank"))?,
-            ),
+            0 if !allow_zero => shape.push(*in_shape.get(i).ok_or_else(|| unsupported(node, "0 in shape beyond input rank"))?),
             d if d > 0 => shape.push(d as usize),
-            _ => {
-                return Err(unsupported(
-                    node,
-                    format!("invalid target shape {:?}", target.data),
-                ))
-            }
+            _ => return Err(unsupported(node, format!("invalid target shape {:?}", target.data))),
         }
     }
     if let Some(i) = infer {
         let known: usize = shape.iter().product();
         if known == 0 || numel % known != 0 {
-            return Err(Error::ShapeMismatch {
-                node: ImportCtx::node_name(node),
-                lhs: in_shape,
-                rhs: shape,
-            });
+            return Err(Error::ShapeMismatch { node: ImportCtx::node_name(node), lhs: in_shape, rhs: shape });
         }
         shape[i] = numel / known;
     }
     if shape.iter().product::<usize>() != numel {
-        return Err(Error::ShapeMismatch {
-            node: ImportCtx::node_name(node),
-            lhs: in_shape,
-            rhs: shape,
-        });
+        return Err(Error::ShapeMismatch { node: ImportCtx::node_name(node), lhs: in_shape, rhs: shape });
     }
     reshape_value(node, ctx, data, shape)
 }
@@ -213,18 +148,10 @@ fn import_flatten(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
         axis += rank;
     }
     if !(0..=rank).contains(&axis) {
-        return Err(unsupported(
-            node,
-            format!("axis {axis} out of range for rank {rank}"),
-        ));
+        return Err(unsupported(node, format!("axis {axis} out of range for rank {rank}")));
     }
     let (outer, inner) = in_shape.split_at(axis as usize);
-    reshape_value(
-        node,
-        ctx,
-        data,
-        vec![outer.iter().product(), inner.iter().product()],
-    )
+    reshape_value(node, ctx, data, vec![outer.iter().product(), inner.iter().product()])
 }
 
 fn import_relu(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
@@ -254,30 +181,16 @@ fn import_binary(node: &NodeProto, ctx: &mut ImportCtx, kind: BinaryKind) -> Res
             Value::Act(id) if src == shape.as_slice() => Operand::Tensor(id),
             Value::Act(id) => {
                 let index = broadcast_index(src, &shape);
-                Operand::Tensor(ctx.push_internal(
-                    node,
-                    tag,
-                    Op::View { input: id, index },
-                    shape.clone(),
-                ))
+                Operand::Tensor(ctx.push_internal(node, tag, Op::View { input: id, index }, shape.clone()))
             }
         }
     };
-    let (oa, ob) = (
-        operand(a, &sa, "broadcast_a"),
-        operand(b, &sb, "broadcast_b"),
-    );
+    let (oa, ob) = (operand(a, &sa, "broadcast_a"), operand(b, &sb, "broadcast_b"));
     if let (Operand::Const(ca), Operand::Const(cb)) = (&oa, &ob) {
-        let data = ca
-            .data
-            .iter()
-            .zip(&cb.data)
-            .map(|(&x, &y)| kind.apply(x, y))
-            .collect();
+        let data = ca.data.iter().zip(&cb.data).map(|(&x, &y)| kind.apply(x, y)).collect();
         return ctx.define_const(node, ConstTensor { shape, data });
     }
-    ctx.push(node, Op::Binary { kind, a: oa, b: ob }, shape)
-        .map(|_| ())
+    ctx.push(node, Op::Binary { kind, a: oa, b: ob }, shape).map(|_| ())
 }
 
 fn import_add(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
@@ -301,27 +214,15 @@ fn const_matmul(a: &ConstTensor, b: &ConstTensor) -> ConstTensor {
             data[i * n + j] = (0..k).map(|t| a.data[i * k + t] * b.data[t * n + j]).sum();
         }
     }
-    ConstTensor {
-        shape: vec![m, n],
-        data,
-    }
+    ConstTensor { shape: vec![m, n], data }
 }
 
 fn import_gemm(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
-    let (alpha, beta) = (
-        f64::from(attr_float(node, "alpha", 1.0)),
-        f64::from(attr_float(node, "beta", 1.0)),
-    );
-    let (trans_a, trans_b) = (
-        attr_int(node, "transA", 0) != 0,
-        attr_int(node, "transB", 0) != 0,
-    );
+    let (alpha, beta) = (f64::from(attr_float(node, "alpha", 1.0)), f64::from(attr_float(node, "beta", 1.0)));
+    let (trans_a, trans_b) = (attr_int(node, "transA", 0) != 0, attr_int(node, "transB", 0) != 0);
     let a = ctx.input(node, 0)?;
     let Value::Const(b) = ctx.input(node, 1)? else {
-        return Err(unsupported(
-            node,
-            "B must be a constant (activation × activation Gemm is not supported yet)",
-        ));
+        return Err(unsupported(node, "B must be a constant (activation × activation Gemm is not supported yet)"));
     };
     if b.shape.len() != 2 || value_shape(ctx, &a).len() != 2 {
         return Err(unsupported(node, "Gemm operands must be rank 2"));
@@ -342,22 +243,16 @@ fn import_gemm(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
         }
     };
     if k_a != weight.shape[0] {
-        return Err(Error::ShapeMismatch {
-            node: ImportCtx::node_name(node),
-            lhs: value_shape(ctx, &a),
-            rhs: weight.shape.clone(),
-        });
+        return Err(Error::ShapeMismatch { node: ImportCtx::node_name(node), lhs: value_shape(ctx, &a), rhs: weight.shape.clone() });
     }
     let bias = match &c {
         None => None,
         Some(Value::Const(c)) => {
-            let s = broadcast_shape(&c.shape, &[m, n])
-                .filter(|s| s == &[m, n])
-                .ok_or_else(|| Error::ShapeMismatch {
-                    node: ImportCtx::node_name(node),
-                    lhs: c.shape.clone(),
-                    rhs: vec![m, n],
-                })?;
+            let s = broadcast_shape(&c.shape, &[m, n]).filter(|s| s == &[m, n]).ok_or_else(|| Error::ShapeMismatch {
+                node: ImportCtx::node_name(node),
+                lhs: c.shape.clone(),
+                rhs: vec![m, n],
+            })?;
             let mut bc = broadcast_const(c, &s);
             bc.data.iter_mut().for_each(|v| *v *= beta);
             Some(bc)
@@ -369,33 +264,18 @@ fn import_gemm(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
             let a = if trans_a { transpose2(&a) } else { a };
             let mut out = const_matmul(&a, &weight);
             if let Some(bias) = &bias {
-                out.data
-                    .iter_mut()
-                    .zip(&bias.data)
-                    .for_each(|(o, b)| *o += b);
+                out.data.iter_mut().zip(&bias.data).for_each(|(o, b)| *o += b);
             }
             return ctx.define_const(node, out);
         }
         Value::Act(id) if trans_a => {
-            let t = transpose2(&ConstTensor {
-                shape: vec![k_a, m],
-                data: (0..k_a * m).map(|i| i as f64).collect(),
-            });
+            let t = transpose2(&ConstTensor { shape: vec![k_a, m], data: (0..k_a * m).map(|i| i as f64).collect() });
             let index = t.data.iter().map(|&i| i as usize).collect();
             ctx.push_internal(node, "transA", Op::View { input: id, index }, vec![m, k_a])
         }
         Value::Act(id) => id,
     };
-    ctx.push(
-        node,
-        Op::Linear {
-            input,
-            weight,
-            bias,
-        },
-        vec![m, n],
-    )
-    .map(|_| ())
+    ctx.push(node, Op::Linear { input, weight, bias }, vec![m, n]).map(|_| ())
 }
 
 fn import_matmul(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
@@ -409,37 +289,17 @@ fn import_matmul(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
                 return ctx.define_const(node, const_matmul(&a, &b));
             }
         }
-        return Err(unsupported(
-            node,
-            "constant × activation MatMul is not supported",
-        ));
+        return Err(unsupported(node, "constant × activation MatMul is not supported"));
     };
     let sa = ctx.shape(id).to_vec();
     let (weight, drop_last) = match b.shape.len() {
-        1 => (
-            ConstTensor {
-                shape: vec![b.shape[0], 1],
-                data: b.data,
-            },
-            true,
-        ),
+        1 => (ConstTensor { shape: vec![b.shape[0], 1], data: b.data }, true),
         2 => (b, false),
-        _ => {
-            return Err(unsupported(
-                node,
-                "batched constant operands are not supported",
-            ))
-        }
+        _ => return Err(unsupported(node, "batched constant operands are not supported")),
     };
-    let k = *sa
-        .last()
-        .ok_or_else(|| unsupported(node, "rank-0 operand"))?;
+    let k = *sa.last().ok_or_else(|| unsupported(node, "rank-0 operand"))?;
     if k != weight.shape[0] {
-        return Err(Error::ShapeMismatch {
-            node: ImportCtx::node_name(node),
-            lhs: sa,
-            rhs: weight.shape,
-        });
+        return Err(Error::ShapeMismatch { node: ImportCtx::node_name(node), lhs: sa, rhs: weight.shape });
     }
     let mut shape = sa.clone();
     if sa.len() == 1 {
@@ -450,14 +310,5 @@ fn import_matmul(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
     if !drop_last {
         shape.push(weight.shape[1]);
     }
-    ctx.push(
-        node,
-        Op::Linear {
-            input: id,
-            weight,
-            bias: None,
-        },
-        shape,
-    )
-    .map(|_| ())
+    ctx.push(node, Op::Linear { input: id, weight, bias: None }, shape).map(|_| ())
 }

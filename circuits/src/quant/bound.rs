@@ -31,21 +31,7 @@ impl ErrorBound {
         }
         for (node, step) in graph.nodes.iter().zip(steps) {
             err[node.output] = match (&node.op, &step.kind) {
-                (
-                    Op::Linear {
-                        input,
-                        weight,
-                        bias,
-                    },
-                    StepKind::Linear {
-                        n,
-                        k,
-                        weight: wq,
-                        bias: bq,
-                        shift,
-                        ..
-                    },
-                ) => {
+                (Op::Linear { input, weight, bias }, StepKind::Linear { n, k, weight: wq, bias: bq, shift, .. }) => {
                     let ws = (1u64 << shift) as f64;
                     let bs = ws / lsb;
                     let (e_x, m_x) = (err[*input], mag[*input]);
@@ -58,9 +44,7 @@ impl ErrorBound {
                                 dw += (wq[i * n + j] as f64 / ws - w).abs();
                             }
                             let db = bias.as_ref().map_or(0.0, |b| {
-                                (0..b.len() / n)
-                                    .map(|m| (bq[m * n + j] as f64 / bs - b.data[m * n + j]).abs())
-                                    .fold(0.0, f64::max)
+                                (0..b.len() / n).map(|m| (bq[m * n + j] as f64 / bs - b.data[m * n + j]).abs()).fold(0.0, f64::max)
                             });
                             l1 * e_x + dw * (m_x + e_x) + db
                         })
@@ -74,11 +58,7 @@ impl ErrorBound {
                 _ => f64::INFINITY, // unreachable: steps are lowered one per node
             };
         }
-        let per_output = graph
-            .outputs
-            .iter()
-            .map(|&o| err[o] + F32_SLACK * (1.0 + mag[o]))
-            .collect();
+        let per_output = graph.outputs.iter().map(|&o| err[o] + F32_SLACK * (1.0 + mag[o])).collect();
         ErrorBound { per_output }
     }
 }
@@ -110,32 +90,14 @@ fn binary_bound(
             ma * eb + (mb + eb) * ea + lsb / 2.0
         }
         (BinaryKind::Add | BinaryKind::Sub, Some(c)) => {
-            let (e, _) = if matches!(a, Operand::Tensor(_)) {
-                em(a)
-            } else {
-                em(b)
-            };
-            let dc = c
-                .data
-                .iter()
-                .zip(coeffs)
-                .map(|(v, q)| (q[3].abs() as f64 * lsb - v.abs()).abs())
-                .fold(0.0, f64::max);
+            let (e, _) = if matches!(a, Operand::Tensor(_)) { em(a) } else { em(b) };
+            let dc = c.data.iter().zip(coeffs).map(|(v, q)| (q[3].abs() as f64 * lsb - v.abs()).abs()).fold(0.0, f64::max);
             e + dc
         }
         (BinaryKind::Mul, Some(c)) => {
-            let (e, m) = if matches!(a, Operand::Tensor(_)) {
-                em(a)
-            } else {
-                em(b)
-            };
+            let (e, m) = if matches!(a, Operand::Tensor(_)) { em(a) } else { em(b) };
             let cs = (1u64 << shift) as f64;
-            c.data
-                .iter()
-                .zip(coeffs)
-                .map(|(v, q)| v.abs() * e + (q[0] as f64 / cs - v).abs() * (m + e))
-                .fold(0.0, f64::max)
-                + lsb / 2.0
+            c.data.iter().zip(coeffs).map(|(v, q)| v.abs() * e + (q[0] as f64 / cs - v).abs() * (m + e)).fold(0.0, f64::max) + lsb / 2.0
         }
     }
 }

@@ -38,14 +38,7 @@ pub fn requant(a: i128, shift: u32, relu: bool, value_bits: u32) -> Option<Requa
     let b = q >= 0;
     let u = if b { q } else { q + limit as i64 };
     let y = if relu && !b { 0 } else { q };
-    Some(RequantValues {
-        a,
-        q,
-        rem: rem as i64,
-        b,
-        u,
-        y,
-    })
+    Some(RequantValues { a, q, rem: rem as i64, b, u, y })
 }
 
 /// Quantizes a real input value at `2^scale_bits` (round half away from zero).
@@ -63,11 +56,7 @@ pub struct Trace {
 impl Trace {
     /// The model outputs, flattened.
     pub fn outputs(&self, model: &QModel) -> Vec<Vec<i64>> {
-        model
-            .outputs
-            .iter()
-            .map(|&o| self.values[o].clone())
-            .collect()
+        model.outputs.iter().map(|&o| self.values[o].clone()).collect()
     }
 }
 
@@ -75,14 +64,7 @@ impl QModel {
     fn overflow(&self, node: &str, value: i128, scale_bits: u32) -> Error {
         let limit = 1i128 << self.settings.value_bits;
         let scale = (1u64 << scale_bits) as f64;
-        Error::Overflow {
-            node: node.to_string(),
-            value,
-            float: value as f64 / scale,
-            limit,
-            float_limit: limit as f64 / scale,
-            scale_bits,
-        }
+        Error::Overflow { node: node.to_string(), value, float: value as f64 / scale, limit, float_limit: limit as f64 / scale, scale_bits }
     }
 
     fn requant_checked(&self, node: &str, a: i128, shift: u32, relu: bool) -> Result<i64> {
@@ -94,10 +76,7 @@ impl QModel {
     /// Checks input lengths and quantizes them.
     pub fn quantize_inputs(&self, inputs: &[Vec<f32>]) -> Result<Vec<Vec<i64>>> {
         if inputs.len() != self.inputs.len() {
-            return Err(Error::InputCount {
-                expected: self.inputs.len(),
-                got: inputs.len(),
-            });
+            return Err(Error::InputCount { expected: self.inputs.len(), got: inputs.len() });
         }
         let s = self.settings.scale_bits;
         inputs
@@ -107,22 +86,13 @@ impl QModel {
             .map(|(index, (data, &id))| {
                 let info = &self.tensors[id];
                 if data.len() != info.numel() {
-                    return Err(Error::InputLength {
-                        index,
-                        got: data.len(),
-                        expected: info.numel(),
-                        shape: info.shape.clone(),
-                    });
+                    return Err(Error::InputLength { index, got: data.len(), expected: info.numel(), shape: info.shape.clone() });
                 }
                 data.iter()
                     .enumerate()
                     .map(|(position, &x)| {
                         if !x.is_finite() {
-                            return Err(Error::NonFinite {
-                                index,
-                                position,
-                                value: x,
-                            });
+                            return Err(Error::NonFinite { index, position, value: x });
                         }
                         let q = quantize_input(x, s);
                         let node = format!("input `{}`", info.name);
@@ -142,27 +112,16 @@ impl QModel {
     /// Evaluates the model on already-quantized inputs (checked for length and range).
     pub fn eval_quantized(&self, quantized: &[Vec<i64>]) -> Result<Trace> {
         if quantized.len() != self.inputs.len() {
-            return Err(Error::InputCount {
-                expected: self.inputs.len(),
-                got: quantized.len(),
-            });
+            return Err(Error::InputCount { expected: self.inputs.len(), got: quantized.len() });
         }
         let mut values: Vec<Vec<i64>> = vec![Vec::new(); self.tensors.len()];
         for (index, (&id, q)) in self.inputs.iter().zip(quantized).enumerate() {
             let info = &self.tensors[id];
             if q.len() != info.numel() {
-                return Err(Error::InputLength {
-                    index,
-                    got: q.len(),
-                    expected: info.numel(),
-                    shape: info.shape.clone(),
-                });
+                return Err(Error::InputLength { index, got: q.len(), expected: info.numel(), shape: info.shape.clone() });
             }
             let node = format!("input `{}`", info.name);
-            values[id] = q
-                .iter()
-                .map(|&v| self.requant_checked(&node, i128::from(v), 0, false))
-                .collect::<Result<_>>()?;
+            values[id] = q.iter().map(|&v| self.requant_checked(&node, i128::from(v), 0, false)).collect::<Result<_>>()?;
         }
         for step in &self.steps {
             let out = self.eval_step(&step.node, &step.kind, &values)?;
@@ -173,52 +132,30 @@ impl QModel {
 
     fn eval_step(&self, node: &str, kind: &StepKind, values: &[Vec<i64>]) -> Result<Vec<i64>> {
         match kind {
-            StepKind::Linear {
-                input,
-                rows,
-                k,
-                n,
-                weight,
-                bias,
-                shift,
-            } => {
+            StepKind::Linear { input, rows, k, n, weight, bias, shift } => {
                 let x = &values[*input];
                 (0..rows * n)
                     .into_par_iter()
                     .map(|idx| {
                         let (m, j) = (idx / n, idx % n);
-                        let acc = (0..*k).fold(i128::from(bias[idx]), |acc, i| {
-                            acc + i128::from(x[m * k + i]) * i128::from(weight[i * n + j])
-                        });
+                        let acc =
+                            (0..*k).fold(i128::from(bias[idx]), |acc, i| acc + i128::from(x[m * k + i]) * i128::from(weight[i * n + j]));
                         self.requant_checked(node, acc, *shift, false)
                     })
                     .collect()
             }
-            StepKind::Elementwise {
-                x,
-                y,
-                coeffs,
-                shift,
-            } => coeffs
+            StepKind::Elementwise { x, y, coeffs, shift } => coeffs
                 .iter()
                 .enumerate()
                 .map(|(i, c)| {
                     let xv = i128::from(values[*x][i]);
                     let yv = y.map_or(0, |y| i128::from(values[y][i]));
-                    let z = i128::from(c[0]) * xv
-                        + i128::from(c[1]) * yv
-                        + i128::from(c[2]) * xv * yv
-                        + i128::from(c[3]);
+                    let z = i128::from(c[0]) * xv + i128::from(c[1]) * yv + i128::from(c[2]) * xv * yv + i128::from(c[3]);
                     self.requant_checked(node, z, *shift, false)
                 })
                 .collect(),
-            StepKind::Relu { input } => values[*input]
-                .iter()
-                .map(|&v| self.requant_checked(node, i128::from(v), 0, true))
-                .collect(),
-            StepKind::View { input, index } => {
-                Ok(index.iter().map(|&i| values[*input][i]).collect())
-            }
+            StepKind::Relu { input } => values[*input].iter().map(|&v| self.requant_checked(node, i128::from(v), 0, true)).collect(),
+            StepKind::View { input, index } => Ok(index.iter().map(|&i| values[*input][i]).collect()),
         }
     }
 }

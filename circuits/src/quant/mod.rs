@@ -123,18 +123,12 @@ pub struct QModel {
 impl QModel {
     /// Flattened size of every input.
     pub fn input_sizes(&self) -> Vec<usize> {
-        self.inputs
-            .iter()
-            .map(|&i| self.tensors[i].numel())
-            .collect()
+        self.inputs.iter().map(|&i| self.tensors[i].numel()).collect()
     }
 
     /// Shapes of the outputs.
     pub fn output_shapes(&self) -> Vec<Vec<usize>> {
-        self.outputs
-            .iter()
-            .map(|&i| self.tensors[i].shape.clone())
-            .collect()
+        self.outputs.iter().map(|&i| self.tensors[i].shape.clone()).collect()
     }
 
     /// Converts a quantized value back to a real number.
@@ -153,15 +147,24 @@ impl QModel {
             .sum()
     }
 
+    /// Range-table widths the circuit needs: the value range and each shift's remainder parts.
+    pub fn required_table_tags(&self) -> Vec<u32> {
+        let v = self.settings.value_bits;
+        let mut tags: Vec<u32> = self.shifts().into_iter().flat_map(|s| crate::chips::requant::remainder_tags(s, v)).collect();
+        tags.push(v);
+        tags.retain(|&t| t > 0);
+        tags.sort_unstable();
+        tags.dedup();
+        tags
+    }
+
     /// The distinct rescale shifts used by the steps (each needs a table tag).
     pub fn shifts(&self) -> Vec<u32> {
         let mut v: Vec<u32> = self
             .steps
             .iter()
             .filter_map(|s| match &s.kind {
-                StepKind::Linear { shift, .. } | StepKind::Elementwise { shift, .. } => {
-                    Some(*shift)
-                }
+                StepKind::Linear { shift, .. } | StepKind::Elementwise { shift, .. } => Some(*shift),
                 _ => None,
             })
             .collect();
@@ -190,93 +193,38 @@ const CONST_LIMIT_BITS: u32 = 40;
 
 /// Lowers a float graph to integer steps at the given activation scale and value range.
 pub fn lower(graph: &Graph, scale_bits: u32, value_bits: u32) -> Result<Vec<Step>> {
-    let weight_max_bits = value_bits.saturating_sub(1);
+    // The rescale range-checks remainders of up to 2·value_bits bits (two table lookups).
+    let weight_max_bits = (2 * value_bits).saturating_sub(1);
     graph
         .nodes
         .iter()
         .map(|node| {
             let kind = match &node.op {
-                Op::Linear {
-                    input,
-                    weight,
-                    bias,
-                } => lower_linear(
-                    graph,
-                    *input,
-                    weight,
-                    bias.as_ref(),
-                    scale_bits,
-                    weight_max_bits,
-                ),
-                Op::Binary { kind, a, b } => lower_binary(
-                    &node.name,
-                    graph.tensors[node.output].numel(),
-                    *kind,
-                    a,
-                    b,
-                    scale_bits,
-                    weight_max_bits,
-                )?,
+                Op::Linear { input, weight, bias } => lower_linear(graph, *input, weight, bias.as_ref(), scale_bits, weight_max_bits),
+                Op::Binary { kind, a, b } => {
+                    lower_binary(&node.name, graph.tensors[node.output].numel(), *kind, a, b, scale_bits, weight_max_bits)?
+                }
                 Op::Relu { input } => StepKind::Relu { input: *input },
-                Op::View { input, index } => StepKind::View {
-                    input: *input,
-                    index: index.clone(),
-                },
+                Op::View { input, index } => StepKind::View { input: *input, index: index.clone() },
             };
-            Ok(Step {
-                node: node.name.clone(),
-                op_type: node.op_type.clone(),
-                kind,
-                output: node.output,
-            })
+            Ok(Step { node: node.name.clone(), op_type: node.op_type.clone(), kind, output: node.output })
         })
         .collect()
 }
 
-fn lower_linear(
-    graph: &Graph,
-    input: TensorId,
-    weight: &ConstTensor,
-    bias: Option<&ConstTensor>,
-    s_a: u32,
-    max_bits: u32,
-) -> StepKind {
+fn lower_linear(graph: &Graph, input: TensorId, weight: &ConstTensor, bias: Option<&ConstTensor>, s_a: u32, max_bits: u32) -> StepKind {
     let (k, n) = (weight.shape[0], weight.shape[1]);
     let rows = graph.tensors[input].numel() / k;
     let shift = const_scale_bits(weight, max_bits, CONST_LIMIT_BITS - s_a);
-    let weight_q = weight
-        .data
-        .iter()
-        .map(|&w| round_to_i64(w, shift))
-        .collect();
+    let weight_q = weight.data.iter().map(|&w| round_to_i64(w, shift)).collect();
     let bias_q = match bias {
-        Some(b) => b
-            .data
-            .iter()
-            .map(|&v| round_to_i64(v, s_a + shift))
-            .collect(),
+        Some(b) => b.data.iter().map(|&v| round_to_i64(v, s_a + shift)).collect(),
         None => vec![0; rows * n],
     };
-    StepKind::Linear {
-        input,
-        rows,
-        k,
-        n,
-        weight: weight_q,
-        bias: bias_q,
-        shift,
-    }
+    StepKind::Linear { input, rows, k, n, weight: weight_q, bias: bias_q, shift }
 }
 
-fn lower_binary(
-    node: &str,
-    numel: usize,
-    kind: BinaryKind,
-    a: &Operand,
-    b: &Operand,
-    s_a: u32,
-    max_bits: u32,
-) -> Result<StepKind> {
+fn lower_binary(node: &str, numel: usize, kind: BinaryKind, a: &Operand, b: &Operand, s_a: u32, max_bits: u32) -> Result<StepKind> {
     let settings_err = |why: &str| Error::Settings(format!("node `{node}`: {why}"));
     Ok(match (a, b) {
         (Operand::Tensor(x), Operand::Tensor(y)) => {
@@ -285,57 +233,24 @@ fn lower_binary(
                 BinaryKind::Sub => ([1, -1, 0, 0], 0),
                 BinaryKind::Mul => ([0, 0, 1, 0], s_a),
             };
-            StepKind::Elementwise {
-                x: *x,
-                y: Some(*y),
-                coeffs: vec![c; numel],
-                shift,
-            }
+            StepKind::Elementwise { x: *x, y: Some(*y), coeffs: vec![c; numel], shift }
         }
         (Operand::Tensor(x), Operand::Const(c)) | (Operand::Const(c), Operand::Tensor(x)) => {
             let const_first = matches!(a, Operand::Const(_));
             match kind {
                 BinaryKind::Mul => {
                     let shift = const_scale_bits(c, max_bits, CONST_LIMIT_BITS - s_a);
-                    let coeffs = c
-                        .data
-                        .iter()
-                        .map(|&v| [round_to_i64(v, shift), 0, 0, 0])
-                        .collect();
-                    StepKind::Elementwise {
-                        x: *x,
-                        y: None,
-                        coeffs,
-                        shift,
-                    }
+                    let coeffs = c.data.iter().map(|&v| [round_to_i64(v, shift), 0, 0, 0]).collect();
+                    StepKind::Elementwise { x: *x, y: None, coeffs, shift }
                 }
                 BinaryKind::Add | BinaryKind::Sub => {
-                    let sign_x = if kind == BinaryKind::Sub && const_first {
-                        -1
-                    } else {
-                        1
-                    };
-                    let sign_c = if kind == BinaryKind::Sub && !const_first {
-                        -1
-                    } else {
-                        1
-                    };
-                    let coeffs = c
-                        .data
-                        .iter()
-                        .map(|&v| [sign_x, 0, 0, sign_c * round_to_i64(v, s_a)])
-                        .collect();
-                    StepKind::Elementwise {
-                        x: *x,
-                        y: None,
-                        coeffs,
-                        shift: 0,
-                    }
+                    let sign_x = if kind == BinaryKind::Sub && const_first { -1 } else { 1 };
+                    let sign_c = if kind == BinaryKind::Sub && !const_first { -1 } else { 1 };
+                    let coeffs = c.data.iter().map(|&v| [sign_x, 0, 0, sign_c * round_to_i64(v, s_a)]).collect();
+                    StepKind::Elementwise { x: *x, y: None, coeffs, shift: 0 }
                 }
             }
         }
-        (Operand::Const(_), Operand::Const(_)) => {
-            return Err(settings_err("constant op survived folding"))
-        }
+        (Operand::Const(_), Operand::Const(_)) => return Err(settings_err("constant op survived folding")),
     })
 }

@@ -1,9 +1,8 @@
 //! A small ONNX graph builder for tests (protobuf types from candle-onnx).
 
 use candle_onnx::onnx::{
-    attribute_proto::AttributeType, tensor_shape_proto::dimension, tensor_shape_proto::Dimension,
-    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
+    attribute_proto::AttributeType, tensor_shape_proto::dimension, tensor_shape_proto::Dimension, type_proto, AttributeProto, GraphProto,
+    ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use prost::Message;
 use rand::{Rng, SeedableRng};
@@ -18,20 +17,11 @@ pub(crate) fn uniform(rng: &mut ChaCha8Rng, n: usize, lo: f32, hi: f32) -> Vec<f
 }
 
 fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
-    let dim = dims
-        .iter()
-        .map(|&d| Dimension {
-            value: Some(dimension::Value::DimValue(d)),
-            ..Default::default()
-        })
-        .collect();
+    let dim = dims.iter().map(|&d| Dimension { value: Some(dimension::Value::DimValue(d)), ..Default::default() }).collect();
     ValueInfoProto {
         name: name.into(),
         r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: 1,
-                shape: Some(TensorShapeProto { dim }),
-            })),
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor { elem_type: 1, shape: Some(TensorShapeProto { dim }) })),
             ..Default::default()
         }),
         ..Default::default()
@@ -63,13 +53,7 @@ impl Builder {
     }
 
     pub(crate) fn init(mut self, name: &str, dims: &[i64], data: Vec<f32>) -> Self {
-        self.inits.push(TensorProto {
-            name: name.into(),
-            dims: dims.to_vec(),
-            data_type: 1,
-            float_data: data,
-            ..Default::default()
-        });
+        self.inits.push(TensorProto { name: name.into(), dims: dims.to_vec(), data_type: 1, float_data: data, ..Default::default() });
         self
     }
 
@@ -84,29 +68,12 @@ impl Builder {
         self
     }
 
-    pub(crate) fn node(
-        mut self,
-        op: &str,
-        name: &str,
-        inputs: &[&str],
-        output: &str,
-        attrs: &[(&str, Attr)],
-    ) -> Self {
+    pub(crate) fn node(mut self, op: &str, name: &str, inputs: &[&str], output: &str, attrs: &[(&str, Attr)]) -> Self {
         let attribute = attrs
             .iter()
             .map(|(n, a)| match a {
-                Attr::Int(i) => AttributeProto {
-                    name: (*n).into(),
-                    r#type: AttributeType::Int as i32,
-                    i: *i,
-                    ..Default::default()
-                },
-                Attr::Float(f) => AttributeProto {
-                    name: (*n).into(),
-                    r#type: AttributeType::Float as i32,
-                    f: *f,
-                    ..Default::default()
-                },
+                Attr::Int(i) => AttributeProto { name: (*n).into(), r#type: AttributeType::Int as i32, i: *i, ..Default::default() },
+                Attr::Float(f) => AttributeProto { name: (*n).into(), r#type: AttributeType::Float as i32, f: *f, ..Default::default() },
             })
             .collect();
         self.nodes.push(NodeProto {
@@ -123,10 +90,7 @@ impl Builder {
     pub(crate) fn build(self) -> Vec<u8> {
         ModelProto {
             ir_version: 8,
-            opset_import: vec![OperatorSetIdProto {
-                domain: String::new(),
-                version: 13,
-            }],
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 13 }],
             graph: Some(GraphProto {
                 node: self.nodes,
                 initializer: self.inits,

@@ -11,10 +11,7 @@ fn unsupported_op_names_op_and_node() {
     let onnx = std::fs::read(example("unsupported", "model.onnx")).unwrap();
     let err = compile(&onnx, None, &CompileOptions::default()).unwrap_err();
     match &err {
-        Error::UnsupportedOp { op_type, node } => assert_eq!(
-            (op_type.as_str(), node.as_str()),
-            ("Sigmoid", "act_sigmoid")
-        ),
+        Error::UnsupportedOp { op_type, node } => assert_eq!((op_type.as_str(), node.as_str()), ("Sigmoid", "act_sigmoid")),
         other => panic!("{other}"),
     }
     assert!(err.to_string().contains("Sigmoid") && err.to_string().contains("act_sigmoid"));
@@ -24,14 +21,8 @@ fn unsupported_op_names_op_and_node() {
 fn malformed_onnx_is_rejected() {
     let mut bytes = std::fs::read(example("tiny", "model.onnx")).unwrap();
     bytes.truncate(bytes.len() / 2);
-    assert!(matches!(
-        compile(&bytes, None, &CompileOptions::default()),
-        Err(Error::MalformedOnnx { .. })
-    ));
-    assert!(matches!(
-        compile(b"", None, &CompileOptions::default()),
-        Err(Error::MalformedOnnx { .. })
-    ));
+    assert!(matches!(compile(&bytes, None, &CompileOptions::default()), Err(Error::MalformedOnnx { .. })));
+    assert!(matches!(compile(b"", None, &CompileOptions::default()), Err(Error::MalformedOnnx { .. })));
 }
 
 #[test]
@@ -43,48 +34,21 @@ fn unsupported_attribute_names_the_node() {
         .output("y", &[1, 2])
         .build();
     let err = compile(&onnx, None, &CompileOptions::default()).unwrap_err();
-    assert!(
-        matches!(&err, Error::UnsupportedNode { node, .. } if node == "two_activations"),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::UnsupportedNode { node, .. } if node == "two_activations"), "{err}");
 }
 
 fn tiny() -> zkinfer_circuits::compile::Compiled {
     let onnx = std::fs::read(example("tiny", "model.onnx")).unwrap();
-    compile(
-        &onnx,
-        Some(&read_input("tiny", "calibration.json")),
-        &CompileOptions::default(),
-    )
-    .unwrap()
+    compile(&onnx, Some(&read_input("tiny", "calibration.json")), &CompileOptions::default()).unwrap()
 }
 
 #[test]
 fn wrong_input_length_and_count() {
     let c = tiny();
     let err = c.model.eval(&[vec![0.0; 7]]).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::InputLength {
-                got: 7,
-                expected: 8,
-                ..
-            }
-        ),
-        "{err}"
-    );
-    assert!(matches!(
-        c.model.eval(&[]),
-        Err(Error::InputCount {
-            expected: 1,
-            got: 0
-        })
-    ));
-    assert!(matches!(
-        c.model.eval(&[vec![f32::NAN; 8]]),
-        Err(Error::NonFinite { .. })
-    ));
+    assert!(matches!(err, Error::InputLength { got: 7, expected: 8, .. }), "{err}");
+    assert!(matches!(c.model.eval(&[]), Err(Error::InputCount { expected: 1, got: 0 })));
+    assert!(matches!(c.model.eval(&[vec![f32::NAN; 8]]), Err(Error::NonFinite { .. })));
 }
 
 #[test]
@@ -92,10 +56,7 @@ fn overflow_names_the_node() {
     let c = tiny();
     // An input beyond the range fails at the input itself...
     let err = c.model.eval(&[vec![1e6; 8]]).unwrap_err();
-    assert!(
-        matches!(&err, Error::Overflow { node, .. } if node.contains("input")),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::Overflow { node, .. } if node.contains("input")), "{err}");
     // ...and a representable input that drives a later node out of range names that node.
     let onnx = Builder::default()
         .input("x", &[1, 2])
@@ -106,9 +67,6 @@ fn overflow_names_the_node() {
     let cal = vec![vec![0.01, 0.01]];
     let c = compile(&onnx, Some(&cal), &CompileOptions::default()).unwrap();
     let err = c.model.eval(&[vec![0.9, 0.9]]).unwrap_err();
-    assert!(
-        matches!(&err, Error::Overflow { node, .. } if node == "amplify"),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::Overflow { node, .. } if node == "amplify"), "{err}");
     let _ = Attr::Int(0);
 }

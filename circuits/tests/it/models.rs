@@ -12,16 +12,11 @@ use zkinfer_circuits::data::InputData;
 use zkinfer_circuits::reference::candle_outputs;
 
 pub(crate) fn example(name: &str, file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
-        .join(name)
-        .join(file)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name).join(file)
 }
 
 pub(crate) fn read_input(name: &str, file: &str) -> Vec<Vec<f32>> {
-    InputData::from_json(&std::fs::read_to_string(example(name, file)).unwrap())
-        .unwrap()
-        .input_data
+    InputData::from_json(&std::fs::read_to_string(example(name, file)).unwrap()).unwrap().input_data
 }
 
 fn compile_example(name: &str) -> (Vec<u8>, Compiled) {
@@ -37,16 +32,8 @@ pub(crate) fn assert_within_bound(onnx: &[u8], c: &Compiled, input: &[Vec<f32>])
     let trace = c.model.eval(input).unwrap();
     let mut worst = 0.0f64;
     for (i, (q, r)) in trace.outputs(&c.model).iter().zip(&reference).enumerate() {
-        let err = q
-            .iter()
-            .zip(r)
-            .map(|(&q, &r)| (c.model.dequantize(q) - f64::from(r)).abs())
-            .fold(0.0, f64::max);
-        assert!(
-            err <= c.model.error_bound[i],
-            "output {i}: error {err} exceeds bound {}",
-            c.model.error_bound[i]
-        );
+        let err = q.iter().zip(r).map(|(&q, &r)| (c.model.dequantize(q) - f64::from(r)).abs()).fold(0.0, f64::max);
+        assert!(err <= c.model.error_bound[i], "output {i}: error {err} exceeds bound {}", c.model.error_bound[i]);
         worst = worst.max(err);
     }
     worst
@@ -55,21 +42,10 @@ pub(crate) fn assert_within_bound(onnx: &[u8], c: &Compiled, input: &[Vec<f32>])
 /// The float IR agrees with candle (both are float inference of the same graph).
 fn assert_ir_matches_candle(onnx: &[u8], c: &Compiled, input: &[Vec<f32>]) {
     let reference = candle_outputs(onnx, &c.graph, input).unwrap();
-    let ours = c
-        .graph
-        .eval_f64(
-            &input
-                .iter()
-                .map(|v| v.iter().map(|&x| f64::from(x)).collect())
-                .collect::<Vec<_>>(),
-        )
-        .unwrap();
+    let ours = c.graph.eval_f64(&input.iter().map(|v| v.iter().map(|&x| f64::from(x)).collect()).collect::<Vec<_>>()).unwrap();
     for (&o, r) in c.graph.outputs.iter().zip(&reference) {
         for (a, b) in ours[o].iter().zip(r) {
-            assert!(
-                (a - f64::from(*b)).abs() <= 1e-5 * (1.0 + a.abs()),
-                "{a} vs {b}"
-            );
+            assert!((a - f64::from(*b)).abs() <= 1e-5 * (1.0 + a.abs()), "{a} vs {b}");
         }
     }
 }
@@ -83,30 +59,19 @@ fn examples_match_candle_within_bound() {
         let err = assert_within_bound(&onnx, &c, &input);
         // The bound is worst-case; the measured error must at least be small in absolute terms.
         assert!(err < 1e-2, "{name}: error {err}");
-        for sample in
-            calibration_samples(&c.graph, Some(&read_input(name, "calibration.json"))).unwrap()
-        {
-            let s: Vec<Vec<f32>> = sample
-                .iter()
-                .map(|v| v.iter().map(|&x| x as f32).collect())
-                .collect();
+        for sample in calibration_samples(&c.graph, Some(&read_input(name, "calibration.json"))).unwrap() {
+            let s: Vec<Vec<f32>> = sample.iter().map(|v| v.iter().map(|&x| x as f32).collect()).collect();
             assert_within_bound(&onnx, &c, &s);
         }
     }
 }
 
-fn mock(
-    c: &Compiled,
-    input: &[Vec<f32>],
-    tweak: impl FnOnce(&mut Vec<Fr>),
-) -> Result<(), Vec<VerifyFailure>> {
+fn mock(c: &Compiled, input: &[Vec<f32>], tweak: impl FnOnce(&mut Vec<Fr>)) -> Result<(), Vec<VerifyFailure>> {
     let model = Arc::new(c.model.clone());
     let circuit = ModelCircuit::new(model.clone(), model.quantize_inputs(input).unwrap());
     let mut instances = circuit.instances().unwrap();
     tweak(&mut instances);
-    MockProver::run(model.settings.k, &circuit, vec![instances])
-        .unwrap()
-        .verify()
+    MockProver::run(model.settings.k, &circuit, vec![instances]).unwrap().verify()
 }
 
 #[test]
@@ -118,12 +83,7 @@ fn tiny_model_circuit_is_satisfied_and_binds_outputs() {
     let n = 1 + c.model.output_shapes()[0].iter().product::<usize>();
     for i in 0..n {
         let failures = mock(&c, &input, |inst| inst[i] += Fr::one()).unwrap_err();
-        assert!(
-            failures
-                .iter()
-                .any(|f| matches!(f, VerifyFailure::Permutation { .. })),
-            "instance {i}: {failures:?}"
-        );
+        assert!(failures.iter().any(|f| matches!(f, VerifyFailure::Permutation { .. })), "instance {i}: {failures:?}");
     }
 }
 
@@ -134,7 +94,5 @@ fn keygen_circuit_has_the_same_shape() {
     let model = Arc::new(c.model.clone());
     let zero = ModelCircuit::for_keygen(model.clone());
     let inst = zero.instances().unwrap();
-    MockProver::run(model.settings.k, &zero, vec![inst])
-        .unwrap()
-        .assert_satisfied();
+    MockProver::run(model.settings.k, &zero, vec![inst]).unwrap().assert_satisfied();
 }

@@ -22,9 +22,7 @@ fn check(onnx: &[u8], input_len: usize, seed: u64) {
         assert_within_bound(onnx, &c, &input);
         let circuit = ModelCircuit::new(model.clone(), model.quantize_inputs(&input).unwrap());
         let inst = circuit.instances().unwrap();
-        MockProver::run(model.settings.k, &circuit, vec![inst])
-            .unwrap()
-            .assert_satisfied();
+        MockProver::run(model.settings.k, &circuit, vec![inst]).unwrap().assert_satisfied();
     }
 }
 
@@ -46,12 +44,7 @@ fn gemm_with_transposes_alpha_beta() {
                 "gemm",
                 &["x", "b", "c"],
                 "y",
-                &[
-                    ("transA", Attr::Int(ta)),
-                    ("transB", Attr::Int(tb)),
-                    ("alpha", Attr::Float(0.7)),
-                    ("beta", Attr::Float(-1.5)),
-                ],
+                &[("transA", Attr::Int(ta)), ("transB", Attr::Int(tb)), ("alpha", Attr::Float(0.7)), ("beta", Attr::Float(-1.5))],
             )
             .output("y", &[1, 3])
             .build();
@@ -77,15 +70,8 @@ fn matmul_batched_activation_and_vector() {
     // candle cannot multiply by a rank-1 tensor, so compare with the float IR instead.
     let c = compile(&onnx, None, &CompileOptions::default()).unwrap();
     let x = vec![0.5f32, -0.25, 1.0, 0.75];
-    let exact: f64 = x
-        .iter()
-        .zip(weights(4, 4))
-        .map(|(a, b)| f64::from(*a) * f64::from(b))
-        .sum();
-    let float = c
-        .graph
-        .eval_f64(&[x.iter().map(|&v| f64::from(v)).collect()])
-        .unwrap();
+    let exact: f64 = x.iter().zip(weights(4, 4)).map(|(a, b)| f64::from(*a) * f64::from(b)).sum();
+    let float = c.graph.eval_f64(&[x.iter().map(|&v| f64::from(v)).collect()]).unwrap();
     assert!((float[c.graph.outputs[0]][0] - exact).abs() < 1e-6);
     let q = c.model.eval(&[x]).unwrap().outputs(&c.model)[0][0];
     assert!((c.model.dequantize(q) - exact).abs() <= c.model.error_bound[0]);

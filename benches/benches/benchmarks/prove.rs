@@ -1,0 +1,44 @@
+//! Keygen, prove and verify of the shipped MLP (784-128-10), with proof size and peak memory.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use criterion::{criterion_group, Criterion};
+use zkinfer_benches::{example, peak_rss_mib};
+use zkinfer_circuits::compile::{compile, CompileOptions};
+use zkinfer_circuits::data::InputData;
+use zkinfer_prover::keys::{keygen, vk_hash};
+use zkinfer_prover::{prove, verify, Bindings, Srs};
+
+fn mlp(c: &mut Criterion) {
+    let onnx = std::fs::read(example("mlp", "model.onnx")).expect("examples/mlp/model.onnx");
+    let read =
+        |f: &str| InputData::from_json(&std::fs::read_to_string(example("mlp", f)).expect("example input")).expect("input json").input_data;
+    let compiled = compile(&onnx, Some(&read("calibration.json")), &CompileOptions::default()).expect("compiles");
+    let model = Arc::new(compiled.model);
+    let k = model.settings.k;
+    let srs = Srs::dev(k).expect("dev srs");
+    let q = model.quantize_inputs(&read("input.json")).expect("input");
+
+    let mut group = c.benchmark_group(format!("mlp_784_128_10_k{k}"));
+    group.sample_size(10);
+    group.bench_function("keygen", |b| b.iter(|| keygen(&srs.params, model.clone()).expect("keygen")));
+    let pk = keygen(&srs.params, model.clone()).expect("keygen");
+    let bindings = Bindings { model_hash: [0; 32], vk_hash: vk_hash(pk.get_vk()), srs_hash: srs.source_sha256 };
+    group.bench_function("prove", |b| b.iter(|| prove(&srs.params, &pk, model.clone(), q.clone(), bindings).expect("prove")));
+    let t = Instant::now();
+    let env = prove(&srs.params, &pk, model.clone(), q.clone(), bindings).expect("prove");
+    let single = t.elapsed();
+    let n = env.instances.len();
+    group.bench_function("verify", |b| b.iter(|| verify(&srs.params, pk.get_vk(), &env, bindings, n).expect("valid")));
+    group.finish();
+    println!(
+        "mlp: k = {k}, advice columns = {}, proof = {} bytes, one prove = {:.2}s, peak RSS = {:.0} MiB",
+        model.settings.num_advice,
+        env.proof.len(),
+        single.as_secs_f64(),
+        peak_rss_mib().unwrap_or(f64::NAN)
+    );
+}
+
+criterion_group!(benches, mlp);

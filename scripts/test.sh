@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: what CI runs (.ci/run calls this script).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace
+fi
+# The shipped example models must be exactly what the generator script makes.
+if python3 -m pip install -q -r scripts/requirements.txt >/dev/null 2>&1; then
+  tmp=$(mktemp -d)
+  python3 scripts/make_models.py --examples-dir "$tmp" >/dev/null
+  for f in $(cd examples && find . -name '*.onnx' -o -name '*.json' | sort); do
+    cmp -s "examples/$f" "$tmp/$f" || { echo "examples/$f differs from scripts/make_models.py output"; exit 1; }
+  done
+  echo "examples: reproduced byte for byte by scripts/make_models.py"
+  rm -rf "$tmp"
+else
+  echo "SKIPPED example reproduction check: could not pip install scripts/requirements.txt"
+fi
