@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the build needs and is not on a fresh machine: protoc (candle-onnx's build).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 if ! command -v protoc >/dev/null 2>&1; then
   echo "installing protobuf-compiler (needed to build candle-onnx)…"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq protobuf-compiler >/dev/null
+fi
+# solcjs and anvil for the on-chain verifier and escrow (pinned in verifier-contract/package-lock.json).
+if [ ! -x verifier-contract/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil ] || [ ! -f verifier-contract/node_modules/solc/package.json ]; then
+  echo "installing solc and anvil from npm (verifier-contract/package-lock.json)…"
+  npm ci --prefix verifier-contract --no-audit --no-fund --loglevel=error
 fi

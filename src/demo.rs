@@ -16,7 +16,7 @@ pub(crate) fn demo(a: &DemoArgs) -> Result<Outcome> {
     }
     let dir = work.join("model");
     let proof = work.join("proof.zkp");
-    let step = |n: u32, what: &str| println!("\n== {n}/5 {what}");
+    let step = |n: u32, what: &str| println!("\n== {n}/6 {what}");
     let start = Instant::now();
     step(1, "compile");
     commands::compile(&CompileArgs {
@@ -38,10 +38,15 @@ pub(crate) fn demo(a: &DemoArgs) -> Result<Outcome> {
         output: Some(work.join("output.json")),
     })?;
     step(5, "verify off chain");
-    if let Outcome::Invalid = commands::verify(&VerifyArgs { dir, proof })? {
+    if let Outcome::Invalid = commands::verify(&VerifyArgs { dir: dir.clone(), proof: proof.clone() })? {
         bail!("the demo proof did not verify");
     }
-    println!("\non-chain verification on anvil: not implemented yet (see README: Status)");
+    if a.off_chain_only {
+        println!("\non-chain step skipped (--off-chain-only)");
+    } else {
+        step(6, "verify on chain (anvil) and settle through the escrow");
+        crate::onchain::demo_on_chain(&dir, &proof, &a.toolchain, &work.join("evm"))?;
+    }
     println!("demo finished in {:.1}s", start.elapsed().as_secs_f64());
     Ok(Outcome::Ok)
 }

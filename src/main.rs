@@ -3,6 +3,7 @@
 mod commands;
 mod demo;
 mod info;
+mod onchain;
 mod ui;
 
 use std::path::PathBuf;
@@ -31,6 +32,10 @@ enum Command {
     Verify(VerifyArgs),
     /// Show the circuit's size, layout and error bound.
     Info(InfoArgs),
+    /// Generate and compile the Solidity verifier for a set-up model directory.
+    Solidity(SolidityArgs),
+    /// Print, as 0x-hex, the calldata the Solidity verifier takes for a proof.
+    Calldata(CalldataArgs),
     /// Compile, set up, prove and verify a shipped example model end to end.
     Demo(DemoArgs),
 }
@@ -102,6 +107,26 @@ pub(crate) struct InfoArgs {
     json: bool,
 }
 
+/// Arguments of `zkinfer solidity`.
+#[derive(Debug, Args)]
+pub(crate) struct SolidityArgs {
+    /// The compiled and set-up model directory.
+    dir: PathBuf,
+    /// Output directory for Verifier.sol, Verifier.bin and Verifier.abi.json.
+    #[arg(short, long)]
+    out: PathBuf,
+    /// Directory with compile.js and node_modules (solc, anvil), made by `npm ci`.
+    #[arg(long, env = "ZKINFER_EVM_TOOLCHAIN", default_value = "verifier-contract")]
+    toolchain: PathBuf,
+}
+
+/// Arguments of `zkinfer calldata`.
+#[derive(Debug, Args)]
+pub(crate) struct CalldataArgs {
+    /// The proof file.
+    proof: PathBuf,
+}
+
 /// Arguments of `zkinfer demo`.
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
@@ -111,6 +136,12 @@ pub(crate) struct DemoArgs {
     /// Working directory for the compiled model and the proof.
     #[arg(long, env = "ZKINFER_DEMO_WORKDIR", default_value = "out/demo")]
     workdir: PathBuf,
+    /// Directory with compile.js and node_modules (solc, anvil), made by `npm ci`.
+    #[arg(long, env = "ZKINFER_EVM_TOOLCHAIN", default_value = "verifier-contract")]
+    toolchain: PathBuf,
+    /// Skip the on-chain step (anvil).
+    #[arg(long)]
+    off_chain_only: bool,
 }
 
 /// How a command ended: the exit code says which.
@@ -129,6 +160,8 @@ fn main() -> ExitCode {
         Command::Prove(a) => commands::prove(&a),
         Command::Verify(a) => commands::verify(&a),
         Command::Info(a) => info::info(&a),
+        Command::Solidity(a) => onchain::solidity(&a),
+        Command::Calldata(a) => onchain::calldata(&a),
         Command::Demo(a) => demo::demo(&a),
     };
     match result {

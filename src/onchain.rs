@@ -1,0 +1,124 @@
+//! `solidity`, `calldata`, and the demo's on-chain step.
+
+use std::path::Path;
+
+use alloy::primitives::{FixedBytes, U256};
+use alloy::sol_types::SolCall;
+use anyhow::{bail, Context, Result};
+use zkinfer_prover::{fs::atomic_write, Loaded, ModelDir, ProofEnvelope};
+use zkinfer_verifier_contract::chain::{LocalChain, DEFAULT_HARDFORK, EIP170_CODE_SIZE_LIMIT, RAISED_CODE_SIZE_LIMIT};
+use zkinfer_verifier_contract::codegen::{calldata as encode_calldata, verifier_solidity};
+use zkinfer_verifier_contract::escrow::InferenceEscrow;
+use zkinfer_verifier_contract::solc::{read_artifact, Toolchain};
+
+use crate::ui::timed;
+use crate::{CalldataArgs, Outcome, SolidityArgs};
+
+/// Gas given to each demo transaction.
+const TX_GAS: u64 = 5_000_000;
+
+fn n_instances(loaded: &Loaded) -> usize {
+    1 + loaded.model.output_shapes().iter().map(|s| s.iter().product::<usize>()).sum::<usize>()
+}
+
+/// Writes Verifier.sol, Verifier.bin and Verifier.abi.json into `out`; returns the bytecode.
+fn write_verifier(dir: &Path, out: &Path, toolchain: &Toolchain) -> Result<Vec<u8>> {
+    let loaded = ModelDir::new(dir).load()?;
+    let (sol, t) = timed("generating the Solidity verifier", || verifier_solidity(&loaded.params, &loaded.vk, n_instances(&loaded)));
+    let sol = sol?;
+    let sol_path = out.join("Verifier.sol");
+    atomic_write(&sol_path, sol.as_bytes())?;
+    let build = tempfile::tempdir()?;
+    // snark-verifier's verifier fails with "stack too deep" under the optimizer: compile without it.
+    timed("compiling with solcjs (optimizer off)", || toolchain.compile(build.path(), &[&sol_path], None)).0?;
+    let artifact = read_artifact(build.path(), "Halo2Verifier")?;
+    atomic_write(&out.join("Verifier.bin"), hex::encode(&artifact.bytecode).as_bytes())?;
+    atomic_write(&out.join("Verifier.abi.json"), artifact.abi.as_bytes())?;
+    println!(
+        "verifier generated in {:.1}s: {} ({} bytes of deployment code)",
+        t.as_secs_f64(),
+        sol_path.display(),
+        artifact.bytecode.len()
+    );
+    if artifact.bytecode.len() > EIP170_CODE_SIZE_LIMIT {
+        eprintln!(
+            "WARNING: the verifier is larger than EIP-170's {EIP170_CODE_SIZE_LIMIT}-byte code size limit: mainnet and most L2s will refuse to deploy it. \
+             Local anvil runs lift the limit (see README: Status)."
+        );
+    }
+    Ok(artifact.bytecode)
+}
+
+pub(crate) fn solidity(a: &SolidityArgs) -> Result<Outcome> {
+    let toolchain = Toolchain::new(&a.toolchain)?;
+    write_verifier(&a.dir, &a.out, &toolchain)?;
+    Ok(Outcome::Ok)
+}
+
+pub(crate) fn calldata(a: &CalldataArgs) -> Result<Outcome> {
+    let bytes = std::fs::read(&a.proof).with_context(|| format!("reading {}", a.proof.display()))?;
+    let env = ProofEnvelope::from_bytes(&bytes).with_context(|| a.proof.display().to_string())?;
+    println!("0x{}", hex::encode(encode_calldata(&env)?));
+    Ok(Outcome::Ok)
+}
+
+/// Deploys the verifier and the escrow on a fresh anvil, verifies the proof, and runs one paid job.
+pub(crate) fn demo_on_chain(dir: &Path, proof: &Path, toolchain_dir: &Path, out: &Path) -> Result<()> {
+    let toolchain = Toolchain::new(toolchain_dir)?;
+    let code = write_verifier(dir, out, &toolchain)?;
+    let env = ProofEnvelope::from_bytes(&std::fs::read(proof)?)?;
+    let loaded = ModelDir::new(dir).load()?;
+    let escrow_code = toolchain.compile_one(&toolchain.escrow_source(), "InferenceEscrow", Some(200))?.bytecode;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        let chain = LocalChain::start(&toolchain.anvil()?, DEFAULT_HARDFORK, RAISED_CODE_SIZE_LIMIT)?;
+        let verifier = chain.deploy(0, code).await?.contract.context("no verifier address")?;
+        let data = encode_calldata(&env)?;
+        let verified = chain.transact(0, verifier, data, U256::ZERO, Some(TX_GAS)).await?;
+        if !verified.success {
+            bail!("the verifier contract rejected the demo proof");
+        }
+        println!(
+            "verified on anvil ({} hardfork): {} gas for the verifier call (incl. 21000 base and calldata)",
+            chain.hardfork, verified.gas_used
+        );
+
+        let escrow = chain.deploy(0, escrow_code).await?.contract.context("no escrow address")?;
+        let instances: Vec<U256> = env.instances.iter().map(|b| U256::from_le_bytes(*b)).collect();
+        let price = U256::from(10u64).pow(U256::from(17u64));
+        let deadline = chain.timestamp().await? + 3600;
+        let steps = [
+            (
+                0,
+                InferenceEscrow::registerModelCall {
+                    verifier,
+                    modelHash: FixedBytes(loaded.bindings.model_hash),
+                    numInstances: instances.len() as u32,
+                }
+                .abi_encode(),
+                U256::ZERO,
+            ),
+            (
+                1,
+                InferenceEscrow::openJobCall { modelId: U256::from(1), inputCommitment: instances[0], deadline, allowList: vec![] }
+                    .abi_encode(),
+                price,
+            ),
+            (2, InferenceEscrow::claimJobCall { jobId: U256::from(1) }.abi_encode(), U256::ZERO),
+        ];
+        for (from, data, value) in steps {
+            if !chain.transact(from, escrow, data, value, Some(TX_GAS)).await?.success {
+                bail!("escrow setup transaction reverted");
+            }
+        }
+        let before = chain.balance(chain.account(2)).await?;
+        let submit = InferenceEscrow::submitProofCall { jobId: U256::from(1), instances, proof: env.proof.clone().into() }.abi_encode();
+        let paid = chain.transact(2, escrow, submit, U256::ZERO, Some(TX_GAS)).await?;
+        if !paid.success {
+            bail!("the escrow rejected the demo proof");
+        }
+        let gained = chain.balance(chain.account(2)).await? + paid.fee - before;
+        println!("escrow paid the executor {gained} wei for job 1 after checking the proof: {} gas for submitProof", paid.gas_used);
+        Ok(())
+    })
+}

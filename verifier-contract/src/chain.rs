@@ -1,0 +1,128 @@
+//! A local EVM node (anvil, bound to 127.0.0.1 on a free port) and a small client for it.
+
+use std::path::Path;
+
+use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::node_bindings::{Anvil, AnvilInstance};
+use alloy::primitives::{Address, Bytes, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionRequest;
+use alloy::signers::local::PrivateKeySigner;
+
+use crate::error::{Error, Result};
+
+/// anvil's default hardfork in the pinned version; gas figures are stated with it.
+pub const DEFAULT_HARDFORK: &str = "osaka";
+
+/// EIP-170's limit on deployed code (24 KiB). The generated verifiers of the current
+/// circuits exceed it, so local chains are started with [`RAISED_CODE_SIZE_LIMIT`]; a real
+/// chain would refuse the deployment (see the README's status).
+pub const EIP170_CODE_SIZE_LIMIT: usize = 0x6000;
+/// The code size limit the local chain runs with.
+pub const RAISED_CODE_SIZE_LIMIT: usize = 0x20000;
+
+/// A running anvil with funded accounts. The node stops when this is dropped.
+pub struct LocalChain {
+    anvil: AnvilInstance,
+    signers: Vec<PrivateKeySigner>,
+    /// The hardfork anvil runs.
+    pub hardfork: String,
+}
+
+/// What a mined transaction cost.
+#[derive(Clone, Copy, Debug)]
+pub struct Mined {
+    /// Whether it succeeded.
+    pub success: bool,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Wei paid for gas.
+    pub fee: U256,
+    /// A deployed contract's address.
+    pub contract: Option<Address>,
+}
+
+fn chain_err(e: impl std::fmt::Display) -> Error {
+    Error::Chain(e.to_string())
+}
+
+impl LocalChain {
+    /// Starts anvil from `binary` on 127.0.0.1 and a free port, with `code_size_limit` in place of EIP-170's.
+    pub fn start(binary: &Path, hardfork: &str, code_size_limit: usize) -> Result<Self> {
+        let limit = code_size_limit.to_string();
+        let anvil = Anvil::at(binary)
+            .host("127.0.0.1")
+            .port(0u16)
+            .args(["--hardfork", hardfork, "--code-size-limit", limit.as_str()])
+            .try_spawn()
+            .map_err(chain_err)?;
+        let signers = anvil.keys().iter().map(|k| PrivateKeySigner::from(k.clone())).collect();
+        Ok(LocalChain { anvil, signers, hardfork: hardfork.to_string() })
+    }
+
+    /// Address of funded account `i`.
+    pub fn account(&self, i: usize) -> Address {
+        self.anvil.addresses()[i]
+    }
+
+    /// A provider that signs as account `i`.
+    pub fn provider(&self, i: usize) -> DynProvider {
+        let wallet = EthereumWallet::from(self.signers[i].clone());
+        ProviderBuilder::new().wallet(wallet).connect_http(self.anvil.endpoint_url()).erased()
+    }
+
+    /// Deploys `code` from account `from`.
+    pub async fn deploy(&self, from: usize, code: Vec<u8>) -> Result<Mined> {
+        let tx = TransactionRequest::default().with_deploy_code(code);
+        let mined = self.send(from, tx).await?;
+        if !mined.success || mined.contract.is_none() {
+            return Err(Error::Reverted("deployment".into()));
+        }
+        Ok(mined)
+    }
+
+    /// `eth_call`: the return data, or `Error::Reverted`.
+    pub async fn call(&self, to: Address, data: Vec<u8>, gas: u64) -> Result<Bytes> {
+        let tx = TransactionRequest::default().with_to(to).with_input(data).with_gas_limit(gas);
+        self.provider(0).call(tx).await.map_err(|e| Error::Reverted(e.to_string()))
+    }
+
+    /// Sends a transaction; with `gas_limit` set, a reverting one is still mined (and paid for).
+    pub async fn transact(&self, from: usize, to: Address, data: Vec<u8>, value: U256, gas_limit: Option<u64>) -> Result<Mined> {
+        let mut tx = TransactionRequest::default().with_to(to).with_input(data).with_value(value);
+        if let Some(g) = gas_limit {
+            tx = tx.with_gas_limit(g);
+        }
+        self.send(from, tx).await
+    }
+
+    async fn send(&self, from: usize, tx: TransactionRequest) -> Result<Mined> {
+        let pending = self.provider(from).send_transaction(tx).await.map_err(|e| Error::Reverted(e.to_string()))?;
+        let r = pending.get_receipt().await.map_err(chain_err)?;
+        Ok(Mined {
+            success: r.status(),
+            gas_used: r.gas_used,
+            fee: U256::from(r.gas_used) * U256::from(r.effective_gas_price),
+            contract: r.contract_address,
+        })
+    }
+
+    /// Balance of an address.
+    pub async fn balance(&self, a: Address) -> Result<U256> {
+        self.provider(0).get_balance(a).await.map_err(chain_err)
+    }
+
+    /// Latest block timestamp.
+    pub async fn timestamp(&self) -> Result<u64> {
+        let block = self.provider(0).get_block_by_number(alloy::eips::BlockNumberOrTag::Latest).await.map_err(chain_err)?;
+        block.map(|b| b.header.timestamp).ok_or_else(|| Error::Chain("no latest block".into()))
+    }
+
+    /// Moves the chain's clock forward and mines a block.
+    pub async fn increase_time(&self, secs: u64) -> Result<()> {
+        let p = self.provider(0);
+        let _: serde_json::Value = p.raw_request("evm_increaseTime".into(), (secs,)).await.map_err(chain_err)?;
+        let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await.map_err(chain_err)?;
+        Ok(())
+    }
+}
