@@ -122,7 +122,11 @@ fn fr_hex(bytes: &[u8; 32]) -> String {
 }
 
 pub(crate) fn verify(a: &VerifyArgs) -> Result<Outcome> {
-    let loaded = ModelDir::new(&a.dir).load()?;
+    let dir = ModelDir::new(&a.dir);
+    let loaded = dir.load()?;
+    if !a.trust_cached_vk {
+        timed("regenerating the verifying key from the model", || dir.check_vk(&loaded)).0?;
+    }
     let bytes = std::fs::read(&a.proof).with_context(|| format!("reading {}", a.proof.display()))?;
     let env = ProofEnvelope::from_bytes(&bytes).with_context(|| a.proof.display().to_string())?;
     let n = 1 + loaded.model.output_shapes().iter().map(|s| s.iter().product::<usize>()).sum::<usize>();
@@ -135,22 +139,31 @@ pub(crate) fn verify(a: &VerifyArgs) -> Result<Outcome> {
         }
         Err(e) => return Err(e.into()),
     };
+    let mut outputs = Vec::new();
+    let mut rest = &instances[1..];
+    for (i, shape) in loaded.model.output_shapes().iter().enumerate() {
+        let n: usize = shape.iter().product();
+        let Some(ints) = rest[..n].iter().map(i64_from_fr).collect::<Option<Vec<i64>>>() else {
+            bail!("output {i} is not a small integer")
+        };
+        outputs.push((shape.clone(), dequantize(&loaded, &ints)));
+        rest = &rest[n..];
+    }
     println!("VALID ({:.0} ms)", t.as_secs_f64() * 1e3);
     println!("  model hash       {}", hex::encode(env.model_hash));
-    println!("  vk sha256        {}", hex::encode(env.vk_hash));
+    println!(
+        "  vk sha256        {}{}",
+        hex::encode(env.vk_hash),
+        if a.trust_cached_vk { "  (cached key, not regenerated)" } else { "  (regenerated from the model)" }
+    );
     println!(
         "  SRS sha256       {}{}",
         hex::encode(env.srs_hash),
         if loaded.setup.insecure_dev_srs { "  [INSECURE dev SRS: proofs can be forged]" } else { "" }
     );
     println!("  input commitment {}", fr_to_hex(&instances[0]));
-    let mut rest = &instances[1..];
-    for (i, shape) in loaded.model.output_shapes().iter().enumerate() {
-        let n: usize = shape.iter().product();
-        let ints: Option<Vec<i64>> = rest[..n].iter().map(i64_from_fr).collect();
-        let Some(ints) = ints else { bail!("output {i} is not a small integer") };
-        println!("  output {i} {shape:?} (scale 2^-{}): {}", loaded.model.settings.scale_bits, fmt_values(&dequantize(&loaded, &ints)));
-        rest = &rest[n..];
+    for (i, (shape, values)) in outputs.iter().enumerate() {
+        println!("  output {i} {shape:?} (scale 2^-{}): {}", loaded.model.settings.scale_bits, fmt_values(values));
     }
     Ok(Outcome::Ok)
 }

@@ -38,7 +38,7 @@ pub(crate) fn demo(a: &DemoArgs) -> Result<Outcome> {
         output: Some(work.join("output.json")),
     })?;
     step(5, "verify off chain");
-    if let Outcome::Invalid = commands::verify(&VerifyArgs { dir: dir.clone(), proof: proof.clone() })? {
+    if let Outcome::Invalid = commands::verify(&VerifyArgs { dir: dir.clone(), proof: proof.clone(), trust_cached_vk: false })? {
         bail!("the demo proof did not verify");
     }
     if a.off_chain_only {

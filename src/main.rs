@@ -95,6 +95,9 @@ pub(crate) struct VerifyArgs {
     dir: PathBuf,
     /// The proof file.
     proof: PathBuf,
+    /// Skip regenerating the verifying key from the model and SRS (trust the cached `vk.bin`).
+    #[arg(long)]
+    trust_cached_vk: bool,
 }
 
 /// Arguments of `zkinfer info`.

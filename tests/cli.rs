@@ -82,6 +82,16 @@ fn verify_exits_1_for_tampered_or_foreign_proofs() {
     let proof = tmp.path().join("p.zkp");
     ok(&["prove", s(&dir), "--input", s(&repo("examples/tiny/input.json")), "-o", s(&proof)]);
     let env = ProofEnvelope::from_bytes(&std::fs::read(&proof).unwrap()).unwrap();
+    // `calldata` prints the instances as 32-byte big-endian words, then the proof.
+    let hex_out = ok(&["calldata", s(&proof)]);
+    let data = hex::decode(hex_out.trim().strip_prefix("0x").unwrap()).unwrap();
+    assert_eq!(data.len(), 32 * env.instances.len() + env.proof.len());
+    for (i, inst) in env.instances.iter().enumerate() {
+        let mut be = *inst;
+        be.reverse();
+        assert_eq!(&data[32 * i..32 * (i + 1)], &be, "instance {i}");
+    }
+    assert_eq!(&data[32 * env.instances.len()..], env.proof.as_slice());
     let bad = tmp.path().join("bad.zkp");
     let expect_invalid = |e: &ProofEnvelope, what: &str| {
         std::fs::write(&bad, e.to_bytes().unwrap()).unwrap();
@@ -103,6 +113,17 @@ fn verify_exits_1_for_tampered_or_foreign_proofs() {
     expect_invalid(&e, "changed commitment");
     let out = zkinfer(&["verify", s(&other), s(&proof)]);
     assert_eq!(out.status.code(), Some(1), "another model's key");
+
+    // A directory whose cached key was swapped for another model's (with setup.json edited to
+    // match) is caught by regenerating the key from the model.
+    let setup = |d: &Path| -> serde_json::Value { serde_json::from_slice(&std::fs::read(d.join("setup.json")).unwrap()).unwrap() };
+    let (mine, theirs) = (setup(&dir), setup(&other));
+    let key = |d: &Path, v: &serde_json::Value| d.join("keys").join(v["key_id"].as_str().unwrap()).join("vk.bin");
+    std::fs::copy(key(&other, &theirs), key(&dir, &mine)).unwrap();
+    let mut forged = mine.clone();
+    forged["vk_sha256"] = theirs["vk_sha256"].clone();
+    std::fs::write(dir.join("setup.json"), serde_json::to_vec(&forged).unwrap()).unwrap();
+    usage_error(&["verify", s(&dir), s(&proof)], &["not the key of this model"]);
 }
 
 #[test]

@@ -20,6 +20,11 @@ pub fn keygen(params: &ParamsKZG<Bn256>, model: Arc<QModel>) -> Result<ProvingKe
     keygen_pk(params, vk, &circuit).map_err(halo2)
 }
 
+/// Generates only the verifying key (what an auditor recomputes from the model and the SRS).
+pub fn regenerate_vk(params: &ParamsKZG<Bn256>, model: Arc<QModel>) -> Result<VerifyingKey<G1Affine>> {
+    keygen_vk(params, &ModelCircuit::for_keygen(model)).map_err(|e| Error::Halo2 { stage: "keygen", reason: format!("{e:?}") })
+}
+
 /// Serializes a verifying key.
 pub fn vk_bytes(vk: &VerifyingKey<G1Affine>) -> Vec<u8> {
     vk.to_bytes(SerdeFormat::RawBytes)

@@ -55,6 +55,8 @@ pub struct SetupInfo {
     pub key_id: String,
     /// Hex SHA-256 of the verifying key.
     pub vk_sha256: String,
+    /// Hex SHA-256 of the SRS file at the circuit's k in `DIR/srs/` (what verification reads).
+    pub params_sha256: String,
 }
 
 /// Everything `prove` and `verify` need, loaded.
@@ -165,9 +167,8 @@ impl ModelDir {
         let kd = self.key_dir(&key_id);
         let (vk_path, pk_path) = (kd.join("vk.bin"), kd.join("pk.bin"));
         let params_path = self.params_path(model.settings.k, &srs.sha256_hex());
-        if !params_path.exists() {
-            srs.save_params(&params_path)?;
-        }
+        srs.save_params(&params_path)?;
+        let params_sha256 = hex::encode(Sha256::digest(read(&params_path)?));
         let cached = vk_path.exists() && pk_path.exists();
         let vk_bytes = if cached {
             read(&vk_path)?
@@ -188,6 +189,7 @@ impl ModelDir {
             k: model.settings.k,
             key_id,
             vk_sha256: hex::encode(Sha256::digest(&vk_bytes)),
+            params_sha256,
         };
         let json = serde_json::to_vec_pretty(&info).map_err(|e| Error::ProofFormat(e.to_string()))?;
         atomic_write(&self.path("setup.json"), &json)?;
@@ -233,7 +235,15 @@ impl ModelDir {
                 reason: "set up for another model: rerun setup".into(),
             });
         }
-        let params = Srs::read_params(&self.params_path(setup.k, &setup.srs_sha256))?;
+        let params_path = self.params_path(setup.k, &setup.srs_sha256);
+        if hex::encode(Sha256::digest(read(&params_path)?)) != setup.params_sha256 {
+            return Err(Error::Corrupt {
+                what: "SRS",
+                path: params_path.display().to_string(),
+                reason: "hash differs from setup.json: rerun setup".into(),
+            });
+        }
+        let params = Srs::read_params(&params_path)?;
         let vk_path = self.key_dir(&setup.key_id).join("vk.bin");
         let vk_bytes = read(&vk_path)?;
         if hex::encode(Sha256::digest(&vk_bytes)) != setup.vk_sha256 {
@@ -250,6 +260,20 @@ impl ModelDir {
             srs_hash: decode_hex32(&setup.srs_sha256, "setup record", &setup_path)?,
         };
         Ok(Loaded { compiled, model, setup, params, vk, bindings })
+    }
+
+    /// Regenerates the verifying key from the compiled model and the SRS and checks that it
+    /// is the one `setup` recorded: ties the key to the model instead of trusting `vk.bin`.
+    pub fn check_vk(&self, loaded: &Loaded) -> Result<()> {
+        let vk = keys::regenerate_vk(&loaded.params, loaded.model.clone())?;
+        if keys::vk_hash(&vk) != loaded.bindings.vk_hash {
+            return Err(Error::Corrupt {
+                what: "verifying key",
+                path: self.key_dir(&loaded.setup.key_id).join("vk.bin").display().to_string(),
+                reason: "it is not the key of this model and SRS".into(),
+            });
+        }
+        Ok(())
     }
 
     /// Loads the proving key.

@@ -84,6 +84,18 @@ fn proof_roundtrip_and_tampering() {
         let err = check_loaded(&loaded, &env.to_bytes().unwrap()).expect_err("changed instance verifies");
         assert!(err.is_invalid_proof(), "instance {i}: {err}");
     }
+    // The SRS copy verification reads is bound by its hash in setup.json.
+    let srs_dir = f.dir.root().join("srs");
+    let srs_file = std::fs::read_dir(&srs_dir).unwrap().next().unwrap().unwrap().path();
+    let original = std::fs::read(&srs_file).unwrap();
+    let mut tampered = original.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    std::fs::write(&srs_file, &tampered).unwrap();
+    assert!(matches!(f.dir.load(), Err(Error::Corrupt { what: "SRS", .. })));
+    std::fs::write(&srs_file, &original).unwrap();
+    f.dir.check_vk(&f.dir.load().unwrap()).expect("the cached key is the model's key");
+
     // Truncated and extended proofs are rejected.
     let mut env = f.envelope.clone();
     env.proof.push(0);

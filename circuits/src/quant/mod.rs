@@ -184,8 +184,13 @@ pub fn const_scale_bits(c: &ConstTensor, max_bits: u32, limit_bits: u32) -> u32 
     (headroom.max(0.0) as u32).min(max_bits)
 }
 
-fn round_to_i64(v: f64, scale_bits: u32) -> i64 {
-    (v * (1u64 << scale_bits) as f64).round() as i64
+/// Quantizes a constant; an out-of-range value is an error naming the node (never clamped).
+fn quantize_const(node: &str, v: f64, scale_bits: u32) -> Result<i64> {
+    let x = (v * (1u64 << scale_bits) as f64).round();
+    if !x.is_finite() || x.abs() > (1u64 << 62) as f64 {
+        return Err(Error::Settings(format!("node `{node}`: constant {v} does not fit at scale 2^{scale_bits}")));
+    }
+    Ok(x as i64)
 }
 
 /// Largest quantized constant magnitude: 2^40 keeps every accumulator far below the field size.
@@ -200,7 +205,9 @@ pub fn lower(graph: &Graph, scale_bits: u32, value_bits: u32) -> Result<Vec<Step
         .iter()
         .map(|node| {
             let kind = match &node.op {
-                Op::Linear { input, weight, bias } => lower_linear(graph, *input, weight, bias.as_ref(), scale_bits, weight_max_bits),
+                Op::Linear { input, weight, bias } => {
+                    lower_linear(&node.name, graph, *input, weight, bias.as_ref(), (scale_bits, weight_max_bits))?
+                }
                 Op::Binary { kind, a, b } => {
                     lower_binary(&node.name, graph.tensors[node.output].numel(), *kind, a, b, scale_bits, weight_max_bits)?
                 }
@@ -212,16 +219,23 @@ pub fn lower(graph: &Graph, scale_bits: u32, value_bits: u32) -> Result<Vec<Step
         .collect()
 }
 
-fn lower_linear(graph: &Graph, input: TensorId, weight: &ConstTensor, bias: Option<&ConstTensor>, s_a: u32, max_bits: u32) -> StepKind {
+fn lower_linear(
+    node: &str,
+    graph: &Graph,
+    input: TensorId,
+    weight: &ConstTensor,
+    bias: Option<&ConstTensor>,
+    (s_a, max_bits): (u32, u32),
+) -> Result<StepKind> {
     let (k, n) = (weight.shape[0], weight.shape[1]);
     let rows = graph.tensors[input].numel() / k;
-    let shift = const_scale_bits(weight, max_bits, CONST_LIMIT_BITS - s_a);
-    let weight_q = weight.data.iter().map(|&w| round_to_i64(w, shift)).collect();
+    let shift = const_scale_bits(weight, max_bits, CONST_LIMIT_BITS.saturating_sub(s_a));
+    let weight_q = weight.data.iter().map(|&w| quantize_const(node, w, shift)).collect::<Result<_>>()?;
     let bias_q = match bias {
-        Some(b) => b.data.iter().map(|&v| round_to_i64(v, s_a + shift)).collect(),
+        Some(b) => b.data.iter().map(|&v| quantize_const(node, v, s_a + shift)).collect::<Result<_>>()?,
         None => vec![0; rows * n],
     };
-    StepKind::Linear { input, rows, k, n, weight: weight_q, bias: bias_q, shift }
+    Ok(StepKind::Linear { input, rows, k, n, weight: weight_q, bias: bias_q, shift })
 }
 
 fn lower_binary(node: &str, numel: usize, kind: BinaryKind, a: &Operand, b: &Operand, s_a: u32, max_bits: u32) -> Result<StepKind> {
@@ -239,14 +253,15 @@ fn lower_binary(node: &str, numel: usize, kind: BinaryKind, a: &Operand, b: &Ope
             let const_first = matches!(a, Operand::Const(_));
             match kind {
                 BinaryKind::Mul => {
-                    let shift = const_scale_bits(c, max_bits, CONST_LIMIT_BITS - s_a);
-                    let coeffs = c.data.iter().map(|&v| [round_to_i64(v, shift), 0, 0, 0]).collect();
+                    let shift = const_scale_bits(c, max_bits, CONST_LIMIT_BITS.saturating_sub(s_a));
+                    let coeffs = c.data.iter().map(|&v| Ok([quantize_const(node, v, shift)?, 0, 0, 0])).collect::<Result<_>>()?;
                     StepKind::Elementwise { x: *x, y: None, coeffs, shift }
                 }
                 BinaryKind::Add | BinaryKind::Sub => {
                     let sign_x = if kind == BinaryKind::Sub && const_first { -1 } else { 1 };
                     let sign_c = if kind == BinaryKind::Sub && !const_first { -1 } else { 1 };
-                    let coeffs = c.data.iter().map(|&v| [sign_x, 0, 0, sign_c * round_to_i64(v, s_a)]).collect();
+                    let coeffs =
+                        c.data.iter().map(|&v| Ok([sign_x, 0, 0, sign_c * quantize_const(node, v, s_a)?])).collect::<Result<_>>()?;
                     StepKind::Elementwise { x: *x, y: None, coeffs, shift: 0 }
                 }
             }
