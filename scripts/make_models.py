@@ -260,6 +260,47 @@ def build_tiny(seed: int = 1):
     return model, sample, calibration
 
 
+def build_cnn(seed: int = 3, side: int = 12):
+    """LeNet-style CNN on a 1x{side}x{side} image.
+
+    Conv(4, 3x3) -> Relu -> MaxPool(2) -> Conv(8, 3x3, pad 1) -> Relu -> MaxPool(2)
+    -> Flatten -> Gemm(10). Draw order: conv1 w, b; conv2 w, b; fc w, b; sample;
+    calibration. Inputs are U[0, 1) like image pixels.
+    """
+    rng = np.random.default_rng(seed)
+    c1w = torch_like_init(rng, 9, (4, 1, 3, 3))
+    c1b = torch_like_init(rng, 9, (4,))
+    c2w = torch_like_init(rng, 36, (8, 4, 3, 3))
+    c2b = torch_like_init(rng, 36, (8,))
+    h1 = (side - 2) // 2          # after conv1 (no pad) and pool
+    h2 = h1 // 2                  # conv2 keeps size (pad 1), then pool
+    flat = 8 * h2 * h2
+    fw = torch_like_init(rng, flat, (10, flat))
+    fb = torch_like_init(rng, flat, (10,))
+    inits = [init("conv1.weight", c1w), init("conv1.bias", c1b), init("conv2.weight", c2w),
+             init("conv2.bias", c2b), init("fc.weight", fw), init("fc.bias", fb)]
+    nodes = [
+        helper.make_node("Conv", ["input", "conv1.weight", "conv1.bias"], ["c1"], name="conv1", kernel_shape=[3, 3]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("MaxPool", ["r1"], ["p1"], name="pool1", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p1", "conv2.weight", "conv2.bias"], ["c2"], name="conv2", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("MaxPool", ["r2"], ["p2"], name="pool2", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Flatten", ["p2"], ["f"], name="flatten", axis=1),
+        helper.make_node("Gemm", ["f", "fc.weight", "fc.bias"], ["output"], name="fc", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "lenet_style_cnn",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, side, side])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 10])],
+        initializer=inits,
+    )
+    model = make_model(graph)
+    sample = uniform(rng, 0.0, 1.0, (1, 1, side, side))
+    calibration = uniform(rng, 0.0, 1.0, (CALIBRATION_SAMPLES, 1, 1, side, side))
+    return model, sample, calibration
+
+
 def build_unsupported(seed: int = 2):
     """Gemm [1,4]->[1,4] followed by a Sigmoid node named "act_sigmoid".
 
@@ -305,6 +346,9 @@ def cmd_all(args: argparse.Namespace) -> None:
 
     model, sample, calib = build_tiny(seed=1)
     report(root / "tiny", write_example(root / "tiny", model, sample, calib))
+
+    model, sample, calib = build_cnn(seed=3)
+    report(root / "cnn", write_example(root / "cnn", model, sample, calib))
 
     model, sample = build_unsupported(seed=2)
     out = root / "unsupported"

@@ -36,7 +36,7 @@ pub fn step_rows(kind: &StepKind, lanes: usize) -> usize {
     }
 }
 
-/// Rows the whole model occupies (commitment, input range checks, steps).
+/// Rows the whole model occupies (commitment, input range checks, steps, the zero cell).
 pub fn model_rows(model: &QModel, lanes: usize) -> usize {
     let n_in: usize = model.input_sizes().iter().sum();
     let steps: usize = model
@@ -47,7 +47,8 @@ pub fn model_rows(model: &QModel, lanes: usize) -> usize {
             other => step_rows(other, lanes),
         })
         .sum();
-    poseidon::commitment_rows(n_in) + n_in + steps
+    let zero = model.steps.iter().any(|s| matches!(&s.kind, StepKind::View { index, .. } if index.iter().any(Option::is_none)));
+    poseidon::commitment_rows(n_in) + n_in + steps + usize::from(zero)
 }
 
 /// Column configuration of the model circuit.
@@ -59,6 +60,7 @@ pub struct ModelConfig {
     poseidon: PoseidonConfig,
     table: RangeTableConfig,
     instance: Column<Instance>,
+    zero_column: Column<halo2_proofs::plonk::Advice>,
 }
 
 /// The circuit for one quantized model and one input.
@@ -149,7 +151,7 @@ impl Circuit<Fr> for ModelCircuit {
             s.value_bits,
         );
         let elementwise = ElementwiseChip::configure(meta, std::array::from_fn(|i| advice[i]), std::array::from_fn(|i| fixed[i]));
-        ModelConfig { dot, requant, elementwise, poseidon, table, instance }
+        ModelConfig { dot, requant, elementwise, poseidon, table, instance, zero_column: advice[0] }
     }
 
     fn configure(meta: &mut ConstraintSystem<Fr>) -> ModelConfig {
@@ -165,6 +167,8 @@ impl Circuit<Fr> for ModelCircuit {
             requant: RequantChip::construct(config.requant.clone()),
             elementwise: ElementwiseChip::construct(config.elementwise.clone()),
             lanes: model.settings.dot_lanes,
+            zero: None,
+            zero_column: config.zero_column,
         };
         let mut tensors: Vec<Option<Vec<QCell>>> = vec![None; model.tensors.len()];
 
@@ -202,7 +206,14 @@ impl Circuit<Fr> for ModelCircuit {
                 }
                 StepKind::View { input, index } => {
                     let x = get(*input)?;
-                    index.iter().map(|&i| x.get(i).copied().ok_or(PlonkError::Synthesis)).collect::<std::result::Result<_, _>>()?
+                    let mut out = Vec::with_capacity(index.len());
+                    for i in index {
+                        out.push(match i {
+                            Some(i) => x.get(*i).copied().ok_or(PlonkError::Synthesis)?,
+                            None => ly.zero(&mut layouter)?,
+                        });
+                    }
+                    out
                 }
             };
             tensors[step.output] = Some(out);
@@ -226,11 +237,28 @@ struct Layout {
     requant: RequantChip,
     elementwise: ElementwiseChip,
     lanes: usize,
+    /// A cell fixed to 0, for zero padding (made on first use).
+    zero: Option<QCell>,
+    zero_column: halo2_proofs::plonk::Column<halo2_proofs::plonk::Advice>,
 }
 
 type SynthResult<T> = std::result::Result<T, PlonkError>;
 
 impl Layout {
+    /// The shared constant-zero cell (one row, made on first use).
+    fn zero(&mut self, layouter: &mut impl Layouter<Fr>) -> SynthResult<QCell> {
+        if let Some(z) = self.zero {
+            return Ok(z);
+        }
+        let off = self.cursor.alloc(1)?;
+        let col = self.zero_column;
+        let cell = layouter
+            .assign_region(|| "zero", |mut region| Ok(region.assign_advice_from_constant(|| "zero", col, off, Fr::zero())?.cell()))?;
+        let z = QCell { cell, value: 0 };
+        self.zero = Some(z);
+        Ok(z)
+    }
+
     /// Rescales accumulators (`acc[i]` is the value in `cells[i]`) in one region.
     fn requant(
         &mut self,

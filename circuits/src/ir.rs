@@ -93,12 +93,13 @@ pub enum Op {
         /// The activation.
         input: TensorId,
     },
-    /// A pure re-indexing (Reshape, Flatten, Identity, ...): `out[i] = input[index[i]]`.
+    /// A pure re-indexing (Reshape, Flatten, Identity, Transpose, im2col, ...):
+    /// `out[i] = input[index[i]]`, or 0 where the index is `None` (zero padding).
     View {
         /// The activation.
         input: TensorId,
-        /// For each output element, the input element it reads.
-        index: Vec<usize>,
+        /// For each output element, the input element it reads (`None`: the constant 0).
+        index: Vec<Option<usize>>,
     },
 }
 
@@ -209,7 +210,7 @@ fn eval_node_f64(op: &Op, out_shape: &[usize], tensors: &[TensorInfo], values: &
         }
         Op::Binary { kind, a, b } => (0..numel).map(|i| kind.apply(operand_at(a, values, i), operand_at(b, values, i))).collect(),
         Op::Relu { input } => values[*input].iter().map(|v| v.max(0.0)).collect(),
-        Op::View { input, index } => index.iter().map(|&i| values[*input][i]).collect(),
+        Op::View { input, index } => index.iter().map(|i| i.map_or(0.0, |i| values[*input][i])).collect(),
     }
 }
 

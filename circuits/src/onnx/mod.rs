@@ -4,6 +4,8 @@
 //! [`registry`]; there is no match on op-name strings.
 
 mod ops;
+mod shape_ops;
+mod vision;
 
 use std::collections::HashMap;
 

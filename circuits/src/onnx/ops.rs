@@ -3,25 +3,37 @@
 use candle_core::DType;
 use candle_onnx::onnx::{attribute_proto::AttributeType, NodeProto, TensorProto};
 
-use super::{ImportCtx, ImportFn, Value};
+use super::{shape_ops, vision, ImportCtx, ImportFn, Value};
 use crate::error::{Error, Result};
 use crate::ir::{broadcast_const, broadcast_index, broadcast_shape, transpose2, BinaryKind, ConstTensor, Op, Operand};
 
 /// ONNX op type → import function.
 pub(super) static REGISTRY: &[(&str, ImportFn)] = &[
     ("Add", import_add),
+    ("AveragePool", vision::import_average_pool),
+    ("BatchNormalization", vision::import_batch_norm),
+    ("Cast", shape_ops::import_cast),
+    ("Concat", shape_ops::import_concat),
     ("Constant", import_constant),
+    ("Conv", vision::import_conv),
     ("Flatten", import_flatten),
+    ("Gather", shape_ops::import_gather),
     ("Gemm", import_gemm),
+    ("GlobalAveragePool", vision::import_global_average_pool),
     ("Identity", import_identity),
     ("MatMul", import_matmul),
+    ("MaxPool", vision::import_max_pool),
     ("Mul", import_mul),
     ("Relu", import_relu),
     ("Reshape", import_reshape),
+    ("Shape", shape_ops::import_shape),
+    ("Squeeze", shape_ops::import_squeeze),
     ("Sub", import_sub),
+    ("Transpose", shape_ops::import_transpose),
+    ("Unsqueeze", shape_ops::import_unsqueeze),
 ];
 
-fn unsupported(node: &NodeProto, reason: impl Into<String>) -> Error {
+pub(super) fn unsupported(node: &NodeProto, reason: impl Into<String>) -> Error {
     Error::UnsupportedNode { op_type: node.op_type.clone(), node: ImportCtx::node_name(node), reason: reason.into() }
 }
 
@@ -54,11 +66,19 @@ fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a candle_onnx::onnx::At
     node.attribute.iter().find(|a| a.name == name)
 }
 
-fn attr_int(node: &NodeProto, name: &str, default: i64) -> i64 {
+pub(super) fn attr_int(node: &NodeProto, name: &str, default: i64) -> i64 {
     attr(node, name).map_or(default, |a| a.i)
 }
 
-fn attr_float(node: &NodeProto, name: &str, default: f32) -> f32 {
+pub(super) fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
+    attr(node, name).map(|a| a.ints.clone())
+}
+
+pub(super) fn attr_str(node: &NodeProto, name: &str) -> Option<String> {
+    attr(node, name).map(|a| String::from_utf8_lossy(&a.s).into_owned())
+}
+
+pub(super) fn attr_float(node: &NodeProto, name: &str, default: f32) -> f32 {
     attr(node, name).map_or(default, |a| a.f)
 }
 
@@ -80,24 +100,24 @@ fn import_identity(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
         Value::Const(c) => ctx.define_const(node, c),
         Value::Act(id) => {
             let shape = ctx.shape(id).to_vec();
-            let index = (0..shape.iter().product()).collect();
+            let index = (0..shape.iter().product()).map(Some).collect();
             ctx.push(node, Op::View { input: id, index }, shape).map(|_| ())
         }
     }
 }
 
 /// Reshapes an activation or constant to `shape` (row-major order is kept).
-fn reshape_value(node: &NodeProto, ctx: &mut ImportCtx, v: Value, shape: Vec<usize>) -> Result<()> {
+pub(super) fn reshape_value(node: &NodeProto, ctx: &mut ImportCtx, v: Value, shape: Vec<usize>) -> Result<()> {
     match v {
         Value::Const(c) => ctx.define_const(node, ConstTensor { shape, data: c.data }),
         Value::Act(id) => {
-            let index = (0..shape.iter().product()).collect();
+            let index = (0..shape.iter().product()).map(Some).collect();
             ctx.push(node, Op::View { input: id, index }, shape).map(|_| ())
         }
     }
 }
 
-fn value_shape(ctx: &ImportCtx, v: &Value) -> Vec<usize> {
+pub(super) fn value_shape(ctx: &ImportCtx, v: &Value) -> Vec<usize> {
     match v {
         Value::Act(id) => ctx.shape(*id).to_vec(),
         Value::Const(c) => c.shape.clone(),
@@ -180,7 +200,7 @@ fn import_binary(node: &NodeProto, ctx: &mut ImportCtx, kind: BinaryKind) -> Res
             Value::Const(c) => Operand::Const(broadcast_const(&c, &shape)),
             Value::Act(id) if src == shape.as_slice() => Operand::Tensor(id),
             Value::Act(id) => {
-                let index = broadcast_index(src, &shape);
+                let index = broadcast_index(src, &shape).into_iter().map(Some).collect();
                 Operand::Tensor(ctx.push_internal(node, tag, Op::View { input: id, index }, shape.clone()))
             }
         }
@@ -270,7 +290,7 @@ fn import_gemm(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
         }
         Value::Act(id) if trans_a => {
             let t = transpose2(&ConstTensor { shape: vec![k_a, m], data: (0..k_a * m).map(|i| i as f64).collect() });
-            let index = t.data.iter().map(|&i| i as usize).collect();
+            let index = t.data.iter().map(|&i| Some(i as usize)).collect();
             ctx.push_internal(node, "transA", Op::View { input: id, index }, vec![m, k_a])
         }
         Value::Act(id) => id,

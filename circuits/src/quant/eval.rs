@@ -155,7 +155,7 @@ impl QModel {
                 })
                 .collect(),
             StepKind::Relu { input } => values[*input].iter().map(|&v| self.requant_checked(node, i128::from(v), 0, true)).collect(),
-            StepKind::View { input, index } => Ok(index.iter().map(|&i| values[*input][i]).collect()),
+            StepKind::View { input, index } => Ok(index.iter().map(|i| i.map_or(0, |i| values[*input][i])).collect()),
         }
     }
 }

@@ -78,12 +78,12 @@ pub enum StepKind {
         /// The activation.
         input: TensorId,
     },
-    /// A re-indexing: `out[i] = input[index[i]]` (no constraints).
+    /// A re-indexing: `out[i] = input[index[i]]`, or the constant 0 for `None` (copy constraints only).
     View {
         /// The activation.
         input: TensorId,
-        /// Source element of each output element.
-        index: Vec<usize>,
+        /// Source element of each output element (`None`: zero padding).
+        index: Vec<Option<usize>>,
     },
 }
 

@@ -39,6 +39,7 @@ pub(crate) struct Builder {
 pub(crate) enum Attr {
     Int(i64),
     Float(f32),
+    Ints(Vec<i64>),
 }
 
 impl Builder {
@@ -57,14 +58,13 @@ impl Builder {
         self
     }
 
-    pub(crate) fn init_i64(mut self, name: &str, data: Vec<i64>) -> Self {
-        self.inits.push(TensorProto {
-            name: name.into(),
-            dims: vec![data.len() as i64],
-            data_type: 7,
-            int64_data: data,
-            ..Default::default()
-        });
+    pub(crate) fn init_i64(self, name: &str, data: Vec<i64>) -> Self {
+        let dims = vec![data.len() as i64];
+        self.init_i64_dims(name, &dims, data)
+    }
+
+    pub(crate) fn init_i64_dims(mut self, name: &str, dims: &[i64], data: Vec<i64>) -> Self {
+        self.inits.push(TensorProto { name: name.into(), dims: dims.to_vec(), data_type: 7, int64_data: data, ..Default::default() });
         self
     }
 
@@ -74,6 +74,9 @@ impl Builder {
             .map(|(n, a)| match a {
                 Attr::Int(i) => AttributeProto { name: (*n).into(), r#type: AttributeType::Int as i32, i: *i, ..Default::default() },
                 Attr::Float(f) => AttributeProto { name: (*n).into(), r#type: AttributeType::Float as i32, f: *f, ..Default::default() },
+                Attr::Ints(v) => {
+                    AttributeProto { name: (*n).into(), r#type: AttributeType::Ints as i32, ints: v.clone(), ..Default::default() }
+                }
             })
             .collect();
         self.nodes.push(NodeProto {

@@ -4,3 +4,4 @@ mod builder;
 mod errors;
 mod models;
 mod ops;
+mod vision;

@@ -52,7 +52,7 @@ fn assert_ir_matches_candle(onnx: &[u8], c: &Compiled, input: &[Vec<f32>]) {
 
 #[test]
 fn examples_match_candle_within_bound() {
-    for name in ["tiny", "mlp"] {
+    for name in ["tiny", "mlp", "cnn"] {
         let (onnx, c) = compile_example(name);
         let input = read_input(name, "input.json");
         assert_ir_matches_candle(&onnx, &c, &input);
@@ -85,6 +85,15 @@ fn tiny_model_circuit_is_satisfied_and_binds_outputs() {
         let failures = mock(&c, &input, |inst| inst[i] += Fr::one()).unwrap_err();
         assert!(failures.iter().any(|f| matches!(f, VerifyFailure::Permutation { .. })), "instance {i}: {failures:?}");
     }
+}
+
+#[test]
+fn cnn_circuit_is_satisfied_and_binds_outputs() {
+    let (_, c) = compile_example("cnn");
+    let input = read_input("cnn", "input.json");
+    assert_eq!(mock(&c, &input, |_| ()), Ok(()));
+    let failures = mock(&c, &input, |inst| inst[3] += Fr::one()).unwrap_err();
+    assert!(failures.iter().any(|f| matches!(f, VerifyFailure::Permutation { .. })), "{failures:?}");
 }
 
 #[test]

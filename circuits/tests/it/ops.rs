@@ -12,7 +12,7 @@ use crate::builder::{rng, uniform, Attr, Builder};
 use crate::models::assert_within_bound;
 
 /// Compiles `onnx` calibrated on random inputs, then checks several fresh random inputs.
-fn check(onnx: &[u8], input_len: usize, seed: u64) {
+pub(crate) fn check(onnx: &[u8], input_len: usize, seed: u64) {
     let mut r = rng(seed);
     let cal = vec![uniform(&mut r, input_len * 8, -1.0, 1.0)];
     let c = compile(onnx, Some(&cal), &CompileOptions::default()).unwrap();
@@ -26,7 +26,7 @@ fn check(onnx: &[u8], input_len: usize, seed: u64) {
     }
 }
 
-fn weights(seed: u64, n: usize) -> Vec<f32> {
+pub(crate) fn weights(seed: u64, n: usize) -> Vec<f32> {
     uniform(&mut rng(seed), n, -0.8, 0.8)
 }
 

@@ -1,0 +1,145 @@
+//! Differential tests of the vision and shape ops against candle, with the circuit checked
+//! under MockProver (see `ops::check`).
+
+use crate::builder::{Attr, Builder};
+use crate::ops::{check, weights};
+use zkinfer_circuits::compile::compile;
+use zkinfer_circuits::reference::candle_outputs;
+
+fn conv(strides: [i64; 2], pads: [i64; 4], dilations: [i64; 2], out_hw: i64) -> Vec<u8> {
+    Builder::default()
+        .input("x", &[1, 2, 7, 7])
+        .init("w", &[3, 2, 3, 3], weights(50, 54))
+        .init("b", &[3], weights(51, 3))
+        .node(
+            "Conv",
+            "conv",
+            &["x", "w", "b"],
+            "y",
+            &[
+                ("kernel_shape", Attr::Ints(vec![3, 3])),
+                ("strides", Attr::Ints(strides.to_vec())),
+                ("pads", Attr::Ints(pads.to_vec())),
+                ("dilations", Attr::Ints(dilations.to_vec())),
+            ],
+        )
+        .output("y", &[1, 3, out_hw, out_hw])
+        .build()
+}
+
+#[test]
+fn conv_with_stride_padding_and_dilation() {
+    check(&conv([1, 1], [0, 0, 0, 0], [1, 1], 5), 98, 60);
+    check(&conv([2, 2], [1, 1, 1, 1], [1, 1], 4), 98, 61);
+    check(&conv([1, 1], [1, 1, 1, 1], [2, 2], 5), 98, 62);
+}
+
+fn pool(op: &str, kernel: i64, stride: i64, out_hw: i64) -> Vec<u8> {
+    let mut attrs = vec![("kernel_shape", Attr::Ints(vec![kernel, kernel])), ("strides", Attr::Ints(vec![stride, stride]))];
+    if op == "GlobalAveragePool" {
+        attrs.clear();
+    }
+    Builder::default().input("x", &[1, 2, 6, 6]).node(op, "pool", &["x"], "y", &attrs).output("y", &[1, 2, out_hw, out_hw]).build()
+}
+
+#[test]
+fn max_and_average_pooling() {
+    check(&pool("MaxPool", 2, 2, 3), 72, 70);
+    check(&pool("MaxPool", 3, 1, 4), 72, 71);
+    check(&pool("AveragePool", 2, 2, 3), 72, 72);
+}
+
+#[test]
+fn global_average_pool_matches_a_full_window_average_pool() {
+    // candle has no GlobalAveragePool: its reference is AveragePool over the whole 6×6 plane.
+    let global = pool("GlobalAveragePool", 0, 0, 1);
+    let equivalent = pool("AveragePool", 6, 1, 1);
+    let mut r = crate::builder::rng(73);
+    let c = compile(&global, Some(&[crate::builder::uniform(&mut r, 72 * 8, -1.0, 1.0)]), &Default::default()).unwrap();
+    for _ in 0..3 {
+        let x = vec![crate::builder::uniform(&mut r, 72, -1.0, 1.0)];
+        let reference = candle_outputs(&equivalent, &c.graph, &x).unwrap();
+        let q = c.model.eval(&x).unwrap().outputs(&c.model);
+        for (a, b) in q[0].iter().zip(&reference[0]) {
+            assert!((c.model.dequantize(*a) - f64::from(*b)).abs() <= c.model.error_bound[0]);
+        }
+    }
+    check_circuit_only(&global, 72, 74);
+}
+
+/// MockProver only (for ops candle cannot run).
+fn check_circuit_only(onnx: &[u8], input_len: usize, seed: u64) {
+    use std::sync::Arc;
+    let mut r = crate::builder::rng(seed);
+    let c = compile(onnx, Some(&[crate::builder::uniform(&mut r, input_len * 4, -1.0, 1.0)]), &Default::default()).unwrap();
+    let model = Arc::new(c.model);
+    let circuit = zkinfer_circuits::circuit::ModelCircuit::new(
+        model.clone(),
+        model.quantize_inputs(&[crate::builder::uniform(&mut r, input_len, -1.0, 1.0)]).unwrap(),
+    );
+    let inst = circuit.instances().unwrap();
+    halo2_proofs::dev::MockProver::run(model.settings.k, &circuit, vec![inst]).unwrap().assert_satisfied();
+}
+
+#[test]
+fn batch_normalization() {
+    let onnx = Builder::default()
+        .input("x", &[1, 3, 2, 2])
+        .init("scale", &[3], vec![1.5, -0.5, 0.8])
+        .init("bias", &[3], vec![0.1, 0.2, -0.3])
+        .init("mean", &[3], vec![0.05, -0.1, 0.2])
+        .init("var", &[3], vec![0.9, 1.2, 0.5])
+        .node("BatchNormalization", "bn", &["x", "scale", "bias", "mean", "var"], "y", &[("epsilon", Attr::Float(1e-5))])
+        .output("y", &[1, 3, 2, 2])
+        .build();
+    check(&onnx, 12, 80);
+}
+
+#[test]
+fn transpose_squeeze_unsqueeze() {
+    let onnx = Builder::default()
+        .input("x", &[1, 3, 4])
+        .init_i64("ax0", vec![0])
+        .init_i64("ax_last", vec![-1])
+        .node("Transpose", "t", &["x"], "t_out", &[("perm", Attr::Ints(vec![0, 2, 1]))])
+        .node("Squeeze", "sq", &["t_out", "ax0"], "s_out", &[])
+        .node("Transpose", "t2", &["s_out"], "t2_out", &[])
+        .node("Unsqueeze", "unsq", &["t2_out", "ax_last"], "y", &[])
+        .output("y", &[3, 4, 1])
+        .build();
+    check(&onnx, 12, 90);
+}
+
+#[test]
+fn exporter_shape_noise_is_folded() {
+    // What torch.onnx emits for `x.view(x.size(0), -1)`: Shape → Gather → Unsqueeze → Concat → Reshape.
+    let onnx = Builder::default()
+        .input("x", &[1, 2, 3])
+        .init_i64_dims("zero", &[], vec![0])
+        .init_i64("axes", vec![0])
+        .init_i64("minus_one", vec![-1])
+        .init("w", &[6, 2], weights(91, 12))
+        .node("Shape", "shape", &["x"], "shp", &[])
+        .node("Gather", "batch", &["shp", "zero"], "n", &[("axis", Attr::Int(0))])
+        .node("Unsqueeze", "n1", &["n", "axes"], "n_1d", &[])
+        .node("Concat", "target", &["n_1d", "minus_one"], "tgt", &[("axis", Attr::Int(0))])
+        .node("Reshape", "flatten", &["x", "tgt"], "flat", &[])
+        .node("MatMul", "fc", &["flat", "w"], "y", &[])
+        .output("y", &[1, 2])
+        .build();
+    let c = zkinfer_circuits::compile::compile(&onnx, None, &Default::default()).unwrap();
+    // Only the reshape (a re-indexing) and the matmul remain.
+    assert_eq!(c.graph.nodes.len(), 2, "{:?}", c.graph.nodes.iter().map(|n| &n.name).collect::<Vec<_>>());
+    check(&onnx, 6, 92);
+}
+
+#[test]
+fn gather_rows_of_an_activation() {
+    let onnx = Builder::default()
+        .input("x", &[4, 3])
+        .init_i64("rows", vec![2, 0, -1])
+        .node("Gather", "pick", &["x", "rows"], "y", &[("axis", Attr::Int(0))])
+        .output("y", &[3, 3])
+        .build();
+    check(&onnx, 12, 93);
+}
