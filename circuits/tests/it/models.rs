@@ -105,3 +105,25 @@ fn keygen_circuit_has_the_same_shape() {
     let inst = zero.instances().unwrap();
     MockProver::run(model.settings.k, &zero, vec![inst]).unwrap().assert_satisfied();
 }
+
+/// Argmax agreement of the quantized CNN with candle's float inference on 200 random images
+/// (fixed seed). The figure is recorded in papers/benchmarks.md.
+#[test]
+fn cnn_argmax_agrees_with_float_on_200_random_inputs() {
+    use rand::{Rng, SeedableRng};
+    let (onnx, c) = compile_example("cnn");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(200);
+    let argmax = |v: &[f64]| v.iter().enumerate().fold((0, f64::MIN), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0;
+    let (mut agree, mut worst) = (0, 0.0f64);
+    for _ in 0..200 {
+        let x: Vec<f32> = (0..144).map(|_| rng.gen_range(0.0..1.0)).collect();
+        let float: Vec<f64> = candle_outputs(&onnx, &c.graph, &[x.clone()]).unwrap()[0].iter().map(|&v| f64::from(v)).collect();
+        let q: Vec<f64> = c.model.eval(&[x]).unwrap().outputs(&c.model)[0].iter().map(|&v| c.model.dequantize(v)).collect();
+        worst = float.iter().zip(&q).map(|(a, b)| (a - b).abs()).fold(worst, f64::max);
+        agree += usize::from(argmax(&float) == argmax(&q));
+    }
+    println!("cnn: argmax agreement {agree}/200, max |quantized − float| {worst:.2e}");
+    assert!(worst <= c.model.error_bound[0]);
+    // Outputs whose top two logits are closer than the error can legitimately swap.
+    assert!(agree >= 190, "argmax agreement {agree}/200");
+}
