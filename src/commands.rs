@@ -2,10 +2,11 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use zkinfer_circuits::chips::{fr_to_hex, i64_from_fr};
 use zkinfer_circuits::compile::CompileOptions;
 use zkinfer_circuits::data::{InputData, OutputData};
+use zkinfer_circuits::quant::Visibility;
 use zkinfer_circuits::Fr;
 use zkinfer_prover::{fs::atomic_write, Loaded, ModelDir, ProofEnvelope, Srs};
 
@@ -24,7 +25,12 @@ pub(crate) fn compile(a: &CompileArgs) -> Result<Outcome> {
     if cal.is_none() {
         eprintln!("note: no --calibration given; scales are chosen from synthetic inputs in [-1, 1)");
     }
-    let opts = CompileOptions { scale_bits: a.scale_bits, max_k: Some(a.max_k) };
+    let opts = CompileOptions {
+        scale_bits: a.scale_bits,
+        max_k: Some(a.max_k),
+        input_visibility: a.input_visibility.into(),
+        output_visibility: a.output_visibility.into(),
+    };
     let compiled = zkinfer_circuits::compile::compile(&onnx, cal.as_deref(), &opts).with_context(|| a.model.display().to_string())?;
     ModelDir::new(&a.out).write_compiled(&compiled, &onnx)?;
     let s = &compiled.model.settings;
@@ -88,7 +94,9 @@ pub(crate) fn prove(a: &ProveArgs) -> Result<Outcome> {
         atomic_write(path, &serde_json::to_vec(&data)?)?;
     }
     println!("proved in {:.2}s; proof {} bytes → {}", t.as_secs_f64(), env.proof.len(), a.out.display());
-    println!("  input commitment {}", env.instances.first().map(|b| fr_hex(b)).unwrap_or_default());
+    if loaded.model.settings.input_visibility == Visibility::Hashed {
+        println!("  input commitment {}", env.instances.first().map(|b| fr_hex(b)).unwrap_or_default());
+    }
     for (i, o) in outputs.iter().enumerate() {
         println!("  output {i}: {}", fmt_values(o));
     }
@@ -129,7 +137,7 @@ pub(crate) fn verify(a: &VerifyArgs) -> Result<Outcome> {
     }
     let bytes = std::fs::read(&a.proof).with_context(|| format!("reading {}", a.proof.display()))?;
     let env = ProofEnvelope::from_bytes(&bytes).with_context(|| a.proof.display().to_string())?;
-    let n = 1 + loaded.model.output_shapes().iter().map(|s| s.iter().product::<usize>()).sum::<usize>();
+    let n = loaded.model.num_instances();
     let (result, t) = timed("verifying", || zkinfer_prover::verify(&loaded.params, &loaded.vk, &env, loaded.bindings, n));
     let instances = match result {
         Ok(i) => i,
@@ -139,15 +147,20 @@ pub(crate) fn verify(a: &VerifyArgs) -> Result<Outcome> {
         }
         Err(e) => return Err(e.into()),
     };
+    let model = &loaded.model;
+    let (input_part, output_part) = instances.split_at(model.input_instances());
+    let decode = |values: &[Fr]| -> Result<Vec<f32>> {
+        let ints: Option<Vec<i64>> = values.iter().map(i64_from_fr).collect();
+        Ok(dequantize(&loaded, &ints.context("an instance is not a small integer")?))
+    };
     let mut outputs = Vec::new();
-    let mut rest = &instances[1..];
-    for (i, shape) in loaded.model.output_shapes().iter().enumerate() {
-        let n: usize = shape.iter().product();
-        let Some(ints) = rest[..n].iter().map(i64_from_fr).collect::<Option<Vec<i64>>>() else {
-            bail!("output {i} is not a small integer")
-        };
-        outputs.push((shape.clone(), dequantize(&loaded, &ints)));
-        rest = &rest[n..];
+    if model.settings.output_visibility != Visibility::Hashed {
+        let mut rest = output_part;
+        for shape in model.output_shapes() {
+            let n: usize = shape.iter().product();
+            outputs.push((shape, decode(&rest[..n])?));
+            rest = &rest[n..];
+        }
     }
     println!("VALID ({:.0} ms)", t.as_secs_f64() * 1e3);
     println!("  model hash       {}", hex::encode(env.model_hash));
@@ -161,9 +174,22 @@ pub(crate) fn verify(a: &VerifyArgs) -> Result<Outcome> {
         hex::encode(env.srs_hash),
         if loaded.setup.insecure_dev_srs { "  [INSECURE dev SRS: proofs can be forged]" } else { "" }
     );
-    println!("  input commitment {}", fr_to_hex(&instances[0]));
-    for (i, (shape, values)) in outputs.iter().enumerate() {
-        println!("  output {i} {shape:?} (scale 2^-{}): {}", loaded.model.settings.scale_bits, fmt_values(values));
+    match model.settings.input_visibility {
+        Visibility::Hashed => println!("  input commitment {}", fr_to_hex(&input_part[0])),
+        Visibility::Public => println!("  input (public)   {}", fmt_values(&decode(input_part)?)),
+        Visibility::Private => println!("  input            private: the proof says nothing about which input was used"),
+    }
+    match model.settings.output_visibility {
+        Visibility::Hashed => println!(
+            "  output commitment {} (Poseidon chain over the quantized outputs at scale 2^-{})",
+            fr_to_hex(&output_part[0]),
+            model.settings.scale_bits
+        ),
+        _ => {
+            for (i, (shape, values)) in outputs.iter().enumerate() {
+                println!("  output {i} {shape:?} (scale 2^-{}): {}", model.settings.scale_bits, fmt_values(values));
+            }
+        }
     }
     Ok(Outcome::Ok)
 }

@@ -24,6 +24,8 @@ pub(crate) fn demo(a: &DemoArgs) -> Result<Outcome> {
         out: dir.clone(),
         calibration: Some(model.join("calibration.json")),
         scale_bits: None,
+        input_visibility: crate::VisibilityArg::Hashed,
+        output_visibility: crate::VisibilityArg::Public,
         max_k: zkinfer_circuits::compile::DEFAULT_MAX_K,
     })?;
     step(2, "circuit info");

@@ -56,7 +56,7 @@ pub(crate) fn info(a: &InfoArgs) -> Result<Outcome> {
         fixed_columns: s.num_fixed + 1,
         lookup_arguments: LOOKUP_ARGUMENTS,
         lookup_table_columns: 2,
-        public_instances: 1 + m.output_shapes().iter().map(|v| v.iter().product::<usize>()).sum::<usize>(),
+        public_instances: m.num_instances(),
         macs,
         advice_cells_per_mac: if macs == 0 { 0.0 } else { (rows * s.num_advice) as f64 / macs as f64 },
         dot_lanes: s.dot_lanes,

@@ -54,9 +54,36 @@ pub(crate) struct CompileArgs {
     /// Activation scale: values are integers at 2^-N resolution (default: chosen from the calibration data).
     #[arg(long, env = "ZKINFER_SCALE_BITS", value_parser = clap::value_parser!(u32).range(1..=24))]
     scale_bits: Option<u32>,
+    /// What the proof reveals about the input: a Poseidon commitment (hashed), the values (public), or nothing (private).
+    #[arg(long, env = "ZKINFER_INPUT_VISIBILITY", value_enum, default_value_t = VisibilityArg::Hashed)]
+    input_visibility: VisibilityArg,
+    /// What the proof reveals about the output: the values (public) or a Poseidon commitment (hashed).
+    #[arg(long, env = "ZKINFER_OUTPUT_VISIBILITY", value_enum, default_value_t = VisibilityArg::Public)]
+    output_visibility: VisibilityArg,
     /// Largest circuit size (log2 rows) to consider.
     #[arg(long, env = "ZKINFER_MAX_K", default_value_t = zkinfer_circuits::compile::DEFAULT_MAX_K, value_parser = clap::value_parser!(u32).range(6..=26))]
     max_k: u32,
+}
+
+/// Visibility of inputs or outputs in the public instances.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum VisibilityArg {
+    /// Not public at all.
+    Private,
+    /// The quantized values are public.
+    Public,
+    /// A Poseidon commitment to the quantized values is public.
+    Hashed,
+}
+
+impl From<VisibilityArg> for zkinfer_circuits::quant::Visibility {
+    fn from(v: VisibilityArg) -> Self {
+        match v {
+            VisibilityArg::Private => Self::Private,
+            VisibilityArg::Public => Self::Public,
+            VisibilityArg::Hashed => Self::Hashed,
+        }
+    }
 }
 
 /// Arguments of `zkinfer setup`.

@@ -18,7 +18,7 @@ use crate::{CalldataArgs, Outcome, SolidityArgs};
 const TX_GAS: u64 = 5_000_000;
 
 fn n_instances(loaded: &Loaded) -> usize {
-    1 + loaded.model.output_shapes().iter().map(|s| s.iter().product::<usize>()).sum::<usize>()
+    loaded.model.num_instances()
 }
 
 /// Writes Verifier.sol, Verifier.bin and Verifier.abi.json into `out`; returns the bytecode.

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use halo2_proofs::circuit::{Layouter, SimpleFloorPlanner};
+use halo2_proofs::circuit::{Cell, Layouter, SimpleFloorPlanner, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::plonk::{Circuit, Column, ConstraintSystem, Error as PlonkError, Instance};
 
@@ -18,7 +18,7 @@ use crate::chips::{
     fr_from_i128, fr_from_i64, DotInstructions, ElementwiseInstructions, PoseidonInstructions, QCell, RequantInstructions, RowCursor,
 };
 use crate::error::{Error, Result};
-use crate::quant::{requant, QModel, Settings, StepKind, Trace};
+use crate::quant::{requant, QModel, Settings, StepKind, Trace, Visibility};
 
 /// Rows kept free at the bottom for halo2's blinding factors.
 pub const RESERVED_ROWS: usize = 16;
@@ -48,7 +48,13 @@ pub fn model_rows(model: &QModel, lanes: usize) -> usize {
         })
         .sum();
     let zero = model.steps.iter().any(|s| matches!(&s.kind, StepKind::View { index, .. } if index.iter().any(Option::is_none)));
-    poseidon::commitment_rows(n_in) + n_in + steps + usize::from(zero)
+    let inputs = match model.settings.input_visibility {
+        Visibility::Hashed => poseidon::commitment_rows(n_in),
+        Visibility::Public | Visibility::Private => n_in,
+    };
+    let n_out: usize = model.output_shapes().iter().map(|s| s.iter().product::<usize>()).sum();
+    let outputs = if model.settings.output_visibility == Visibility::Hashed { poseidon::commitment_rows(n_out) } else { 0 };
+    inputs + n_in + steps + usize::from(zero) + outputs
 }
 
 /// Column configuration of the model circuit.
@@ -94,11 +100,20 @@ impl ModelCircuit {
     }
 }
 
-/// `[commitment, outputs…]` for a quantized input and its trace.
+/// The public instances for a quantized input and its trace: the input part (commitment,
+/// values or nothing), then the output part (values or commitment).
 pub fn public_instances(model: &QModel, inputs: &[Vec<i64>], trace: &Trace) -> Vec<Fr> {
     let flat: Vec<Fr> = inputs.iter().flatten().map(|&v| fr_from_i64(v)).collect();
-    let mut out = vec![poseidon::commit(&flat)];
-    out.extend(trace.outputs(model).iter().flatten().map(|&v| fr_from_i64(v)));
+    let mut out = match model.settings.input_visibility {
+        Visibility::Hashed => vec![poseidon::commit(&flat)],
+        Visibility::Public => flat,
+        Visibility::Private => Vec::new(),
+    };
+    let outputs: Vec<Fr> = trace.outputs(model).iter().flatten().map(|&v| fr_from_i64(v)).collect();
+    match model.settings.output_visibility {
+        Visibility::Hashed => out.push(poseidon::commit(&outputs)),
+        _ => out.extend(outputs),
+    }
     out
 }
 
@@ -113,6 +128,8 @@ impl Default for Settings {
             num_advice: MIN_ADVICE,
             num_fixed: poseidon::WIDTH,
             table_tags: vec![6],
+            input_visibility: Visibility::Hashed,
+            output_visibility: Visibility::Public,
         }
     }
 }
@@ -172,14 +189,9 @@ impl Circuit<Fr> for ModelCircuit {
         };
         let mut tensors: Vec<Option<Vec<QCell>>> = vec![None; model.tensors.len()];
 
-        // Commitment to all inputs, then a range check of each input value.
+        // The inputs (committed, public or private), then a range check of each input value.
         let flat: Vec<i64> = self.inputs.iter().flatten().copied().collect();
-        let cw = CommitmentWitness::compute(&flat.iter().map(|&v| fr_from_i64(v)).collect::<Vec<_>>());
-        let off = ly.cursor.alloc(poseidon::commitment_rows(flat.len()))?;
-        let chip = PoseidonChip::construct(config.poseidon.clone());
-        let (input_cells, digest) =
-            layouter.assign_region(|| "input commitment", |mut region| chip.assign_commitment(&mut region, off, &cw))?;
-        layouter.constrain_instance(digest, config.instance, 0);
+        let input_cells = self.assign_inputs(&config, &mut ly, &mut layouter, &flat)?;
         let mut next = 0;
         for (&id, values) in model.inputs.iter().zip(&self.inputs) {
             let cells = &input_cells[next..next + values.len()];
@@ -219,12 +231,81 @@ impl Circuit<Fr> for ModelCircuit {
             tensors[step.output] = Some(out);
         }
 
-        let mut row = 1;
+        let mut outputs = Vec::new();
         for &o in &model.outputs {
-            for c in tensors[o].as_ref().ok_or(PlonkError::Synthesis)? {
-                layouter.constrain_instance(c.cell, config.instance, row);
-                row += 1;
+            outputs.extend(tensors[o].as_ref().ok_or(PlonkError::Synthesis)?.iter().copied());
+        }
+        self.expose_outputs(&config, &mut ly, &mut layouter, &outputs)
+    }
+}
+
+impl ModelCircuit {
+    /// Assigns the input values and exposes them as the settings say; returns their cells.
+    fn assign_inputs(
+        &self,
+        config: &ModelConfig,
+        ly: &mut Layout,
+        layouter: &mut impl Layouter<Fr>,
+        flat: &[i64],
+    ) -> SynthResult<Vec<Cell>> {
+        let visibility = self.model.settings.input_visibility;
+        if visibility == Visibility::Hashed {
+            let cw = CommitmentWitness::compute(&flat.iter().map(|&v| fr_from_i64(v)).collect::<Vec<_>>());
+            let off = ly.cursor.alloc(poseidon::commitment_rows(flat.len()))?;
+            let chip = PoseidonChip::construct(config.poseidon.clone());
+            let (cells, digest) =
+                layouter.assign_region(|| "input commitment", |mut region| chip.assign_commitment(&mut region, off, &cw))?;
+            layouter.constrain_instance(digest, config.instance, 0);
+            return Ok(cells);
+        }
+        let off = ly.cursor.alloc(flat.len())?;
+        let col = config.zero_column;
+        let cells: Vec<Cell> = layouter.assign_region(
+            || "inputs",
+            |mut region| {
+                Ok(flat.iter().enumerate().map(|(i, &v)| region.assign_advice(col, off + i, Value::known(fr_from_i64(v))).cell()).collect())
+            },
+        )?;
+        if visibility == Visibility::Public {
+            for (i, c) in cells.iter().enumerate() {
+                layouter.constrain_instance(*c, config.instance, i);
             }
+        }
+        Ok(cells)
+    }
+
+    /// Copies the outputs to the instances, or commits to them and exposes the commitment.
+    fn expose_outputs(
+        &self,
+        config: &ModelConfig,
+        ly: &mut Layout,
+        layouter: &mut impl Layouter<Fr>,
+        outputs: &[QCell],
+    ) -> SynthResult<()> {
+        let first = self.model.input_instances();
+        match self.model.settings.output_visibility {
+            Visibility::Public => {
+                for (i, c) in outputs.iter().enumerate() {
+                    layouter.constrain_instance(c.cell, config.instance, first + i);
+                }
+            }
+            Visibility::Hashed => {
+                let cw = CommitmentWitness::compute(&outputs.iter().map(|c| fr_from_i64(c.value)).collect::<Vec<_>>());
+                let off = ly.cursor.alloc(poseidon::commitment_rows(outputs.len()))?;
+                let chip = PoseidonChip::construct(config.poseidon.clone());
+                let digest = layouter.assign_region(
+                    || "output commitment",
+                    |mut region| {
+                        let (cells, digest) = chip.assign_commitment(&mut region, off, &cw)?;
+                        for (committed, out) in cells.iter().zip(outputs) {
+                            region.constrain_equal(*committed, out.cell);
+                        }
+                        Ok(digest)
+                    },
+                )?;
+                layouter.constrain_instance(digest, config.instance, first);
+            }
+            Visibility::Private => return Err(PlonkError::Synthesis),
         }
         Ok(())
     }

@@ -9,15 +9,25 @@ use crate::chips::range_table::table_rows;
 use crate::circuit::{check_fits, model_rows, MIN_ADVICE, RESERVED_ROWS};
 use crate::error::{Error, Result};
 use crate::ir::Graph;
-use crate::quant::{lower, ErrorBound, QModel, Settings, SETTINGS_VERSION};
+use crate::quant::{lower, ErrorBound, QModel, Settings, Visibility, SETTINGS_VERSION};
 
 /// Knobs of `zkinfer compile`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct CompileOptions {
     /// Force the activation scale (bits after the binary point).
     pub scale_bits: Option<u32>,
     /// Largest k to consider.
     pub max_k: Option<u32>,
+    /// How inputs appear in the public instances (default: a Poseidon commitment).
+    pub input_visibility: Visibility,
+    /// How outputs appear in the public instances (default: the values).
+    pub output_visibility: Visibility,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions { scale_bits: None, max_k: None, input_visibility: Visibility::Hashed, output_visibility: Visibility::Public }
+    }
 }
 
 /// Lowest activation scale chosen automatically (2^-8 resolution).
@@ -93,13 +103,16 @@ pub fn predicted_prove_us(k: u32, advice: usize, lookups: usize) -> f64 {
 
 /// Compiles ONNX bytes with optional calibration data (EZKL format: one list per input).
 pub fn compile(onnx: &[u8], calibration: Option<&[Vec<f32>]>, opts: &CompileOptions) -> Result<Compiled> {
+    if opts.output_visibility == Visibility::Private {
+        return Err(Error::Settings("outputs must be public or hashed: a proof with no output binds nothing".into()));
+    }
     let graph = crate::onnx::import_bytes(onnx)?;
     let samples = calibration_samples(&graph, calibration)?;
     let cal = calibrate(&graph, &samples)?;
     let max_k = opts.max_k.unwrap_or(DEFAULT_MAX_K);
     let mut best: Option<(f64, QModel)> = None;
     for lanes in LANE_CHOICES {
-        if let Some(model) = shape_for_lanes(&graph, &cal, lanes, opts.scale_bits, max_k)? {
+        if let Some(model) = shape_for_lanes(&graph, &cal, lanes, opts, max_k)? {
             let cost = predicted_prove_us(model.settings.k, model.settings.num_advice, 3);
             if best.as_ref().is_none_or(|(c, _)| cost < *c) {
                 best = Some((cost, model));
@@ -107,7 +120,7 @@ pub fn compile(onnx: &[u8], calibration: Option<&[Vec<f32>]>, opts: &CompileOpti
         }
     }
     let (_, model) = best.ok_or_else(|| {
-        let rows = lower(&graph, 8, 10).map(|steps| quick_rows(&graph, steps, LANE_CHOICES[LANE_CHOICES.len() - 1])).unwrap_or(0);
+        let rows = lower(&graph, 8, 10).map(|steps| quick_rows(&graph, steps, LANE_CHOICES[LANE_CHOICES.len() - 1], opts)).unwrap_or(0);
         match opts.scale_bits {
             Some(s) if rows + RESERVED_ROWS <= 1usize << max_k => {
                 Error::Settings(format!("--scale-bits {s} needs a range table larger than 2^{max_k} rows"))
@@ -118,9 +131,11 @@ pub fn compile(onnx: &[u8], calibration: Option<&[Vec<f32>]>, opts: &CompileOpti
     Ok(Compiled { graph, model, onnx_sha256: hex::encode(Sha256::digest(onnx)) })
 }
 
-fn quick_rows(graph: &Graph, steps: Vec<crate::quant::Step>, lanes: usize) -> usize {
+fn quick_rows(graph: &Graph, steps: Vec<crate::quant::Step>, lanes: usize, opts: &CompileOptions) -> usize {
     let mut m = skeleton(graph, steps);
     m.settings.dot_lanes = lanes;
+    m.settings.input_visibility = opts.input_visibility;
+    m.settings.output_visibility = opts.output_visibility;
     model_rows(&m, lanes)
 }
 
@@ -137,9 +152,10 @@ fn skeleton(graph: &Graph, steps: Vec<crate::quant::Step>) -> QModel {
 }
 
 /// The cheapest k for `lanes`, with its quantized model, or `None` when nothing fits.
-fn shape_for_lanes(graph: &Graph, cal: &Calibration, lanes: usize, scale_override: Option<u32>, max_k: u32) -> Result<Option<QModel>> {
+fn shape_for_lanes(graph: &Graph, cal: &Calibration, lanes: usize, opts: &CompileOptions, max_k: u32) -> Result<Option<QModel>> {
+    let scale_override = opts.scale_bits;
     // Row counts do not depend on scales: measure them once.
-    let rows = quick_rows(graph, lower(graph, MIN_AUTO_SCALE_BITS, MIN_AUTO_SCALE_BITS + cal.int_bits)?, lanes);
+    let rows = quick_rows(graph, lower(graph, MIN_AUTO_SCALE_BITS, MIN_AUTO_SCALE_BITS + cal.int_bits)?, lanes, opts);
     for k in 6..=max_k {
         let usable = (1usize << k).saturating_sub(RESERVED_ROWS);
         if rows > usable {
@@ -166,6 +182,8 @@ fn shape_for_lanes(graph: &Graph, cal: &Calibration, lanes: usize, scale_overrid
             num_advice: MIN_ADVICE.max(lanes + 1),
             num_fixed: crate::chips::poseidon::WIDTH.max(lanes),
             table_tags: tags,
+            input_visibility: opts.input_visibility,
+            output_visibility: opts.output_visibility,
         };
         model.error_bound = ErrorBound::compute(graph, &model.steps, scale_bits, &cal.mag).per_output;
         model.calibrated_max_abs = cal.mag.iter().copied().fold(0.0, f64::max);

@@ -48,7 +48,7 @@ fn check(dir: &ModelDir, bytes: &[u8]) -> Result<(), Error> {
 
 fn check_loaded(loaded: &zkinfer_prover::Loaded, bytes: &[u8]) -> Result<(), Error> {
     let env = ProofEnvelope::from_bytes(bytes)?;
-    let n = 1 + loaded.model.outputs.iter().map(|&o| loaded.model.tensors[o].numel()).sum::<usize>();
+    let n = loaded.model.num_instances();
     verify(&loaded.params, &loaded.vk, &env, loaded.bindings, n).map(|_| ())
 }
 

@@ -18,6 +18,18 @@ use crate::ir::{BinaryKind, ConstTensor, Graph, Op, Operand, TensorId, TensorInf
 /// Version of [`Settings`] and [`QModel`]; bump on any change that alters the circuit.
 pub const SETTINGS_VERSION: u32 = 1;
 
+/// What the public instances reveal about the inputs or the outputs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Visibility {
+    /// Nothing: the values are witnesses only (inputs only).
+    Private,
+    /// The quantized values themselves are public instances.
+    Public,
+    /// A Poseidon commitment to the quantized values is the public instance.
+    #[default]
+    Hashed,
+}
+
 /// Circuit parameters: stored next to the keys and bound into the cache key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
@@ -37,6 +49,10 @@ pub struct Settings {
     pub num_fixed: usize,
     /// Bit-widths present in the tagged range table.
     pub table_tags: Vec<u32>,
+    /// How the inputs appear in the public instances.
+    pub input_visibility: Visibility,
+    /// How the outputs appear in the public instances (`Public` or `Hashed`).
+    pub output_visibility: Visibility,
 }
 
 /// An elementwise row: `z = cx·x + cy·y + cxy·x·y + c0`, all integers.
@@ -124,6 +140,24 @@ impl QModel {
     /// Flattened size of every input.
     pub fn input_sizes(&self) -> Vec<usize> {
         self.inputs.iter().map(|&i| self.tensors[i].numel()).collect()
+    }
+
+    /// Public instances that describe the inputs (they come first).
+    pub fn input_instances(&self) -> usize {
+        match self.settings.input_visibility {
+            Visibility::Private => 0,
+            Visibility::Public => self.input_sizes().iter().sum(),
+            Visibility::Hashed => 1,
+        }
+    }
+
+    /// Total number of public instances: the input part, then the output part.
+    pub fn num_instances(&self) -> usize {
+        let outputs = match self.settings.output_visibility {
+            Visibility::Hashed => 1,
+            _ => self.output_shapes().iter().map(|s| s.iter().product::<usize>()).sum(),
+        };
+        self.input_instances() + outputs
     }
 
     /// Shapes of the outputs.

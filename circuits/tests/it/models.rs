@@ -127,3 +127,40 @@ fn cnn_argmax_agrees_with_float_on_200_random_inputs() {
     // Outputs whose top two logits are closer than the error can legitimately swap.
     assert!(agree >= 190, "argmax agreement {agree}/200");
 }
+
+#[test]
+fn every_visibility_binds_what_it_exposes() {
+    use zkinfer_circuits::chips::{fr_from_i64, poseidon};
+    use zkinfer_circuits::quant::Visibility::{Hashed, Private, Public};
+    let onnx = std::fs::read(example("tiny", "model.onnx")).unwrap();
+    let cal = read_input("tiny", "calibration.json");
+    let input = read_input("tiny", "input.json");
+    for (vin, vout) in [(Public, Public), (Private, Public), (Hashed, Hashed), (Public, Hashed), (Private, Hashed)] {
+        let opts = CompileOptions { input_visibility: vin, output_visibility: vout, ..Default::default() };
+        let c = compile(&onnx, Some(&cal), &opts).unwrap();
+        let model = Arc::new(c.model.clone());
+        let q = model.quantize_inputs(&input).unwrap();
+        let circuit = ModelCircuit::new(model.clone(), q.clone());
+        let inst = circuit.instances().unwrap();
+        assert_eq!(inst.len(), model.num_instances(), "{vin:?}/{vout:?}");
+        let n_in = model.input_instances();
+        if vin == Public {
+            assert_eq!(&inst[..n_in], q[0].iter().map(|&v| fr_from_i64(v)).collect::<Vec<_>>().as_slice());
+        }
+        if vout == Hashed {
+            let outs: Vec<Fr> = model.eval_quantized(&q).unwrap().outputs(&model).concat().into_iter().map(fr_from_i64).collect();
+            assert_eq!(inst[n_in], poseidon::commit(&outs));
+        }
+        assert_eq!(MockProver::run(model.settings.k, &circuit, vec![inst.clone()]).unwrap().verify(), Ok(()), "{vin:?}/{vout:?}");
+        for i in 0..inst.len() {
+            let mut bad = inst.clone();
+            bad[i] += Fr::one();
+            assert!(
+                MockProver::run(model.settings.k, &circuit, vec![bad]).unwrap().verify().is_err(),
+                "{vin:?}/{vout:?}: instance {i} changed"
+            );
+        }
+    }
+    let private_out = CompileOptions { output_visibility: Private, ..Default::default() };
+    assert!(compile(&onnx, None, &private_out).is_err(), "private outputs would bind nothing");
+}
