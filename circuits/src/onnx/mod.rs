@@ -4,6 +4,7 @@
 //! [`registry`]; there is no match on op-name strings.
 
 mod ops;
+mod reduce;
 mod shape_ops;
 mod vision;
 

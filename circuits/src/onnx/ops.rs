@@ -3,7 +3,7 @@
 use candle_core::DType;
 use candle_onnx::onnx::{attribute_proto::AttributeType, NodeProto, TensorProto};
 
-use super::{shape_ops, vision, ImportCtx, ImportFn, Value};
+use super::{reduce, shape_ops, vision, ImportCtx, ImportFn, Value};
 use crate::error::{Error, Result};
 use crate::ir::{broadcast_const, broadcast_index, broadcast_shape, transpose2, BinaryKind, ConstTensor, Op, Operand};
 
@@ -16,6 +16,7 @@ pub(super) static REGISTRY: &[(&str, ImportFn)] = &[
     ("Concat", shape_ops::import_concat),
     ("Constant", import_constant),
     ("Conv", vision::import_conv),
+    ("Div", reduce::import_div),
     ("Flatten", import_flatten),
     ("Gather", shape_ops::import_gather),
     ("Gemm", import_gemm),
@@ -24,6 +25,9 @@ pub(super) static REGISTRY: &[(&str, ImportFn)] = &[
     ("MatMul", import_matmul),
     ("MaxPool", vision::import_max_pool),
     ("Mul", import_mul),
+    ("Pow", reduce::import_pow),
+    ("ReduceMean", reduce::import_reduce_mean),
+    ("ReduceSum", reduce::import_reduce_sum),
     ("Relu", import_relu),
     ("Reshape", import_reshape),
     ("Shape", shape_ops::import_shape),
@@ -300,8 +304,10 @@ fn import_gemm(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
 
 fn import_matmul(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
     let (a, b) = (ctx.input(node, 0)?, ctx.input(node, 1)?);
-    let Value::Const(b) = b else {
-        return Err(unsupported(node, "the second operand must be a constant (activation × activation MatMul is not supported yet)"));
+    let b = match (&a, b) {
+        (Value::Act(x), Value::Act(y)) => return reduce::matmul_activations(node, ctx, *x, y),
+        (_, Value::Act(_)) => return Err(unsupported(node, "constant × activation MatMul is not supported")),
+        (_, Value::Const(b)) => b,
     };
     let Value::Act(id) = a else {
         if let Value::Const(a) = a {

@@ -143,3 +143,47 @@ fn gather_rows_of_an_activation() {
         .build();
     check(&onnx, 12, 93);
 }
+
+#[test]
+fn reduce_sum_and_mean() {
+    let onnx = Builder::default()
+        .input("x", &[1, 3, 4])
+        .init_i64("axes", vec![2])
+        .node("ReduceSum", "sum", &["x", "axes"], "s", &[("keepdims", Attr::Int(1))])
+        .node("ReduceMean", "mean", &["s"], "y", &[("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(0))])
+        .output("y", &[1, 1])
+        .build();
+    check(&onnx, 12, 100);
+}
+
+#[test]
+fn div_and_pow_by_constants() {
+    let onnx = Builder::default()
+        .input("x", &[1, 6])
+        .init("d", &[6], vec![2.0, -4.0, 0.5, 3.0, 8.0, -1.5])
+        .init("two", &[], vec![2.0])
+        .init("three", &[], vec![3.0])
+        .node("Div", "div", &["x", "d"], "q", &[])
+        .node("Pow", "square", &["q", "two"], "sq", &[])
+        .node("Pow", "cube", &["x", "three"], "cu", &[])
+        .node("Add", "sum", &["sq", "cu"], "y", &[])
+        .output("y", &[1, 6])
+        .build();
+    check(&onnx, 6, 101);
+}
+
+#[test]
+fn matmul_of_two_activations_as_in_attention() {
+    // scores = (x·Wq)·(x·Wk)ᵀ on a sequence of 4 tokens of width 3.
+    let onnx = Builder::default()
+        .input("x", &[1, 4, 3])
+        .init("wq", &[3, 3], weights(102, 9))
+        .init("wk", &[3, 3], weights(103, 9))
+        .node("MatMul", "q", &["x", "wq"], "q_out", &[])
+        .node("MatMul", "k", &["x", "wk"], "k_out", &[])
+        .node("Transpose", "kt", &["k_out"], "kt_out", &[("perm", Attr::Ints(vec![0, 2, 1]))])
+        .node("MatMul", "scores", &["q_out", "kt_out"], "y", &[])
+        .output("y", &[1, 4, 4])
+        .build();
+    check(&onnx, 12, 104);
+}
