@@ -14,6 +14,7 @@
 
 pub mod dot;
 pub mod elementwise;
+pub mod function;
 pub mod poseidon;
 pub mod range_table;
 pub mod requant;
