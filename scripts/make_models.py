@@ -302,9 +302,9 @@ def build_cnn(seed: int = 3, side: int = 12):
 
 
 def build_unsupported(seed: int = 2):
-    """Gemm [1,4]->[1,4] followed by a Sigmoid node named "act_sigmoid".
+    """Gemm [1,4]->[1,4] followed by a Sin node named "act_sin".
 
-    zkinfer does not support Sigmoid; the importer must reject this model and
+    zkinfer does not support Sin; the importer must reject this model and
     name both the op type and the node.
     """
     rng = np.random.default_rng(seed)
@@ -313,7 +313,7 @@ def build_unsupported(seed: int = 2):
     nodes = [
         helper.make_node("Gemm", ["input", "fc1.weight", "fc1.bias"], ["fc1_out"],
                          name="fc1", transB=1),
-        helper.make_node("Sigmoid", ["fc1_out"], ["output"], name="act_sigmoid"),
+        helper.make_node("Sin", ["fc1_out"], ["output"], name="act_sin"),
     ]
     graph = helper.make_graph(
         nodes, "unsupported_sigmoid",

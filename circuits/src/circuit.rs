@@ -11,6 +11,7 @@ use halo2_proofs::plonk::{Circuit, Column, ConstraintSystem, Error as PlonkError
 
 use crate::chips::dot::{DotChip, DotConfig, DotWitness};
 use crate::chips::elementwise::{ElementwiseChip, ElementwiseConfig};
+use crate::chips::function::{FunctionChip, FunctionConfig};
 use crate::chips::poseidon::{self, CommitmentWitness, PoseidonChip, PoseidonConfig};
 use crate::chips::range_table::RangeTableConfig;
 use crate::chips::requant::{RequantChip, RequantConfig, RequantParams, RequantWitness};
@@ -31,7 +32,7 @@ pub fn step_rows(kind: &StepKind, lanes: usize) -> usize {
     match kind {
         StepKind::Linear { rows, k, n, .. } => rows * n.div_ceil(lanes) * (k + 1) + rows * n,
         StepKind::Elementwise { coeffs, .. } => 2 * coeffs.len(),
-        StepKind::Relu { input: _ } => 0, // counted by the caller from the tensor size
+        StepKind::Relu { input: _ } | StepKind::Function { .. } => 0, // counted by the caller from the tensor size
         StepKind::View { .. } => 0,
     }
 }
@@ -43,7 +44,7 @@ pub fn model_rows(model: &QModel, lanes: usize) -> usize {
         .steps
         .iter()
         .map(|s| match &s.kind {
-            StepKind::Relu { .. } => model.tensors[s.output].numel(),
+            StepKind::Relu { .. } | StepKind::Function { .. } => model.tensors[s.output].numel(),
             other => step_rows(other, lanes),
         })
         .sum();
@@ -67,6 +68,7 @@ pub struct ModelConfig {
     table: RangeTableConfig,
     instance: Column<Instance>,
     zero_column: Column<halo2_proofs::plonk::Advice>,
+    function: Option<FunctionConfig>,
 }
 
 /// The circuit for one quantized model and one input.
@@ -128,6 +130,7 @@ impl Default for Settings {
             num_advice: MIN_ADVICE,
             num_fixed: poseidon::WIDTH,
             table_tags: vec![6],
+            function_tables: Vec::new(),
             input_visibility: Visibility::Hashed,
             output_visibility: Visibility::Public,
         }
@@ -168,7 +171,9 @@ impl Circuit<Fr> for ModelCircuit {
             s.value_bits,
         );
         let elementwise = ElementwiseChip::configure(meta, std::array::from_fn(|i| advice[i]), std::array::from_fn(|i| fixed[i]));
-        ModelConfig { dot, requant, elementwise, poseidon, table, instance, zero_column: advice[0] }
+        // The function lookup exists only in circuits that use a function table.
+        let function = (!s.function_tables.is_empty()).then(|| FunctionChip::configure(meta, advice[0], advice[1], fixed[0]));
+        ModelConfig { dot, requant, elementwise, poseidon, table, instance, zero_column: advice[0], function }
     }
 
     fn configure(meta: &mut ConstraintSystem<Fr>) -> ModelConfig {
@@ -177,6 +182,10 @@ impl Circuit<Fr> for ModelCircuit {
 
     fn synthesize(&self, config: ModelConfig, mut layouter: impl Layouter<Fr>) -> std::result::Result<(), PlonkError> {
         config.table.load(&mut layouter)?;
+        let function = config.function.clone().map(FunctionChip::construct);
+        if let Some(f) = &function {
+            f.load(&mut layouter, &self.model.settings.function_tables)?;
+        }
         let model = &*self.model;
         let mut ly = Layout {
             cursor: RowCursor::new((1usize << model.settings.k).saturating_sub(RESERVED_ROWS)),
@@ -215,6 +224,15 @@ impl Circuit<Fr> for ModelCircuit {
                     let cells: Vec<_> = x.iter().map(|c| c.cell).collect();
                     let acc: Vec<i128> = x.iter().map(|c| i128::from(c.value)).collect();
                     ly.requant(&mut layouter, &cells, &acc, RequantParams { shift: 0, relu: true })?
+                }
+                StepKind::Function { input, spec } => {
+                    let x = get(*input)?;
+                    let chip = function.as_ref().ok_or(PlonkError::Synthesis)?;
+                    let cells: Vec<_> = x.iter().map(|c| c.cell).collect();
+                    let xs: Vec<i64> = x.iter().map(|c| c.value).collect();
+                    let ys: Vec<i64> = xs.iter().map(|&v| spec.apply(v).ok_or(PlonkError::Synthesis)).collect::<SynthResult<_>>()?;
+                    let off = ly.cursor.alloc(xs.len())?;
+                    layouter.assign_region(|| "function", |mut region| chip.assign_rows(&mut region, off, &cells, spec.id, &xs, &ys))?
                 }
                 StepKind::View { input, index } => {
                     let x = get(*input)?;
@@ -428,6 +446,10 @@ pub fn check_fits(model: &QModel) -> Result<()> {
     let table = crate::chips::range_table::table_rows(&s.table_tags);
     if rows > usable || table > usable {
         return Err(Error::Settings(format!("k = {} gives {usable} usable rows; the model needs {rows} and the table {table}", s.k)));
+    }
+    let function_rows = 1 + s.function_tables.iter().map(|f| f.rows()).sum::<usize>();
+    if function_rows > usable {
+        return Err(Error::Settings(format!("the function tables need {function_rows} rows, k = {} gives {usable}", s.k)));
     }
     if model.required_table_tags().iter().any(|t| !s.table_tags.contains(t)) {
         return Err(Error::Settings("range table lacks a needed width".into()));

@@ -120,7 +120,8 @@ pub fn compile(onnx: &[u8], calibration: Option<&[Vec<f32>]>, opts: &CompileOpti
         }
     }
     let (_, model) = best.ok_or_else(|| {
-        let rows = lower(&graph, 8, 10).map(|steps| quick_rows(&graph, steps, LANE_CHOICES[LANE_CHOICES.len() - 1], opts)).unwrap_or(0);
+        let rows =
+            lower(&graph, 8, 10, &cal.mag).map(|steps| quick_rows(&graph, steps, LANE_CHOICES[LANE_CHOICES.len() - 1], opts)).unwrap_or(0);
         match opts.scale_bits {
             Some(s) if rows + RESERVED_ROWS <= 1usize << max_k => {
                 Error::Settings(format!("--scale-bits {s} needs a range table larger than 2^{max_k} rows"))
@@ -155,7 +156,7 @@ fn skeleton(graph: &Graph, steps: Vec<crate::quant::Step>) -> QModel {
 fn shape_for_lanes(graph: &Graph, cal: &Calibration, lanes: usize, opts: &CompileOptions, max_k: u32) -> Result<Option<QModel>> {
     let scale_override = opts.scale_bits;
     // Row counts do not depend on scales: measure them once.
-    let rows = quick_rows(graph, lower(graph, MIN_AUTO_SCALE_BITS, MIN_AUTO_SCALE_BITS + cal.int_bits)?, lanes, opts);
+    let rows = quick_rows(graph, lower(graph, MIN_AUTO_SCALE_BITS, MIN_AUTO_SCALE_BITS + cal.int_bits, &cal.mag)?, lanes, opts);
     for k in 6..=max_k {
         let usable = (1usize << k).saturating_sub(RESERVED_ROWS);
         if rows > usable {
@@ -166,11 +167,16 @@ fn shape_for_lanes(graph: &Graph, cal: &Calibration, lanes: usize, opts: &Compil
             None => (k - 2).max(MIN_AUTO_SCALE_BITS + cal.int_bits),
         };
         let scale_bits = value_bits - cal.int_bits;
-        let steps = lower(graph, scale_bits, value_bits)?;
+        let steps = lower(graph, scale_bits, value_bits, &cal.mag)?;
         let mut model = skeleton(graph, steps);
         model.settings.value_bits = value_bits;
         let tags = model.required_table_tags();
-        if table_rows(&tags) > usable {
+        let function_rows: usize = 1 + model
+            .steps
+            .iter()
+            .map(|s| if let crate::quant::StepKind::Function { spec, .. } = &s.kind { spec.rows() } else { 0 })
+            .sum::<usize>();
+        if table_rows(&tags) > usable || function_rows > usable {
             continue;
         }
         model.settings = Settings {
@@ -182,6 +188,11 @@ fn shape_for_lanes(graph: &Graph, cal: &Calibration, lanes: usize, opts: &Compil
             num_advice: MIN_ADVICE.max(lanes + 1),
             num_fixed: crate::chips::poseidon::WIDTH.max(lanes),
             table_tags: tags,
+            function_tables: model
+                .steps
+                .iter()
+                .filter_map(|s| if let crate::quant::StepKind::Function { spec, .. } = &s.kind { Some(spec.clone()) } else { None })
+                .collect(),
             input_visibility: opts.input_visibility,
             output_visibility: opts.output_visibility,
         };

@@ -91,6 +91,18 @@ pub enum Error {
         /// The scale of the tensor.
         scale_bits: u32,
     },
+    /// A function node's input left the range its lookup table covers.
+    #[error("node `{node}`: input {value:.4} is outside the calibrated table range [{lo:.4}, {hi:.4}]; recompile with calibration data that covers this input")]
+    OutsideTable {
+        /// The function node.
+        node: String,
+        /// The input (real units).
+        value: f64,
+        /// Table start (real units).
+        lo: f64,
+        /// Table end (real units).
+        hi: f64,
+    },
     /// A non-finite input value.
     #[error("input {index} value {position} is not finite ({value})")]
     NonFinite {

@@ -93,6 +93,13 @@ pub enum Op {
         /// The activation.
         input: TensorId,
     },
+    /// A nonlinear function through a lookup table.
+    Function {
+        /// Which function.
+        kind: crate::chips::function::FunctionKind,
+        /// The activation.
+        input: TensorId,
+    },
     /// A pure re-indexing (Reshape, Flatten, Identity, Transpose, im2col, ...):
     /// `out[i] = input[index[i]]`, or 0 where the index is `None` (zero padding).
     View {
@@ -210,6 +217,7 @@ fn eval_node_f64(op: &Op, out_shape: &[usize], tensors: &[TensorInfo], values: &
         }
         Op::Binary { kind, a, b } => (0..numel).map(|i| kind.apply(operand_at(a, values, i), operand_at(b, values, i))).collect(),
         Op::Relu { input } => values[*input].iter().map(|v| v.max(0.0)).collect(),
+        Op::Function { kind, input } => values[*input].iter().map(|&v| kind.eval(v)).collect(),
         Op::View { input, index } => index.iter().map(|i| i.map_or(0.0, |i| values[*input][i])).collect(),
     }
 }

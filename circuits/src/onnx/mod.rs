@@ -3,6 +3,7 @@
 //! Each supported op type has one import function in [`ops`], found through
 //! [`registry`]; there is no match on op-name strings.
 
+mod nonlinear;
 mod ops;
 mod reduce;
 mod shape_ops;

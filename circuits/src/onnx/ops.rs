@@ -3,7 +3,7 @@
 use candle_core::DType;
 use candle_onnx::onnx::{attribute_proto::AttributeType, NodeProto, TensorProto};
 
-use super::{reduce, shape_ops, vision, ImportCtx, ImportFn, Value};
+use super::{nonlinear, reduce, shape_ops, vision, ImportCtx, ImportFn, Value};
 use crate::error::{Error, Result};
 use crate::ir::{broadcast_const, broadcast_index, broadcast_shape, transpose2, BinaryKind, ConstTensor, Op, Operand};
 
@@ -17,8 +17,11 @@ pub(super) static REGISTRY: &[(&str, ImportFn)] = &[
     ("Constant", import_constant),
     ("Conv", vision::import_conv),
     ("Div", reduce::import_div),
+    ("Erf", nonlinear::import_erf),
+    ("Exp", nonlinear::import_exp),
     ("Flatten", import_flatten),
     ("Gather", shape_ops::import_gather),
+    ("Gelu", nonlinear::import_gelu),
     ("Gemm", import_gemm),
     ("GlobalAveragePool", vision::import_global_average_pool),
     ("Identity", import_identity),
@@ -31,8 +34,11 @@ pub(super) static REGISTRY: &[(&str, ImportFn)] = &[
     ("Relu", import_relu),
     ("Reshape", import_reshape),
     ("Shape", shape_ops::import_shape),
+    ("Sigmoid", nonlinear::import_sigmoid),
+    ("Sqrt", nonlinear::import_sqrt),
     ("Squeeze", shape_ops::import_squeeze),
     ("Sub", import_sub),
+    ("Tanh", nonlinear::import_tanh),
     ("Transpose", shape_ops::import_transpose),
     ("Unsqueeze", shape_ops::import_unsqueeze),
 ];

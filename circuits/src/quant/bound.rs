@@ -55,12 +55,25 @@ impl ErrorBound {
                     binary_bound(*kind, a, b, coeffs, *shift, scale_bits, &err, mag)
                 }
                 (Op::Relu { input }, _) | (Op::View { input, .. }, _) => err[*input],
+                (Op::Function { input, .. }, StepKind::Function { spec, .. }) => lipschitz(spec) * err[*input] + lsb / 2.0,
                 _ => f64::INFINITY, // unreachable: steps are lowered one per node
             };
         }
         let per_output = graph.outputs.iter().map(|&o| err[o] + F32_SLACK * (1.0 + mag[o])).collect();
         ErrorBound { per_output }
     }
+}
+
+/// Largest slope of the function over its table range (finite differences on the real function).
+fn lipschitz(spec: &crate::chips::function::FunctionSpec) -> f64 {
+    let scale = (1u64 << spec.in_scale) as f64;
+    let (lo, hi) = (spec.lo as f64 / scale, spec.hi as f64 / scale);
+    let n = 4096;
+    let h = (hi - lo) / n as f64;
+    if h <= 0.0 {
+        return 0.0;
+    }
+    (0..n).map(|i| lo + i as f64 * h).map(|x| ((spec.kind.eval(x + h) - spec.kind.eval(x)) / h).abs()).fold(0.0, f64::max) * 1.01
 }
 
 #[allow(clippy::too_many_arguments)]

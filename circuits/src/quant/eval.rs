@@ -155,6 +155,17 @@ impl QModel {
                 })
                 .collect(),
             StepKind::Relu { input } => values[*input].iter().map(|&v| self.requant_checked(node, i128::from(v), 0, true)).collect(),
+            StepKind::Function { input, spec } => values[*input]
+                .iter()
+                .map(|&x| {
+                    spec.apply(x).ok_or_else(|| Error::OutsideTable {
+                        node: node.to_string(),
+                        value: x as f64 / (1u64 << spec.in_scale) as f64,
+                        lo: spec.lo as f64 / (1u64 << spec.in_scale) as f64,
+                        hi: spec.hi as f64 / (1u64 << spec.in_scale) as f64,
+                    })
+                })
+                .collect(),
             StepKind::View { input, index } => Ok(index.iter().map(|i| i.map_or(0, |i| values[*input][i])).collect()),
         }
     }

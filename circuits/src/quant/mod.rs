@@ -12,6 +12,7 @@ pub use eval::{quantize_input, requant, RequantValues, Trace};
 
 use serde::{Deserialize, Serialize};
 
+use crate::chips::function::{FunctionKind, FunctionSpec};
 use crate::error::{Error, Result};
 use crate::ir::{BinaryKind, ConstTensor, Graph, Op, Operand, TensorId, TensorInfo};
 
@@ -49,6 +50,8 @@ pub struct Settings {
     pub num_fixed: usize,
     /// Bit-widths present in the tagged range table.
     pub table_tags: Vec<u32>,
+    /// Function lookup tables (empty: the circuit has no function lookup).
+    pub function_tables: Vec<FunctionSpec>,
     /// How the inputs appear in the public instances.
     pub input_visibility: Visibility,
     /// How the outputs appear in the public instances (`Public` or `Hashed`).
@@ -93,6 +96,13 @@ pub enum StepKind {
     Relu {
         /// The activation.
         input: TensorId,
+    },
+    /// `f(x)` through the function table with this spec.
+    Function {
+        /// The activation.
+        input: TensorId,
+        /// The table.
+        spec: FunctionSpec,
     },
     /// A re-indexing: `out[i] = input[index[i]]`, or the constant 0 for `None` (copy constraints only).
     View {
@@ -231,7 +241,8 @@ fn quantize_const(node: &str, v: f64, scale_bits: u32) -> Result<i64> {
 const CONST_LIMIT_BITS: u32 = 40;
 
 /// Lowers a float graph to integer steps at the given activation scale and value range.
-pub fn lower(graph: &Graph, scale_bits: u32, value_bits: u32) -> Result<Vec<Step>> {
+pub fn lower(graph: &Graph, scale_bits: u32, value_bits: u32, mag: &[f64]) -> Result<Vec<Step>> {
+    let mut next_table = 0u32;
     // The rescale range-checks remainders of up to 2·value_bits bits (two table lookups).
     let weight_max_bits = (2 * value_bits).saturating_sub(1);
     graph
@@ -246,11 +257,48 @@ pub fn lower(graph: &Graph, scale_bits: u32, value_bits: u32) -> Result<Vec<Step
                     lower_binary(&node.name, graph.tensors[node.output].numel(), *kind, a, b, scale_bits, weight_max_bits)?
                 }
                 Op::Relu { input } => StepKind::Relu { input: *input },
+                Op::Function { kind, input } => {
+                    next_table += 1;
+                    let spec = function_spec(&node.name, *kind, next_table, mag[*input], scale_bits, value_bits)?;
+                    StepKind::Function { input: *input, spec }
+                }
                 Op::View { input, index } => StepKind::View { input: *input, index: index.clone() },
             };
             Ok(Step { node: node.name.clone(), op_type: node.op_type.clone(), kind, output: node.output })
         })
         .collect()
+}
+
+/// Input headroom over the calibrated magnitude for function tables.
+const FUNCTION_HEADROOM: f64 = 1.25;
+
+/// The table of a function node: inputs in ±1.25·(calibrated magnitude) at the activation
+/// scale (clipped to the value range and to the function's domain), outputs at the activation scale.
+fn function_spec(node: &str, kind: FunctionKind, id: u32, mag: f64, s: u32, v: u32) -> Result<FunctionSpec> {
+    let limit = (1i64 << v) - 1;
+    let reach = ((mag * FUNCTION_HEADROOM).max(1.0) * (1u64 << s) as f64).ceil() as i64;
+    let hi = reach.min(limit);
+    let lo = match kind {
+        FunctionKind::Sqrt => 0,
+        FunctionKind::Reciprocal => 1,
+        _ => -hi,
+    };
+    let spec = FunctionSpec { id, kind, in_scale: s, out_scale: s, lo, hi };
+    let worst = (lo..=hi)
+        .step_by(((hi - lo) as usize / 4096).max(1))
+        .chain([lo, hi])
+        .filter_map(|x| spec.apply(x))
+        .map(i64::abs)
+        .max()
+        .unwrap_or(0);
+    if worst > limit {
+        return Err(Error::Settings(format!(
+            "node `{node}`: {kind:?} reaches {:.3} on its calibrated input range, beyond the value range ±{:.3}",
+            worst as f64 / (1u64 << s) as f64,
+            limit as f64 / (1u64 << s) as f64
+        )));
+    }
+    Ok(spec)
 }
 
 fn lower_linear(

@@ -187,3 +187,39 @@ fn matmul_of_two_activations_as_in_attention() {
         .build();
     check(&onnx, 12, 104);
 }
+
+fn unary(op: &str) -> Vec<u8> {
+    Builder::default()
+        .input("x", &[1, 6])
+        .init("w", &[6, 6], weights(110, 36))
+        .node("MatMul", "mix", &["x", "w"], "h", &[])
+        .node(op, "f", &["h"], "y", &[])
+        .output("y", &[1, 6])
+        .build()
+}
+
+#[test]
+fn exp_sigmoid_tanh_erf_gelu_through_tables() {
+    for (i, op) in ["Exp", "Sigmoid", "Tanh", "Erf", "Gelu"].iter().enumerate() {
+        check(&unary(op), 6, 111 + i as u64);
+    }
+}
+
+#[test]
+fn sqrt_of_a_nonnegative_activation() {
+    let onnx = Builder::default()
+        .input("x", &[1, 6])
+        .node("Relu", "r", &["x"], "rx", &[])
+        .node("Sqrt", "sqrt", &["rx"], "y", &[])
+        .output("y", &[1, 6])
+        .build();
+    check(&onnx, 6, 120);
+}
+
+#[test]
+fn input_outside_a_function_table_is_an_error_naming_the_node() {
+    let onnx = unary("Tanh");
+    let c = compile(&onnx, Some(&[vec![0.01; 6]]), &Default::default()).unwrap();
+    let err = c.model.eval(&[vec![1.0; 6]]).unwrap_err();
+    assert!(matches!(&err, zkinfer_circuits::Error::OutsideTable { node, .. } if node == "f"), "{err}");
+}
