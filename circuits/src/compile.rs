@@ -53,6 +53,8 @@ pub struct Compiled {
 struct Calibration {
     /// Largest |value| per tensor over all samples.
     mag: Vec<f64>,
+    /// Smallest value per tensor over all samples.
+    min: Vec<f64>,
     /// Integer bits (with one bit of headroom) the largest activation needs.
     int_bits: u32,
 }
@@ -85,15 +87,17 @@ pub fn calibration_samples(graph: &Graph, data: Option<&[Vec<f32>]>) -> Result<V
 
 fn calibrate(graph: &Graph, samples: &[Vec<Vec<f64>>]) -> Result<Calibration> {
     let mut mag = vec![0.0f64; graph.tensors.len()];
+    let mut min = vec![f64::INFINITY; graph.tensors.len()];
     for sample in samples {
         let values = graph.eval_f64(sample)?;
-        for (m, v) in mag.iter_mut().zip(&values) {
+        for ((m, lo), v) in mag.iter_mut().zip(min.iter_mut()).zip(&values) {
             *m = v.iter().fold(*m, |a, x| a.max(x.abs()));
+            *lo = v.iter().fold(*lo, |a, &x| a.min(x));
         }
     }
     let max = mag.iter().copied().fold(0.0, f64::max);
     let int_bits = if max <= 1.0 { 1 } else { max.log2().ceil() as u32 + 1 };
-    Ok(Calibration { mag, int_bits })
+    Ok(Calibration { mag, min, int_bits })
 }
 
 /// Predicted prove time in µs, fitted on this machine class: 2^k·(4.0·advice + 16.6 + 17·lookups).
@@ -120,8 +124,9 @@ pub fn compile(onnx: &[u8], calibration: Option<&[Vec<f32>]>, opts: &CompileOpti
         }
     }
     let (_, model) = best.ok_or_else(|| {
-        let rows =
-            lower(&graph, 8, 10, &cal.mag).map(|steps| quick_rows(&graph, steps, LANE_CHOICES[LANE_CHOICES.len() - 1], opts)).unwrap_or(0);
+        let rows = lower(&graph, 8, 10, (&cal.mag, &cal.min))
+            .map(|steps| quick_rows(&graph, steps, LANE_CHOICES[LANE_CHOICES.len() - 1], opts))
+            .unwrap_or(0);
         match opts.scale_bits {
             Some(s) if rows + RESERVED_ROWS <= 1usize << max_k => {
                 Error::Settings(format!("--scale-bits {s} needs a range table larger than 2^{max_k} rows"))
@@ -156,7 +161,7 @@ fn skeleton(graph: &Graph, steps: Vec<crate::quant::Step>) -> QModel {
 fn shape_for_lanes(graph: &Graph, cal: &Calibration, lanes: usize, opts: &CompileOptions, max_k: u32) -> Result<Option<QModel>> {
     let scale_override = opts.scale_bits;
     // Row counts do not depend on scales: measure them once.
-    let rows = quick_rows(graph, lower(graph, MIN_AUTO_SCALE_BITS, MIN_AUTO_SCALE_BITS + cal.int_bits, &cal.mag)?, lanes, opts);
+    let rows = quick_rows(graph, lower(graph, MIN_AUTO_SCALE_BITS, MIN_AUTO_SCALE_BITS + cal.int_bits, (&cal.mag, &cal.min))?, lanes, opts);
     for k in 6..=max_k {
         let usable = (1usize << k).saturating_sub(RESERVED_ROWS);
         if rows > usable {
@@ -167,7 +172,7 @@ fn shape_for_lanes(graph: &Graph, cal: &Calibration, lanes: usize, opts: &Compil
             None => (k - 2).max(MIN_AUTO_SCALE_BITS + cal.int_bits),
         };
         let scale_bits = value_bits - cal.int_bits;
-        let steps = lower(graph, scale_bits, value_bits, &cal.mag)?;
+        let steps = lower(graph, scale_bits, value_bits, (&cal.mag, &cal.min))?;
         let mut model = skeleton(graph, steps);
         model.settings.value_bits = value_bits;
         let tags = model.required_table_tags();

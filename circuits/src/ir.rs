@@ -99,6 +99,9 @@ pub enum Op {
         kind: crate::chips::function::FunctionKind,
         /// The activation.
         input: TensorId,
+        /// Known bounds of the input (e.g. `x − max(x) ≤ 0` in a softmax), tightening the
+        /// calibrated table range.
+        bounds: (Option<f64>, Option<f64>),
     },
     /// A pure re-indexing (Reshape, Flatten, Identity, Transpose, im2col, ...):
     /// `out[i] = input[index[i]]`, or 0 where the index is `None` (zero padding).
@@ -217,7 +220,7 @@ fn eval_node_f64(op: &Op, out_shape: &[usize], tensors: &[TensorInfo], values: &
         }
         Op::Binary { kind, a, b } => (0..numel).map(|i| kind.apply(operand_at(a, values, i), operand_at(b, values, i))).collect(),
         Op::Relu { input } => values[*input].iter().map(|v| v.max(0.0)).collect(),
-        Op::Function { kind, input } => values[*input].iter().map(|&v| kind.eval(v)).collect(),
+        Op::Function { kind, input, .. } => values[*input].iter().map(|&v| kind.eval(v)).collect(),
         Op::View { input, index } => index.iter().map(|i| i.map_or(0.0, |i| values[*input][i])).collect(),
     }
 }

@@ -35,6 +35,8 @@ pub enum FunctionKind {
     Sqrt,
     /// `1/x` (the table range must exclude 0)
     Reciprocal,
+    /// `1/√x` (the table range must exclude 0)
+    Rsqrt,
 }
 
 impl FunctionKind {
@@ -48,6 +50,7 @@ impl FunctionKind {
             FunctionKind::Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
             FunctionKind::Sqrt => x.max(0.0).sqrt(),
             FunctionKind::Reciprocal => 1.0 / x,
+            FunctionKind::Rsqrt => 1.0 / x.sqrt(),
         }
     }
 }

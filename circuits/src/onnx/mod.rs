@@ -4,6 +4,7 @@
 //! [`registry`]; there is no match on op-name strings.
 
 mod nonlinear;
+mod normalize;
 mod ops;
 mod reduce;
 mod shape_ops;

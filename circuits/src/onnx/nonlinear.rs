@@ -15,7 +15,7 @@ fn unary(node: &NodeProto, ctx: &mut ImportCtx, kind: FunctionKind) -> Result<()
         }
         Value::Act(id) => {
             let shape = ctx.shape(id).to_vec();
-            ctx.push(node, Op::Function { kind, input: id }, shape).map(|_| ())
+            ctx.push(node, Op::Function { kind, input: id, bounds: (None, None) }, shape).map(|_| ())
         }
     }
 }

@@ -3,7 +3,7 @@
 use candle_core::DType;
 use candle_onnx::onnx::{attribute_proto::AttributeType, NodeProto, TensorProto};
 
-use super::{nonlinear, reduce, shape_ops, vision, ImportCtx, ImportFn, Value};
+use super::{nonlinear, normalize, reduce, shape_ops, vision, ImportCtx, ImportFn, Value};
 use crate::error::{Error, Result};
 use crate::ir::{broadcast_const, broadcast_index, broadcast_shape, transpose2, BinaryKind, ConstTensor, Op, Operand};
 
@@ -25,6 +25,7 @@ pub(super) static REGISTRY: &[(&str, ImportFn)] = &[
     ("Gemm", import_gemm),
     ("GlobalAveragePool", vision::import_global_average_pool),
     ("Identity", import_identity),
+    ("LayerNormalization", normalize::import_layer_norm),
     ("MatMul", import_matmul),
     ("MaxPool", vision::import_max_pool),
     ("Mul", import_mul),
@@ -35,6 +36,7 @@ pub(super) static REGISTRY: &[(&str, ImportFn)] = &[
     ("Reshape", import_reshape),
     ("Shape", shape_ops::import_shape),
     ("Sigmoid", nonlinear::import_sigmoid),
+    ("Softmax", normalize::import_softmax),
     ("Sqrt", nonlinear::import_sqrt),
     ("Squeeze", shape_ops::import_squeeze),
     ("Sub", import_sub),

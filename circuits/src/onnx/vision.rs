@@ -190,13 +190,20 @@ pub(super) fn import_max_pool(node: &NodeProto, ctx: &mut ImportCtx) -> Result<(
     let win = Window::new(node, ctx.shape(x), kernel(node)?, false)?;
     let (rows, kk) = (win.c * win.positions(), win.k[0] * win.k[1]);
     let cols = windows(node, ctx, x, &win);
+    let acc = row_max(node, ctx, cols, rows, kk);
+    let index = (0..rows).map(Some).collect();
+    ctx.push(node, Op::View { input: acc, index }, vec![1, win.c, win.out[0], win.out[1]]).map(|_| ())
+}
+
+/// The maximum of each row of a `[rows, width]` activation, as `[rows]`:
+/// `max(a, b) = relu(a − b) + b`, exact on integers, every step range-checked.
+pub(super) fn row_max(node: &NodeProto, ctx: &mut ImportCtx, cols: TensorId, rows: usize, width: usize) -> TensorId {
     let column = |ctx: &mut ImportCtx, t: usize| {
-        let index = (0..rows).map(|r| Some(r * kk + t)).collect();
+        let index = (0..rows).map(|r| Some(r * width + t)).collect();
         ctx.push_internal(node, &format!("col{t}"), Op::View { input: cols, index }, vec![rows])
     };
-    // max(a, b) = relu(a − b) + b: exact on integers, and every step is range-checked.
     let mut acc = column(ctx, 0);
-    for t in 1..kk {
+    for t in 1..width {
         let b = column(ctx, t);
         let d = ctx.push_internal(
             node,
@@ -212,8 +219,7 @@ pub(super) fn import_max_pool(node: &NodeProto, ctx: &mut ImportCtx) -> Result<(
             vec![rows],
         );
     }
-    let index = (0..rows).map(Some).collect();
-    ctx.push(node, Op::View { input: acc, index }, vec![1, win.c, win.out[0], win.out[1]]).map(|_| ())
+    acc
 }
 
 pub(super) fn import_batch_norm(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {

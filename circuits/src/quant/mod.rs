@@ -241,7 +241,8 @@ fn quantize_const(node: &str, v: f64, scale_bits: u32) -> Result<i64> {
 const CONST_LIMIT_BITS: u32 = 40;
 
 /// Lowers a float graph to integer steps at the given activation scale and value range.
-pub fn lower(graph: &Graph, scale_bits: u32, value_bits: u32, mag: &[f64]) -> Result<Vec<Step>> {
+/// `(mag, min)`: per tensor, the largest |value| and the smallest value seen in calibration.
+pub fn lower(graph: &Graph, scale_bits: u32, value_bits: u32, (mag, min): (&[f64], &[f64])) -> Result<Vec<Step>> {
     let mut next_table = 0u32;
     // The rescale range-checks remainders of up to 2·value_bits bits (two table lookups).
     let weight_max_bits = (2 * value_bits).saturating_sub(1);
@@ -257,9 +258,9 @@ pub fn lower(graph: &Graph, scale_bits: u32, value_bits: u32, mag: &[f64]) -> Re
                     lower_binary(&node.name, graph.tensors[node.output].numel(), *kind, a, b, scale_bits, weight_max_bits)?
                 }
                 Op::Relu { input } => StepKind::Relu { input: *input },
-                Op::Function { kind, input } => {
+                Op::Function { kind, input, bounds } => {
                     next_table += 1;
-                    let spec = function_spec(&node.name, *kind, next_table, mag[*input], scale_bits, value_bits)?;
+                    let spec = function_spec(&node.name, *kind, next_table, (mag[*input], min[*input]), *bounds, (scale_bits, value_bits))?;
                     StepKind::Function { input: *input, spec }
                 }
                 Op::View { input, index } => StepKind::View { input: *input, index: index.clone() },
@@ -274,15 +275,25 @@ const FUNCTION_HEADROOM: f64 = 1.25;
 
 /// The table of a function node: inputs in ±1.25·(calibrated magnitude) at the activation
 /// scale (clipped to the value range and to the function's domain), outputs at the activation scale.
-fn function_spec(node: &str, kind: FunctionKind, id: u32, mag: f64, s: u32, v: u32) -> Result<FunctionSpec> {
+fn function_spec(
+    node: &str,
+    kind: FunctionKind,
+    id: u32,
+    (mag, min): (f64, f64),
+    bounds: (Option<f64>, Option<f64>),
+    (s, v): (u32, u32),
+) -> Result<FunctionSpec> {
     let limit = (1i64 << v) - 1;
-    let reach = ((mag * FUNCTION_HEADROOM).max(1.0) * (1u64 << s) as f64).ceil() as i64;
-    let hi = reach.min(limit);
-    let lo = match kind {
+    let scale = (1u64 << s) as f64;
+    let reach = ((mag * FUNCTION_HEADROOM).max(1.0) * scale).ceil() as i64;
+    let hi = bounds.1.map_or(reach, |b| (b * scale).floor() as i64).min(reach).min(limit);
+    let floor = match kind {
         FunctionKind::Sqrt => 0,
-        FunctionKind::Reciprocal => 1,
-        _ => -hi,
+        // Poles at 0: start at a quarter of the smallest calibrated input (at least one LSB).
+        FunctionKind::Reciprocal | FunctionKind::Rsqrt => ((0.25 * min.max(0.0) * scale).ceil() as i64).max(1),
+        _ => -limit,
     };
+    let lo = bounds.0.map_or(-reach, |b| (b * scale).ceil() as i64).max(-reach).max(floor);
     let spec = FunctionSpec { id, kind, in_scale: s, out_scale: s, lo, hi };
     let worst = (lo..=hi)
         .step_by(((hi - lo) as usize / 4096).max(1))

@@ -223,3 +223,46 @@ fn input_outside_a_function_table_is_an_error_naming_the_node() {
     let err = c.model.eval(&[vec![1.0; 6]]).unwrap_err();
     assert!(matches!(&err, zkinfer_circuits::Error::OutsideTable { node, .. } if node == "f"), "{err}");
 }
+
+#[test]
+fn softmax_over_the_last_axis() {
+    let onnx = Builder::default()
+        .input("x", &[1, 3, 5])
+        .init("w", &[5, 5], weights(130, 25))
+        .node("MatMul", "logits", &["x", "w"], "l", &[])
+        .node("Softmax", "softmax", &["l"], "y", &[("axis", Attr::Int(-1))])
+        .output("y", &[1, 3, 5])
+        .build();
+    check(&onnx, 15, 131);
+}
+
+#[test]
+fn layer_normalization_matches_its_definition() {
+    // candle has no LayerNormalization: compare with the formula computed here in f64.
+    let (gamma, beta) = (weights(140, 6), weights(141, 6));
+    let onnx = Builder::default()
+        .input("x", &[1, 2, 6])
+        .init("g", &[6], gamma.clone())
+        .init("b", &[6], beta.clone())
+        .node("LayerNormalization", "ln", &["x", "g", "b"], "y", &[("axis", Attr::Int(-1)), ("epsilon", Attr::Float(1e-5))])
+        .output("y", &[1, 2, 6])
+        .build();
+    let mut r = crate::builder::rng(142);
+    // Enough calibration rows that the smallest variance seen bounds the fresh inputs' variances.
+    let c = compile(&onnx, Some(&[crate::builder::uniform(&mut r, 12 * 64, -1.0, 1.0)]), &Default::default()).unwrap();
+    for _ in 0..3 {
+        let x = crate::builder::uniform(&mut r, 12, -1.0, 1.0);
+        let q = c.model.eval(&[x.clone()]).unwrap().outputs(&c.model);
+        for row in 0..2 {
+            let v: Vec<f64> = x[row * 6..(row + 1) * 6].iter().map(|&a| f64::from(a)).collect();
+            let mean = v.iter().sum::<f64>() / 6.0;
+            let var = v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / 6.0;
+            for j in 0..6 {
+                let expected = (v[j] - mean) / (var + 1e-5).sqrt() * f64::from(gamma[j]) + f64::from(beta[j]);
+                let got = c.model.dequantize(q[0][row * 6 + j]);
+                assert!((got - expected).abs() <= c.model.error_bound[0], "{got} vs {expected} (bound {})", c.model.error_bound[0]);
+            }
+        }
+    }
+    check_circuit_only(&onnx, 12, 143);
+}
