@@ -301,6 +301,62 @@ def build_cnn(seed: int = 3, side: int = 12):
     return model, sample, calibration
 
 
+def build_transformer(seed: int = 4, seq: int = 16, dim: int = 32, classes: int = 10):
+    """One transformer block (single head) on a [1, seq, dim] input.
+
+    Q/K/V MatMuls, Transpose, Q·Kᵀ scaled by 1/√dim, Softmax, ·V, output projection
+    with bias, residual Add, layer normalization (written out as ReduceMean, Sub, Pow,
+    Add, Sqrt, Div, Mul, Add, as exporters emit it before opset 17), final MatMul.
+    Draw order: Wq, Wk, Wv, Wo, bo, gamma, beta, Wout; sample; calibration.
+    Inputs are U[-1, 1).
+    """
+    rng = np.random.default_rng(seed)
+    wq, wk, wv, wo = (torch_like_init(rng, dim, (dim, dim)) for _ in range(4))
+    bo = torch_like_init(rng, dim, (dim,))
+    gamma = uniform(rng, 0.8, 1.2, (dim,))
+    beta = uniform(rng, -0.1, 0.1, (dim,))
+    wout = torch_like_init(rng, dim, (dim, classes))
+    inits = [init("wq", wq), init("wk", wk), init("wv", wv), init("wo", wo), init("bo", bo),
+             init("ln.gamma", gamma), init("ln.beta", beta), init("wout", wout),
+             init("scale", np.array(1.0 / np.sqrt(dim), dtype=np.float32)),
+             init("two", np.array(2.0, dtype=np.float32)),
+             init("eps", np.array(1e-5, dtype=np.float32))]
+    n = helper.make_node
+    nodes = [
+        n("MatMul", ["input", "wq"], ["q"], name="q_proj"),
+        n("MatMul", ["input", "wk"], ["k"], name="k_proj"),
+        n("MatMul", ["input", "wv"], ["v"], name="v_proj"),
+        n("Transpose", ["k"], ["kt"], name="k_transpose", perm=[0, 2, 1]),
+        n("MatMul", ["q", "kt"], ["scores"], name="qk"),
+        n("Mul", ["scores", "scale"], ["scaled"], name="scale_scores"),
+        n("Softmax", ["scaled"], ["attn"], name="softmax", axis=-1),
+        n("MatMul", ["attn", "v"], ["context"], name="attn_v"),
+        n("MatMul", ["context", "wo"], ["proj"], name="out_proj"),
+        n("Add", ["proj", "bo"], ["proj_b"], name="out_bias"),
+        n("Add", ["proj_b", "input"], ["resid"], name="residual"),
+        n("ReduceMean", ["resid"], ["mu"], name="ln_mean", axes=[-1], keepdims=1),
+        n("Sub", ["resid", "mu"], ["centered"], name="ln_center"),
+        n("Pow", ["centered", "two"], ["sq"], name="ln_square"),
+        n("ReduceMean", ["sq"], ["var"], name="ln_var", axes=[-1], keepdims=1),
+        n("Add", ["var", "eps"], ["var_eps"], name="ln_eps"),
+        n("Sqrt", ["var_eps"], ["std"], name="ln_std"),
+        n("Div", ["centered", "std"], ["normed"], name="ln_div"),
+        n("Mul", ["normed", "ln.gamma"], ["scaled_ln"], name="ln_gamma"),
+        n("Add", ["scaled_ln", "ln.beta"], ["ln_out"], name="ln_beta"),
+        n("MatMul", ["ln_out", "wout"], ["output"], name="classifier"),
+    ]
+    graph = helper.make_graph(
+        nodes, "transformer_block",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, seq, dim])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, seq, classes])],
+        initializer=inits,
+    )
+    model = make_model(graph)
+    sample = uniform(rng, -1.0, 1.0, (1, seq, dim))
+    calibration = uniform(rng, -1.0, 1.0, (CALIBRATION_SAMPLES, 1, seq, dim))
+    return model, sample, calibration
+
+
 def build_unsupported(seed: int = 2):
     """Gemm [1,4]->[1,4] followed by a Sin node named "act_sin".
 
@@ -349,6 +405,9 @@ def cmd_all(args: argparse.Namespace) -> None:
 
     model, sample, calib = build_cnn(seed=3)
     report(root / "cnn", write_example(root / "cnn", model, sample, calib))
+
+    model, sample, calib = build_transformer(seed=4)
+    report(root / "transformer", write_example(root / "transformer", model, sample, calib))
 
     model, sample = build_unsupported(seed=2)
     out = root / "unsupported"

@@ -92,8 +92,10 @@ pub(super) fn import_reduce_mean(node: &NodeProto, ctx: &mut ImportCtx) -> Resul
 
 pub(super) fn import_div(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
     let (a, b) = (ctx.input(node, 0)?, ctx.input(node, 1)?);
-    let Value::Const(mut c) = b else {
-        return Err(unsupported(node, "division by an activation is not supported yet (needs a reciprocal table)"));
+    let mut c = match (a.clone(), b) {
+        (Value::Act(x), Value::Act(y)) => return divide_activations(node, ctx, x, y),
+        (Value::Const(_), Value::Act(_)) => return Err(unsupported(node, "a constant divided by an activation is not supported")),
+        (_, Value::Const(c)) => c,
     };
     if c.data.iter().any(|&v| v == 0.0) {
         return Err(unsupported(node, "division by zero"));
@@ -116,6 +118,28 @@ pub(super) fn import_div(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
             ctx.push(node, Op::Binary { kind: BinaryKind::Mul, a: Operand::Tensor(id), b }, shape).map(|_| ())
         }
     }
+}
+
+/// `a / b = a · (1/b)` with a reciprocal table on `b`'s calibrated (positive) range.
+fn divide_activations(node: &NodeProto, ctx: &mut ImportCtx, a: TensorId, b: TensorId) -> Result<()> {
+    let shape = ctx.shape(a).to_vec();
+    let sb = ctx.shape(b).to_vec();
+    let full = crate::ir::broadcast_shape(&shape, &sb)
+        .filter(|s| *s == shape)
+        .ok_or_else(|| unsupported(node, "the divisor must broadcast to the dividend's shape"))?;
+    let recip = ctx.push_internal(
+        node,
+        "reciprocal",
+        Op::Function { kind: crate::chips::function::FunctionKind::Reciprocal, input: b, bounds: (None, None) },
+        sb.clone(),
+    );
+    let spread = if sb == full {
+        recip
+    } else {
+        let index = crate::ir::broadcast_index(&sb, &full).into_iter().map(Some).collect();
+        ctx.push_internal(node, "reciprocal_spread", Op::View { input: recip, index }, full.clone())
+    };
+    ctx.push(node, Op::Binary { kind: BinaryKind::Mul, a: Operand::Tensor(a), b: Operand::Tensor(spread) }, full).map(|_| ())
 }
 
 pub(super) fn import_pow(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {

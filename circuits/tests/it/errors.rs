@@ -29,8 +29,8 @@ fn malformed_onnx_is_rejected() {
 fn unsupported_attribute_names_the_node() {
     let onnx = Builder::default()
         .input("x", &[1, 4])
-        .input("w", &[1, 4])
-        .node("Div", "divide_by_activation", &["x", "w"], "y", &[])
+        .init("w", &[1, 4], vec![1.0, 2.0, 3.0, 4.0])
+        .node("Div", "divide_by_activation", &["w", "x"], "y", &[])
         .output("y", &[1, 4])
         .build();
     let err = compile(&onnx, None, &CompileOptions::default()).unwrap_err();

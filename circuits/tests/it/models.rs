@@ -52,7 +52,7 @@ fn assert_ir_matches_candle(onnx: &[u8], c: &Compiled, input: &[Vec<f32>]) {
 
 #[test]
 fn examples_match_candle_within_bound() {
-    for name in ["tiny", "mlp", "cnn"] {
+    for name in ["tiny", "mlp", "cnn", "transformer"] {
         let (onnx, c) = compile_example(name);
         let input = read_input(name, "input.json");
         assert_ir_matches_candle(&onnx, &c, &input);
