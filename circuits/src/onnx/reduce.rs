@@ -5,17 +5,10 @@
 use candle_onnx::onnx::NodeProto;
 
 use super::ops::{attr_int, attr_ints, unsupported};
+use super::shape_ops::strides;
 use super::{ImportCtx, Value};
 use crate::error::{Error, Result};
 use crate::ir::{BinaryKind, ConstTensor, Op, Operand, TensorId};
-
-fn strides(shape: &[usize]) -> Vec<usize> {
-    let mut s = vec![1; shape.len()];
-    for i in (0..shape.len().saturating_sub(1)).rev() {
-        s[i] = s[i + 1] * shape[i + 1];
-    }
-    s
-}
 
 /// `out[r] = Σ_j weight · x[rows[r][j]]` for equally long rows, shaped `shape`.
 fn weighted_rows(node: &NodeProto, ctx: &mut ImportCtx, x: TensorId, rows: Vec<Vec<usize>>, weight: f64, shape: Vec<usize>) -> Result<()> {

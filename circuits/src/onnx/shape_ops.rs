@@ -7,7 +7,8 @@ use super::{ImportCtx, Value};
 use crate::error::Result;
 use crate::ir::{ConstTensor, Op};
 
-fn strides(shape: &[usize]) -> Vec<usize> {
+/// Row-major strides of a shape.
+pub(super) fn strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![1; shape.len()];
     for i in (0..shape.len().saturating_sub(1)).rev() {
         s[i] = s[i + 1] * shape[i + 1];
