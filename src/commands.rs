@@ -38,6 +38,10 @@ pub(crate) fn compile(a: &CompileArgs) -> Result<Outcome> {
     println!("  nodes: {}   MACs: {}", compiled.graph.nodes.len(), compiled.model.macs());
     println!("  k = {}   advice columns: {}   activation scale 2^-{}   value range ±2^{}", s.k, s.num_advice, s.scale_bits, s.value_bits);
     println!("  error bound vs float (inputs within the calibrated range): {:?}", compiled.model.error_bound);
+    println!(
+        "  measured error on {} calibration samples (vs {}): {:?}",
+        compiled.measured.samples, compiled.measured.reference, compiled.measured.max_abs
+    );
     println!("next: zkinfer setup {} --dev-srs   (or --srs kzg{}.srs)", a.out.display(), s.k);
     Ok(Outcome::Ok)
 }

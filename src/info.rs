@@ -33,6 +33,7 @@ struct InfoReport {
     range_table_widths: Vec<u32>,
     error_bound: Vec<f64>,
     calibrated_max_abs: f64,
+    measured_error: zkinfer_circuits::compile::MeasuredError,
     predicted_prove_seconds: f64,
     setup: Option<SetupInfo>,
 }
@@ -65,6 +66,7 @@ pub(crate) fn info(a: &InfoArgs) -> Result<Outcome> {
         range_table_widths: s.table_tags.clone(),
         error_bound: m.error_bound.clone(),
         calibrated_max_abs: m.calibrated_max_abs,
+        measured_error: compiled.measured.clone(),
         predicted_prove_seconds: predicted_prove_us(s.k, s.num_advice, LOOKUP_ARGUMENTS) / 1e6,
         setup: dir.read_setup().ok(),
     };
@@ -92,6 +94,10 @@ pub(crate) fn info(a: &InfoArgs) -> Result<Outcome> {
         r.range_table_widths
     );
     println!("error bound  {:?} (max |proven − float| per output, for inputs within the calibrated range; largest calibrated |activation| {:.3})", r.error_bound, r.calibrated_max_abs);
+    println!(
+        "measured     {:?} (max |quantized − float| per output over {} calibration samples, against {})",
+        r.measured_error.max_abs, r.measured_error.samples, r.measured_error.reference
+    );
     println!("predicted    prove ≈ {:.2} s on a 2-core machine", r.predicted_prove_seconds);
     match &r.setup {
         Some(s) => println!(

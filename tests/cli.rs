@@ -58,6 +58,10 @@ fn mlp_proves_and_matches_candle_within_the_info_bound() {
 
     let info: serde_json::Value = serde_json::from_str(&ok(&["info", s(&dir), "--json"])).unwrap();
     let bound = info["error_bound"][0].as_f64().unwrap();
+    let measured = &info["measured_error"];
+    assert_eq!((measured["samples"].as_u64(), measured["reference"].as_str()), (Some(8), Some("candle f32")), "{measured}");
+    let m = measured["max_abs"][0].as_f64().unwrap();
+    assert!(m > 0.0 && m <= bound, "measured {m}, bound {bound}");
     assert!(info["macs"].as_u64() == Some(784 * 128 + 128 * 10), "{info}");
     for key in ["k", "rows_used", "advice_columns", "fixed_columns", "lookup_arguments", "advice_cells_per_mac"] {
         assert!(!info[key].is_null(), "info lacks {key}");

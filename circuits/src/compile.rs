@@ -46,6 +46,44 @@ pub struct Compiled {
     pub model: QModel,
     /// SHA-256 of the ONNX file, hex.
     pub onnx_sha256: String,
+    /// Measured accuracy on the calibration samples.
+    pub measured: MeasuredError,
+}
+
+/// Max |quantized − float| per output, measured on the calibration samples.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MeasuredError {
+    /// One value per model output.
+    pub max_abs: Vec<f64>,
+    /// Samples evaluated.
+    pub samples: usize,
+    /// "candle f32", or "float IR (f64)" where candle cannot run the model.
+    pub reference: String,
+}
+
+/// Evaluates the quantized model against float inference on the calibration samples.
+fn measure(onnx: &[u8], graph: &Graph, model: &QModel, samples: &[Vec<Vec<f64>>]) -> MeasuredError {
+    let mut max_abs = vec![0.0f64; model.outputs.len()];
+    let (mut count, mut reference) = (0, "candle f32");
+    for sample in samples {
+        let input: Vec<Vec<f32>> = sample.iter().map(|v| v.iter().map(|&x| x as f32).collect()).collect();
+        let Ok(trace) = model.eval(&input) else { continue };
+        let float: Vec<Vec<f64>> = match crate::reference::candle_outputs(onnx, graph, &input) {
+            Ok(out) if reference == "candle f32" => out.into_iter().map(|o| o.into_iter().map(f64::from).collect()).collect(),
+            _ => {
+                reference = "float IR (f64)";
+                match graph.eval_f64(sample) {
+                    Ok(values) => graph.outputs.iter().map(|&o| values[o].clone()).collect(),
+                    Err(_) => continue,
+                }
+            }
+        };
+        for (m, (q, f)) in max_abs.iter_mut().zip(trace.outputs(model).iter().zip(&float)) {
+            *m = q.iter().zip(f).fold(*m, |acc, (&a, &b)| acc.max((model.dequantize(a) - b).abs()));
+        }
+        count += 1;
+    }
+    MeasuredError { max_abs, samples: count, reference: reference.into() }
 }
 
 /// Calibration statistics.
@@ -134,7 +172,8 @@ pub fn compile(onnx: &[u8], calibration: Option<&[Vec<f32>]>, opts: &CompileOpti
             _ => Error::TooLarge { rows, max_k },
         }
     })?;
-    Ok(Compiled { graph, model, onnx_sha256: hex::encode(Sha256::digest(onnx)) })
+    let measured = measure(onnx, &graph, &model, &samples);
+    Ok(Compiled { graph, model, onnx_sha256: hex::encode(Sha256::digest(onnx)), measured })
 }
 
 fn quick_rows(graph: &Graph, steps: Vec<crate::quant::Step>, lanes: usize, opts: &CompileOptions) -> usize {
