@@ -32,6 +32,7 @@ pub fn step_rows(kind: &StepKind, lanes: usize) -> usize {
     match kind {
         StepKind::Linear { rows, k, n, .. } => rows * n.div_ceil(lanes) * (k + 1) + rows * n,
         StepKind::Elementwise { coeffs, .. } => 2 * coeffs.len(),
+        StepKind::DotPairs { .. } => 0, // counted by the caller from the tensor size
         StepKind::Relu { input: _ } | StepKind::Function { .. } => 0, // counted by the caller from the tensor size
         StepKind::View { .. } => 0,
     }
@@ -45,6 +46,11 @@ pub fn model_rows(model: &QModel, lanes: usize) -> usize {
         .iter()
         .map(|s| match &s.kind {
             StepKind::Relu { .. } | StepKind::Function { .. } => model.tensors[s.output].numel(),
+            // products, one single-lane dot group per output, one rescale per output
+            StepKind::DotPairs { width, .. } => {
+                let rows = model.tensors[s.output].numel();
+                rows * width + rows * (width + 1) + rows
+            }
             other => step_rows(other, lanes),
         })
         .sum();
@@ -219,6 +225,7 @@ impl Circuit<Fr> for ModelCircuit {
                     let yv = y.map(get).transpose()?;
                     ly.elementwise(&mut layouter, &get(*x)?, yv.as_deref(), coeffs, *shift)?
                 }
+                StepKind::DotPairs { a, b, width, shift } => ly.dot_pairs(&mut layouter, &get(*a)?, &get(*b)?, *width, *shift)?,
                 StepKind::Relu { input } => {
                     let x = get(*input)?;
                     let cells: Vec<_> = x.iter().map(|c| c.cell).collect();
@@ -411,6 +418,38 @@ impl Layout {
                 let cells = layouter.assign_region(|| "dot", |mut region| chip.assign_group(&mut region, off, xs, &weights, &witness))?;
                 acc_cells.extend(cells);
             }
+        }
+        self.requant(layouter, &acc_cells, &acc_values, RequantParams { shift, relu: false })
+    }
+
+    /// Products `a·b` (exact, not rescaled), summed per row by single-lane dot groups with
+    /// weights 1, then rescaled once by `2^shift`.
+    fn dot_pairs(
+        &mut self,
+        layouter: &mut impl Layouter<Fr>,
+        a: &[QCell],
+        b: &[QCell],
+        width: usize,
+        shift: u32,
+    ) -> SynthResult<Vec<QCell>> {
+        let z: Vec<i64> = a.iter().zip(b).map(|(x, y)| x.value * y.value).collect();
+        let z_fr: Vec<Fr> = z.iter().map(|&v| fr_from_i64(v)).collect();
+        let coeffs_fr = vec![[0i64, 0, 1, 0].map(fr_from_i64); a.len()];
+        let off = self.cursor.alloc(a.len())?;
+        let chip = &self.elementwise;
+        let cells =
+            layouter.assign_region(|| "products", |mut region| chip.assign_rows(&mut region, off, a, Some(b), &coeffs_fr, &z_fr))?;
+        let products: Vec<QCell> = cells.into_iter().zip(&z).map(|(cell, &value)| QCell { cell, value }).collect();
+        let ones = vec![std::iter::once(Fr::zero()).chain(std::iter::repeat_n(Fr::one(), width)).collect::<Vec<_>>()];
+        let (mut acc_cells, mut acc_values) = (Vec::new(), Vec::new());
+        for row in products.chunks(width) {
+            let xs: Vec<Fr> = row.iter().map(|c| fr_from_i64(c.value)).collect();
+            let witness = DotWitness::compute(&xs, &ones);
+            let off = self.cursor.alloc(width + 1)?;
+            let chip = &self.dot;
+            acc_cells
+                .extend(layouter.assign_region(|| "dot pairs", |mut region| chip.assign_group(&mut region, off, row, &ones, &witness))?);
+            acc_values.push(row.iter().map(|c| i128::from(c.value)).sum::<i128>());
         }
         self.requant(layouter, &acc_cells, &acc_values, RequantParams { shift, relu: false })
     }

@@ -93,6 +93,16 @@ pub enum Op {
         /// The activation.
         input: TensorId,
     },
+    /// Row-wise dot products of two activations: `out[r] = Σ_t a[r·w + t]·b[r·w + t]`
+    /// (the core of an activation × activation MatMul).
+    DotPairs {
+        /// Left factors, `rows·width` values.
+        a: TensorId,
+        /// Right factors, same length.
+        b: TensorId,
+        /// Products per output.
+        width: usize,
+    },
     /// A nonlinear function through a lookup table.
     Function {
         /// Which function.
@@ -220,6 +230,9 @@ fn eval_node_f64(op: &Op, out_shape: &[usize], tensors: &[TensorInfo], values: &
         }
         Op::Binary { kind, a, b } => (0..numel).map(|i| kind.apply(operand_at(a, values, i), operand_at(b, values, i))).collect(),
         Op::Relu { input } => values[*input].iter().map(|v| v.max(0.0)).collect(),
+        Op::DotPairs { a, b, width } => {
+            values[*a].chunks(*width).zip(values[*b].chunks(*width)).map(|(x, y)| x.iter().zip(y).map(|(p, q)| p * q).sum()).collect()
+        }
         Op::Function { kind, input, .. } => values[*input].iter().map(|&v| kind.eval(v)).collect(),
         Op::View { input, index } => index.iter().map(|i| i.map_or(0.0, |i| values[*input][i])).collect(),
     }

@@ -1,6 +1,6 @@
 //! Sums, means and products of activations, lowered onto dot products with constant weights
 //! and the elementwise chip: ReduceSum, ReduceMean, Div and Pow by constants, and MatMul of two
-//! activations (each product is rescaled, then the row is summed).
+//! activations (exact products summed per output, rescaled once).
 
 use candle_onnx::onnx::NodeProto;
 
@@ -190,14 +190,9 @@ pub(super) fn matmul_activations(node: &NodeProto, ctx: &mut ImportCtx, a: Tenso
     let len = ia.len();
     let ga = ctx.push_internal(node, "lhs", Op::View { input: a, index: ia }, vec![len]);
     let gb = ctx.push_internal(node, "rhs", Op::View { input: b, index: ib }, vec![len]);
-    let prod = ctx.push_internal(
-        node,
-        "products",
-        Op::Binary { kind: BinaryKind::Mul, a: Operand::Tensor(ga), b: Operand::Tensor(gb) },
-        vec![len],
-    );
-    let rows = (0..batch * m * n).map(|o| (o * k..(o + 1) * k).collect()).collect();
+    // Exact products summed per output, then one rounding (not one per product).
+    let sums = ctx.push_internal(node, "dot_pairs", Op::DotPairs { a: ga, b: gb, width: k }, vec![batch * m * n]);
     let mut out = sa[..r - 2].to_vec();
     out.extend([m, n]);
-    weighted_rows(node, ctx, prod, rows, 1.0, out)
+    ctx.push(node, Op::View { input: sums, index: (0..batch * m * n).map(Some).collect() }, out).map(|_| ())
 }

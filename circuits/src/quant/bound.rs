@@ -55,6 +55,10 @@ impl ErrorBound {
                     binary_bound(*kind, a, b, coeffs, *shift, scale_bits, &err, mag)
                 }
                 (Op::Relu { input }, _) | (Op::View { input, .. }, _) => err[*input],
+                (Op::DotPairs { a, b, width }, _) => {
+                    let ((ea, ma), (eb, mb)) = ((err[*a], mag[*a]), (err[*b], mag[*b]));
+                    *width as f64 * (ma * eb + (mb + eb) * ea) + lsb / 2.0
+                }
                 (Op::Function { input, .. }, StepKind::Function { spec, .. }) => lipschitz(spec) * err[*input] + lsb / 2.0,
                 _ => f64::INFINITY, // unreachable: steps are lowered one per node
             };

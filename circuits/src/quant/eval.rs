@@ -154,6 +154,14 @@ impl QModel {
                     self.requant_checked(node, z, *shift, false)
                 })
                 .collect(),
+            StepKind::DotPairs { a, b, width, shift } => values[*a]
+                .chunks(*width)
+                .zip(values[*b].chunks(*width))
+                .map(|(x, y)| {
+                    let acc = x.iter().zip(y).fold(0i128, |s, (&p, &q)| s + i128::from(p) * i128::from(q));
+                    self.requant_checked(node, acc, *shift, false)
+                })
+                .collect(),
             StepKind::Relu { input } => values[*input].iter().map(|&v| self.requant_checked(node, i128::from(v), 0, true)).collect(),
             StepKind::Function { input, spec } => values[*input]
                 .iter()

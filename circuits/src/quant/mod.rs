@@ -97,6 +97,17 @@ pub enum StepKind {
         /// The activation.
         input: TensorId,
     },
+    /// `Σ_t a·b` per row of `width` products, rescaled once by `2^shift` (the activation scale).
+    DotPairs {
+        /// Left factors.
+        a: TensorId,
+        /// Right factors.
+        b: TensorId,
+        /// Products per output.
+        width: usize,
+        /// Scale bits removed by the single rescale.
+        shift: u32,
+    },
     /// `f(x)` through the function table with this spec.
     Function {
         /// The activation.
@@ -208,7 +219,7 @@ impl QModel {
             .steps
             .iter()
             .filter_map(|s| match &s.kind {
-                StepKind::Linear { shift, .. } | StepKind::Elementwise { shift, .. } => Some(*shift),
+                StepKind::Linear { shift, .. } | StepKind::Elementwise { shift, .. } | StepKind::DotPairs { shift, .. } => Some(*shift),
                 _ => None,
             })
             .collect();
@@ -258,6 +269,7 @@ pub fn lower(graph: &Graph, scale_bits: u32, value_bits: u32, (mag, min): (&[f64
                     lower_binary(&node.name, graph.tensors[node.output].numel(), *kind, a, b, scale_bits, weight_max_bits)?
                 }
                 Op::Relu { input } => StepKind::Relu { input: *input },
+                Op::DotPairs { a, b, width } => StepKind::DotPairs { a: *a, b: *b, width: *width, shift: scale_bits },
                 Op::Function { kind, input, bounds } => {
                     next_table += 1;
                     let spec = function_spec(&node.name, *kind, next_table, (mag[*input], min[*input]), *bounds, (scale_bits, value_bits))?;
