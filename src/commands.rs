@@ -30,6 +30,7 @@ pub(crate) fn compile(a: &CompileArgs) -> Result<Outcome> {
         max_k: Some(a.max_k),
         input_visibility: a.input_visibility.into(),
         output_visibility: a.output_visibility.into(),
+        target: a.target.into(),
     };
     let compiled = zkinfer_circuits::compile::compile(&onnx, cal.as_deref(), &opts).with_context(|| a.model.display().to_string())?;
     ModelDir::new(&a.out).write_compiled(&compiled, &onnx)?;
@@ -42,6 +43,15 @@ pub(crate) fn compile(a: &CompileArgs) -> Result<Outcome> {
         "  measured error on {} calibration samples (vs {}): {:?}",
         compiled.measured.samples, compiled.measured.reference, compiled.measured.max_abs
     );
+    println!("  circuit sizes considered (--target accuracy|resources):");
+    for c in &compiled.candidates {
+        let chosen = if c.k == s.k { "  ← chosen" } else { "" };
+        let tables = c.min_table_scale_bits.map(|b| format!(", function-table inputs ≥ 2^-{b}")).unwrap_or_default();
+        println!(
+            "    k = {:2}: predicted prove {:6.2} s, scale 2^-{}{tables}, measured error {:?}, bound {:?}{chosen}",
+            c.k, c.predicted_prove_s, c.scale_bits, c.measured, c.bound
+        );
+    }
     println!("next: zkinfer setup {} --dev-srs   (or --srs kzg{}.srs)", a.out.display(), s.k);
     Ok(Outcome::Ok)
 }

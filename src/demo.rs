@@ -27,6 +27,7 @@ pub(crate) fn demo(a: &DemoArgs) -> Result<Outcome> {
         input_visibility: crate::VisibilityArg::Hashed,
         output_visibility: crate::VisibilityArg::Public,
         max_k: zkinfer_circuits::compile::DEFAULT_MAX_K,
+        target: crate::TargetArg::Resources,
     })?;
     step(2, "circuit info");
     crate::info::info(&InfoArgs { dir: dir.clone(), json: false })?;

@@ -4,13 +4,10 @@ use anyhow::Result;
 use serde::Serialize;
 use zkinfer_circuits::chips::range_table::table_rows;
 use zkinfer_circuits::circuit::{model_rows, RESERVED_ROWS};
-use zkinfer_circuits::compile::predicted_prove_us;
+use zkinfer_circuits::compile::{lookup_count, predicted_prove_us, Candidate};
 use zkinfer_prover::{model_hash, ModelDir, SetupInfo};
 
 use crate::{InfoArgs, Outcome};
-
-/// Lookup arguments in the model circuit (remainder low and high ranges, value range).
-const LOOKUP_ARGUMENTS: usize = 3;
 
 #[derive(Debug, Serialize)]
 struct InfoReport {
@@ -30,12 +27,24 @@ struct InfoReport {
     dot_lanes: usize,
     scale_bits: u32,
     value_bits: u32,
+    lookup_bits: u32,
     range_table_widths: Vec<u32>,
+    function_tables: Vec<FunctionTable>,
+    candidates: Vec<Candidate>,
     error_bound: Vec<f64>,
     calibrated_max_abs: f64,
     measured_error: zkinfer_circuits::compile::MeasuredError,
     predicted_prove_seconds: f64,
     setup: Option<SetupInfo>,
+}
+
+/// One function lookup table: which node, its input scale and its size.
+#[derive(Debug, Serialize)]
+struct FunctionTable {
+    node: String,
+    function: String,
+    input_scale_bits: u32,
+    rows: usize,
 }
 
 pub(crate) fn info(a: &InfoArgs) -> Result<Outcome> {
@@ -55,19 +64,34 @@ pub(crate) fn info(a: &InfoArgs) -> Result<Outcome> {
         advice_columns: s.num_advice,
         // shared weight/constant columns, plus the constants column
         fixed_columns: s.num_fixed + 1,
-        lookup_arguments: LOOKUP_ARGUMENTS,
-        lookup_table_columns: 2,
+        lookup_arguments: lookup_count(m),
+        lookup_table_columns: if s.function_tables.is_empty() { 2 } else { 5 },
         public_instances: m.num_instances(),
         macs,
         advice_cells_per_mac: if macs == 0 { 0.0 } else { (rows * s.num_advice) as f64 / macs as f64 },
         dot_lanes: s.dot_lanes,
         scale_bits: s.scale_bits,
         value_bits: s.value_bits,
+        lookup_bits: s.lookup_bits,
         range_table_widths: s.table_tags.clone(),
+        function_tables: m
+            .steps
+            .iter()
+            .filter_map(|st| match &st.kind {
+                zkinfer_circuits::quant::StepKind::Function { spec, .. } => Some(FunctionTable {
+                    node: st.node.clone(),
+                    function: format!("{:?}", spec.kind),
+                    input_scale_bits: spec.in_scale,
+                    rows: spec.rows(),
+                }),
+                _ => None,
+            })
+            .collect(),
+        candidates: compiled.candidates.clone(),
         error_bound: m.error_bound.clone(),
         calibrated_max_abs: m.calibrated_max_abs,
         measured_error: compiled.measured.clone(),
-        predicted_prove_seconds: predicted_prove_us(s.k, s.num_advice, LOOKUP_ARGUMENTS) / 1e6,
+        predicted_prove_seconds: predicted_prove_us(s.k, s.num_advice, lookup_count(m)) / 1e6,
         setup: dir.read_setup().ok(),
     };
     if a.json {
@@ -87,12 +111,16 @@ pub(crate) fn info(a: &InfoArgs) -> Result<Outcome> {
         r.macs, r.advice_cells_per_mac, r.dot_lanes
     );
     println!(
-        "quantization activations at 2^-{}, range ±2^{} (±{:.3} real), table widths {:?}",
+        "quantization activations at 2^-{}, range ±2^{} (±{:.3} real), checked in limbs of ≤ {} bits; table widths {:?}",
         r.scale_bits,
         r.value_bits,
-        f64::from(1u32 << r.value_bits) / f64::from(1u32 << r.scale_bits),
+        2f64.powi(r.value_bits as i32 - r.scale_bits as i32),
+        r.lookup_bits,
         r.range_table_widths
     );
+    for f in &r.function_tables {
+        println!("function     {} ({}): input at 2^-{}, {} table rows", f.node, f.function, f.input_scale_bits, f.rows);
+    }
     println!("error bound  {:?} (max |proven − float| per output, for inputs within the calibrated range; largest calibrated |activation| {:.3})", r.error_bound, r.calibrated_max_abs);
     println!(
         "measured     {:?} (max |quantized − float| per output over {} calibration samples, against {})",

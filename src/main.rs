@@ -61,8 +61,30 @@ pub(crate) struct CompileArgs {
     #[arg(long, env = "ZKINFER_OUTPUT_VISIBILITY", value_enum, default_value_t = VisibilityArg::Public)]
     output_visibility: VisibilityArg,
     /// Largest circuit size (log2 rows) to consider.
-    #[arg(long, env = "ZKINFER_MAX_K", default_value_t = zkinfer_circuits::compile::DEFAULT_MAX_K, value_parser = clap::value_parser!(u32).range(6..=26))]
+    #[arg(long, env = "ZKINFER_MAX_K", default_value_t = zkinfer_circuits::compile::DEFAULT_MAX_K, value_parser = clap::value_parser!(u32).range(8..=26))]
     max_k: u32,
+    /// resources: the smallest circuit that fits; accuracy: of the smallest and the two sizes
+    /// above it, the smallest whose measured error is within 25% of the best. compile prints all three.
+    #[arg(long, env = "ZKINFER_TARGET", value_enum, default_value_t = TargetArg::Resources)]
+    target: TargetArg,
+}
+
+/// What `compile` optimises for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum TargetArg {
+    /// Smallest circuit (fastest proving).
+    Resources,
+    /// Smallest error (bigger function tables, up to 4x the prove time).
+    Accuracy,
+}
+
+impl From<TargetArg> for zkinfer_circuits::compile::Target {
+    fn from(t: TargetArg) -> Self {
+        match t {
+            TargetArg::Accuracy => Self::Accuracy,
+            TargetArg::Resources => Self::Resources,
+        }
+    }
 }
 
 /// Visibility of inputs or outputs in the public instances.

@@ -80,9 +80,10 @@ fn mlp_proves_and_matches_candle_within_the_info_bound() {
 #[test]
 fn verify_exits_1_for_tampered_or_foreign_proofs() {
     let tmp = tempfile::tempdir().unwrap();
-    let (dir, other) = (tmp.path().join("tiny"), tmp.path().join("tiny9"));
+    let (dir, other) = (tmp.path().join("tiny"), tmp.path().join("tiny8"));
     compile_and_setup("tiny", &dir, &[]);
-    compile_and_setup("tiny", &other, &["--scale-bits", "9"]);
+    // One scale bit below the default choice (2^-9): another circuit for the same ONNX.
+    compile_and_setup("tiny", &other, &["--scale-bits", "8"]);
     let proof = tmp.path().join("p.zkp");
     ok(&["prove", s(&dir), "--input", s(&repo("examples/tiny/input.json")), "-o", s(&proof)]);
     let env = ProofEnvelope::from_bytes(&std::fs::read(&proof).unwrap()).unwrap();

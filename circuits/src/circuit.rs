@@ -45,7 +45,9 @@ pub fn model_rows(model: &QModel, lanes: usize) -> usize {
         .steps
         .iter()
         .map(|s| match &s.kind {
-            StepKind::Relu { .. } | StepKind::Function { .. } => model.tensors[s.output].numel(),
+            StepKind::Relu { .. } => model.tensors[s.output].numel(),
+            // a rescale row to the table's input scale, then a lookup row
+            StepKind::Function { .. } => 2 * model.tensors[s.output].numel(),
             // products, one single-lane dot group per output, one rescale per output
             StepKind::DotPairs { width, .. } => {
                 let rows = model.tensors[s.output].numel();
@@ -132,6 +134,7 @@ impl Default for Settings {
             k: 8,
             scale_bits: 4,
             value_bits: 6,
+            lookup_bits: 6,
             dot_lanes: 13,
             num_advice: MIN_ADVICE,
             num_fixed: poseidon::WIDTH,
@@ -174,7 +177,7 @@ impl Circuit<Fr> for ModelCircuit {
             std::array::from_fn(|i| advice[i]),
             std::array::from_fn(|i| fixed[i]),
             table.clone(),
-            s.value_bits,
+            (s.value_bits, s.lookup_bits),
         );
         let elementwise = ElementwiseChip::configure(meta, std::array::from_fn(|i| advice[i]), std::array::from_fn(|i| fixed[i]));
         // The function lookup exists only in circuits that use a function table.
@@ -233,7 +236,12 @@ impl Circuit<Fr> for ModelCircuit {
                     ly.requant(&mut layouter, &cells, &acc, RequantParams { shift: 0, relu: true })?
                 }
                 StepKind::Function { input, spec } => {
+                    // Rescale to the table's input scale (a rounding, range-checked), then look up.
                     let x = get(*input)?;
+                    let acc: Vec<i128> = x.iter().map(|c| i128::from(c.value)).collect();
+                    let cells: Vec<_> = x.iter().map(|c| c.cell).collect();
+                    let shift = model.settings.scale_bits.checked_sub(spec.in_scale).ok_or(PlonkError::Synthesis)?;
+                    let x = ly.requant(&mut layouter, &cells, &acc, RequantParams { shift, relu: false })?;
                     let chip = function.as_ref().ok_or(PlonkError::Synthesis)?;
                     let cells: Vec<_> = x.iter().map(|c| c.cell).collect();
                     let xs: Vec<i64> = x.iter().map(|c| c.value).collect();
@@ -375,10 +383,10 @@ impl Layout {
         acc: &[i128],
         params: RequantParams,
     ) -> SynthResult<Vec<QCell>> {
-        let v = self.requant.value_bits();
+        let (v, l) = (self.requant.value_bits(), self.requant.lookup_bits());
         let witness: Vec<RequantWitness> = acc
             .iter()
-            .map(|&a| requant(a, params.shift, params.relu, v).map(|r| RequantWitness::new(r, v)).ok_or(PlonkError::Synthesis))
+            .map(|&a| requant(a, params.shift, params.relu, v).map(|r| RequantWitness::new(r, l)).ok_or(PlonkError::Synthesis))
             .collect::<SynthResult<_>>()?;
         let off = self.cursor.alloc(cells.len())?;
         let chip = &self.requant;

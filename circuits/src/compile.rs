@@ -9,7 +9,7 @@ use crate::chips::range_table::table_rows;
 use crate::circuit::{check_fits, model_rows, MIN_ADVICE, RESERVED_ROWS};
 use crate::error::{Error, Result};
 use crate::ir::Graph;
-use crate::quant::{lower, ErrorBound, QModel, Settings, Visibility, SETTINGS_VERSION};
+use crate::quant::{lower, ErrorBound, Precision, QModel, Settings, Visibility, SETTINGS_VERSION};
 
 /// Knobs of `zkinfer compile`.
 #[derive(Clone, Debug)]
@@ -22,11 +22,30 @@ pub struct CompileOptions {
     pub input_visibility: Visibility,
     /// How outputs appear in the public instances (default: the values).
     pub output_visibility: Visibility,
+    /// What the circuit-size search favours.
+    pub target: Target,
+}
+
+/// What `compile` optimises for, as EZKL's `--target`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Target {
+    /// The smallest circuit that fits (fastest proving).
+    #[default]
+    Resources,
+    /// Up to [`ACCURACY_EXTRA_K`] sizes above the smallest: the smallest whose measured error
+    /// is within 25% of the best (bigger function tables take finer inputs).
+    Accuracy,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { scale_bits: None, max_k: None, input_visibility: Visibility::Hashed, output_visibility: Visibility::Public }
+        CompileOptions {
+            scale_bits: None,
+            max_k: None,
+            input_visibility: Visibility::Hashed,
+            output_visibility: Visibility::Public,
+            target: Target::Resources,
+        }
     }
 }
 
@@ -48,6 +67,8 @@ pub struct Compiled {
     pub onnx_sha256: String,
     /// Measured accuracy on the calibration samples.
     pub measured: MeasuredError,
+    /// The circuit sizes considered (the trade-off `compile` reports).
+    pub candidates: Vec<Candidate>,
 }
 
 /// Max |quantized − float| per output, measured on the calibration samples.
@@ -143,6 +164,28 @@ pub fn predicted_prove_us(k: u32, advice: usize, lookups: usize) -> f64 {
     (1u64 << k) as f64 * (4.0 * advice as f64 + 16.6 + 17.0 * lookups as f64)
 }
 
+/// Lookup arguments of a circuit: four range checks in the rescale, and the function table if any.
+pub fn lookup_count(model: &QModel) -> usize {
+    4 + usize::from(!model.settings.function_tables.is_empty())
+}
+
+/// One circuit size considered by `compile`, with what it costs and how accurate it is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// log2 rows.
+    pub k: u32,
+    /// Predicted prove time on a 2-core machine, seconds.
+    pub predicted_prove_s: f64,
+    /// Activation scale bits.
+    pub scale_bits: u32,
+    /// Smallest function-table input scale (bits), when the model has function tables.
+    pub min_table_scale_bits: Option<u32>,
+    /// Max |quantized − float| per output on the calibration samples.
+    pub measured: Vec<f64>,
+    /// Worst-case bound per output.
+    pub bound: Vec<f64>,
+}
+
 /// Compiles ONNX bytes with optional calibration data (EZKL format: one list per input).
 pub fn compile(onnx: &[u8], calibration: Option<&[Vec<f32>]>, opts: &CompileOptions) -> Result<Compiled> {
     if opts.output_visibility == Visibility::Private {
@@ -152,28 +195,74 @@ pub fn compile(onnx: &[u8], calibration: Option<&[Vec<f32>]>, opts: &CompileOpti
     let samples = calibration_samples(&graph, calibration)?;
     let cal = calibrate(&graph, &samples)?;
     let max_k = opts.max_k.unwrap_or(DEFAULT_MAX_K);
-    let mut best: Option<(f64, QModel)> = None;
+    // Rows do not depend on scales: count them once per lane choice, take the cheapest shape.
+    let probe = lower(&graph, probe_precision(&cal), (&cal.mag, &cal.min))?;
+    let mut best: Option<(f64, usize, u32)> = None;
     for lanes in LANE_CHOICES {
-        if let Some(model) = shape_for_lanes(&graph, &cal, lanes, opts, max_k)? {
-            let cost = predicted_prove_us(model.settings.k, model.settings.num_advice, 3);
-            if best.as_ref().is_none_or(|(c, _)| cost < *c) {
-                best = Some((cost, model));
+        let rows = quick_rows(&graph, probe.clone(), lanes, opts);
+        let Some(k) = (MIN_K..=max_k).find(|&k| rows + RESERVED_ROWS <= 1usize << k) else { continue };
+        let cost = predicted_prove_us(k, MIN_ADVICE.max(lanes + 1), 4);
+        if best.is_none_or(|(c, _, _)| cost < c) {
+            best = Some((cost, lanes, k));
+        }
+    }
+    let Some((_, lanes, k0)) = best else {
+        let rows = quick_rows(&graph, probe, LANE_CHOICES[LANE_CHOICES.len() - 1], opts);
+        return Err(Error::TooLarge { rows, max_k });
+    };
+    // Both targets report the same sizes (the trade-off); they differ in which one they keep.
+    let last = (k0 + ACCURACY_EXTRA_K).min(max_k);
+    let mut built: Vec<(QModel, MeasuredError)> = Vec::new();
+    let mut first_err = None;
+    for k in k0..=last {
+        match build(&graph, &cal, lanes, k, opts) {
+            Ok(model) => {
+                let m = measure(onnx, &graph, &model, &samples);
+                built.push((model, m));
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
             }
         }
     }
-    let (_, model) = best.ok_or_else(|| {
-        let rows = lower(&graph, 8, 10, (&cal.mag, &cal.min))
-            .map(|steps| quick_rows(&graph, steps, LANE_CHOICES[LANE_CHOICES.len() - 1], opts))
-            .unwrap_or(0);
-        match opts.scale_bits {
-            Some(s) if rows + RESERVED_ROWS <= 1usize << max_k => {
-                Error::Settings(format!("--scale-bits {s} needs a range table larger than 2^{max_k} rows"))
-            }
-            _ => Error::TooLarge { rows, max_k },
-        }
-    })?;
-    let measured = measure(onnx, &graph, &model, &samples);
-    Ok(Compiled { graph, model, onnx_sha256: hex::encode(Sha256::digest(onnx)), measured })
+    if built.is_empty() {
+        return Err(first_err.unwrap_or(Error::TooLarge { rows: 0, max_k }));
+    }
+    let candidates: Vec<Candidate> = built.iter().map(|(m, e)| candidate(m, e)).collect();
+    let worst = |e: &MeasuredError| e.max_abs.iter().copied().fold(0.0, f64::max);
+    let best_err = built.iter().map(|(_, e)| worst(e)).fold(f64::INFINITY, f64::min);
+    let pick = match opts.target {
+        Target::Resources => 0,
+        // The smallest k within 25% of the best error: a bigger circuit must buy real accuracy.
+        Target::Accuracy => built.iter().position(|(_, e)| worst(e) <= 1.25 * best_err + 1e-12).unwrap_or(0),
+    };
+    let (model, measured) = built.swap_remove(pick);
+    Ok(Compiled { graph, model, onnx_sha256: hex::encode(Sha256::digest(onnx)), measured, candidates })
+}
+
+fn candidate(model: &QModel, e: &MeasuredError) -> Candidate {
+    let s = &model.settings;
+    Candidate {
+        k: s.k,
+        predicted_prove_s: predicted_prove_us(s.k, s.num_advice, lookup_count(model)) / 1e6,
+        scale_bits: s.scale_bits,
+        min_table_scale_bits: s.function_tables.iter().map(|f| f.in_scale).min(),
+        measured: e.max_abs.clone(),
+        bound: model.error_bound.clone(),
+    }
+}
+
+/// Smallest k considered.
+const MIN_K: u32 = 8;
+/// Extra k tried by `--target accuracy` above the smallest that fits (each doubles prove time).
+const ACCURACY_EXTRA_K: u32 = 2;
+/// Largest activation scale chosen automatically: 2^-16 is below f32 noise for values near 1.
+pub const MAX_AUTO_SCALE_BITS: u32 = 16;
+
+/// A cheap precision for counting rows (row counts do not depend on scales).
+fn probe_precision(cal: &Calibration) -> Precision {
+    let v = MIN_AUTO_SCALE_BITS + cal.int_bits;
+    Precision { scale_bits: MIN_AUTO_SCALE_BITS, value_bits: v, lookup_bits: v, function_rows: usize::MAX }
 }
 
 fn quick_rows(graph: &Graph, steps: Vec<crate::quant::Step>, lanes: usize, opts: &CompileOptions) -> usize {
@@ -196,54 +285,57 @@ fn skeleton(graph: &Graph, steps: Vec<crate::quant::Step>) -> QModel {
     }
 }
 
-/// The cheapest k for `lanes`, with its quantized model, or `None` when nothing fits.
-fn shape_for_lanes(graph: &Graph, cal: &Calibration, lanes: usize, opts: &CompileOptions, max_k: u32) -> Result<Option<QModel>> {
-    let scale_override = opts.scale_bits;
-    // Row counts do not depend on scales: measure them once.
-    let rows = quick_rows(graph, lower(graph, MIN_AUTO_SCALE_BITS, MIN_AUTO_SCALE_BITS + cal.int_bits, (&cal.mag, &cal.min))?, lanes, opts);
-    for k in 6..=max_k {
-        let usable = (1usize << k).saturating_sub(RESERVED_ROWS);
-        if rows > usable {
-            continue;
+/// The quantized model at `k` rows with `lanes` dot lanes: the range table takes up to
+/// half the rows (tags up to `k − 2` bits), activations get the finest scale that two
+/// table limbs can range-check (at most [`MAX_AUTO_SCALE_BITS`]), and function tables
+/// get every row (coarsening their inputs until they fit).
+fn build(graph: &Graph, cal: &Calibration, lanes: usize, k: u32, opts: &CompileOptions) -> Result<QModel> {
+    let lookup_bits = k - 2;
+    let usable = (1usize << k) - RESERVED_ROWS;
+    let scale_bits = match opts.scale_bits {
+        Some(s) if s + cal.int_bits > 2 * lookup_bits => {
+            return Err(Error::Settings(format!(
+                "--scale-bits {s} with {} integer bits needs range checks of {} bits; k = {k} allows {}",
+                cal.int_bits,
+                s + cal.int_bits,
+                2 * lookup_bits
+            )))
         }
-        let value_bits = match scale_override {
-            Some(s) => s + cal.int_bits,
-            None => (k - 2).max(MIN_AUTO_SCALE_BITS + cal.int_bits),
-        };
-        let scale_bits = value_bits - cal.int_bits;
-        let steps = lower(graph, scale_bits, value_bits, (&cal.mag, &cal.min))?;
-        let mut model = skeleton(graph, steps);
-        model.settings.value_bits = value_bits;
-        let tags = model.required_table_tags();
-        let function_rows: usize = 1 + model
-            .steps
-            .iter()
-            .map(|s| if let crate::quant::StepKind::Function { spec, .. } = &s.kind { spec.rows() } else { 0 })
-            .sum::<usize>();
-        if table_rows(&tags) > usable || function_rows > usable {
-            continue;
-        }
-        model.settings = Settings {
-            version: SETTINGS_VERSION,
-            k,
-            scale_bits,
-            value_bits,
-            dot_lanes: lanes,
-            num_advice: MIN_ADVICE.max(lanes + 1),
-            num_fixed: crate::chips::poseidon::WIDTH.max(lanes),
-            table_tags: tags,
-            function_tables: model
-                .steps
-                .iter()
-                .filter_map(|s| if let crate::quant::StepKind::Function { spec, .. } = &s.kind { Some(spec.clone()) } else { None })
-                .collect(),
-            input_visibility: opts.input_visibility,
-            output_visibility: opts.output_visibility,
-        };
-        model.error_bound = ErrorBound::compute(graph, &model.steps, scale_bits, &cal.mag).per_output;
-        model.calibrated_max_abs = cal.mag.iter().copied().fold(0.0, f64::max);
-        check_fits(&model)?;
-        return Ok(Some(model));
+        Some(s) => s,
+        None => (2 * lookup_bits).saturating_sub(cal.int_bits).min(MAX_AUTO_SCALE_BITS),
+    };
+    if scale_bits < MIN_AUTO_SCALE_BITS.min(opts.scale_bits.unwrap_or(MIN_AUTO_SCALE_BITS)) {
+        return Err(Error::Settings(format!("k = {k} leaves only {scale_bits} scale bits")));
     }
-    Ok(None)
+    let value_bits = scale_bits + cal.int_bits;
+    let precision = Precision { scale_bits, value_bits, lookup_bits, function_rows: usable - 1 };
+    let steps = lower(graph, precision, (&cal.mag, &cal.min))?;
+    let mut model = skeleton(graph, steps);
+    let function_tables: Vec<_> = model
+        .steps
+        .iter()
+        .filter_map(|s| if let crate::quant::StepKind::Function { spec, .. } = &s.kind { Some(spec.clone()) } else { None })
+        .collect();
+    model.settings = Settings {
+        version: SETTINGS_VERSION,
+        k,
+        scale_bits,
+        value_bits,
+        lookup_bits,
+        dot_lanes: lanes,
+        num_advice: MIN_ADVICE.max(lanes + 1),
+        num_fixed: crate::chips::poseidon::WIDTH.max(lanes),
+        table_tags: Vec::new(),
+        function_tables,
+        input_visibility: opts.input_visibility,
+        output_visibility: opts.output_visibility,
+    };
+    model.settings.table_tags = model.required_table_tags();
+    if table_rows(&model.settings.table_tags) > usable {
+        return Err(Error::Settings(format!("k = {k}: the range table does not fit")));
+    }
+    model.error_bound = ErrorBound::compute(graph, &model.steps, scale_bits, &cal.mag).per_output;
+    model.calibrated_max_abs = cal.mag.iter().copied().fold(0.0, f64::max);
+    check_fits(&model)?;
+    Ok(model)
 }

@@ -12,6 +12,7 @@ pub mod circuit;
 pub mod compile;
 pub mod data;
 mod error;
+pub mod fold;
 pub mod ir;
 pub mod onnx;
 pub mod quant;

@@ -107,7 +107,9 @@ fn proof_roundtrip_and_tampering() {
 #[test]
 fn proof_for_another_model_is_rejected() {
     let a = setup_and_prove(&CompileOptions::default());
-    let b = setup_and_prove(&CompileOptions { scale_bits: Some(9), ..Default::default() });
+    // The same ONNX at one scale bit less: a different circuit.
+    let s = a.dir.read_compiled().unwrap().model.settings.scale_bits - 1;
+    let b = setup_and_prove(&CompileOptions { scale_bits: Some(s), ..Default::default() });
     let bytes = a.envelope.to_bytes().unwrap();
     // The other model's directory rejects it by its bindings...
     let err = check(&b.dir, &bytes).unwrap_err();

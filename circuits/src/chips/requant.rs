@@ -1,18 +1,23 @@
 //! Rescale with rounding, range check, and optional ReLU, in one row per element.
 //!
-//! Row layout (advice `a q rem b u y rem_hi`, fixed `pow half tag relu tag_hi`, selector `q_rq`):
+//! Row layout (advice `a q rem b u y rem_hi u_hi`, fixed `pow half tag relu tag_hi`, selector `q_rq`):
 //!
-//! | a | q | rem | b | u | y | rem_hi | pow = 2^s | half = ⌊2^(s-1)⌋ | tag = min(s, V) | relu | tag_hi = max(s - V, 0) |
+//! | a | q | rem | b | u | y | rem_hi | u_hi | pow = 2^s | half = ⌊2^(s-1)⌋ | tag = min(s, L) | relu | tag_hi = max(s - L, 0) |
 //!
-//! Constraints, with `V` = value bits:
-//! - `a + half = q·pow + rem + 2^V·rem_hi` ("requant rounding"),
-//! - `(min(s, V), rem)` in the range table ("requant remainder range") and
-//!   `(max(s - V, 0), rem_hi)` in it too ("requant remainder high range"), so the
-//!   remainder `rem + 2^V·rem_hi` lies in `[0, 2^s)` for shifts up to `2V`,
+//! Constraints, with `V` = value bits and `L` = lookup bits (the widest range-table tag;
+//! every wider range check is split into a low limb of `L` bits and a high limb):
+//! - `a + half = q·pow + rem + 2^L·rem_hi` ("requant rounding"),
+//! - `(min(s, L), rem)` in the range table ("requant remainder range") and
+//!   `(max(s - L, 0), rem_hi)` in it too ("requant remainder high range"), so the
+//!   remainder `rem + 2^L·rem_hi` lies in `[0, 2^s)` for shifts up to `2L`,
 //! - `b ∈ {0,1}` ("requant sign bit"),
-//! - `q + 2^V·(1 - b) = u` ("requant range decomposition"), with `(V, u)` in the table
-//!   ("requant value range"): so `q ∈ [-2^V, 2^V)` and `b = [q >= 0]`,
+//! - `q + 2^V·(1 - b) = u + 2^L·u_hi` ("requant range decomposition"), with
+//!   `(min(V, L), u)` ("requant value range") and `(V − min(V, L), u_hi)` ("requant value
+//!   high range") in the table: so `q ∈ [-2^V, 2^V)` and `b = [q >= 0]`, for `V ≤ 2L`,
 //! - `y = q·(relu·b + 1 - relu)` ("requant output").
+//!
+//! Splitting at `L` rather than at `V` decouples precision from the table size: the
+//! activation range can be twice as wide (in bits) as the table.
 //!
 //! Because `q` is range-checked, `q = round(a / 2^s)` is the only solution: the
 //! prover cannot shift an output by a unit.
@@ -43,14 +48,16 @@ pub struct RequantWitness {
     pub a: Fr,
     /// Rounded quotient.
     pub q: Fr,
-    /// Remainder, low `V` bits.
+    /// Remainder, low `L` bits.
     pub rem: Fr,
-    /// Remainder, bits above `V`.
+    /// Remainder, bits above `L`.
     pub rem_hi: Fr,
     /// Sign bit.
     pub b: Fr,
-    /// Offset value.
+    /// Offset value, low `L` bits.
     pub u: Fr,
+    /// Offset value, bits above `L`.
+    pub u_hi: Fr,
     /// Output.
     pub y: Fr,
     /// The output as an integer.
@@ -58,15 +65,17 @@ pub struct RequantWitness {
 }
 
 impl RequantWitness {
-    /// The cells of one row, splitting the remainder at `value_bits`.
-    pub fn new(r: RequantValues, value_bits: u32) -> Self {
+    /// The cells of one row, splitting the remainder and the offset value at `lookup_bits`.
+    pub fn new(r: RequantValues, lookup_bits: u32) -> Self {
+        let low = (1i64 << lookup_bits) - 1;
         RequantWitness {
             a: fr_from_i128(r.a),
             q: fr_from_i64(r.q),
-            rem: fr_from_i64(r.rem & ((1i64 << value_bits) - 1)),
-            rem_hi: fr_from_i64(r.rem >> value_bits),
+            rem: fr_from_i64(r.rem & low),
+            rem_hi: fr_from_i64(r.rem >> lookup_bits),
             b: Fr::from(u64::from(r.b)),
-            u: fr_from_i64(r.u),
+            u: fr_from_i64(r.u & low),
+            u_hi: fr_from_i64(r.u >> lookup_bits),
             y: fr_from_i64(r.y),
             y_int: r.y,
         }
@@ -76,11 +85,12 @@ impl RequantWitness {
 /// Columns and selector of the requant chip.
 #[derive(Clone, Debug)]
 pub struct RequantConfig {
-    advice: [Column<Advice>; 7],
+    advice: [Column<Advice>; 8],
     fixed: [Column<Fixed>; 5],
     q_rq: Selector,
     table: RangeTableConfig,
     value_bits: u32,
+    lookup_bits: u32,
 }
 
 /// The requant chip.
@@ -90,23 +100,25 @@ pub struct RequantChip {
 }
 
 impl RequantChip {
-    /// Creates the gates and lookups. `value_bits` must be a tag of `table`.
+    /// Creates the gates and lookups. The [`value_tags`] of `(value_bits, lookup_bits)` must
+    /// be tags of `table`, and `value_bits ≤ 2·lookup_bits`.
     pub fn configure(
         meta: &mut ConstraintSystem<Fr>,
-        advice: [Column<Advice>; 7],
+        advice: [Column<Advice>; 8],
         fixed: [Column<Fixed>; 5],
         table: RangeTableConfig,
-        value_bits: u32,
+        (value_bits, lookup_bits): (u32, u32),
     ) -> RequantConfig {
         let q_rq = meta.complex_selector();
-        let [a, q, rem, b, u, y, rem_hi] = advice;
+        let [a, q, rem, b, u, y, rem_hi, u_hi] = advice;
         let [pow, half, tag, relu, tag_hi] = fixed;
         let two_v = Expression::Constant(Fr::from(2).pow_vartime([u64::from(value_bits)]));
+        let two_l = Expression::Constant(Fr::from(2).pow_vartime([u64::from(lookup_bits)]));
         meta.create_gate("requant rounding", |vc| {
             let s = vc.query_selector(q_rq);
             let [a, q, rem, rem_hi] = [a, q, rem, rem_hi].map(|c| vc.query_advice(c, Rotation::cur()));
             let [pow, half] = [pow, half].map(|c| vc.query_fixed(c, Rotation::cur()));
-            vec![s * (a + half - q * pow - rem - two_v.clone() * rem_hi)]
+            vec![s * (a + half - q * pow - rem - two_l.clone() * rem_hi)]
         });
         meta.create_gate("requant sign bit", |vc| {
             let s = vc.query_selector(q_rq);
@@ -115,8 +127,8 @@ impl RequantChip {
         });
         meta.create_gate("requant range decomposition", |vc| {
             let s = vc.query_selector(q_rq);
-            let [q, b, u] = [q, b, u].map(|c| vc.query_advice(c, Rotation::cur()));
-            vec![s * (q + two_v.clone() * (Expression::Constant(Fr::one()) - b) - u)]
+            let [q, b, u, u_hi] = [q, b, u, u_hi].map(|c| vc.query_advice(c, Rotation::cur()));
+            vec![s * (q + two_v.clone() * (Expression::Constant(Fr::one()) - b) - u - two_l.clone() * u_hi)]
         });
         meta.create_gate("requant output", |vc| {
             let s = vc.query_selector(q_rq);
@@ -137,13 +149,18 @@ impl RequantChip {
             let hi = vc.query_advice(rem_hi, Rotation::cur());
             vec![(s.clone() * t, table.tag), (s * hi, table.value)]
         });
-        let v_tag = Expression::Constant(Fr::from(u64::from(value_bits)));
+        let [v_lo, v_hi] = value_tags(value_bits, lookup_bits).map(|t| Expression::Constant(Fr::from(u64::from(t))));
         meta.lookup("requant value range", |vc| {
             let s = vc.query_selector(q_rq);
             let u = vc.query_advice(u, Rotation::cur());
-            vec![(s.clone() * v_tag, table.tag), (s * u, table.value)]
+            vec![(s.clone() * v_lo, table.tag), (s * u, table.value)]
         });
-        RequantConfig { advice, fixed, q_rq, table, value_bits }
+        meta.lookup("requant value high range", |vc| {
+            let s = vc.query_selector(q_rq);
+            let u_hi = vc.query_advice(u_hi, Rotation::cur());
+            vec![(s.clone() * v_hi, table.tag), (s * u_hi, table.value)]
+        });
+        RequantConfig { advice, fixed, q_rq, table, value_bits, lookup_bits }
     }
 
     /// Wraps a configuration.
@@ -155,11 +172,21 @@ impl RequantChip {
     pub fn value_bits(&self) -> u32 {
         self.config.value_bits
     }
+
+    /// The width at which range checks split into two limbs.
+    pub fn lookup_bits(&self) -> u32 {
+        self.config.lookup_bits
+    }
 }
 
-/// Range-table widths of the low and high remainder parts for a shift: `[min(s, V), max(s - V, 0)]`.
-pub fn remainder_tags(shift: u32, value_bits: u32) -> [u32; 2] {
-    [shift.min(value_bits), shift.saturating_sub(value_bits)]
+/// Range-table widths of the low and high remainder parts for a shift: `[min(s, L), max(s - L, 0)]`.
+pub fn remainder_tags(shift: u32, lookup_bits: u32) -> [u32; 2] {
+    [shift.min(lookup_bits), shift.saturating_sub(lookup_bits)]
+}
+
+/// Range-table widths of the low and high parts of a value check: `[min(V, L), V − min(V, L)]`.
+pub fn value_tags(value_bits: u32, lookup_bits: u32) -> [u32; 2] {
+    remainder_tags(value_bits, lookup_bits)
 }
 
 impl RequantInstructions for RequantChip {
@@ -172,8 +199,8 @@ impl RequantInstructions for RequantChip {
         witness: &[RequantWitness],
     ) -> Result<Vec<QCell>, PlonkError> {
         let c = &self.config;
-        let [tag_lo, tag_hi] = remainder_tags(params.shift, c.value_bits);
-        if inputs.len() != witness.len() || !c.table.has(tag_lo) || !c.table.has(tag_hi) || params.shift > 2 * c.value_bits {
+        let [tag_lo, tag_hi] = remainder_tags(params.shift, c.lookup_bits);
+        if inputs.len() != witness.len() || !c.table.has(tag_lo) || !c.table.has(tag_hi) || params.shift > 2 * c.lookup_bits {
             return Err(PlonkError::Synthesis);
         }
         let pow = Fr::from(2).pow_vartime([u64::from(params.shift)]);
@@ -189,7 +216,7 @@ impl RequantInstructions for RequantChip {
             let cells: Vec<Cell> = c
                 .advice
                 .iter()
-                .zip([w.a, w.q, w.rem, w.b, w.u, w.y, w.rem_hi])
+                .zip([w.a, w.q, w.rem, w.b, w.u, w.y, w.rem_hi, w.u_hi])
                 .map(|(col, v)| region.assign_advice(*col, row, Value::known(v)).cell())
                 .collect();
             region.constrain_equal(cells[0], *input);
@@ -208,7 +235,9 @@ mod tests {
     use super::*;
     use crate::quant::requant;
 
+    /// Value bits and lookup bits: values are checked in two limbs (4 + 2 bits).
     const V: u32 = 6;
+    const L: u32 = 4;
 
     #[derive(Clone, Default)]
     struct TestCircuit {
@@ -226,13 +255,13 @@ mod tests {
             self.clone()
         }
         fn configure(meta: &mut ConstraintSystem<Fr>) -> Self::Config {
-            let advice: [Column<Advice>; 7] = std::array::from_fn(|_| meta.advice_column());
+            let advice: [Column<Advice>; 8] = std::array::from_fn(|_| meta.advice_column());
             let fixed: [Column<Fixed>; 5] = std::array::from_fn(|_| meta.fixed_column());
             let instance = meta.instance_column();
             meta.enable_equality(instance);
             advice.iter().for_each(|a| meta.enable_equality(*a));
-            let table = RangeTableConfig::configure(meta, &[3, 4, V]);
-            (RequantChip::configure(meta, advice, fixed, table.clone(), V), table, advice[1], instance)
+            let table = RangeTableConfig::configure(meta, &[2, 3, 4]);
+            (RequantChip::configure(meta, advice, fixed, table.clone(), (V, L)), table, advice[1], instance)
         }
         fn synthesize(
             &self,
@@ -242,7 +271,7 @@ mod tests {
             table.load(&mut layouter)?;
             let chip = RequantChip::construct(config);
             let mut witness: Vec<RequantWitness> =
-                self.a.iter().map(|&a| RequantWitness::new(requant(a, self.shift, self.relu, V).expect("in range"), V)).collect();
+                self.a.iter().map(|&a| RequantWitness::new(requant(a, self.shift, self.relu, V).expect("in range"), L)).collect();
             if let Some(t) = &self.tamper {
                 t(&mut witness[1]);
             }
@@ -297,15 +326,15 @@ mod tests {
     fn honest_rows_verify() {
         assert_eq!(run(false, None), Ok(()));
         assert_eq!(run(true, None), Ok(()));
-        // A shift wider than the value range splits the remainder (6 + 4 bits).
-        assert_eq!(run_shift(V + 4, false, None), Ok(()));
+        // A shift wider than the table splits the remainder (4 + 4 bits).
+        assert_eq!(run_shift(2 * L, false, None), Ok(()));
     }
 
     #[test]
     fn wide_shift_with_oversized_high_remainder_fails_lookup() {
-        // q - 1 with rem_hi + 16 (= 2^10 total) keeps the rounding gate but leaves [0, 2^4).
+        // q - 1 with rem_hi + 16 (= 2^8 total) keeps the rounding gate but leaves [0, 2^4).
         let failures = run_shift(
-            V + 4,
+            2 * L,
             false,
             Some(|w| {
                 w.q -= Fr::one();
@@ -355,6 +384,20 @@ mod tests {
                 w.u = w.q;
             },
             "requant value range",
+        );
+    }
+
+    #[test]
+    fn negative_value_claimed_positive_fails_high_limb_lookup() {
+        // Row 1: q = -12, so u = q + 2^6 = 52 = 4 + 16·3. Claiming b = 1 needs u + 16·u_hi = -12,
+        // i.e. u_hi = -1: the gate holds, the high limb leaves [0, 2^2).
+        assert_fails(
+            false,
+            |w| {
+                w.b = Fr::one();
+                w.u_hi -= Fr::from(4);
+            },
+            "requant value high range",
         );
     }
 

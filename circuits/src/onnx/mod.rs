@@ -179,6 +179,7 @@ pub fn import_model(model: &onnx::ModelProto) -> Result<Graph> {
             None => return Err(Error::MalformedOnnx { reason: format!("output `{}` is never produced", out.name) }),
         }
     }
+    crate::fold::fold_affine_into_linear(&mut ctx.graph);
     Ok(ctx.graph)
 }
 

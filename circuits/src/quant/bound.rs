@@ -59,7 +59,11 @@ impl ErrorBound {
                     let ((ea, ma), (eb, mb)) = ((err[*a], mag[*a]), (err[*b], mag[*b]));
                     *width as f64 * (ma * eb + (mb + eb) * ea) + lsb / 2.0
                 }
-                (Op::Function { input, .. }, StepKind::Function { spec, .. }) => lipschitz(spec) * err[*input] + lsb / 2.0,
+                (Op::Function { input, .. }, StepKind::Function { spec, .. }) => {
+                    // A coarser table input adds the rounding of the rescale before the lookup.
+                    let rounding = if spec.in_scale < scale_bits { 0.5 / (1u64 << spec.in_scale) as f64 } else { 0.0 };
+                    lipschitz(spec) * (err[*input] + rounding) + lsb / 2.0
+                }
                 _ => f64::INFINITY, // unreachable: steps are lowered one per node
             };
         }

@@ -166,6 +166,8 @@ impl QModel {
             StepKind::Function { input, spec } => values[*input]
                 .iter()
                 .map(|&x| {
+                    let shift = self.settings.scale_bits.saturating_sub(spec.in_scale);
+                    let x = self.requant_checked(node, i128::from(x), shift, false)?;
                     spec.apply(x).ok_or_else(|| Error::OutsideTable {
                         node: node.to_string(),
                         value: x as f64 / (1u64 << spec.in_scale) as f64,

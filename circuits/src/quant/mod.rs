@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::ir::{BinaryKind, ConstTensor, Graph, Op, Operand, TensorId, TensorInfo};
 
 /// Version of [`Settings`] and [`QModel`]; bump on any change that alters the circuit.
-pub const SETTINGS_VERSION: u32 = 1;
+pub const SETTINGS_VERSION: u32 = 2;
 
 /// What the public instances reveal about the inputs or the outputs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,8 +40,11 @@ pub struct Settings {
     pub k: u32,
     /// Activation scale: a real value `x` is the integer `round(x * 2^scale_bits)`.
     pub scale_bits: u32,
-    /// Activations lie in `[-2^value_bits, 2^value_bits)`; the range table holds `2^value_bits` values.
+    /// Activations lie in `[-2^value_bits, 2^value_bits)`.
     pub value_bits: u32,
+    /// The widest range-table tag: wider range checks are split into two limbs, so
+    /// `value_bits` and every rescale shift are at most `2·lookup_bits`.
+    pub lookup_bits: u32,
     /// Output neurons accumulated side by side in the dot-product chip.
     pub dot_lanes: usize,
     /// Advice columns.
@@ -204,9 +207,9 @@ impl QModel {
 
     /// Range-table widths the circuit needs: the value range and each shift's remainder parts.
     pub fn required_table_tags(&self) -> Vec<u32> {
-        let v = self.settings.value_bits;
-        let mut tags: Vec<u32> = self.shifts().into_iter().flat_map(|s| crate::chips::requant::remainder_tags(s, v)).collect();
-        tags.push(v);
+        let (v, l) = (self.settings.value_bits, self.settings.lookup_bits);
+        let mut tags: Vec<u32> = self.shifts().into_iter().flat_map(|s| crate::chips::requant::remainder_tags(s, l)).collect();
+        tags.extend(crate::chips::requant::value_tags(v, l));
         tags.retain(|&t| t > 0);
         tags.sort_unstable();
         tags.dedup();
@@ -220,6 +223,7 @@ impl QModel {
             .iter()
             .filter_map(|s| match &s.kind {
                 StepKind::Linear { shift, .. } | StepKind::Elementwise { shift, .. } | StepKind::DotPairs { shift, .. } => Some(*shift),
+                StepKind::Function { spec, .. } => Some(self.settings.scale_bits - spec.in_scale),
                 _ => None,
             })
             .collect();
@@ -251,12 +255,52 @@ fn quantize_const(node: &str, v: f64, scale_bits: u32) -> Result<i64> {
 /// Largest quantized constant magnitude: 2^40 keeps every accumulator far below the field size.
 const CONST_LIMIT_BITS: u32 = 40;
 
-/// Lowers a float graph to integer steps at the given activation scale and value range.
+/// The fixed-point format of a lowering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Precision {
+    /// Activation scale bits.
+    pub scale_bits: u32,
+    /// Activations lie in `[-2^value_bits, 2^value_bits)`.
+    pub value_bits: u32,
+    /// Widest range-table tag (rescale shifts are at most twice this).
+    pub lookup_bits: u32,
+    /// Rows all function tables together may use.
+    pub function_rows: usize,
+}
+
+/// Lowers a float graph to integer steps at the given precision.
 /// `(mag, min)`: per tensor, the largest |value| and the smallest value seen in calibration.
-pub fn lower(graph: &Graph, scale_bits: u32, value_bits: u32, (mag, min): (&[f64], &[f64])) -> Result<Vec<Step>> {
+/// Function tables start at the activation scale; while they exceed `function_rows`, the
+/// largest one takes its input one bit coarser (a rescale before the lookup).
+pub fn lower(graph: &Graph, p: Precision, (mag, min): (&[f64], &[f64])) -> Result<Vec<Step>> {
+    let mut steps = lower_at(graph, p, (mag, min), &|_| p.scale_bits)?;
+    let mut in_scale: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+    loop {
+        let tables: Vec<(&String, usize, u32)> = steps
+            .iter()
+            .filter_map(|s| match &s.kind {
+                StepKind::Function { spec, .. } => Some((&s.node, spec.rows(), spec.in_scale)),
+                _ => None,
+            })
+            .collect();
+        if tables.iter().map(|t| t.1).sum::<usize>() <= p.function_rows {
+            return Ok(steps);
+        }
+        let Some(&(node, _, scale)) = tables.iter().max_by_key(|t| t.1) else { return Ok(steps) };
+        if scale == 0 {
+            return Err(Error::Settings(format!("node `{node}`: its function table does not fit in {} rows", p.function_rows)));
+        }
+        in_scale.insert(node.clone(), scale - 1);
+        steps = lower_at(graph, p, (mag, min), &|n| in_scale.get(n).copied().unwrap_or(p.scale_bits))?;
+    }
+}
+
+/// Lowers every node; `table_scale(node)` is the input scale of a function node's table.
+fn lower_at(graph: &Graph, p: Precision, (mag, min): (&[f64], &[f64]), table_scale: &dyn Fn(&str) -> u32) -> Result<Vec<Step>> {
+    let (scale_bits, value_bits) = (p.scale_bits, p.value_bits);
     let mut next_table = 0u32;
-    // The rescale range-checks remainders of up to 2·value_bits bits (two table lookups).
-    let weight_max_bits = (2 * value_bits).saturating_sub(1);
+    // The rescale range-checks remainders of up to 2·lookup_bits bits (two table lookups).
+    let weight_max_bits = 2 * p.lookup_bits;
     graph
         .nodes
         .iter()
@@ -272,7 +316,8 @@ pub fn lower(graph: &Graph, scale_bits: u32, value_bits: u32, (mag, min): (&[f64
                 Op::DotPairs { a, b, width } => StepKind::DotPairs { a: *a, b: *b, width: *width, shift: scale_bits },
                 Op::Function { kind, input, bounds } => {
                     next_table += 1;
-                    let spec = function_spec(&node.name, *kind, next_table, (mag[*input], min[*input]), *bounds, (scale_bits, value_bits))?;
+                    let scales = (table_scale(&node.name).min(scale_bits), scale_bits, value_bits);
+                    let spec = function_spec(&node.name, *kind, next_table, (mag[*input], min[*input]), *bounds, scales)?;
                     StepKind::Function { input: *input, spec }
                 }
                 Op::View { input, index } => StepKind::View { input: *input, index: index.clone() },
@@ -285,28 +330,30 @@ pub fn lower(graph: &Graph, scale_bits: u32, value_bits: u32, (mag, min): (&[f64
 /// Input headroom over the calibrated magnitude for function tables.
 const FUNCTION_HEADROOM: f64 = 1.25;
 
-/// The table of a function node: inputs in ±1.25·(calibrated magnitude) at the activation
-/// scale (clipped to the value range and to the function's domain), outputs at the activation scale.
+/// The table of a function node: inputs in ±1.25·(calibrated magnitude) at the table's input
+/// scale `s_in` (clipped to the value range and to the function's domain), outputs at the
+/// activation scale `s`.
 fn function_spec(
     node: &str,
     kind: FunctionKind,
     id: u32,
     (mag, min): (f64, f64),
     bounds: (Option<f64>, Option<f64>),
-    (s, v): (u32, u32),
+    (s_in, s, v): (u32, u32, u32),
 ) -> Result<FunctionSpec> {
     let limit = (1i64 << v) - 1;
-    let scale = (1u64 << s) as f64;
+    let in_limit = limit >> (s - s_in);
+    let scale = (1u64 << s_in) as f64;
     let reach = ((mag * FUNCTION_HEADROOM).max(1.0) * scale).ceil() as i64;
-    let hi = bounds.1.map_or(reach, |b| (b * scale).floor() as i64).min(reach).min(limit);
+    let hi = bounds.1.map_or(reach, |b| (b * scale).floor() as i64).min(reach).min(in_limit);
     let floor = match kind {
         FunctionKind::Sqrt => 0,
         // Poles at 0: start at a quarter of the smallest calibrated input (at least one LSB).
         FunctionKind::Reciprocal | FunctionKind::Rsqrt => ((0.25 * min.max(0.0) * scale).ceil() as i64).max(1),
-        _ => -limit,
+        _ => -in_limit,
     };
     let lo = bounds.0.map_or(-reach, |b| (b * scale).ceil() as i64).max(-reach).max(floor);
-    let spec = FunctionSpec { id, kind, in_scale: s, out_scale: s, lo, hi };
+    let spec = FunctionSpec { id, kind, in_scale: s_in, out_scale: s, lo, hi };
     let worst = (lo..=hi)
         .step_by(((hi - lo) as usize / 4096).max(1))
         .chain([lo, hi])
