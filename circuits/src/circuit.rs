@@ -84,18 +84,26 @@ pub struct ModelConfig {
 pub struct ModelCircuit {
     model: Arc<QModel>,
     inputs: Vec<Vec<i64>>,
+    /// A deliberately wrong witness, for negative tests only.
+    #[cfg(test)]
+    tamper: Option<tamper_tests::Tamper>,
 }
 
 impl ModelCircuit {
     /// A circuit for quantized inputs (use [`QModel::quantize_inputs`]).
     pub fn new(model: Arc<QModel>, quantized_inputs: Vec<Vec<i64>>) -> Self {
-        ModelCircuit { model, inputs: quantized_inputs }
+        ModelCircuit {
+            model,
+            inputs: quantized_inputs,
+            #[cfg(test)]
+            tamper: None,
+        }
     }
 
     /// A circuit with an all-zero input, for key generation.
     pub fn for_keygen(model: Arc<QModel>) -> Self {
         let inputs = model.input_sizes().into_iter().map(|n| vec![0; n]).collect();
-        ModelCircuit { model, inputs }
+        Self::new(model, inputs)
     }
 
     /// The model.
@@ -204,6 +212,7 @@ impl Circuit<Fr> for ModelCircuit {
             lanes: model.settings.dot_lanes,
             zero: None,
             zero_column: config.zero_column,
+            tamper: None,
         };
         let mut tensors: Vec<Option<Vec<QCell>>> = vec![None; model.tensors.len()];
 
@@ -218,7 +227,11 @@ impl Circuit<Fr> for ModelCircuit {
             tensors[id] = Some(ly.requant(&mut layouter, cells, &acc, RequantParams { shift: 0, relu: false })?);
         }
 
-        for step in &model.steps {
+        for (_index, step) in model.steps.iter().enumerate() {
+            #[cfg(test)]
+            {
+                ly.tamper = self.tamper.filter(|t| t.step == _index).map(|t| (t.element, t.delta));
+            }
             let get = |id: usize| tensors[id].clone().ok_or(PlonkError::Synthesis);
             let out = match &step.kind {
                 StepKind::Linear { input, rows, k, n, weight, bias, shift } => {
@@ -241,13 +254,17 @@ impl Circuit<Fr> for ModelCircuit {
                     let acc: Vec<i128> = x.iter().map(|c| i128::from(c.value)).collect();
                     let cells: Vec<_> = x.iter().map(|c| c.cell).collect();
                     let shift = model.settings.scale_bits.checked_sub(spec.in_scale).ok_or(PlonkError::Synthesis)?;
+                    let tamper = ly.tamper.take(); // aimed at the table output, not the rescale
                     let x = ly.requant(&mut layouter, &cells, &acc, RequantParams { shift, relu: false })?;
                     let chip = function.as_ref().ok_or(PlonkError::Synthesis)?;
                     let cells: Vec<_> = x.iter().map(|c| c.cell).collect();
                     let xs: Vec<i64> = x.iter().map(|c| c.value).collect();
                     // Outside the table there is no valid witness: `prove` reports that from the
                     // evaluation before proving; key generation (zero input) just needs some value.
-                    let ys: Vec<i64> = xs.iter().map(|&v| spec.apply(v).unwrap_or(0)).collect();
+                    let mut ys: Vec<i64> = xs.iter().map(|&v| spec.apply(v).unwrap_or(0)).collect();
+                    if let Some((element, delta)) = tamper {
+                        *ys.get_mut(element).ok_or(PlonkError::Synthesis)? += delta;
+                    }
                     let off = ly.cursor.alloc(xs.len())?;
                     layouter.assign_region(|| "function", |mut region| chip.assign_rows(&mut region, off, &cells, spec.id, &xs, &ys))?
                 }
@@ -356,6 +373,9 @@ struct Layout {
     /// A cell fixed to 0, for zero padding (made on first use).
     zero: Option<QCell>,
     zero_column: halo2_proofs::plonk::Column<halo2_proofs::plonk::Advice>,
+    /// `(element, delta)`: the next rescale outputs `delta` more at `element` (negative tests;
+    /// always `None` outside them).
+    tamper: Option<(usize, i64)>,
 }
 
 type SynthResult<T> = std::result::Result<T, PlonkError>;
@@ -384,10 +404,15 @@ impl Layout {
         params: RequantParams,
     ) -> SynthResult<Vec<QCell>> {
         let (v, l) = (self.requant.value_bits(), self.requant.lookup_bits());
-        let witness: Vec<RequantWitness> = acc
+        let mut witness: Vec<RequantWitness> = acc
             .iter()
             .map(|&a| requant(a, params.shift, params.relu, v).map(|r| RequantWitness::new(r, l)).ok_or(PlonkError::Synthesis))
             .collect::<SynthResult<_>>()?;
+        if let Some((element, delta)) = self.tamper.take() {
+            let w = witness.get_mut(element).ok_or(PlonkError::Synthesis)?;
+            w.y += fr_from_i64(delta);
+            w.y_int += delta;
+        }
         let off = self.cursor.alloc(cells.len())?;
         let chip = &self.requant;
         layouter.assign_region(|| "requant", |mut region| chip.assign_rows(&mut region, off, cells, params, &witness))
@@ -505,3 +530,7 @@ pub fn check_fits(model: &QModel) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "circuit_tamper_tests.rs"]
+mod tamper_tests;

@@ -9,6 +9,7 @@ use halo2_proofs::halo2curves::bn256::Fr;
 use zkinfer_circuits::circuit::ModelCircuit;
 use zkinfer_circuits::compile::{calibration_samples, compile, CompileOptions, Compiled};
 use zkinfer_circuits::data::InputData;
+use zkinfer_circuits::quant::StepKind;
 use zkinfer_circuits::reference::candle_outputs;
 
 pub(crate) fn example(name: &str, file: &str) -> PathBuf {
@@ -52,13 +53,15 @@ fn assert_ir_matches_candle(onnx: &[u8], c: &Compiled, input: &[Vec<f32>]) {
 
 #[test]
 fn examples_match_candle_within_bound() {
-    for name in ["tiny", "mlp", "cnn", "transformer"] {
+    // Issue #3's accuracy target: ≤ 1e-3 against float where outputs are about 1-4 (the tiny
+    // model's outputs reach 8 at a 2^-9 scale, so it gets 1e-2).
+    for (name, limit) in [("tiny", 1e-2), ("mlp", 1e-3), ("cnn", 1e-3), ("transformer", 1e-3), ("torch_cnn", 1e-3)] {
         let (onnx, c) = compile_example(name);
         let input = read_input(name, "input.json");
         assert_ir_matches_candle(&onnx, &c, &input);
         let err = assert_within_bound(&onnx, &c, &input);
-        // The bound is worst-case; the measured error must at least be small in absolute terms.
-        assert!(err < 1e-2, "{name}: error {err}");
+        // The bound is worst-case (and loose for the transformer); the measured error is the target.
+        assert!(err <= limit, "{name}: error {err} > {limit}");
         for sample in calibration_samples(&c.graph, Some(&read_input(name, "calibration.json"))).unwrap() {
             let s: Vec<Vec<f32>> = sample.iter().map(|v| v.iter().map(|&x| x as f32).collect()).collect();
             assert_within_bound(&onnx, &c, &s);
@@ -93,6 +96,21 @@ fn cnn_circuit_is_satisfied_and_binds_outputs() {
     let input = read_input("cnn", "input.json");
     assert_eq!(mock(&c, &input, |_| ()), Ok(()));
     let failures = mock(&c, &input, |inst| inst[3] += Fr::one()).unwrap_err();
+    assert!(failures.iter().any(|f| matches!(f, VerifyFailure::Permutation { .. })), "{failures:?}");
+}
+
+/// A model exported by torch.onnx (Shape/Gather/Unsqueeze/Concat before a Reshape, Constant
+/// nodes, a BatchNormalization folded into its Conv) is satisfied and binds its outputs.
+#[test]
+fn torch_exported_cnn_circuit_is_satisfied() {
+    let (_, c) = compile_example("torch_cnn");
+    let ops: Vec<&str> = c.graph.nodes.iter().map(|n| n.op_type.as_str()).collect();
+    assert!(!ops.contains(&"Shape") && ops.contains(&"Reshape"), "the shape arithmetic is folded away: {ops:?}");
+    // The BatchNormalization's multiply and add were folded into the Conv: no elementwise step is left.
+    assert!(c.model.steps.iter().all(|s| s.op_type != "BatchNormalization" || matches!(s.kind, StepKind::View { .. })));
+    let input = read_input("torch_cnn", "input.json");
+    assert_eq!(mock(&c, &input, |_| ()), Ok(()));
+    let failures = mock(&c, &input, |inst| inst[1] += Fr::one()).unwrap_err();
     assert!(failures.iter().any(|f| matches!(f, VerifyFailure::Permutation { .. })), "{failures:?}");
 }
 
