@@ -227,11 +227,8 @@ impl Circuit<Fr> for ModelCircuit {
             tensors[id] = Some(ly.requant(&mut layouter, cells, &acc, RequantParams { shift: 0, relu: false })?);
         }
 
-        for (_index, step) in model.steps.iter().enumerate() {
-            #[cfg(test)]
-            {
-                ly.tamper = self.tamper.filter(|t| t.step == _index).map(|t| (t.element, t.delta));
-            }
+        for (index, step) in model.steps.iter().enumerate() {
+            ly.tamper = self.tamper_for(index);
             let get = |id: usize| tensors[id].clone().ok_or(PlonkError::Synthesis);
             let out = match &step.kind {
                 StepKind::Linear { input, rows, k, n, weight, bias, shift } => {
@@ -292,6 +289,14 @@ impl Circuit<Fr> for ModelCircuit {
 }
 
 impl ModelCircuit {
+    /// The deliberate witness error aimed at step `step` (negative tests only; never outside them).
+    fn tamper_for(&self, _step: usize) -> Option<(usize, i64)> {
+        #[cfg(test)]
+        return self.tamper.filter(|t| t.step == _step).map(|t| (t.element, t.delta));
+        #[cfg(not(test))]
+        None
+    }
+
     /// Assigns the input values and exposes them as the settings say; returns their cells.
     fn assign_inputs(
         &self,
