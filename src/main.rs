@@ -164,7 +164,8 @@ pub(crate) struct InfoArgs {
 pub(crate) struct SolidityArgs {
     /// The compiled and set-up model directory.
     dir: PathBuf,
-    /// Output directory for Verifier.sol, Verifier.bin and Verifier.abi.json.
+    /// Output directory for Verifier.sol, Verifier.bin and Verifier.abi.json; when the verifier is over
+    /// EIP-170's 24 KiB it is split, and VerifierPart<i>.bin plus deploy.json (the deployment order) are written too.
     #[arg(short, long)]
     out: PathBuf,
     /// Directory with compile.js and node_modules (solc, anvil), made by `npm ci`.

@@ -5,11 +5,12 @@ use std::path::Path;
 use alloy::primitives::{FixedBytes, U256};
 use alloy::sol_types::SolCall;
 use anyhow::{bail, Context, Result};
-use zkinfer_prover::{fs::atomic_write, Loaded, ModelDir, ProofEnvelope};
-use zkinfer_verifier_contract::chain::{LocalChain, DEFAULT_HARDFORK, EIP170_CODE_SIZE_LIMIT, RAISED_CODE_SIZE_LIMIT};
+use zkinfer_prover::{Loaded, ModelDir, ProofEnvelope};
+use zkinfer_verifier_contract::chain::{LocalChain, DEFAULT_HARDFORK, EIP170_CODE_SIZE_LIMIT};
 use zkinfer_verifier_contract::codegen::{calldata as encode_calldata, verifier_solidity};
 use zkinfer_verifier_contract::escrow::InferenceEscrow;
-use zkinfer_verifier_contract::solc::{read_artifact, Toolchain};
+use zkinfer_verifier_contract::solc::Toolchain;
+use zkinfer_verifier_contract::verifier::CompiledVerifier;
 
 use crate::ui::timed;
 use crate::{CalldataArgs, Outcome, SolidityArgs};
@@ -21,32 +22,30 @@ fn n_instances(loaded: &Loaded) -> usize {
     loaded.model.num_instances()
 }
 
-/// Writes Verifier.sol, Verifier.bin and Verifier.abi.json into `out`; returns the bytecode.
-fn write_verifier(dir: &Path, out: &Path, toolchain: &Toolchain) -> Result<Vec<u8>> {
+/// Writes the verifier (Verifier.sol, Verifier.bin, Verifier.abi.json, and VerifierPart<i>.bin
+/// with deploy.json when it is split) into `out`.
+fn write_verifier(dir: &Path, out: &Path, toolchain: &Toolchain) -> Result<CompiledVerifier> {
     let loaded = ModelDir::new(dir).load()?;
-    let (sol, t) = timed("generating the Solidity verifier", || verifier_solidity(&loaded.params, &loaded.vk, n_instances(&loaded)));
-    let sol = sol?;
-    let sol_path = out.join("Verifier.sol");
-    atomic_write(&sol_path, sol.as_bytes())?;
-    let build = tempfile::tempdir()?;
+    let sol = timed("generating the Solidity verifier", || verifier_solidity(&loaded.params, &loaded.vk, n_instances(&loaded))).0?;
     // snark-verifier's verifier fails with "stack too deep" under the optimizer: compile without it.
-    timed("compiling with solcjs (optimizer off)", || toolchain.compile(build.path(), &[&sol_path], None)).0?;
-    let artifact = read_artifact(build.path(), "Halo2Verifier")?;
-    atomic_write(&out.join("Verifier.bin"), hex::encode(&artifact.bytecode).as_bytes())?;
-    atomic_write(&out.join("Verifier.abi.json"), artifact.abi.as_bytes())?;
-    println!(
-        "verifier generated in {:.1}s: {} ({} bytes of deployment code)",
-        t.as_secs_f64(),
-        sol_path.display(),
-        artifact.bytecode.len()
-    );
-    if artifact.bytecode.len() > EIP170_CODE_SIZE_LIMIT {
-        eprintln!(
-            "WARNING: the verifier is larger than EIP-170's {EIP170_CODE_SIZE_LIMIT}-byte code size limit: mainnet and most L2s will refuse to deploy it. \
-             Local anvil runs lift the limit (see README: Status)."
+    let (v, t) = timed("compiling with solcjs (optimizer off; split into parts if over EIP-170)", || CompiledVerifier::build(toolchain, &sol));
+    let v = v?;
+    v.write(out)?;
+    if v.parts.is_empty() {
+        println!("verifier compiled in {:.1}s: {} bytes of code → {}", t.as_secs_f64(), v.verifier.bytecode.len(), out.join("Verifier.sol").display());
+    } else {
+        println!(
+            "verifier compiled in {:.1}s: {} bytes of code, over EIP-170's {EIP170_CODE_SIZE_LIMIT}, so split into {} part contracts \
+             (largest {} bytes) chained by Verifier.bin → {}",
+            t.as_secs_f64(),
+            v.total_code(),
+            v.parts.len(),
+            v.largest_contract(),
+            out.display()
         );
+        println!("  deploy VerifierPart0.bin .. VerifierPart{}.bin, then Verifier.bin with their addresses (see deploy.json)", v.parts.len() - 1);
     }
-    Ok(artifact.bytecode)
+    Ok(v)
 }
 
 pub(crate) fn solidity(a: &SolidityArgs) -> Result<Outcome> {
@@ -65,14 +64,14 @@ pub(crate) fn calldata(a: &CalldataArgs) -> Result<Outcome> {
 /// Deploys the verifier and the escrow on a fresh anvil, verifies the proof, and runs one paid job.
 pub(crate) fn demo_on_chain(dir: &Path, proof: &Path, toolchain_dir: &Path, out: &Path) -> Result<()> {
     let toolchain = Toolchain::new(toolchain_dir)?;
-    let code = write_verifier(dir, out, &toolchain)?;
+    let compiled = write_verifier(dir, out, &toolchain)?;
     let env = ProofEnvelope::from_bytes(&std::fs::read(proof)?)?;
     let loaded = ModelDir::new(dir).load()?;
     let escrow_code = toolchain.compile_one(&toolchain.escrow_source(), "InferenceEscrow", Some(200))?.bytecode;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
-        let chain = LocalChain::start(&toolchain.anvil()?, DEFAULT_HARDFORK, RAISED_CODE_SIZE_LIMIT)?;
-        let verifier = chain.deploy(0, code).await?.contract.context("no verifier address")?;
+        let chain = LocalChain::start(&toolchain.anvil()?, DEFAULT_HARDFORK)?;
+        let verifier = compiled.deploy(&chain, 0).await?;
         let data = encode_calldata(&env)?;
         let verified = chain.transact(0, verifier, data, U256::ZERO, Some(TX_GAS)).await?;
         if !verified.success {

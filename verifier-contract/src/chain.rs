@@ -14,12 +14,9 @@ use crate::error::{Error, Result};
 /// anvil's default hardfork in the pinned version; gas figures are stated with it.
 pub const DEFAULT_HARDFORK: &str = "osaka";
 
-/// EIP-170's limit on deployed code (24 KiB). The generated verifiers of the current
-/// circuits exceed it, so local chains are started with [`RAISED_CODE_SIZE_LIMIT`]; a real
-/// chain would refuse the deployment (see the README's status).
+/// EIP-170's limit on deployed code (24 KiB). Local chains enforce it, as real ones do; a
+/// verifier larger than this is split ([`crate::split`]).
 pub const EIP170_CODE_SIZE_LIMIT: usize = 0x6000;
-/// The code size limit the local chain runs with.
-pub const RAISED_CODE_SIZE_LIMIT: usize = 0x20000;
 
 /// A running anvil with funded accounts. The node stops when this is dropped.
 pub struct LocalChain {
@@ -47,13 +44,12 @@ fn chain_err(e: impl std::fmt::Display) -> Error {
 }
 
 impl LocalChain {
-    /// Starts anvil from `binary` on 127.0.0.1 and a free port, with `code_size_limit` in place of EIP-170's.
-    pub fn start(binary: &Path, hardfork: &str, code_size_limit: usize) -> Result<Self> {
-        let limit = code_size_limit.to_string();
+    /// Starts anvil from `binary` on 127.0.0.1 and a free port, with EIP-170's code size limit.
+    pub fn start(binary: &Path, hardfork: &str) -> Result<Self> {
         let anvil = Anvil::at(binary)
             .host("127.0.0.1")
             .port(0u16)
-            .args(["--hardfork", hardfork, "--code-size-limit", limit.as_str()])
+            .args(["--hardfork", hardfork])
             .try_spawn()
             .map_err(chain_err)?;
         let signers = anvil.keys().iter().map(|k| PrivateKeySigner::from(k.clone())).collect();

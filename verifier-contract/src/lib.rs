@@ -10,5 +10,7 @@ pub mod codegen;
 mod error;
 pub mod escrow;
 pub mod solc;
+pub mod split;
+pub mod verifier;
 
 pub use error::{Error, Result};
