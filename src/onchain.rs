@@ -28,11 +28,17 @@ fn write_verifier(dir: &Path, out: &Path, toolchain: &Toolchain) -> Result<Compi
     let loaded = ModelDir::new(dir).load()?;
     let sol = timed("generating the Solidity verifier", || verifier_solidity(&loaded.params, &loaded.vk, n_instances(&loaded))).0?;
     // snark-verifier's verifier fails with "stack too deep" under the optimizer: compile without it.
-    let (v, t) = timed("compiling with solcjs (optimizer off; split into parts if over EIP-170)", || CompiledVerifier::build(toolchain, &sol));
+    let (v, t) =
+        timed("compiling with solcjs (optimizer off; split into parts if over EIP-170)", || CompiledVerifier::build(toolchain, &sol));
     let v = v?;
     v.write(out)?;
     if v.parts.is_empty() {
-        println!("verifier compiled in {:.1}s: {} bytes of code → {}", t.as_secs_f64(), v.verifier.bytecode.len(), out.join("Verifier.sol").display());
+        println!(
+            "verifier compiled in {:.1}s: {} bytes of code → {}",
+            t.as_secs_f64(),
+            v.verifier.bytecode.len(),
+            out.join("Verifier.sol").display()
+        );
     } else {
         println!(
             "verifier compiled in {:.1}s: {} bytes of code, over EIP-170's {EIP170_CODE_SIZE_LIMIT}, so split into {} part contracts \
@@ -43,7 +49,10 @@ fn write_verifier(dir: &Path, out: &Path, toolchain: &Toolchain) -> Result<Compi
             v.largest_contract(),
             out.display()
         );
-        println!("  deploy VerifierPart0.bin .. VerifierPart{}.bin, then Verifier.bin with their addresses (see deploy.json)", v.parts.len() - 1);
+        println!(
+            "  deploy VerifierPart0.bin .. VerifierPart{}.bin, then Verifier.bin with their addresses (see deploy.json)",
+            v.parts.len() - 1
+        );
     }
     Ok(v)
 }

@@ -46,12 +46,7 @@ fn chain_err(e: impl std::fmt::Display) -> Error {
 impl LocalChain {
     /// Starts anvil from `binary` on 127.0.0.1 and a free port, with EIP-170's code size limit.
     pub fn start(binary: &Path, hardfork: &str) -> Result<Self> {
-        let anvil = Anvil::at(binary)
-            .host("127.0.0.1")
-            .port(0u16)
-            .args(["--hardfork", hardfork])
-            .try_spawn()
-            .map_err(chain_err)?;
+        let anvil = Anvil::at(binary).host("127.0.0.1").port(0u16).args(["--hardfork", hardfork]).try_spawn().map_err(chain_err)?;
         let signers = anvil.keys().iter().map(|k| PrivateKeySigner::from(k.clone())).collect();
         Ok(LocalChain { anvil, signers, hardfork: hardfork.to_string() })
     }

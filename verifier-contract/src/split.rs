@@ -53,14 +53,20 @@ fn sections(source: &str) -> Result<Sections<'_>> {
     let mut depth = 0i64;
     while end < tail {
         let t = lines[end].trim();
-        let starts_item = t.starts_with("let success") || t.starts_with("let f_p") || t.starts_with("let f_q") || t.starts_with("function ");
+        let starts_item =
+            t.starts_with("let success") || t.starts_with("let f_p") || t.starts_with("let f_q") || t.starts_with("function ");
         if depth == 0 && !starts_item && !t.is_empty() {
             break;
         }
         depth += braces(lines[end]);
         end += 1;
     }
-    Ok(Sections { layout_check: lines[asm + 1..success].to_vec(), preamble: lines[success..end].to_vec(), body: lines[end..tail].to_vec(), tail: lines[tail..].to_vec() })
+    Ok(Sections {
+        layout_check: lines[asm + 1..success].to_vec(),
+        preamble: lines[success..end].to_vec(),
+        body: lines[end..tail].to_vec(),
+        tail: lines[tail..].to_vec(),
+    })
 }
 
 fn literal(s: &str) -> Option<u64> {
@@ -75,7 +81,8 @@ fn literal(s: &str) -> Option<u64> {
 fn high_water(body: &[&str]) -> Result<Vec<u64>> {
     let store = Regex::new(r"mstore8?\(([^,()]+),").map_err(|e| malformed(&e.to_string()))?;
     let any_store = Regex::new(r"mstore8?\(").map_err(|e| malformed(&e.to_string()))?;
-    let call = Regex::new(r"staticcall\(gas\(\),\s*[^,]+,\s*[^,]+,\s*[^,]+,\s*([^,]+),\s*([^,()]+)\)").map_err(|e| malformed(&e.to_string()))?;
+    let call =
+        Regex::new(r"staticcall\(gas\(\),\s*[^,]+,\s*[^,]+,\s*[^,]+,\s*([^,]+),\s*([^,()]+)\)").map_err(|e| malformed(&e.to_string()))?;
     let mut hw = 0u64;
     let mut out = Vec::with_capacity(body.len());
     for line in body {

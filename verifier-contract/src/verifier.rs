@@ -62,7 +62,8 @@ impl CompiledVerifier {
     /// `deploy.json` (what to deploy, in order) into `out`, each atomically.
     pub fn write(&self, out: &Path) -> Result<()> {
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-        let write = |name: &str, data: &[u8]| zkinfer_prover::fs::atomic_write(&out.join(name), data).map_err(|e| Error::Codegen(e.to_string()));
+        let write =
+            |name: &str, data: &[u8]| zkinfer_prover::fs::atomic_write(&out.join(name), data).map_err(|e| Error::Codegen(e.to_string()));
         write("Verifier.sol", self.source.as_bytes())?;
         write("Verifier.bin", hex::encode(&self.verifier.bytecode).as_bytes())?;
         write("Verifier.abi.json", self.verifier.abi.as_bytes())?;

@@ -1,0 +1,79 @@
+//! The coordinator's errors, each with a stable code for HTTP clients.
+
+use axum::http::StatusCode;
+
+/// Errors of the coordinator.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No model with this id.
+    #[error("unknown model `{0}`")]
+    UnknownModel(String),
+    /// No job with this id.
+    #[error("unknown job {0}")]
+    UnknownJob(i64),
+    /// The input does not have the model's length.
+    #[error("input has {got} values, the model takes {expected}")]
+    InputLength {
+        /// Values sent.
+        got: usize,
+        /// Values the model takes.
+        expected: usize,
+    },
+    /// The job is not in a state that allows the request.
+    #[error("job {job} is {state}, cannot {action}")]
+    BadTransition {
+        /// The job.
+        job: i64,
+        /// Its state.
+        state: &'static str,
+        /// What was asked.
+        action: &'static str,
+    },
+    /// The executor does not hold the job's lease.
+    #[error("job {job} is not leased to executor `{executor}`")]
+    NotLeaseHolder {
+        /// The job.
+        job: i64,
+        /// The executor that asked.
+        executor: String,
+    },
+    /// Missing or wrong API key.
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    /// A malformed request.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Result with the coordinator's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// The stable, machine-readable error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::UnknownModel(_) => "unknown_model",
+            Error::UnknownJob(_) => "unknown_job",
+            Error::InputLength { .. } => "input_length",
+            Error::BadTransition { .. } => "bad_state",
+            Error::NotLeaseHolder { .. } => "not_lease_holder",
+            Error::Unauthorized => "unauthorized",
+            Error::BadRequest(_) => "bad_request",
+            Error::Database(_) => "internal",
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::UnknownModel(_) | Error::UnknownJob(_) => StatusCode::NOT_FOUND,
+            Error::InputLength { .. } | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::BadTransition { .. } | Error::NotLeaseHolder { .. } => StatusCode::CONFLICT,
+            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The job lifecycle as an explicit state machine.
+//!
+//! ```text
+//! queued ──claim──▶ assigned ──start──▶ proving ──proof──▶ proved ──payment seen──▶ settled
+//!   ▲                  │                   │                  │
+//!   └── lease expired ─┴───────────────────┘                  └─ deadline ─▶ refunded
+//! queued / assigned / proving ── deadline ──▶ expired ──▶ refunded
+//! proving ── executor reports failure ──▶ failed (after the last attempt) or queued
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for an executor.
+    Queued,
+    /// Leased to an executor that has not started proving.
+    Assigned,
+    /// The executor is proving (it renews its lease with heartbeats).
+    Proving,
+    /// A proof was received and verified by the coordinator.
+    Proved,
+    /// The escrow's payment event was seen on chain.
+    Settled,
+    /// Every attempt failed.
+    Failed,
+    /// The deadline passed before a proof.
+    Expired,
+    /// The customer was refunded on chain.
+    Refunded,
+}
+
+/// Every state, in lifecycle order.
+pub const ALL_STATES: [JobState; 8] = [
+    JobState::Queued,
+    JobState::Assigned,
+    JobState::Proving,
+    JobState::Proved,
+    JobState::Settled,
+    JobState::Failed,
+    JobState::Expired,
+    JobState::Refunded,
+];
+
+impl JobState {
+    /// The name stored in the database and shown to clients.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Assigned => "assigned",
+            JobState::Proving => "proving",
+            JobState::Proved => "proved",
+            JobState::Settled => "settled",
+            JobState::Failed => "failed",
+            JobState::Expired => "expired",
+            JobState::Refunded => "refunded",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        ALL_STATES.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Whether the lifecycle allows `self → next`. Every state change goes through this.
+    pub fn can_move_to(self, next: JobState) -> bool {
+        use JobState::*;
+        matches!(
+            (self, next),
+            (Queued, Assigned)
+                | (Assigned, Proving)
+                | (Assigned | Proving, Queued) // lease expired, or a failed attempt with attempts left
+                | (Proving, Proved)
+                | (Proving, Failed)
+                | (Proved, Settled)
+                | (Queued | Assigned | Proving, Expired)
+                | (Expired | Proved, Refunded)
+        )
+    }
+
+    /// Whether nothing more can happen to the job.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::Settled | JobState::Failed | JobState::Refunded)
+    }
+
+    /// Whether an executor holds a lease on the job.
+    pub fn is_leased(self) -> bool {
+        matches!(self, JobState::Assigned | JobState::Proving)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for s in ALL_STATES {
+            assert_eq!(JobState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(JobState::parse("paid"), None);
+    }
+
+    #[test]
+    fn terminal_states_go_nowhere_and_payment_needs_a_proof() {
+        for from in ALL_STATES.into_iter().filter(|s| s.is_terminal()) {
+            assert!(ALL_STATES.iter().all(|&to| !from.can_move_to(to)), "{from:?}");
+        }
+        for from in ALL_STATES {
+            assert_eq!(from.can_move_to(JobState::Settled), from == JobState::Proved, "{from:?}");
+        }
+        // Nothing skips proving.
+        assert!(!JobState::Queued.can_move_to(JobState::Proved));
+        assert!(!JobState::Assigned.can_move_to(JobState::Proved));
+    }
+}

@@ -1,0 +1,118 @@
+//! The job store on SQLite files: the lifecycle, exclusive claims across two coordinator
+//! processes' connections, lease expiry and re-dispatch, restarts, and the errors clients get.
+
+use zkinfer_coordinator::state::JobState::{self, *};
+use zkinfer_coordinator::store::Store;
+use zkinfer_coordinator::Error;
+
+const LEASE: i64 = 10_000;
+
+async fn store(dir: &tempfile::TempDir) -> Store {
+    let s = Store::open(&format!("sqlite:{}", dir.path().join("coordinator.db").display())).await.unwrap();
+    s.register_model("mlp", 784, 0).await.unwrap();
+    s
+}
+
+fn states(events: &[(JobState, i64)]) -> Vec<JobState> {
+    events.iter().map(|e| e.0).collect()
+}
+
+#[tokio::test]
+async fn a_job_goes_through_every_state_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    let id = s.submit("mlp", "alice", b"sealed", 784, 1_000_000, 1).await.unwrap();
+    let lease = s.claim("exec-a", 2, LEASE).await.unwrap().unwrap();
+    assert_eq!((lease.job, lease.model_id.as_str(), lease.input.as_slice()), (id, "mlp", &b"sealed"[..]));
+    assert!(s.claim("exec-b", 3, LEASE).await.unwrap().is_none(), "one queued job, one lease");
+    s.start_proving(id, "exec-a", 4, LEASE).await.unwrap();
+    s.heartbeat(id, "exec-a", 5, LEASE).await.unwrap();
+    s.complete(id, "exec-a", b"proof", 6).await.unwrap();
+    s.settle(id, 7).await.unwrap();
+    let job = s.job(id).await.unwrap();
+    assert_eq!(job.state, Settled);
+    assert_eq!(states(&job.events), vec![Queued, Assigned, Proving, Proved, Settled]);
+    assert_eq!(job.events.iter().map(|e| e.1).collect::<Vec<_>>(), vec![1, 2, 4, 6, 7]);
+    assert_eq!(s.proof(id).await.unwrap().as_deref(), Some(&b"proof"[..]));
+    // A settled job is paid once: settling again is refused.
+    assert!(matches!(s.settle(id, 8).await, Err(Error::BadTransition { .. })));
+}
+
+#[tokio::test]
+async fn bad_requests_get_structured_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    let e = s.submit("resnet", "alice", b"x", 784, 10, 1).await.unwrap_err();
+    assert_eq!((e.code(), e.status().as_u16()), ("unknown_model", 404));
+    let e = s.submit("mlp", "alice", b"x", 783, 10, 1).await.unwrap_err();
+    assert_eq!((e.code(), e.status().as_u16()), ("input_length", 400));
+    assert_eq!(s.job(42).await.unwrap_err().code(), "unknown_job");
+    let id = s.submit("mlp", "alice", b"x", 784, 1_000_000, 1).await.unwrap();
+    // Not leased yet: nobody may deliver a proof or settle it.
+    assert_eq!(s.complete(id, "exec-a", b"p", 2).await.unwrap_err().code(), "bad_state");
+    assert_eq!(s.settle(id, 2).await.unwrap_err().code(), "bad_state");
+    s.claim("exec-a", 3, LEASE).await.unwrap().unwrap();
+    assert_eq!(s.start_proving(id, "exec-b", 4, LEASE).await.unwrap_err().code(), "not_lease_holder");
+    // Proving comes before a proof.
+    assert_eq!(s.complete(id, "exec-a", b"p", 5).await.unwrap_err().code(), "bad_state");
+}
+
+#[tokio::test]
+async fn a_silent_executor_loses_its_lease_and_the_job_is_redispatched_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    let id = s.submit("mlp", "alice", b"x", 784, 1_000_000, 0).await.unwrap();
+    s.claim("exec-a", 10, LEASE).await.unwrap().unwrap();
+    s.start_proving(id, "exec-a", 20, LEASE).await.unwrap();
+    // exec-a stops heartbeating (killed mid-proof); after its lease exec-b gets the job.
+    assert!(s.claim("exec-b", 20 + LEASE - 1, LEASE).await.unwrap().is_none(), "lease still valid");
+    let lease = s.claim("exec-b", 20 + LEASE + 1, LEASE).await.unwrap().unwrap();
+    assert_eq!(lease.job, id);
+    // The old holder can no longer deliver; the new one can.
+    assert_eq!(s.complete(id, "exec-a", b"late", 20 + LEASE + 2).await.unwrap_err().code(), "not_lease_holder");
+    s.start_proving(id, "exec-b", 20 + LEASE + 3, LEASE).await.unwrap();
+    s.complete(id, "exec-b", b"proof", 20 + LEASE + 4).await.unwrap();
+    let job = s.job(id).await.unwrap();
+    assert_eq!((job.state, job.attempts, job.executor.as_deref()), (Proved, 2, Some("exec-b")));
+    assert_eq!(states(&job.events), vec![Queued, Assigned, Proving, Queued, Assigned, Proving, Proved]);
+}
+
+#[tokio::test]
+async fn claims_are_exclusive_across_two_coordinators_on_one_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (store(&dir).await, store(&dir).await);
+    for _ in 0..20 {
+        a.submit("mlp", "alice", b"x", 784, 1_000_000, 0).await.unwrap();
+    }
+    let claim_all = |s: Store, who: &'static str| async move {
+        let mut got = Vec::new();
+        while let Some(l) = s.claim(who, 1, LEASE).await.unwrap() {
+            got.push(l.job);
+        }
+        got
+    };
+    let (ga, gb) = tokio::join!(tokio::spawn(claim_all(a, "exec-a")), tokio::spawn(claim_all(b, "exec-b")));
+    let (mut ga, gb) = (ga.unwrap(), gb.unwrap());
+    ga.extend(&gb);
+    ga.sort_unstable();
+    assert_eq!(ga, (1..=20).collect::<Vec<i64>>(), "every job leased exactly once");
+}
+
+#[tokio::test]
+async fn jobs_survive_a_restart_and_deadlines_expire_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    let queued = s.submit("mlp", "alice", b"x", 784, 500, 0).await.unwrap();
+    let proving = s.submit("mlp", "bob", b"y", 784, 1_000_000, 0).await.unwrap();
+    // Both are queued; exec-a takes the first in order, then the second.
+    assert_eq!(s.claim("exec-a", 1, LEASE).await.unwrap().unwrap().job, queued);
+    assert_eq!(s.claim("exec-a", 1, LEASE).await.unwrap().unwrap().job, proving);
+    s.start_proving(proving, "exec-a", 2, LEASE).await.unwrap();
+    s.close().await; // the coordinator process goes away
+    let s = store(&dir).await;
+    assert_eq!(s.job(proving).await.unwrap().state, Proving);
+    assert_eq!(s.expire(600).await.unwrap(), 1);
+    assert_eq!(s.job(queued).await.unwrap().state, Expired);
+    let counts = s.counts().await.unwrap();
+    assert!(counts.contains(&(Expired, 1)) && counts.contains(&(Proving, 1)), "{counts:?}");
+}
