@@ -43,6 +43,12 @@ pub enum Error {
     /// A malformed request.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The body is over the limit.
+    #[error("request body over {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -62,6 +68,7 @@ impl Error {
             Error::NotLeaseHolder { .. } => "not_lease_holder",
             Error::Unauthorized => "unauthorized",
             Error::BadRequest(_) => "bad_request",
+            Error::TooLarge { .. } => "body_too_large",
             Error::Database(_) => "internal",
         }
     }
@@ -73,6 +80,7 @@ impl Error {
             Error::InputLength { .. } | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::BadTransition { .. } | Error::NotLeaseHolder { .. } => StatusCode::CONFLICT,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -1,12 +1,14 @@
 //! The proving market's coordinator: the job lifecycle ([`state`]), persistence ([`store`]),
-//! and adaptive routing ([`routing`]).
+//! the HTTP API ([`api`]) and adaptive routing ([`routing`]).
 //!
-//! Status: a first slice of issue #5. The HTTP API, executors, sealed inputs, signatures
-//! and on-chain settlement are not built yet (see the README).
+//! Status: a first slice of issue #5. Model registration with keygen, the executor process,
+//! proof verification on delivery, sealed inputs, executor signatures and on-chain
+//! settlement are not built yet (see the README).
 //!
 //! # Feature flags
 //! None.
 
+pub mod api;
 mod error;
 pub mod routing;
 pub mod state;

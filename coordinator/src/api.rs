@@ -1,0 +1,222 @@
+//! The HTTP API under `/v1` (axum): customers submit jobs and fetch results with an API key;
+//! executors claim jobs (long-poll), report progress and deliver proofs.
+//!
+//! Every error is JSON `{"error": {"code": "...", "message": "..."}}` with a stable code;
+//! database failures are logged, never shown to clients. Bodies are limited to [`MAX_BODY`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::Notify;
+
+use crate::error::Error;
+use crate::state::ALL_STATES;
+use crate::store::Store;
+
+/// Largest request body: a sealed input of a few hundred thousand values, or a proof.
+pub const MAX_BODY: usize = 4 << 20;
+
+/// Shared state of the API.
+#[derive(Clone)]
+pub struct Api {
+    store: Store,
+    /// API key → customer name.
+    customers: Arc<HashMap<String, String>>,
+    /// How long a claim lasts without a heartbeat.
+    lease: Duration,
+    /// How long a claim waits for a job before answering "nothing".
+    long_poll: Duration,
+    submitted: Arc<Notify>,
+}
+
+impl Api {
+    /// An API over `store`; `customers` maps API keys to customer names.
+    pub fn new(store: Store, customers: HashMap<String, String>, lease: Duration, long_poll: Duration) -> Self {
+        Api { store, customers: Arc::new(customers), lease, long_poll, submitted: Arc::new(Notify::new()) }
+    }
+
+    /// The router, with the body limit applied.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/v1/openapi.json", get(openapi))
+            .route("/v1/jobs", post(submit))
+            .route("/v1/jobs/{id}", get(job))
+            .route("/v1/jobs/{id}/proof", get(proof).post(deliver))
+            .route("/v1/jobs/{id}/start", post(start))
+            .route("/v1/jobs/{id}/heartbeat", post(heartbeat))
+            .route("/v1/executors/{name}/claim", post(claim))
+            .route("/metrics", get(metrics))
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .with_state(self)
+    }
+
+    fn customer(&self, headers: &HeaderMap) -> Result<String, ApiError> {
+        let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).ok_or(Error::Unauthorized)?;
+        Ok(self.customers.get(key).cloned().ok_or(Error::Unauthorized)?)
+    }
+
+    fn lease_ms(&self) -> i64 {
+        self.lease.as_millis() as i64
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// An [`Error`] as an HTTP response.
+#[derive(Debug)]
+pub struct ApiError(Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = match &self.0 {
+            Error::Database(e) => {
+                eprintln!("coordinator: database error: {e}");
+                "internal error".to_string()
+            }
+            other => other.to_string(),
+        };
+        (self.0.status(), Json(json!({ "error": { "code": self.0.code(), "message": message } }))).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+#[derive(Deserialize)]
+struct SubmitBody {
+    model_id: String,
+    /// The input values (flattened). Sealed inputs are not built yet.
+    input: Vec<f32>,
+    /// Seconds until the job expires.
+    deadline_s: u64,
+}
+
+type Body = Result<Bytes, axum::extract::rejection::BytesRejection>;
+
+/// The body, or a structured error (413 `body_too_large` over [`MAX_BODY`]).
+fn body_bytes(body: Body) -> Result<Bytes, ApiError> {
+    body.map_err(|r| {
+        ApiError(if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Error::TooLarge { limit: MAX_BODY }
+        } else {
+            Error::BadRequest(r.body_text())
+        })
+    })
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, ApiError> {
+    serde_json::from_slice(&body_bytes(body)?).map_err(|e| ApiError(Error::BadRequest(e.to_string())))
+}
+
+async fn submit(State(api): State<Api>, headers: HeaderMap, body: Body) -> ApiResult<impl IntoResponse> {
+    let customer = api.customer(&headers)?;
+    let b: SubmitBody = json_body(body)?;
+    let now = now_ms();
+    let input = serde_json::to_vec(&b.input).map_err(|e| ApiError(Error::BadRequest(e.to_string())))?;
+    let deadline = now + (b.deadline_s.min(30 * 86_400) * 1000) as i64;
+    let id = api.store.submit(&b.model_id, &customer, &input, b.input.len(), deadline, now).await?;
+    api.submitted.notify_waiters();
+    Ok((StatusCode::CREATED, Json(json!({ "job_id": id, "state": "queued" }))))
+}
+
+async fn job(State(api): State<Api>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<impl IntoResponse> {
+    api.customer(&headers)?;
+    Ok(Json(api.store.job(id).await?))
+}
+
+async fn proof(State(api): State<Api>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<Response> {
+    api.customer(&headers)?;
+    match api.store.proof(id).await? {
+        Some(p) => Ok(([(header::CONTENT_TYPE, "application/octet-stream")], p).into_response()),
+        None => {
+            let state = api.store.job(id).await?.state;
+            Err(Error::BadTransition { job: id, state: state.as_str(), action: "download a proof" }.into())
+        }
+    }
+}
+
+fn executor(headers: &HeaderMap) -> Result<String, ApiError> {
+    // Executors will sign requests with their Ethereum key; until then they name themselves.
+    headers.get("x-executor").and_then(|v| v.to_str().ok()).map(str::to_string).ok_or(ApiError(Error::Unauthorized))
+}
+
+async fn claim(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<Response> {
+    let deadline = tokio::time::Instant::now() + api.long_poll;
+    loop {
+        // Register interest before looking, so a submission between the two is not missed.
+        let notified = api.submitted.notified();
+        if let Some(lease) = api.store.claim(&name, now_ms(), api.lease_ms()).await? {
+            return Ok(Json(lease).into_response());
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+    }
+}
+
+async fn start(State(api): State<Api>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+    api.store.start_proving(id, &executor(&headers)?, now_ms(), api.lease_ms()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn heartbeat(State(api): State<Api>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+    api.store.heartbeat(id, &executor(&headers)?, now_ms(), api.lease_ms()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn deliver(State(api): State<Api>, headers: HeaderMap, Path(id): Path<i64>, body: Body) -> ApiResult<StatusCode> {
+    let body = body_bytes(body)?;
+    // The coordinator must verify the proof against the job's model before accepting it;
+    // that check comes with model registration (not built yet).
+    api.store.complete(id, &executor(&headers)?, &body, now_ms()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn metrics(State(api): State<Api>) -> ApiResult<impl IntoResponse> {
+    let counts = api.store.counts().await?;
+    let mut text = String::from("# HELP zkinfer_jobs Jobs by state.\n# TYPE zkinfer_jobs gauge\n");
+    for s in ALL_STATES {
+        let n = counts.iter().find(|c| c.0 == s).map_or(0, |c| c.1);
+        text.push_str(&format!("zkinfer_jobs{{state=\"{}\"}} {n}\n", s.as_str()));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
+}
+
+async fn openapi() -> impl IntoResponse {
+    Json(json!({
+        "openapi": "3.0.3",
+        "info": { "title": "zkinfer coordinator", "version": "0.1.0" },
+        "paths": {
+            "/v1/jobs": { "post": { "summary": "Submit a job (x-api-key): {model_id, input: [number], deadline_s}", "responses": { "201": { "description": "{job_id, state}" } } } },
+            "/v1/jobs/{id}": { "get": { "summary": "A job's state and lifecycle events (x-api-key)" } },
+            "/v1/jobs/{id}/proof": {
+                "get": { "summary": "Download the proof once proved (x-api-key)" },
+                "post": { "summary": "Deliver a proof (x-executor, lease holder)" }
+            },
+            "/v1/jobs/{id}/start": { "post": { "summary": "Start proving a leased job (x-executor)" } },
+            "/v1/jobs/{id}/heartbeat": { "post": { "summary": "Renew the lease (x-executor)" } },
+            "/v1/executors/{name}/claim": { "post": { "summary": "Long-poll for a job: 200 with a lease, or 204" } },
+            "/metrics": { "get": { "summary": "Prometheus metrics" } }
+        },
+        "components": { "schemas": { "Error": { "type": "object", "properties": { "error": { "type": "object", "properties": {
+            "code": { "type": "string", "enum": ["unknown_model", "unknown_job", "input_length", "bad_state", "not_lease_holder", "unauthorized", "bad_request", "body_too_large", "internal"] },
+            "message": { "type": "string" } } } } } } }
+    }))
+}
