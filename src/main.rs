@@ -3,6 +3,7 @@
 mod commands;
 mod demo;
 mod info;
+mod market;
 mod onchain;
 mod ui;
 
@@ -38,6 +39,9 @@ enum Command {
     Calldata(CalldataArgs),
     /// Compile, set up, prove and verify a shipped example model end to end.
     Demo(DemoArgs),
+    /// Run the proving market's coordinator: the HTTP job API (first slice of issue #5: no
+    /// executors, sealed inputs or on-chain settlement yet).
+    Coordinator(CoordinatorArgs),
 }
 
 /// Arguments of `zkinfer compile`.
@@ -197,6 +201,29 @@ pub(crate) struct DemoArgs {
     off_chain_only: bool,
 }
 
+/// Arguments of `zkinfer coordinator`.
+#[derive(Debug, Args)]
+pub(crate) struct CoordinatorArgs {
+    /// Address to listen on (port 0 picks a free port; the bound address is printed).
+    #[arg(long, env = "ZKINFER_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Database URL: a SQLite file (created if missing).
+    #[arg(long, env = "ZKINFER_DATABASE_URL", default_value = "sqlite:coordinator.db")]
+    database_url: String,
+    /// Customer API keys as NAME:KEY, comma-separated.
+    #[arg(long = "api-key", env = "ZKINFER_API_KEYS", value_delimiter = ',', required = true)]
+    api_keys: Vec<String>,
+    /// Models as ID:INPUT_LEN (registration with keygen comes with the executors).
+    #[arg(long = "model", env = "ZKINFER_MODELS", value_delimiter = ',')]
+    models: Vec<String>,
+    /// Seconds a claim lasts without a heartbeat.
+    #[arg(long, env = "ZKINFER_LEASE_SECS", default_value_t = 60)]
+    lease_secs: u64,
+    /// Seconds a claim waits for a job.
+    #[arg(long, env = "ZKINFER_LONG_POLL_SECS", default_value_t = 25)]
+    long_poll_secs: u64,
+}
+
 /// How a command ended: the exit code says which.
 pub(crate) enum Outcome {
     /// Success (exit 0).
@@ -213,6 +240,7 @@ fn main() -> ExitCode {
         Command::Prove(a) => commands::prove(&a),
         Command::Verify(a) => commands::verify(&a),
         Command::Info(a) => info::info(&a),
+        Command::Coordinator(a) => market::coordinator(&a),
         Command::Solidity(a) => onchain::solidity(&a),
         Command::Calldata(a) => onchain::calldata(&a),
         Command::Demo(a) => demo::demo(&a),
