@@ -1,11 +1,12 @@
-//! Shape-only ops: Transpose, Squeeze, Unsqueeze (re-indexings) and Shape (a constant).
+//! Shape-only ops: Transpose, Squeeze, Unsqueeze, Slice, Gather (re-indexings), Concat, and
+//! Shape, ConstantOfShape, Cast (folded constants).
 
 use candle_onnx::onnx::NodeProto;
 
 use super::ops::{attr_ints, reshape_value, unsupported, value_shape};
 use super::{ImportCtx, Value};
 use crate::error::Result;
-use crate::ir::{ConstTensor, Op};
+use crate::ir::{BinaryKind, ConstTensor, Op, Operand};
 
 /// Row-major strides of a shape.
 pub(super) fn strides(shape: &[usize]) -> Vec<usize> {
@@ -128,32 +129,139 @@ pub(super) fn import_gather(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()>
     }
 }
 
-pub(super) fn import_concat(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
-    let mut parts = Vec::with_capacity(node.input.len());
-    for i in 0..node.input.len() {
-        match ctx.input(node, i)? {
-            Value::Const(c) => parts.push(c),
-            Value::Act(_) => return Err(unsupported(node, "Concat of activations is not supported yet (constants only)")),
-        }
-    }
-    let first = parts.first().ok_or_else(|| unsupported(node, "no inputs"))?;
-    let rank = first.shape.len() as i64;
+/// For each output position of a concatenation, which input and which of its elements.
+fn concat_layout(node: &NodeProto, shapes: &[Vec<usize>]) -> Result<(Vec<usize>, Vec<(usize, usize)>)> {
+    let first = shapes.first().ok_or_else(|| unsupported(node, "no inputs"))?;
+    let rank = first.len() as i64;
     let axis = super::ops::attr_int(node, "axis", 0);
     let axis = usize::try_from(if axis < 0 { axis + rank } else { axis })
         .ok()
-        .filter(|&a| a < first.shape.len())
+        .filter(|&a| a < first.len())
         .ok_or_else(|| unsupported(node, "axis out of range"))?;
-    let outer: usize = first.shape[..axis].iter().product();
-    let mut shape = first.shape.clone();
-    shape[axis] = parts.iter().map(|p| p.shape.get(axis).copied().unwrap_or(0)).sum();
-    let mut data = Vec::new();
+    let same_rest = |s: &Vec<usize>| s.len() == first.len() && (0..s.len()).all(|d| d == axis || s[d] == first[d]);
+    if !shapes.iter().all(same_rest) {
+        return Err(unsupported(node, format!("inputs {shapes:?} differ outside axis {axis}")));
+    }
+    let outer: usize = first[..axis].iter().product();
+    let mut shape = first.clone();
+    shape[axis] = shapes.iter().map(|s| s[axis]).sum();
+    let mut layout = Vec::with_capacity(shape.iter().product());
     for o in 0..outer {
-        for p in &parts {
-            let chunk = p.data.len() / outer.max(1);
-            data.extend_from_slice(&p.data[o * chunk..(o + 1) * chunk]);
+        for (p, s) in shapes.iter().enumerate() {
+            let chunk: usize = s[axis..].iter().product();
+            layout.extend((0..chunk).map(|t| (p, o * chunk + t)));
         }
     }
-    ctx.define_const(node, ConstTensor { shape, data })
+    Ok((shape, layout))
+}
+
+/// Concat: constants fold; activations are placed by zero-padded re-indexings that are
+/// then added (exact: the supports are disjoint, no rounding), constants added last.
+pub(super) fn import_concat(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
+    let values: Vec<Value> = (0..node.input.len()).map(|i| ctx.input(node, i)).collect::<Result<_>>()?;
+    let shapes: Vec<Vec<usize>> = values.iter().map(|v| value_shape(ctx, v)).collect();
+    let (shape, layout) = concat_layout(node, &shapes)?;
+    // The constant inputs in place, zero where an activation goes.
+    let konst = || -> Vec<f64> { layout.iter().map(|&(p, i)| if let Value::Const(c) = &values[p] { c.data[i] } else { 0.0 }).collect() };
+    let acts: Vec<(usize, crate::ir::TensorId)> =
+        values.iter().enumerate().filter_map(|(p, v)| if let Value::Act(id) = v { Some((p, *id)) } else { None }).collect();
+    if acts.is_empty() {
+        return ctx.define_const(node, ConstTensor { shape, data: konst() });
+    }
+    let has_const = acts.len() < values.len();
+    let mut acc: Option<crate::ir::TensorId> = None;
+    for (k, &(p, id)) in acts.iter().enumerate() {
+        let index = layout.iter().map(|&(q, i)| (q == p).then_some(i)).collect();
+        let last = k + 1 == acts.len() && !has_const;
+        let placed = if last && acc.is_none() {
+            return ctx.push(node, Op::View { input: id, index }, shape).map(|_| ());
+        } else {
+            ctx.push_internal(node, &format!("place{p}"), Op::View { input: id, index }, shape.clone())
+        };
+        acc = Some(match acc {
+            None => placed,
+            Some(a) => {
+                let op = Op::Binary { kind: BinaryKind::Add, a: Operand::Tensor(a), b: Operand::Tensor(placed) };
+                if last {
+                    return ctx.push(node, op, shape).map(|_| ());
+                }
+                ctx.push_internal(node, &format!("join{p}"), op, shape.clone())
+            }
+        });
+    }
+    let a = acc.ok_or_else(|| unsupported(node, "no inputs"))?;
+    let c = ConstTensor { shape: shape.clone(), data: konst() };
+    ctx.push(node, Op::Binary { kind: BinaryKind::Add, a: Operand::Tensor(a), b: Operand::Const(c) }, shape).map(|_| ())
+}
+
+/// A constant input as integers, or `None` when the input is absent.
+fn const_ints(node: &NodeProto, ctx: &ImportCtx, i: usize, what: &str) -> Result<Option<Vec<i64>>> {
+    match ctx.optional_input(node, i)? {
+        None => Ok(None),
+        Some(Value::Const(c)) => Ok(Some(c.data.iter().map(|&x| x as i64).collect())),
+        Some(Value::Act(_)) => Err(unsupported(node, format!("{what} must be a constant"))),
+    }
+}
+
+/// The indices one Slice axis keeps, ONNX's clamping rules included.
+fn slice_axis(node: &NodeProto, dim: usize, start: i64, end: i64, step: i64) -> Result<Vec<usize>> {
+    let d = dim as i64;
+    let wrap = |x: i64| if x < 0 { x + d } else { x };
+    let (s, e) = (wrap(start), wrap(end));
+    Ok(match step {
+        0 => return Err(unsupported(node, "step 0")),
+        st if st > 0 => (s.clamp(0, d)..e.clamp(0, d)).step_by(st as usize).map(|i| i as usize).collect(),
+        st => {
+            let (mut i, e) = (s.clamp(-1, d - 1), e.clamp(-1, d - 1));
+            let mut out = Vec::new();
+            while i > e {
+                out.push(i as usize);
+                i += st;
+            }
+            out
+        }
+    })
+}
+
+pub(super) fn import_slice(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
+    let v = ctx.input(node, 0)?;
+    let shape = value_shape(ctx, &v);
+    let from = |i: usize, name: &str| -> Result<Option<Vec<i64>>> { Ok(const_ints(node, ctx, i, name)?.or_else(|| attr_ints(node, name))) };
+    let starts = from(1, "starts")?.ok_or_else(|| unsupported(node, "no starts"))?;
+    let ends = from(2, "ends")?.ok_or_else(|| unsupported(node, "no ends"))?;
+    let axes = from(3, "axes")?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+    let steps = const_ints(node, ctx, 4, "steps")?.unwrap_or_else(|| vec![1; starts.len()]);
+    if [ends.len(), axes.len(), steps.len()].iter().any(|&n| n != starts.len()) {
+        return Err(unsupported(node, "starts, ends, axes and steps differ in length"));
+    }
+    let mut keep: Vec<Vec<usize>> = shape.iter().map(|&d| (0..d).collect()).collect();
+    for (((&a, &s), &e), &st) in axes.iter().zip(&starts).zip(&ends).zip(&steps) {
+        let a = if a < 0 { a + shape.len() as i64 } else { a };
+        let a = usize::try_from(a).ok().filter(|&a| a < shape.len()).ok_or_else(|| unsupported(node, format!("axis {a} out of range")))?;
+        keep[a] = slice_axis(node, shape[a], s, e, st)?;
+    }
+    let st = strides(&shape);
+    let mut source = vec![0usize];
+    for (d, idx) in keep.iter().enumerate() {
+        let stride = st[d];
+        source = source.iter().flat_map(|&b| idx.iter().map(move |&i| b + i * stride)).collect();
+    }
+    let out_shape: Vec<usize> = keep.iter().map(Vec::len).collect();
+    match v {
+        Value::Const(c) => ctx.define_const(node, ConstTensor { shape: out_shape, data: source.iter().map(|&i| c.data[i]).collect() }),
+        Value::Act(id) => ctx.push(node, Op::View { input: id, index: source.into_iter().map(Some).collect() }, out_shape).map(|_| ()),
+    }
+}
+
+pub(super) fn import_constant_of_shape(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
+    let shape = const_ints(node, ctx, 0, "the shape")?.ok_or_else(|| unsupported(node, "no shape"))?;
+    let shape: Vec<usize> =
+        shape.iter().map(|&d| usize::try_from(d).map_err(|_| unsupported(node, format!("dimension {d}")))).collect::<Result<_>>()?;
+    let value = match node.attribute.iter().find(|a| a.name == "value").and_then(|a| a.t.as_ref()) {
+        Some(t) => *super::ops::const_from_proto(t)?.data.first().ok_or_else(|| unsupported(node, "empty value"))?,
+        None => 0.0,
+    };
+    ctx.define_const(node, ConstTensor { data: vec![value; shape.iter().product()], shape })
 }
 
 pub(super) fn import_cast(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {

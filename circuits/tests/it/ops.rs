@@ -136,3 +136,48 @@ fn constant_subgraphs_are_folded() {
     assert_eq!(c.graph.nodes.len(), 1);
     check(&onnx, 4, 41);
 }
+
+#[test]
+fn slice_concat_and_constant_of_shape() {
+    // Slice an activation (axes 1 and 2, a stride of 2), concatenate it with its ReLU (two
+    // activations) and then with a constant (activation + constant), add ConstantOfShape's
+    // zeros built from Shape: the exporter pattern.
+    let onnx = Builder::default()
+        .input("x", &[1, 4, 6])
+        .init_i64("starts", vec![1, 0])
+        .init_i64("ends", vec![3, 6])
+        .init_i64("axes", vec![1, 2])
+        .init_i64("steps", vec![1, 2])
+        .init("c", &[1, 1, 6], weights(8, 6))
+        .node("Slice", "slice", &["x", "starts", "ends", "axes", "steps"], "s", &[])
+        .node("Relu", "relu", &["s"], "r", &[])
+        .node("Concat", "cat_acts", &["s", "r"], "sr", &[("axis", Attr::Int(2))])
+        .node("Concat", "cat_const", &["sr", "c"], "src", &[("axis", Attr::Int(1))])
+        .node("Shape", "shape", &["src"], "dims", &[])
+        .node("ConstantOfShape", "zeros", &["dims"], "z", &[])
+        .node("Add", "plus_zero", &["src", "z"], "y", &[])
+        .output("y", &[1, 3, 6])
+        .build();
+    check(&onnx, 24, 50);
+}
+
+#[test]
+fn slice_with_negative_indices_and_steps() {
+    // x[:, 3:0:-1, -1:-7:-2] on a [1, 4, 6] input, against the float IR and a direct index.
+    let onnx = Builder::default()
+        .input("x", &[1, 4, 6])
+        .init_i64("starts", vec![3, -1])
+        .init_i64("ends", vec![0, -7])
+        .init_i64("axes", vec![1, -1])
+        .init_i64("steps", vec![-1, -2])
+        .node("Slice", "slice", &["x", "starts", "ends", "axes", "steps"], "y", &[])
+        .output("y", &[1, 3, 3])
+        .build();
+    let c = compile(&onnx, None, &CompileOptions::default()).unwrap();
+    let x: Vec<f32> = (0..24).map(|i| i as f32 / 32.0).collect();
+    let expected: Vec<f64> = [3, 2, 1].iter().flat_map(|&r| [5, 3, 1].map(|col| f64::from(x[r * 6 + col]))).collect();
+    let float = c.graph.eval_f64(&[x.iter().map(|&v| f64::from(v)).collect()]).unwrap();
+    assert_eq!(float[c.graph.outputs[0]], expected);
+    let q = c.model.eval(&[x]).unwrap().outputs(&c.model)[0].iter().map(|&v| c.model.dequantize(v)).collect::<Vec<_>>();
+    assert_eq!(q, expected, "a re-indexing is exact");
+}
