@@ -39,9 +39,11 @@ enum Command {
     Calldata(CalldataArgs),
     /// Compile, set up, prove and verify a shipped example model end to end.
     Demo(DemoArgs),
-    /// Run the proving market's coordinator: the HTTP job API (first slice of issue #5: no
-    /// executors, sealed inputs or on-chain settlement yet).
+    /// Run the proving market's coordinator: the HTTP job API; delivered proofs are verified
+    /// (issue #5 in progress: no sealed inputs, signatures or on-chain settlement yet).
     Coordinator(CoordinatorArgs),
+    /// Run an executor: claim jobs from a coordinator, prove them, deliver the proofs.
+    Executor(ExecutorArgs),
 }
 
 /// Arguments of `zkinfer compile`.
@@ -213,8 +215,9 @@ pub(crate) struct CoordinatorArgs {
     /// Customer API keys as NAME:KEY, comma-separated.
     #[arg(long = "api-key", env = "ZKINFER_API_KEYS", value_delimiter = ',', required = true)]
     api_keys: Vec<String>,
-    /// Models as ID:INPUT_LEN (registration with keygen comes with the executors).
-    #[arg(long = "model", env = "ZKINFER_MODELS", value_delimiter = ',')]
+    /// Models as ID:DIR, DIR a model directory made by `zkinfer compile` and `zkinfer setup`
+    /// (its keys verify delivered proofs), comma-separated.
+    #[arg(long = "model", env = "ZKINFER_MODELS", value_delimiter = ',', required = true)]
     models: Vec<String>,
     /// Seconds a claim lasts without a heartbeat.
     #[arg(long, env = "ZKINFER_LEASE_SECS", default_value_t = 60)]
@@ -222,6 +225,23 @@ pub(crate) struct CoordinatorArgs {
     /// Seconds a claim waits for a job.
     #[arg(long, env = "ZKINFER_LONG_POLL_SECS", default_value_t = 25)]
     long_poll_secs: u64,
+}
+
+/// Arguments of `zkinfer executor`.
+#[derive(Debug, Args)]
+pub(crate) struct ExecutorArgs {
+    /// The coordinator's base URL.
+    #[arg(long, env = "ZKINFER_COORDINATOR", default_value = "http://127.0.0.1:8080")]
+    coordinator: String,
+    /// This executor's name.
+    #[arg(long, env = "ZKINFER_EXECUTOR_NAME")]
+    name: String,
+    /// Models it proves, as ID:DIR (set-up model directories), comma-separated.
+    #[arg(long = "model", env = "ZKINFER_MODELS", value_delimiter = ',', required = true)]
+    models: Vec<String>,
+    /// Seconds between lease renewals while proving (keep it well under the coordinator's lease).
+    #[arg(long, env = "ZKINFER_HEARTBEAT_SECS", default_value_t = 10)]
+    heartbeat_secs: u64,
 }
 
 /// How a command ended: the exit code says which.
@@ -241,6 +261,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => commands::verify(&a),
         Command::Info(a) => info::info(&a),
         Command::Coordinator(a) => market::coordinator(&a),
+        Command::Executor(a) => market::executor(&a),
         Command::Solidity(a) => onchain::solidity(&a),
         Command::Calldata(a) => onchain::calldata(&a),
         Command::Demo(a) => demo::demo(&a),

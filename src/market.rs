@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use zkinfer_coordinator::api::{now_ms, Api};
+use zkinfer_coordinator::check::{ModelRegistry, ProofChecker};
 use zkinfer_coordinator::store::Store;
+use zkinfer_executor::ExecutorConfig;
 
-use crate::{CoordinatorArgs, Outcome};
+use crate::{CoordinatorArgs, ExecutorArgs, Outcome};
 
 /// How often deadlines are checked.
 const EXPIRY_SWEEP: Duration = Duration::from_secs(5);
@@ -23,12 +25,13 @@ fn pairs(list: &[String], what: &str) -> Result<Vec<(String, String)>> {
 
 pub(crate) fn coordinator(a: &CoordinatorArgs) -> Result<Outcome> {
     let customers: HashMap<String, String> = pairs(&a.api_keys, "--api-key")?.into_iter().map(|(name, key)| (key, name)).collect();
-    let models = pairs(&a.models, "--model")?;
+    let models: Vec<(String, std::path::PathBuf)> = pairs(&a.models, "--model")?.into_iter().map(|(id, d)| (id, d.into())).collect();
+    let registry = ModelRegistry::load(&models)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         let store = Store::open(&a.database_url).await.with_context(|| format!("opening {}", a.database_url))?;
-        for (id, len) in models {
-            let len: usize = len.parse().with_context(|| format!("--model {id}: input length `{len}`"))?;
+        for id in registry.ids() {
+            let len = registry.input_len(&id).context("a registered model")?;
             store.register_model(&id, len, now_ms()).await?;
         }
         let sweeper = store.clone();
@@ -40,10 +43,30 @@ pub(crate) fn coordinator(a: &CoordinatorArgs) -> Result<Outcome> {
                 }
             }
         });
-        let api = Api::new(store, customers, Duration::from_secs(a.lease_secs), Duration::from_secs(a.long_poll_secs));
+        let api = Api::new(
+            store,
+            std::sync::Arc::new(registry),
+            customers,
+            Duration::from_secs(a.lease_secs),
+            Duration::from_secs(a.long_poll_secs),
+        );
         let listener = tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("binding {}", a.listen))?;
         println!("coordinator listening on http://{} (database {})", listener.local_addr()?, a.database_url);
         axum::serve(listener, api.router()).await.context("serving")?;
         Ok(Outcome::Ok)
     })
+}
+
+pub(crate) fn executor(a: &ExecutorArgs) -> Result<Outcome> {
+    let models = pairs(&a.models, "--model")?.into_iter().map(|(id, d)| (id, d.into())).collect();
+    let cfg = ExecutorConfig {
+        coordinator: a.coordinator.clone(),
+        name: a.name.clone(),
+        models,
+        heartbeat: Duration::from_secs(a.heartbeat_secs.max(1)),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    println!("executor {} serving {} model(s) for {}", a.name, a.models.len(), a.coordinator);
+    rt.block_on(zkinfer_executor::run(cfg))?;
+    Ok(Outcome::Ok)
 }

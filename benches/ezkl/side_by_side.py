@@ -72,11 +72,31 @@ def max_error(proven: list[list[float]], expected: list[list[float]]) -> float:
     return max(abs(a - b) for p, e in zip(proven, expected) for a, b in zip(p, e))
 
 
+def with_explicit_defaults(src: Path, dst: Path) -> Path:
+    """A copy of the model with ONNX's default Conv/pool attributes written out: EZKL 23.0.5
+    rejects a Conv or MaxPool without an explicit `strides` ("missing required params").
+    The semantics are unchanged; zkinfer gets the original file."""
+    import onnx
+    from onnx import helper
+
+    m = onnx.load(str(src))
+    for node in m.graph.node:
+        if node.op_type in ("Conv", "MaxPool", "AveragePool"):
+            have = {a.name for a in node.attribute}
+            kernel = next((list(a.ints) for a in node.attribute if a.name == "kernel_shape"), None)
+            rank = len(kernel) if kernel else 2
+            for name, value in (("strides", [1] * rank), ("pads", [0] * 2 * rank), ("dilations", [1] * rank)):
+                if name not in have and not (name == "dilations" and node.op_type == "AveragePool"):
+                    node.attribute.append(helper.make_attribute(name, value))
+    onnx.save(m, str(dst))
+    return dst
+
+
 def ezkl(model: str, work: Path) -> dict:
     ex = ROOT / "examples" / model
     work.mkdir(parents=True, exist_ok=True)
     a = {
-        "model": str(ex / "model.onnx"), "calibration": str(ex / "calibration.json"), "input": str(ex / "input.json"),
+        "model": str(with_explicit_defaults(ex / "model.onnx", work / "model.onnx")), "calibration": str(ex / "calibration.json"), "input": str(ex / "input.json"),
         "settings": str(work / "settings.json"), "compiled": str(work / "model.compiled"), "srs": str(work / "kzg.srs"),
         "witness": str(work / "witness.json"), "vk": str(work / "vk.key"), "pk": str(work / "pk.key"), "proof": str(work / "proof.json"),
     }

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::Notify;
 
+use crate::check::ProofChecker;
 use crate::error::Error;
 use crate::state::ALL_STATES;
 use crate::store::Store;
@@ -29,6 +30,7 @@ pub const MAX_BODY: usize = 4 << 20;
 #[derive(Clone)]
 pub struct Api {
     store: Store,
+    checker: Arc<dyn ProofChecker>,
     /// API key → customer name.
     customers: Arc<HashMap<String, String>>,
     /// How long a claim lasts without a heartbeat.
@@ -39,9 +41,16 @@ pub struct Api {
 }
 
 impl Api {
-    /// An API over `store`; `customers` maps API keys to customer names.
-    pub fn new(store: Store, customers: HashMap<String, String>, lease: Duration, long_poll: Duration) -> Self {
-        Api { store, customers: Arc::new(customers), lease, long_poll, submitted: Arc::new(Notify::new()) }
+    /// An API over `store`; `customers` maps API keys to customer names; `checker` verifies
+    /// delivered proofs.
+    pub fn new(
+        store: Store,
+        checker: Arc<dyn ProofChecker>,
+        customers: HashMap<String, String>,
+        lease: Duration,
+        long_poll: Duration,
+    ) -> Self {
+        Api { store, checker, customers: Arc::new(customers), lease, long_poll, submitted: Arc::new(Notify::new()) }
     }
 
     /// The router, with the body limit applied.
@@ -183,9 +192,17 @@ async fn heartbeat(State(api): State<Api>, headers: HeaderMap, Path(id): Path<i6
 
 async fn deliver(State(api): State<Api>, headers: HeaderMap, Path(id): Path<i64>, body: Body) -> ApiResult<StatusCode> {
     let body = body_bytes(body)?;
-    // The coordinator must verify the proof against the job's model before accepting it;
-    // that check comes with model registration (not built yet).
-    api.store.complete(id, &executor(&headers)?, &body, now_ms()).await?;
+    let executor = executor(&headers)?;
+    // Only the lease holder may deliver (checked again, atomically, when the job moves).
+    api.store.ensure_holder(id, &executor, "deliver a proof").await?;
+    let (model_id, input) = api.store.job_input(id).await?;
+    // Verifying takes milliseconds of CPU: keep it off the async workers.
+    let checker = api.checker.clone();
+    let proof = body.clone();
+    tokio::task::spawn_blocking(move || checker.check(&model_id, &input, &proof))
+        .await
+        .map_err(|e| ApiError(Error::BadRequest(format!("proof check failed: {e}"))))??;
+    api.store.complete(id, &executor, &body, now_ms()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -208,15 +225,15 @@ async fn openapi() -> impl IntoResponse {
             "/v1/jobs/{id}": { "get": { "summary": "A job's state and lifecycle events (x-api-key)" } },
             "/v1/jobs/{id}/proof": {
                 "get": { "summary": "Download the proof once proved (x-api-key)" },
-                "post": { "summary": "Deliver a proof (x-executor, lease holder)" }
+                "post": { "summary": "Deliver a proof (x-executor, lease holder); verified against the model and the job's input commitment, 422 invalid_proof otherwise" }
             },
-            "/v1/jobs/{id}/start": { "post": { "summary": "Start proving a leased job (x-executor)" } },
+    "/v1/jobs/{id}/start": { "post": { "summary": "Start proving a leased job (x-executor)" } },
             "/v1/jobs/{id}/heartbeat": { "post": { "summary": "Renew the lease (x-executor)" } },
             "/v1/executors/{name}/claim": { "post": { "summary": "Long-poll for a job: 200 with a lease, or 204" } },
             "/metrics": { "get": { "summary": "Prometheus metrics" } }
         },
         "components": { "schemas": { "Error": { "type": "object", "properties": { "error": { "type": "object", "properties": {
-            "code": { "type": "string", "enum": ["unknown_model", "unknown_job", "input_length", "bad_state", "not_lease_holder", "unauthorized", "bad_request", "body_too_large", "internal"] },
+            "code": { "type": "string", "enum": ["unknown_model", "unknown_job", "input_length", "bad_state", "not_lease_holder", "invalid_proof", "unauthorized", "bad_request", "body_too_large", "internal"] },
             "message": { "type": "string" } } } } } } }
     }))
 }

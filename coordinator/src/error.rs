@@ -37,6 +37,9 @@ pub enum Error {
         /// The executor that asked.
         executor: String,
     },
+    /// A delivered proof does not verify, or does not bind the job's input.
+    #[error("invalid proof: {0}")]
+    InvalidProof(String),
     /// Missing or wrong API key.
     #[error("missing or invalid API key")]
     Unauthorized,
@@ -66,6 +69,7 @@ impl Error {
             Error::InputLength { .. } => "input_length",
             Error::BadTransition { .. } => "bad_state",
             Error::NotLeaseHolder { .. } => "not_lease_holder",
+            Error::InvalidProof(_) => "invalid_proof",
             Error::Unauthorized => "unauthorized",
             Error::BadRequest(_) => "bad_request",
             Error::TooLarge { .. } => "body_too_large",
@@ -79,6 +83,7 @@ impl Error {
             Error::UnknownModel(_) | Error::UnknownJob(_) => StatusCode::NOT_FOUND,
             Error::InputLength { .. } | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::BadTransition { .. } | Error::NotLeaseHolder { .. } => StatusCode::CONFLICT,
+            Error::InvalidProof(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,

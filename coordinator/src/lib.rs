@@ -1,14 +1,15 @@
 //! The proving market's coordinator: the job lifecycle ([`state`]), persistence ([`store`]),
 //! the HTTP API ([`api`]) and adaptive routing ([`routing`]).
 //!
-//! Status: a first slice of issue #5. Model registration with keygen, the executor process,
-//! proof verification on delivery, sealed inputs, executor signatures and on-chain
-//! settlement are not built yet (see the README).
+//! Status: a first slice of issue #5. Delivered proofs are verified ([`check`]); model
+//! registration over HTTP, sealed inputs, executor signatures and on-chain settlement are
+//! not built yet (see the README).
 //!
 //! # Feature flags
 //! None.
 
 pub mod api;
+pub mod check;
 mod error;
 pub mod routing;
 pub mod state;

@@ -229,6 +229,24 @@ impl Store {
         })
     }
 
+    /// Fails unless `executor` holds job `job`'s lease (the job is assigned or proving).
+    pub async fn ensure_holder(&self, job: i64, executor: &str, action: &'static str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let (state, holder) = current(&mut tx, job).await?;
+        tx.commit().await?;
+        check_holder(job, state, holder.as_deref(), executor, action)
+    }
+
+    /// The job's model and (sealed) input.
+    pub async fn job_input(&self, id: i64) -> Result<(String, Vec<u8>)> {
+        let row = sqlx::query("SELECT model_id, input FROM jobs WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(Error::UnknownJob(id))?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
     /// The job's proof, once proved.
     pub async fn proof(&self, id: i64) -> Result<Option<Vec<u8>>> {
         let row =

@@ -10,14 +10,34 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use zkinfer_coordinator::api::{Api, MAX_BODY};
+use zkinfer_coordinator::check::ProofChecker;
 use zkinfer_coordinator::store::Store;
+use zkinfer_coordinator::{Error, Result};
+
+/// A test double for the proof check (the real one, against a model's keys, is exercised by
+/// the CLI's market test): model `mlp` takes 4 values and only the bytes `proof` verify.
+struct Fake;
+
+impl ProofChecker for Fake {
+    fn input_len(&self, model_id: &str) -> Option<usize> {
+        (model_id == "mlp").then_some(4)
+    }
+
+    fn check(&self, _model: &str, _input: &[u8], proof: &[u8]) -> Result<()> {
+        if proof == b"proof" {
+            Ok(())
+        } else {
+            Err(Error::InvalidProof("not the expected bytes".into()))
+        }
+    }
+}
 
 async fn app() -> (axum::Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&format!("sqlite:{}", dir.path().join("c.db").display())).await.unwrap();
     store.register_model("mlp", 4, 0).await.unwrap();
     let keys = HashMap::from([("key-alice".to_string(), "alice".to_string())]);
-    (Api::new(store, keys, Duration::from_secs(30), Duration::from_millis(50)).router(), dir)
+    (Api::new(store, std::sync::Arc::new(Fake), keys, Duration::from_secs(30), Duration::from_millis(50)).router(), dir)
 }
 
 async fn call(app: &axum::Router, method: &str, uri: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (StatusCode, Vec<u8>) {
@@ -79,6 +99,9 @@ async fn a_job_through_the_api_and_the_metrics() {
     let (s, b) = call(&app, "POST", &format!("/v1/jobs/{id}/proof"), &[("x-executor", "exec-b")], b"forged".to_vec()).await;
     assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "not_lease_holder".to_string()));
     assert_eq!(call(&app, "POST", &format!("/v1/jobs/{id}/heartbeat"), &[exec_a], vec![]).await.0, StatusCode::NO_CONTENT);
+    // A proof that does not verify is refused and the job stays with its executor.
+    let (s, b) = call(&app, "POST", &format!("/v1/jobs/{id}/proof"), &[exec_a], b"garbage".to_vec()).await;
+    assert_eq!((s, code(&b)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_proof".to_string()));
     assert_eq!(call(&app, "POST", &format!("/v1/jobs/{id}/proof"), &[exec_a], b"proof".to_vec()).await.0, StatusCode::NO_CONTENT);
     let (s, b) = call(&app, "GET", &format!("/v1/jobs/{id}"), &[ALICE], vec![]).await;
     let v: Value = serde_json::from_slice(&b).unwrap();
@@ -100,7 +123,7 @@ async fn a_waiting_claim_wakes_up_when_a_job_arrives() {
     let store = Store::open(&format!("sqlite:{}", dir.path().join("c.db").display())).await.unwrap();
     store.register_model("mlp", 4, 0).await.unwrap();
     let keys = HashMap::from([("key-alice".to_string(), "alice".to_string())]);
-    let app = Api::new(store, keys, Duration::from_secs(30), Duration::from_secs(20)).router();
+    let app = Api::new(store, std::sync::Arc::new(Fake), keys, Duration::from_secs(30), Duration::from_secs(20)).router();
     let waiting = tokio::spawn({
         let app = app.clone();
         async move { call(&app, "POST", "/v1/executors/exec-a/claim", &[], vec![]).await }
