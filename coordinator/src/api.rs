@@ -20,11 +20,71 @@ use tokio::sync::Notify;
 
 use crate::check::ProofChecker;
 use crate::error::Error;
+use crate::routing::{Outcome, Router as Bandit};
 use crate::state::ALL_STATES;
 use crate::store::Store;
 
 /// Largest request body: a sealed input of a few hundred thousand values, or a proof.
 pub const MAX_BODY: usize = 4 << 20;
+
+/// How long an executor the router did not pick waits before claiming: the router's choice,
+/// if it is waiting too, gets the job first.
+pub const ROUTE_GRACE: Duration = Duration::from_millis(250);
+
+/// Seconds at which the router's speed score halves.
+const ROUTER_LATENCY_SCALE_S: f64 = 30.0;
+
+/// Routing state: the bandit, who is long-polling now, and how often the pick claimed.
+#[derive(Default)]
+struct Routing {
+    bandit: Option<Bandit>,
+    waiting: HashMap<String, usize>,
+    picked: HashMap<String, u64>,
+}
+
+impl Routing {
+    fn bandit(&mut self) -> &mut Bandit {
+        self.bandit.get_or_insert_with(|| Bandit::new(ROUTER_LATENCY_SCALE_S))
+    }
+
+    /// Executors with a claim open now.
+    fn waiting_count(&self) -> usize {
+        self.waiting.values().filter(|&&n| n > 0).count()
+    }
+
+    /// Whether `name` is the router's pick among the executors waiting now.
+    fn prefers(&mut self, name: &str) -> bool {
+        let mut names: Vec<String> = self.waiting.iter().filter(|(_, &n)| n > 0).map(|(k, _)| k.clone()).collect();
+        names.sort();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.bandit().choose(&refs).is_none_or(|pick| pick == name)
+    }
+}
+
+/// Counts an executor as waiting while a claim request is open.
+struct Waiting {
+    routing: Arc<std::sync::Mutex<Routing>>,
+    name: String,
+}
+
+impl Waiting {
+    fn new(routing: &Arc<std::sync::Mutex<Routing>>, name: &str) -> Self {
+        if let Ok(mut r) = routing.lock() {
+            *r.waiting.entry(name.to_string()).or_default() += 1;
+        }
+        Waiting { routing: routing.clone(), name: name.to_string() }
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Ok(mut r) = self.routing.lock() {
+            if let Some(n) = r.waiting.get_mut(&self.name) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+}
 
 /// Shared state of the API.
 #[derive(Clone)]
@@ -38,6 +98,7 @@ pub struct Api {
     /// How long a claim waits for a job before answering "nothing".
     long_poll: Duration,
     submitted: Arc<Notify>,
+    routing: Arc<std::sync::Mutex<Routing>>,
 }
 
 impl Api {
@@ -50,7 +111,15 @@ impl Api {
         lease: Duration,
         long_poll: Duration,
     ) -> Self {
-        Api { store, checker, customers: Arc::new(customers), lease, long_poll, submitted: Arc::new(Notify::new()) }
+        Api {
+            store,
+            checker,
+            customers: Arc::new(customers),
+            lease,
+            long_poll,
+            submitted: Arc::new(Notify::new()),
+            routing: Arc::new(std::sync::Mutex::new(Routing::default())),
+        }
     }
 
     /// The router, with the body limit applied.
@@ -75,6 +144,11 @@ impl Api {
 
     fn lease_ms(&self) -> i64 {
         self.lease.as_millis() as i64
+    }
+
+    fn route<T>(&self, f: impl FnOnce(&mut Routing) -> T) -> Result<T, ApiError> {
+        let mut r = self.routing.lock().map_err(|_| ApiError(Error::BadRequest("routing state poisoned".into())))?;
+        Ok(f(&mut r))
     }
 }
 
@@ -168,10 +242,26 @@ fn executor(headers: &HeaderMap) -> Result<String, ApiError> {
 
 async fn claim(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<Response> {
     let deadline = tokio::time::Instant::now() + api.long_poll;
+    let _waiting = Waiting::new(&api.routing, &name);
     loop {
         // Register interest before looking, so a submission between the two is not missed.
         let notified = api.submitted.notified();
+        let lost = api.store.requeue_lapsed(now_ms()).await?;
+        let queued = api.store.queued().await?;
+        let (preferred, contended) = api.route(|r| {
+            for executor in &lost {
+                r.bandit().record(executor, Outcome { success: false, seconds: 0.0, price_fraction: 0.0 });
+            }
+            (r.prefers(&name), queued < r.waiting_count())
+        })?;
+        // Routing matters only when executors outnumber jobs: then the pick goes first.
+        if !preferred && contended {
+            tokio::time::sleep(ROUTE_GRACE).await;
+        }
         if let Some(lease) = api.store.claim(&name, now_ms(), api.lease_ms()).await? {
+            if preferred {
+                api.route(|r| *r.picked.entry(name.clone()).or_default() += 1)?;
+            }
             return Ok(Json(lease).into_response());
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -203,6 +293,8 @@ async fn deliver(State(api): State<Api>, headers: HeaderMap, Path(id): Path<i64>
         .await
         .map_err(|e| ApiError(Error::BadRequest(format!("proof check failed: {e}"))))??;
     api.store.complete(id, &executor, &body, now_ms()).await?;
+    let seconds = api.store.assigned_at(id).await?.map_or(0.0, |t| (now_ms() - t).max(0) as f64 / 1e3);
+    api.route(|r| r.bandit().record(&executor, Outcome { success: true, seconds, price_fraction: 0.0 }))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -212,6 +304,12 @@ async fn metrics(State(api): State<Api>) -> ApiResult<impl IntoResponse> {
     for s in ALL_STATES {
         let n = counts.iter().find(|c| c.0 == s).map_or(0, |c| c.1);
         text.push_str(&format!("zkinfer_jobs{{state=\"{}\"}} {n}\n", s.as_str()));
+    }
+    text.push_str("# HELP zkinfer_routing_picked_claims Jobs claimed by the executor the router picked.\n# TYPE zkinfer_routing_picked_claims counter\n");
+    let mut picked: Vec<(String, u64)> = api.route(|r| r.picked.iter().map(|(k, v)| (k.clone(), *v)).collect())?;
+    picked.sort();
+    for (executor, n) in picked {
+        text.push_str(&format!("zkinfer_routing_picked_claims{{executor=\"{executor}\"}} {n}\n"));
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }

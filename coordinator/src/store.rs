@@ -2,8 +2,9 @@
 //!
 //! Every state change is checked against [`JobState::can_move_to`] inside one transaction
 //! and recorded in `job_events`, so a job's history (with timings) survives restarts. The
-//! pool has a single connection: SQLite serializes writers anyway, and one connection makes
-//! every read-check-write sequence atomic, which is what makes claiming a job exclusive.
+//! pool has a single connection, and every transaction is `BEGIN IMMEDIATE` (it takes the
+//! write lock up front), so each read-check-write sequence is atomic even when two
+//! coordinator processes share the file: that is what makes claiming a job exclusive.
 
 use std::str::FromStr;
 
@@ -112,7 +113,7 @@ impl Store {
         if values != expected {
             return Err(Error::InputLength { got: values, expected });
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let id: i64 = sqlx::query(
             "INSERT INTO jobs (model_id, customer, input, state, deadline_ms, created_ms) VALUES (?1, ?2, ?3, 'queued', ?4, ?5) RETURNING id",
         )
@@ -133,7 +134,8 @@ impl Store {
     /// jobs whose lease ran out. `None` when nothing is queued. Exclusive: a job is leased to
     /// one executor at a time.
     pub async fn claim(&self, executor: &str, now_ms: i64, lease_ms: i64) -> Result<Option<Lease>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // Callers that learn from lapsed leases call `requeue_lapsed` first; this catches the rest.
         requeue_expired_leases(&mut tx, now_ms).await?;
         let row = sqlx::query(
             "UPDATE jobs SET state = 'assigned', executor = ?1, lease_until_ms = ?2, attempts = attempts + 1 \
@@ -157,6 +159,28 @@ impl Store {
         Ok(lease)
     }
 
+    /// Re-queues jobs whose lease ran out; returns the executors that lost them (one entry per job).
+    pub async fn requeue_lapsed(&self, now_ms: i64) -> Result<Vec<String>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let lost = requeue_expired_leases(&mut tx, now_ms).await?;
+        tx.commit().await?;
+        Ok(lost)
+    }
+
+    /// Jobs waiting for an executor.
+    pub async fn queued(&self) -> Result<usize> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetch_one(&self.pool).await?;
+        Ok(n as usize)
+    }
+
+    /// When the job was last assigned (ms since the epoch).
+    pub async fn assigned_at(&self, job: i64) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT MAX(at_ms) FROM job_events WHERE job_id = ?1 AND state = 'assigned'")
+            .bind(job)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     /// The lease holder starts proving (assigned → proving); extends the lease.
     pub async fn start_proving(&self, job: i64, executor: &str, now_ms: i64, lease_ms: i64) -> Result<()> {
         self.move_held(job, executor, JobState::Proving, "start proving", now_ms, Some(now_ms + lease_ms), None).await
@@ -164,7 +188,7 @@ impl Store {
 
     /// The lease holder is still working: extends the lease (assigned or proving only).
     pub async fn heartbeat(&self, job: i64, executor: &str, now_ms: i64, lease_ms: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let (state, holder) = current(&mut tx, job).await?;
         check_holder(job, state, holder.as_deref(), executor, "heartbeat")?;
         sqlx::query("UPDATE jobs SET lease_until_ms = ?1 WHERE id = ?2").bind(now_ms + lease_ms).bind(job).execute(&mut *tx).await?;
@@ -179,7 +203,7 @@ impl Store {
 
     /// The escrow's payment for the job was seen on chain (proved → settled).
     pub async fn settle(&self, job: i64, now_ms: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let (state, _) = current(&mut tx, job).await?;
         if !state.can_move_to(JobState::Settled) {
             return Err(Error::BadTransition { job, state: state.as_str(), action: "settle" });
@@ -191,7 +215,7 @@ impl Store {
 
     /// Marks queued or leased jobs past their deadline as expired; returns how many.
     pub async fn expire(&self, now_ms: i64) -> Result<usize> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let ids: Vec<i64> = sqlx::query_scalar(
             "UPDATE jobs SET state = 'expired', lease_until_ms = NULL WHERE state IN ('queued', 'assigned', 'proving') AND deadline_ms <= ?1 RETURNING id",
         )
@@ -231,7 +255,7 @@ impl Store {
 
     /// Fails unless `executor` holds job `job`'s lease (the job is assigned or proving).
     pub async fn ensure_holder(&self, job: i64, executor: &str, action: &'static str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let (state, holder) = current(&mut tx, job).await?;
         tx.commit().await?;
         check_holder(job, state, holder.as_deref(), executor, action)
@@ -280,7 +304,7 @@ impl Store {
         lease_until_ms: Option<i64>,
         proof: Option<&[u8]>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let (state, holder) = current(&mut tx, job).await?;
         check_holder(job, state, holder.as_deref(), executor, action)?;
         if !state.can_move_to(to) {
@@ -340,7 +364,9 @@ async fn event(tx: &mut Tx<'_>, job: i64, state: JobState, now_ms: i64, executor
 }
 
 /// Leased jobs whose lease ran out go back to the queue (their executor stopped heartbeating).
-async fn requeue_expired_leases(tx: &mut Tx<'_>, now_ms: i64) -> Result<()> {
+async fn requeue_expired_leases(tx: &mut Tx<'_>, now_ms: i64) -> Result<Vec<String>> {
+    // Write first: a deferred transaction that reads before it writes can hit SQLITE_BUSY
+    // when another connection writes at the same time (the lock upgrade is refused).
     let ids: Vec<i64> = sqlx::query_scalar(
         "UPDATE jobs SET state = 'queued', executor = NULL, lease_until_ms = NULL \
          WHERE state IN ('assigned', 'proving') AND lease_until_ms < ?1 AND deadline_ms > ?1 RETURNING id",
@@ -348,8 +374,17 @@ async fn requeue_expired_leases(tx: &mut Tx<'_>, now_ms: i64) -> Result<()> {
     .bind(now_ms)
     .fetch_all(&mut **tx)
     .await?;
+    let mut lost = Vec::with_capacity(ids.len());
     for id in ids {
+        // Who held it: the executor of its latest assignment.
+        let holder: Option<String> =
+            sqlx::query_scalar("SELECT executor FROM job_events WHERE job_id = ?1 AND state = 'assigned' ORDER BY rowid DESC LIMIT 1")
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?
+                .flatten();
+        lost.extend(holder);
         event(tx, id, JobState::Queued, now_ms, None).await?;
     }
-    Ok(())
+    Ok(lost)
 }

@@ -136,3 +136,46 @@ async fn a_waiting_claim_wakes_up_when_a_job_arrives() {
     // Woken by the submission, not by the 20 s long-poll timeout.
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[tokio::test]
+async fn the_router_prefers_the_executor_that_delivered_over_one_whose_lease_lapsed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("sqlite:{}", dir.path().join("c.db").display())).await.unwrap();
+    store.register_model("mlp", 4, 0).await.unwrap();
+    let keys = HashMap::from([("key-alice".to_string(), "alice".to_string())]);
+    let app = Api::new(store, std::sync::Arc::new(Fake), keys, Duration::from_millis(300), Duration::from_secs(2)).router();
+    let deliver = |who: &'static str, id: i64| {
+        let app = app.clone();
+        async move {
+            for path in ["start", "proof"] {
+                let body = if path == "proof" { b"proof".to_vec() } else { vec![] };
+                let (s, b) = call(&app, "POST", &format!("/v1/jobs/{id}/{path}"), &[("x-executor", who)], body).await;
+                assert_eq!(s, StatusCode::NO_CONTENT, "{who} {path}: {}", String::from_utf8_lossy(&b));
+            }
+        }
+    };
+    let claim = |who: &'static str| {
+        let app = app.clone();
+        async move {
+            let (s, b) = call(&app, "POST", &format!("/v1/executors/{who}/claim"), &[], vec![]).await;
+            (s, serde_json::from_slice::<Value>(&b).ok().and_then(|v| v["job"].as_i64()))
+        }
+    };
+    // History: exec-a delivers job 1; exec-b lets job 2's lease lapse, and exec-a delivers it.
+    assert_eq!(call(&app, "POST", "/v1/jobs", &[ALICE], job("mlp", 4)).await.0, StatusCode::CREATED);
+    assert_eq!(claim("exec-a").await, (StatusCode::OK, Some(1)));
+    deliver("exec-a", 1).await;
+    assert_eq!(call(&app, "POST", "/v1/jobs", &[ALICE], job("mlp", 4)).await.0, StatusCode::CREATED);
+    assert_eq!(claim("exec-b").await, (StatusCode::OK, Some(2)));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(claim("exec-a").await, (StatusCode::OK, Some(2)));
+    deliver("exec-a", 2).await;
+    // Both wait; a new job goes to exec-a, the reliable one. exec-b's long-poll ends empty.
+    let (a, b) = (tokio::spawn(claim("exec-a")), tokio::spawn(claim("exec-b")));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(call(&app, "POST", "/v1/jobs", &[ALICE], job("mlp", 4)).await.0, StatusCode::CREATED);
+    assert_eq!(a.await.unwrap(), (StatusCode::OK, Some(3)));
+    assert_eq!(b.await.unwrap(), (StatusCode::NO_CONTENT, None));
+    let (_, m) = call(&app, "GET", "/metrics", &[], vec![]).await;
+    assert!(String::from_utf8(m).unwrap().contains("zkinfer_routing_picked_claims{executor=\"exec-a\"}"));
+}
