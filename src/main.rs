@@ -233,9 +233,10 @@ pub(crate) struct ExecutorArgs {
     /// The coordinator's base URL.
     #[arg(long, env = "ZKINFER_COORDINATOR", default_value = "http://127.0.0.1:8080")]
     coordinator: String,
-    /// This executor's name.
-    #[arg(long, env = "ZKINFER_EXECUTOR_NAME")]
-    name: String,
+    /// This executor's Ethereum private key (0x-hex): its address is its identity, and it signs
+    /// every request with it. Without one, a new random key is made (a new identity each run).
+    #[arg(long, env = "ZKINFER_EXECUTOR_KEY", hide_env_values = true)]
+    key: Option<String>,
     /// Models it proves, as ID:DIR (set-up model directories), comma-separated.
     #[arg(long = "model", env = "ZKINFER_MODELS", value_delimiter = ',', required = true)]
     models: Vec<String>,

@@ -59,14 +59,14 @@ pub(crate) fn coordinator(a: &CoordinatorArgs) -> Result<Outcome> {
 
 pub(crate) fn executor(a: &ExecutorArgs) -> Result<Outcome> {
     let models = pairs(&a.models, "--model")?.into_iter().map(|(id, d)| (id, d.into())).collect();
-    let cfg = ExecutorConfig {
-        coordinator: a.coordinator.clone(),
-        name: a.name.clone(),
-        models,
-        heartbeat: Duration::from_secs(a.heartbeat_secs.max(1)),
+    let key: alloy::signers::local::PrivateKeySigner = match &a.key {
+        Some(k) => k.parse().context("--key: not a private key")?,
+        None => alloy::signers::local::PrivateKeySigner::random(),
     };
+    let name = zkinfer_coordinator::auth::address_string(key.address());
+    let cfg = ExecutorConfig { coordinator: a.coordinator.clone(), key, models, heartbeat: Duration::from_secs(a.heartbeat_secs.max(1)) };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    println!("executor {} serving {} model(s) for {}", a.name, a.models.len(), a.coordinator);
+    println!("executor {name} serving {} model(s) for {}", a.models.len(), a.coordinator);
     rt.block_on(zkinfer_executor::run(cfg))?;
     Ok(Outcome::Ok)
 }

@@ -1,7 +1,8 @@
 //! Load test (a benchmark, not a test): N jobs (default 10,000) submitted over loopback HTTP to
 //! an in-process coordinator on a SQLite file, 64 in flight; reports submissions per second and
 //! p50/p99 submit latency. Then four executors drain the queue (claim → start → deliver) with a
-//! recorded result in place of proving, and it reports jobs per second through the lifecycle.
+//! recorded result in place of proving (every executor request signed and its nonce checked),
+//! and it reports jobs per second through the lifecycle.
 //!
 //! The recorded result is checked by byte comparison, not verified: verification costs about
 //! 5 ms of CPU per proof (papers/benchmarks.md) and would measure the prover library, not the
@@ -11,8 +12,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use alloy::primitives::B256;
+use alloy::signers::local::PrivateKeySigner;
 use tokio::sync::Semaphore;
 use zkinfer_coordinator::api::Api;
+use zkinfer_coordinator::auth::{address_string, sign};
 use zkinfer_coordinator::check::ProofChecker;
 use zkinfer_coordinator::store::Store;
 use zkinfer_coordinator::{Error, Result};
@@ -82,26 +86,31 @@ async fn main() {
 
     let start = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
-    for w in 0..4 {
+    for w in 0..4u8 {
         let (client, base) = (client.clone(), base.clone());
         workers.spawn(async move {
-            let name = format!("exec-{w}");
+            let key = PrivateKeySigner::from_bytes(&B256::repeat_byte(w + 1)).expect("key");
+            let name = address_string(key.address());
+            let mut nonce = 0u64;
+            let mut post = |path: String, body: &'static [u8]| {
+                nonce += 1;
+                let h = sign(&key, "POST", &path, body, nonce).expect("sign");
+                let mut req = client.post(format!("{base}{path}")).body(body);
+                for (k, v) in h {
+                    req = req.header(k, v);
+                }
+                req.send()
+            };
             let mut done = 0usize;
             loop {
-                let r = client.post(format!("{base}/v1/executors/{name}/claim")).send().await.expect("claim");
+                let r = post(format!("/v1/executors/{name}/claim"), b"").await.expect("claim");
                 if r.status() == 204 {
                     return done;
                 }
                 let lease: serde_json::Value = serde_json::from_slice(&r.bytes().await.expect("lease")).expect("json");
                 let job = lease["job"].as_i64().expect("job id");
                 for (path, body) in [("start", &b""[..]), ("proof", RECORDED)] {
-                    let r = client
-                        .post(format!("{base}/v1/jobs/{job}/{path}"))
-                        .header("x-executor", &name)
-                        .body(body)
-                        .send()
-                        .await
-                        .expect(path);
+                    let r = post(format!("/v1/jobs/{job}/{path}"), body).await.expect(path);
                     assert!(r.status().is_success(), "{path}: {}", r.status());
                 }
                 done += 1;

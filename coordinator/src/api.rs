@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -235,12 +235,21 @@ async fn proof(State(api): State<Api>, headers: HeaderMap, Path(id): Path<i64>) 
     }
 }
 
-fn executor(headers: &HeaderMap) -> Result<String, ApiError> {
-    // Executors will sign requests with their Ethereum key; until then they name themselves.
-    headers.get("x-executor").and_then(|v| v.to_str().ok()).map(str::to_string).ok_or(ApiError(Error::Unauthorized))
+/// The executor (its address) that signed this request, after checking the signature and
+/// that its nonce is fresh (see [`crate::auth`]).
+async fn signed(api: &Api, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
+    let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).ok_or_else(|| ApiError(Error::BadSignature(format!("missing {k}"))));
+    let (executor, nonce) =
+        crate::auth::verify("POST", uri.path(), body, h(crate::auth::EXECUTOR)?, h(crate::auth::NONCE)?, h(crate::auth::SIGNATURE)?)?;
+    api.store.accept_nonce(&executor, nonce).await?;
+    Ok(executor)
 }
 
-async fn claim(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<Response> {
+async fn claim(State(api): State<Api>, Path(name): Path<String>, uri: Uri, headers: HeaderMap) -> ApiResult<Response> {
+    if signed(&api, &uri, &headers, b"").await? != name.to_lowercase() {
+        return Err(Error::BadSignature("the path names another executor".into()).into());
+    }
+    let name = name.to_lowercase();
     let deadline = tokio::time::Instant::now() + api.long_poll;
     let _waiting = Waiting::new(&api.routing, &name);
     loop {
@@ -270,19 +279,21 @@ async fn claim(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<Re
     }
 }
 
-async fn start(State(api): State<Api>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<StatusCode> {
-    api.store.start_proving(id, &executor(&headers)?, now_ms(), api.lease_ms()).await?;
+async fn start(State(api): State<Api>, uri: Uri, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+    let executor = signed(&api, &uri, &headers, b"").await?;
+    api.store.start_proving(id, &executor, now_ms(), api.lease_ms()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn heartbeat(State(api): State<Api>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<StatusCode> {
-    api.store.heartbeat(id, &executor(&headers)?, now_ms(), api.lease_ms()).await?;
+async fn heartbeat(State(api): State<Api>, uri: Uri, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+    let executor = signed(&api, &uri, &headers, b"").await?;
+    api.store.heartbeat(id, &executor, now_ms(), api.lease_ms()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn deliver(State(api): State<Api>, headers: HeaderMap, Path(id): Path<i64>, body: Body) -> ApiResult<StatusCode> {
+async fn deliver(State(api): State<Api>, uri: Uri, headers: HeaderMap, Path(id): Path<i64>, body: Body) -> ApiResult<StatusCode> {
     let body = body_bytes(body)?;
-    let executor = executor(&headers)?;
+    let executor = signed(&api, &uri, &headers, &body).await?;
     // Only the lease holder may deliver (checked again, atomically, when the job moves).
     api.store.ensure_holder(id, &executor, "deliver a proof").await?;
     let (model_id, input) = api.store.job_input(id).await?;
@@ -323,15 +334,15 @@ async fn openapi() -> impl IntoResponse {
             "/v1/jobs/{id}": { "get": { "summary": "A job's state and lifecycle events (x-api-key)" } },
             "/v1/jobs/{id}/proof": {
                 "get": { "summary": "Download the proof once proved (x-api-key)" },
-                "post": { "summary": "Deliver a proof (x-executor, lease holder); verified against the model and the job's input commitment, 422 invalid_proof otherwise" }
+                "post": { "summary": "Deliver a proof (signed by the lease holder); verified against the model and the job's input commitment, 422 invalid_proof otherwise" }
             },
-    "/v1/jobs/{id}/start": { "post": { "summary": "Start proving a leased job (x-executor)" } },
-            "/v1/jobs/{id}/heartbeat": { "post": { "summary": "Renew the lease (x-executor)" } },
-            "/v1/executors/{name}/claim": { "post": { "summary": "Long-poll for a job: 200 with a lease, or 204" } },
+            "/v1/jobs/{id}/start": { "post": { "summary": "Start proving a leased job (signed: x-executor, x-nonce, x-signature)" } },
+            "/v1/jobs/{id}/heartbeat": { "post": { "summary": "Renew the lease (signed)" } },
+            "/v1/executors/{address}/claim": { "post": { "summary": "Long-poll for a job (signed by that address): 200 with a lease, or 204" } },
             "/metrics": { "get": { "summary": "Prometheus metrics" } }
         },
         "components": { "schemas": { "Error": { "type": "object", "properties": { "error": { "type": "object", "properties": {
-            "code": { "type": "string", "enum": ["unknown_model", "unknown_job", "input_length", "bad_state", "not_lease_holder", "invalid_proof", "unauthorized", "bad_request", "body_too_large", "internal"] },
+            "code": { "type": "string", "enum": ["unknown_model", "unknown_job", "input_length", "bad_state", "not_lease_holder", "invalid_proof", "bad_signature", "replayed_request", "unauthorized", "bad_request", "body_too_large", "internal"] },
             "message": { "type": "string" } } } } } } }
     }))
 }

@@ -40,6 +40,17 @@ pub enum Error {
     /// A delivered proof does not verify, or does not bind the job's input.
     #[error("invalid proof: {0}")]
     InvalidProof(String),
+    /// An executor request whose signature is missing or wrong.
+    #[error("bad executor signature: {0}")]
+    BadSignature(String),
+    /// An executor request with a nonce already used.
+    #[error("replayed request: nonce {nonce} of executor {executor} is not above its last one")]
+    Replayed {
+        /// The executor.
+        executor: String,
+        /// The nonce sent.
+        nonce: u64,
+    },
     /// Missing or wrong API key.
     #[error("missing or invalid API key")]
     Unauthorized,
@@ -70,6 +81,8 @@ impl Error {
             Error::BadTransition { .. } => "bad_state",
             Error::NotLeaseHolder { .. } => "not_lease_holder",
             Error::InvalidProof(_) => "invalid_proof",
+            Error::BadSignature(_) => "bad_signature",
+            Error::Replayed { .. } => "replayed_request",
             Error::Unauthorized => "unauthorized",
             Error::BadRequest(_) => "bad_request",
             Error::TooLarge { .. } => "body_too_large",
@@ -84,6 +97,8 @@ impl Error {
             Error::InputLength { .. } | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::BadTransition { .. } | Error::NotLeaseHolder { .. } => StatusCode::CONFLICT,
             Error::InvalidProof(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::BadSignature(_) => StatusCode::UNAUTHORIZED,
+            Error::Replayed { .. } => StatusCode::CONFLICT,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -9,6 +9,7 @@
 //! None.
 
 pub mod api;
+pub mod auth;
 pub mod check;
 mod error;
 pub mod routing;

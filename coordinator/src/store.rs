@@ -35,6 +35,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, id);
+CREATE TABLE IF NOT EXISTS executor_nonces (
+    executor TEXT PRIMARY KEY,
+    last_nonce INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS job_events (
     job_id INTEGER NOT NULL REFERENCES jobs(id),
     state TEXT NOT NULL,
@@ -165,6 +169,23 @@ impl Store {
         let lost = requeue_expired_leases(&mut tx, now_ms).await?;
         tx.commit().await?;
         Ok(lost)
+    }
+
+    /// Accepts `nonce` for `executor` only if it is above every nonce it used before.
+    pub async fn accept_nonce(&self, executor: &str, nonce: u64) -> Result<()> {
+        let n = i64::try_from(nonce).map_err(|_| Error::BadSignature("nonce too large".into()))?;
+        let done = sqlx::query(
+            "INSERT INTO executor_nonces (executor, last_nonce) VALUES (?1, ?2) \
+             ON CONFLICT(executor) DO UPDATE SET last_nonce = ?2 WHERE last_nonce < ?2",
+        )
+        .bind(executor)
+        .bind(n)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::Replayed { executor: executor.to_string(), nonce });
+        }
+        Ok(())
     }
 
     /// Jobs waiting for an executor.

@@ -4,12 +4,15 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use alloy::primitives::B256;
+use alloy::signers::local::PrivateKeySigner;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use zkinfer_coordinator::api::{Api, MAX_BODY};
+use zkinfer_coordinator::auth::{address_string, sign};
 use zkinfer_coordinator::check::ProofChecker;
 use zkinfer_coordinator::store::Store;
 use zkinfer_coordinator::{Error, Result};
@@ -57,6 +60,25 @@ fn code(body: &[u8]) -> String {
 
 const ALICE: (&str, &str) = ("x-api-key", "key-alice");
 
+/// A test executor key, deterministic.
+fn key(i: u8) -> PrivateKeySigner {
+    PrivateKeySigner::from_bytes(&B256::repeat_byte(i)).unwrap()
+}
+
+fn addr(k: &PrivateKeySigner) -> String {
+    address_string(k.address())
+}
+
+static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A POST signed by executor `k` with a fresh nonce.
+async fn exec(app: &axum::Router, k: &PrivateKeySigner, path: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+    let nonce = NONCE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let h = sign(k, "POST", path, &body, nonce).unwrap();
+    let headers: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    call(app, "POST", path, &headers, body).await
+}
+
 fn job(model: &str, n: usize) -> Vec<u8> {
     serde_json::to_vec(&json!({ "model_id": model, "input": vec![0.5f32; n], "deadline_s": 600 })).unwrap()
 }
@@ -83,38 +105,68 @@ async fn bad_requests_get_stable_4xx_codes() {
 #[tokio::test]
 async fn a_job_through_the_api_and_the_metrics() {
     let (app, _d) = app().await;
+    let (a, b) = (key(1), key(2));
+    let claim_a = format!("/v1/executors/{}/claim", addr(&a));
     // Nothing queued: the long-poll answers 204 after its wait.
-    assert_eq!(call(&app, "POST", "/v1/executors/exec-a/claim", &[], vec![]).await.0, StatusCode::NO_CONTENT);
-    let (s, b) = call(&app, "POST", "/v1/jobs", &[ALICE], job("mlp", 4)).await;
+    assert_eq!(exec(&app, &a, &claim_a, vec![]).await.0, StatusCode::NO_CONTENT);
+    let (s, body) = call(&app, "POST", "/v1/jobs", &[ALICE], job("mlp", 4)).await;
     assert_eq!(s, StatusCode::CREATED);
-    let id = serde_json::from_slice::<Value>(&b).unwrap()["job_id"].as_i64().unwrap();
-    let (s, b) = call(&app, "POST", "/v1/executors/exec-a/claim", &[], vec![]).await;
+    let id = serde_json::from_slice::<Value>(&body).unwrap()["job_id"].as_i64().unwrap();
+    let (s, body) = exec(&app, &a, &claim_a, vec![]).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(serde_json::from_slice::<Value>(&b).unwrap()["job"], id);
-    let exec_a = ("x-executor", "exec-a");
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["job"], id);
     // The proof is not there yet; another executor may not deliver one.
-    let (s, b) = call(&app, "GET", &format!("/v1/jobs/{id}/proof"), &[ALICE], vec![]).await;
-    assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "bad_state".to_string()));
-    assert_eq!(call(&app, "POST", &format!("/v1/jobs/{id}/start"), &[exec_a], vec![]).await.0, StatusCode::NO_CONTENT);
-    let (s, b) = call(&app, "POST", &format!("/v1/jobs/{id}/proof"), &[("x-executor", "exec-b")], b"forged".to_vec()).await;
-    assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "not_lease_holder".to_string()));
-    assert_eq!(call(&app, "POST", &format!("/v1/jobs/{id}/heartbeat"), &[exec_a], vec![]).await.0, StatusCode::NO_CONTENT);
+    let (s, body) = call(&app, "GET", &format!("/v1/jobs/{id}/proof"), &[ALICE], vec![]).await;
+    assert_eq!((s, code(&body)), (StatusCode::CONFLICT, "bad_state".to_string()));
+    assert_eq!(exec(&app, &a, &format!("/v1/jobs/{id}/start"), vec![]).await.0, StatusCode::NO_CONTENT);
+    let (s, body) = exec(&app, &b, &format!("/v1/jobs/{id}/proof"), b"proof".to_vec()).await;
+    assert_eq!((s, code(&body)), (StatusCode::CONFLICT, "not_lease_holder".to_string()));
+    assert_eq!(exec(&app, &a, &format!("/v1/jobs/{id}/heartbeat"), vec![]).await.0, StatusCode::NO_CONTENT);
     // A proof that does not verify is refused and the job stays with its executor.
-    let (s, b) = call(&app, "POST", &format!("/v1/jobs/{id}/proof"), &[exec_a], b"garbage".to_vec()).await;
-    assert_eq!((s, code(&b)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_proof".to_string()));
-    assert_eq!(call(&app, "POST", &format!("/v1/jobs/{id}/proof"), &[exec_a], b"proof".to_vec()).await.0, StatusCode::NO_CONTENT);
-    let (s, b) = call(&app, "GET", &format!("/v1/jobs/{id}"), &[ALICE], vec![]).await;
-    let v: Value = serde_json::from_slice(&b).unwrap();
-    assert_eq!((s, v["state"].as_str()), (StatusCode::OK, Some("proved")));
+    let (s, body) = exec(&app, &a, &format!("/v1/jobs/{id}/proof"), b"garbage".to_vec()).await;
+    assert_eq!((s, code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_proof".to_string()));
+    assert_eq!(exec(&app, &a, &format!("/v1/jobs/{id}/proof"), b"proof".to_vec()).await.0, StatusCode::NO_CONTENT);
+    let (s, body) = call(&app, "GET", &format!("/v1/jobs/{id}"), &[ALICE], vec![]).await;
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((s, v["state"].as_str(), v["executor"].as_str()), (StatusCode::OK, Some("proved"), Some(addr(&a).as_str())));
     let states: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e[0].as_str().unwrap()).collect();
     assert_eq!(states, ["queued", "assigned", "proving", "proved"]);
     assert_eq!(call(&app, "GET", &format!("/v1/jobs/{id}/proof"), &[ALICE], vec![]).await, (StatusCode::OK, b"proof".to_vec()));
     let (_, m) = call(&app, "GET", "/metrics", &[], vec![]).await;
     let m = String::from_utf8(m).unwrap();
     assert!(m.contains("zkinfer_jobs{state=\"proved\"} 1") && m.contains("zkinfer_jobs{state=\"queued\"} 0"), "{m}");
-    let (s, b) = call(&app, "GET", "/v1/openapi.json", &[], vec![]).await;
+    let (s, body) = call(&app, "GET", "/v1/openapi.json", &[], vec![]).await;
     assert_eq!(s, StatusCode::OK);
-    assert!(serde_json::from_slice::<Value>(&b).unwrap()["paths"]["/v1/jobs"].is_object());
+    assert!(serde_json::from_slice::<Value>(&body).unwrap()["paths"]["/v1/jobs"].is_object());
+}
+
+#[tokio::test]
+async fn executor_requests_need_a_valid_fresh_signature() {
+    let (app, _d) = app().await;
+    let (a, b) = (key(1), key(2));
+    let claim_a = format!("/v1/executors/{}/claim", addr(&a));
+    // No signature at all.
+    let (s, body) = call(&app, "POST", &claim_a, &[], vec![]).await;
+    assert_eq!((s, code(&body)), (StatusCode::UNAUTHORIZED, "bad_signature".to_string()));
+    // Signed by b but claiming to be a; and b claiming a's queue with its own signature.
+    let mut h = sign(&b, "POST", &claim_a, b"", 1_000_000).unwrap();
+    h[0].1 = addr(&a);
+    let forged: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (s, body) = call(&app, "POST", &claim_a, &forged, vec![]).await;
+    assert_eq!((s, code(&body)), (StatusCode::UNAUTHORIZED, "bad_signature".to_string()));
+    let (s, body) = exec(&app, &b, &claim_a, vec![]).await;
+    assert_eq!((s, code(&body)), (StatusCode::UNAUTHORIZED, "bad_signature".to_string()));
+    // A signed body cannot be swapped for another.
+    let h = sign(&a, "POST", "/v1/jobs/1/proof", b"proof", 2_000_000).unwrap();
+    let hs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (s, body) = call(&app, "POST", "/v1/jobs/1/proof", &hs, b"other".to_vec()).await;
+    assert_eq!((s, code(&body)), (StatusCode::UNAUTHORIZED, "bad_signature".to_string()));
+    // A captured valid request is answered once; the replay is refused.
+    let h = sign(&a, "POST", &claim_a, b"", 3_000_000).unwrap();
+    let hs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(call(&app, "POST", &claim_a, &hs, vec![]).await.0, StatusCode::NO_CONTENT);
+    let (s, body) = call(&app, "POST", &claim_a, &hs, vec![]).await;
+    assert_eq!((s, code(&body)), (StatusCode::CONFLICT, "replayed_request".to_string()));
 }
 
 #[tokio::test]
@@ -126,7 +178,7 @@ async fn a_waiting_claim_wakes_up_when_a_job_arrives() {
     let app = Api::new(store, std::sync::Arc::new(Fake), keys, Duration::from_secs(30), Duration::from_secs(20)).router();
     let waiting = tokio::spawn({
         let app = app.clone();
-        async move { call(&app, "POST", "/v1/executors/exec-a/claim", &[], vec![]).await }
+        async move { exec(&app, &key(1), &format!("/v1/executors/{}/claim", addr(&key(1))), vec![]).await }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = std::time::Instant::now();
@@ -144,38 +196,39 @@ async fn the_router_prefers_the_executor_that_delivered_over_one_whose_lease_lap
     store.register_model("mlp", 4, 0).await.unwrap();
     let keys = HashMap::from([("key-alice".to_string(), "alice".to_string())]);
     let app = Api::new(store, std::sync::Arc::new(Fake), keys, Duration::from_millis(300), Duration::from_secs(2)).router();
-    let deliver = |who: &'static str, id: i64| {
+    let deliver = |who: u8, id: i64| {
         let app = app.clone();
         async move {
             for path in ["start", "proof"] {
                 let body = if path == "proof" { b"proof".to_vec() } else { vec![] };
-                let (s, b) = call(&app, "POST", &format!("/v1/jobs/{id}/{path}"), &[("x-executor", who)], body).await;
+                let (s, b) = exec(&app, &key(who), &format!("/v1/jobs/{id}/{path}"), body).await;
                 assert_eq!(s, StatusCode::NO_CONTENT, "{who} {path}: {}", String::from_utf8_lossy(&b));
             }
         }
     };
-    let claim = |who: &'static str| {
+    let claim = |who: u8| {
         let app = app.clone();
         async move {
-            let (s, b) = call(&app, "POST", &format!("/v1/executors/{who}/claim"), &[], vec![]).await;
+            let (s, b) = exec(&app, &key(who), &format!("/v1/executors/{}/claim", addr(&key(who))), vec![]).await;
             (s, serde_json::from_slice::<Value>(&b).ok().and_then(|v| v["job"].as_i64()))
         }
     };
+    let (exec_a, exec_b) = (1u8, 2u8);
     // History: exec-a delivers job 1; exec-b lets job 2's lease lapse, and exec-a delivers it.
     assert_eq!(call(&app, "POST", "/v1/jobs", &[ALICE], job("mlp", 4)).await.0, StatusCode::CREATED);
-    assert_eq!(claim("exec-a").await, (StatusCode::OK, Some(1)));
-    deliver("exec-a", 1).await;
+    assert_eq!(claim(exec_a).await, (StatusCode::OK, Some(1)));
+    deliver(exec_a, 1).await;
     assert_eq!(call(&app, "POST", "/v1/jobs", &[ALICE], job("mlp", 4)).await.0, StatusCode::CREATED);
-    assert_eq!(claim("exec-b").await, (StatusCode::OK, Some(2)));
+    assert_eq!(claim(exec_b).await, (StatusCode::OK, Some(2)));
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(claim("exec-a").await, (StatusCode::OK, Some(2)));
-    deliver("exec-a", 2).await;
+    assert_eq!(claim(exec_a).await, (StatusCode::OK, Some(2)));
+    deliver(exec_a, 2).await;
     // Both wait; a new job goes to exec-a, the reliable one. exec-b's long-poll ends empty.
-    let (a, b) = (tokio::spawn(claim("exec-a")), tokio::spawn(claim("exec-b")));
+    let (a, b) = (tokio::spawn(claim(exec_a)), tokio::spawn(claim(exec_b)));
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(call(&app, "POST", "/v1/jobs", &[ALICE], job("mlp", 4)).await.0, StatusCode::CREATED);
     assert_eq!(a.await.unwrap(), (StatusCode::OK, Some(3)));
     assert_eq!(b.await.unwrap(), (StatusCode::NO_CONTENT, None));
     let (_, m) = call(&app, "GET", "/metrics", &[], vec![]).await;
-    assert!(String::from_utf8(m).unwrap().contains("zkinfer_routing_picked_claims{executor=\"exec-a\"}"));
+    assert!(String::from_utf8(m).unwrap().contains(&format!("zkinfer_routing_picked_claims{{executor=\"{}\"}}", addr(&key(exec_a)))));
 }

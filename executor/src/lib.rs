@@ -1,8 +1,10 @@
 //! The proving market's executor: long-polls the coordinator for a job, proves it with the
 //! model's local keys while renewing its lease, and delivers the proof.
 //!
-//! Status (issue #5): off-chain only. Sealed inputs, signed requests, on-chain submission
-//! and crash-safe resubmission are not built yet.
+//! Every request is signed with the executor's Ethereum key ([`zkinfer_coordinator::auth`]).
+//!
+//! Status (issue #5): off-chain only. Sealed inputs, on-chain submission and crash-safe
+//! resubmission are not built yet.
 //!
 //! # Feature flags
 //! None.
@@ -12,7 +14,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use alloy::signers::local::PrivateKeySigner;
 use serde::Deserialize;
+use zkinfer_coordinator::auth;
 use zkinfer_prover::{Loaded, ModelDir};
 
 /// Errors of the executor.
@@ -47,8 +53,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub struct ExecutorConfig {
     /// The coordinator's base URL, e.g. `http://127.0.0.1:8080`.
     pub coordinator: String,
-    /// This executor's name (its identity until requests are signed).
-    pub name: String,
+    /// This executor's key: its address is its identity.
+    pub key: PrivateKeySigner,
     /// Model id → set-up model directory.
     pub models: HashMap<String, PathBuf>,
     /// How often to renew a lease while proving.
@@ -95,57 +101,93 @@ pub async fn run(cfg: ExecutorConfig) -> Result<()> {
     for (id, dir) in &cfg.models {
         provers.insert(id.clone(), Arc::new(Prover::load(id, dir)?));
     }
-    let client = reqwest::Client::new();
-    let base = cfg.coordinator.trim_end_matches('/').to_string();
+    let client = Client {
+        http: reqwest::Client::new(),
+        base: cfg.coordinator.trim_end_matches('/').to_string(),
+        key: cfg.key.clone(),
+        nonce: Arc::new(AtomicU64::new(0)),
+    };
+    let name = client.name();
     loop {
-        let resp = client.post(format!("{base}/v1/executors/{}/claim", cfg.name)).send().await;
-        let lease: Lease = match resp {
-            Ok(r) if r.status() == reqwest::StatusCode::NO_CONTENT => continue, // long-poll ended empty
+        let lease: Lease = match client.post(&format!("/v1/executors/{name}/claim"), Vec::new()).await {
+            Ok(r) if r.status() == reqwest::StatusCode::NO_CONTENT => continue, // the long-poll ended empty
             Ok(r) if r.status().is_success() => match r.bytes().await.map(|b| serde_json::from_slice(&b)) {
                 Ok(Ok(l)) => l,
                 other => return Err(Error::Coordinator(format!("unreadable lease: {other:?}"))),
             },
-            Ok(r) => return Err(Error::Coordinator(format!("claim answered {}", r.status()))),
+            Ok(r) => return Err(Error::Coordinator(format!("claim answered {}: {}", r.status(), r.text().await.unwrap_or_default()))),
             Err(e) => {
-                eprintln!("executor {}: coordinator unreachable ({e}); retrying", cfg.name);
+                eprintln!("executor {name}: coordinator unreachable ({e}); retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
-        work(&client, &base, &cfg, &provers, lease).await?;
+        work(&client, &cfg, &provers, lease).await?;
     }
 }
 
-async fn post(client: &reqwest::Client, url: String, name: &str, body: Vec<u8>) -> Result<()> {
-    let r = client.post(&url).header("x-executor", name).body(body).send().await.map_err(|e| Error::Coordinator(e.to_string()))?;
-    if r.status().is_success() {
-        Ok(())
-    } else {
-        Err(Error::Coordinator(format!("{url}: {} {}", r.status(), r.text().await.unwrap_or_default())))
+/// Signed requests to the coordinator.
+#[derive(Clone)]
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: PrivateKeySigner,
+    /// The last nonce used: nonces are milliseconds, bumped to stay strictly increasing.
+    nonce: Arc<AtomicU64>,
+}
+
+impl Client {
+    fn name(&self) -> String {
+        auth::address_string(self.key.address())
+    }
+
+    fn next_nonce(&self) -> u64 {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let mut last = self.nonce.load(Ordering::SeqCst);
+        loop {
+            let next = now.max(last + 1);
+            match self.nonce.compare_exchange(last, next, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => return next,
+                Err(seen) => last = seen,
+            }
+        }
+    }
+
+    async fn post(&self, path: &str, body: Vec<u8>) -> std::result::Result<reqwest::Response, String> {
+        let headers = auth::sign(&self.key, "POST", path, &body, self.next_nonce()).map_err(|e| e.to_string())?;
+        let mut req = self.http.post(format!("{}{path}", self.base)).body(body);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req.send().await.map_err(|e| e.to_string())
+    }
+
+    /// A signed POST that must succeed.
+    async fn expect(&self, path: &str, body: Vec<u8>) -> Result<()> {
+        let r = self.post(path, body).await.map_err(Error::Coordinator)?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(Error::Coordinator(format!("{path}: {} {}", r.status(), r.text().await.unwrap_or_default())))
+        }
     }
 }
 
-async fn work(
-    client: &reqwest::Client,
-    base: &str,
-    cfg: &ExecutorConfig,
-    provers: &HashMap<String, Arc<Prover>>,
-    lease: Lease,
-) -> Result<()> {
-    let job = lease.job;
+async fn work(client: &Client, cfg: &ExecutorConfig, provers: &HashMap<String, Arc<Prover>>, lease: Lease) -> Result<()> {
+    let (job, name) = (lease.job, client.name());
     let Some(prover) = provers.get(&lease.model_id).cloned() else {
         // Not ours to prove: let the lease lapse so another executor gets it.
-        eprintln!("executor {}: job {job} is for model `{}`, which is not loaded here", cfg.name, lease.model_id);
+        eprintln!("executor {name}: job {job} is for model `{}`, which is not loaded here", lease.model_id);
         return Ok(());
     };
-    post(client, format!("{base}/v1/jobs/{job}/start"), &cfg.name, Vec::new()).await?;
-    println!("executor {}: proving job {job}", cfg.name);
+    client.expect(&format!("/v1/jobs/{job}/start"), Vec::new()).await?;
+    println!("executor {name}: proving job {job}");
     let beat = {
-        let (client, url, name, every) = (client.clone(), format!("{base}/v1/jobs/{job}/heartbeat"), cfg.name.clone(), cfg.heartbeat);
+        let (client, path, every, name) = (client.clone(), format!("/v1/jobs/{job}/heartbeat"), cfg.heartbeat, name.clone());
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                if let Err(e) = post(&client, url.clone(), &name, Vec::new()).await {
+                if let Err(e) = client.expect(&path, Vec::new()).await {
                     eprintln!("executor {name}: heartbeat failed: {e}");
                 }
             }
@@ -155,11 +197,11 @@ async fn work(
     beat.abort();
     match proved {
         Ok(Ok(proof)) => {
-            post(client, format!("{base}/v1/jobs/{job}/proof"), &cfg.name, proof).await?;
-            println!("executor {}: delivered job {job}", cfg.name);
+            client.expect(&format!("/v1/jobs/{job}/proof"), proof).await?;
+            println!("executor {name}: delivered job {job}");
         }
-        Ok(Err(e)) => eprintln!("executor {}: {e}", cfg.name),
-        Err(e) => eprintln!("executor {}: job {job}: the prover panicked: {e}", cfg.name),
+        Ok(Err(e)) => eprintln!("executor {name}: {e}"),
+        Err(e) => eprintln!("executor {name}: job {job}: the prover panicked: {e}"),
     }
     Ok(())
 }
