@@ -1,5 +1,6 @@
 //! `zkinfer`: compile ONNX models to Halo2-KZG circuits, prove inference, verify proofs.
 
+mod bench;
 mod commands;
 mod demo;
 mod info;
@@ -44,6 +45,28 @@ enum Command {
     Coordinator(CoordinatorArgs),
     /// Run an executor: claim jobs from a coordinator, prove them, deliver the proofs.
     Executor(ExecutorArgs),
+    /// Time compile, key generation, proving and verification of shipped example models.
+    ///
+    /// Prints one Markdown row per model, in this process (build with --release for
+    /// representative figures; the SRS is an insecure development one). Columns:
+    ///
+    /// - k: log2 of the circuit's rows;
+    /// - advice: advice columns;
+    /// - MACs: multiply-accumulates of the linear layers;
+    /// - compile s: ONNX import, calibration, circuit-size search and error measurement;
+    /// - SRS s: making the development SRS at k;
+    /// - keygen s: verifying and proving keys;
+    /// - prove s: one SHPLONK proof with the EVM transcript;
+    /// - verify ms: native verification of that proof;
+    /// - proof B: SNARK proof bytes (without the proof file's bindings and instances);
+    /// - peak RSS MiB: this process's peak resident memory so far (models run in the order
+    ///   given, so a row's figure includes the rows before it);
+    /// - max error: max |proven output − the float output in the example's expected.json|.
+    ///
+    /// The criterion benches (cargo bench -p zkinfer-benches) and benches/ezkl/side_by_side.sh
+    /// (against EZKL) are the other benchmarks.
+    #[command(verbatim_doc_comment)]
+    Bench(BenchArgs),
 }
 
 /// Arguments of `zkinfer compile`.
@@ -227,6 +250,20 @@ pub(crate) struct CoordinatorArgs {
     long_poll_secs: u64,
 }
 
+/// Arguments of `zkinfer bench`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Example models (directories under --examples), comma-separated.
+    #[arg(long, env = "ZKINFER_BENCH_MODELS", value_delimiter = ',', default_value = "mlp,cnn,transformer")]
+    models: Vec<String>,
+    /// Directory holding the example model directories.
+    #[arg(long, env = "ZKINFER_EXAMPLES", default_value = "examples")]
+    examples: PathBuf,
+    /// Also write the figures as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
 /// Arguments of `zkinfer executor`.
 #[derive(Debug, Args)]
 pub(crate) struct ExecutorArgs {
@@ -263,6 +300,7 @@ fn main() -> ExitCode {
         Command::Info(a) => info::info(&a),
         Command::Coordinator(a) => market::coordinator(&a),
         Command::Executor(a) => market::executor(&a),
+        Command::Bench(a) => bench::bench(&a),
         Command::Solidity(a) => onchain::solidity(&a),
         Command::Calldata(a) => onchain::calldata(&a),
         Command::Demo(a) => demo::demo(&a),

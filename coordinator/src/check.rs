@@ -30,14 +30,12 @@ impl ModelRegistry {
     pub fn load(dirs: &[(String, std::path::PathBuf)]) -> Result<Self> {
         let mut models = HashMap::new();
         for (id, dir) in dirs {
-            let bad = |e: zkinfer_prover::Error| Error::BadRequest(format!("model `{id}` in {}: {e}", dir.display()));
+            let bad = |e: zkinfer_prover::Error| Error::ModelDir(format!("model `{id}` in {}: {e}", dir.display()));
             let d = ModelDir::new(Path::new(dir));
             let loaded = d.load().map_err(bad)?;
             d.check_vk(&loaded).map_err(bad)?;
             if loaded.model.settings.input_visibility != Visibility::Hashed {
-                return Err(Error::BadRequest(format!(
-                    "model `{id}`: the market needs a hashed input (compile --input-visibility hashed)"
-                )));
+                return Err(Error::ModelDir(format!("model `{id}`: the market needs a hashed input (compile --input-visibility hashed)")));
             }
             models.insert(id.clone(), loaded);
         }

@@ -54,6 +54,9 @@ pub enum Error {
     /// Missing or wrong API key.
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// A model directory that cannot serve (at startup).
+    #[error("{0}")]
+    ModelDir(String),
     /// A malformed request.
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -85,6 +88,7 @@ impl Error {
             Error::Replayed { .. } => "replayed_request",
             Error::Unauthorized => "unauthorized",
             Error::BadRequest(_) => "bad_request",
+            Error::ModelDir(_) => "internal",
             Error::TooLarge { .. } => "body_too_large",
             Error::Database(_) => "internal",
         }
@@ -101,7 +105,7 @@ impl Error {
             Error::Replayed { .. } => StatusCode::CONFLICT,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Database(_) | Error::ModelDir(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
