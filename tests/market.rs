@@ -56,11 +56,17 @@ fn coordinator(db: &str, model: &str, lease_secs: &str) -> (Child, String) {
     (child, addr)
 }
 
-/// Two fixed test keys and their addresses (lowercase).
-const KEYS: [(&str, &str); 2] = [
-    ("0x0101010101010101010101010101010101010101010101010101010101010101", "0x1a642f0e3c3af545e7acbd38b07251b3990914f1"),
-    ("0x0202020202020202020202020202020202020202020202020202020202020202", "0x2b5ad5c4795c026514f8317c7a215e218dccd6cf"),
+/// Two fixed test keys.
+const KEYS: [&str; 2] = [
+    "0x0101010101010101010101010101010101010101010101010101010101010101",
+    "0x0202020202020202020202020202020202020202020202020202020202020202",
 ];
+
+/// An executor's name: its key's address, lowercase 0x-hex.
+fn address(key: &str) -> String {
+    let signer: alloy::signers::local::PrivateKeySigner = key.parse().unwrap();
+    format!("{:#x}", signer.address())
+}
 
 fn executor(addr: &str, key: &str, model: &str) -> Child {
     Command::new(BIN)
@@ -135,11 +141,11 @@ fn an_executor_killed_mid_proof_loses_the_job_to_the_other_and_it_is_proved_once
     let model = mlp_dir(dir.path());
     let db = format!("sqlite:{}", dir.path().join("coordinator.db").display());
     let (c, addr) = coordinator(&db, &model, "3");
-    let mut procs = Procs(vec![c, executor(&addr, KEYS[0].0, &model), executor(&addr, KEYS[1].0, &model)]);
+    let mut procs = Procs(vec![c, executor(&addr, KEYS[0], &model), executor(&addr, KEYS[1], &model)]);
     let id = submit(&addr);
     let proving = wait_for(&addr, id, "proving", Duration::from_secs(60));
     let holder = proving["executor"].as_str().unwrap().to_string();
-    let victim = 1 + KEYS.iter().position(|k| k.1 == holder).expect("a known executor");
+    let victim = 1 + KEYS.iter().position(|k| address(k) == holder).unwrap_or_else(|| panic!("{holder} is not a test executor"));
     procs.0[victim].kill().unwrap(); // SIGKILL mid-proof: no goodbye, its lease just stops
     let proved = wait_for(&addr, id, "proved", Duration::from_secs(180));
     assert_ne!(proved["executor"].as_str(), Some(holder.as_str()), "{proved}");
