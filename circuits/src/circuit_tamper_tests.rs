@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use halo2_proofs::dev::{MockProver, VerifyFailure};
+use halo2_proofs::dev::MockProver;
 
 use super::ModelCircuit;
 use crate::compile::{compile, CompileOptions, Compiled};
@@ -34,15 +34,7 @@ fn failures(c: &Compiled, input: &[Vec<f32>], node: &str, element: usize) -> Vec
     let instances = circuit.instances().unwrap();
     circuit.tamper = Some(Tamper { step, element, delta: 1 });
     let result = MockProver::run(model.settings.k, &circuit, vec![instances]).unwrap().verify();
-    result
-        .expect_err("a tampered witness verified")
-        .iter()
-        .map(|f| match f {
-            VerifyFailure::ConstraintNotSatisfied { constraint, .. } => format!("{constraint}"),
-            VerifyFailure::Lookup { name, .. } => format!("lookup {name}"),
-            other => format!("{other:?}"),
-        })
-        .collect()
+    crate::chips::failure_names(&result.expect_err("a tampered witness verified"))
 }
 
 fn assert_caught(c: &Compiled, input: &[Vec<f32>], node: &str, expected: &str) {

@@ -147,7 +147,7 @@ impl Api {
     }
 
     fn route<T>(&self, f: impl FnOnce(&mut Routing) -> T) -> Result<T, ApiError> {
-        let mut r = self.routing.lock().map_err(|_| ApiError(Error::BadRequest("routing state poisoned".into())))?;
+        let mut r = self.routing.lock().map_err(|_| ApiError(Error::Internal("routing state poisoned".into())))?;
         Ok(f(&mut r))
     }
 }
@@ -170,8 +170,8 @@ impl From<Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = match &self.0 {
-            Error::Database(e) => {
-                eprintln!("coordinator: database error: {e}");
+            Error::Database(_) | Error::Internal(_) | Error::ModelDir(_) => {
+                eprintln!("coordinator: {}", self.0);
                 "internal error".to_string()
             }
             other => other.to_string(),
@@ -302,7 +302,7 @@ async fn deliver(State(api): State<Api>, uri: Uri, headers: HeaderMap, Path(id):
     let proof = body.clone();
     tokio::task::spawn_blocking(move || checker.check(&model_id, &input, &proof))
         .await
-        .map_err(|e| ApiError(Error::BadRequest(format!("proof check failed: {e}"))))??;
+        .map_err(|e| ApiError(Error::Internal(format!("proof check task failed: {e}"))))??;
     api.store.complete(id, &executor, &body, now_ms()).await?;
     let seconds = api.store.assigned_at(id).await?.map_or(0.0, |t| (now_ms() - t).max(0) as f64 / 1e3);
     api.route(|r| r.bandit().record(&executor, Outcome { success: true, seconds, price_fraction: 0.0 }))?;

@@ -54,6 +54,9 @@ pub enum Error {
     /// Missing or wrong API key.
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// A fault inside the coordinator (its message is logged, not sent to clients).
+    #[error("internal: {0}")]
+    Internal(String),
     /// A model directory that cannot serve (at startup).
     #[error("{0}")]
     ModelDir(String),
@@ -88,7 +91,7 @@ impl Error {
             Error::Replayed { .. } => "replayed_request",
             Error::Unauthorized => "unauthorized",
             Error::BadRequest(_) => "bad_request",
-            Error::ModelDir(_) => "internal",
+            Error::ModelDir(_) | Error::Internal(_) => "internal",
             Error::TooLarge { .. } => "body_too_large",
             Error::Database(_) => "internal",
         }
@@ -105,7 +108,7 @@ impl Error {
             Error::Replayed { .. } => StatusCode::CONFLICT,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::Database(_) | Error::ModelDir(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Database(_) | Error::ModelDir(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

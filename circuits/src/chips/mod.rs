@@ -154,3 +154,18 @@ pub fn fr_to_hex(f: &Fr) -> String {
     be.reverse();
     format!("0x{}", hex::encode(be))
 }
+
+/// MockProver failures as names: `"<gate name>…"` for a constraint, `"lookup <name>"` for a
+/// lookup, so negative tests can assert which gate or lookup caught a wrong witness.
+#[cfg(test)]
+pub(crate) fn failure_names(failures: &[halo2_proofs::dev::VerifyFailure]) -> Vec<String> {
+    use halo2_proofs::dev::VerifyFailure;
+    failures
+        .iter()
+        .map(|f| match f {
+            VerifyFailure::ConstraintNotSatisfied { constraint, .. } => format!("{constraint}"),
+            VerifyFailure::Lookup { name, .. } => format!("lookup {name}"),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}

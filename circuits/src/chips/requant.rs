@@ -305,16 +305,7 @@ mod tests {
         run_shift(3, relu, tamper)
     }
 
-    fn names(failures: &[VerifyFailure]) -> Vec<String> {
-        failures
-            .iter()
-            .map(|f| match f {
-                VerifyFailure::ConstraintNotSatisfied { constraint, .. } => format!("{constraint}"),
-                VerifyFailure::Lookup { name, .. } => format!("lookup {name}"),
-                other => format!("{other:?}"),
-            })
-            .collect()
-    }
+    use crate::chips::failure_names as names;
 
     fn assert_fails(relu: bool, tamper: fn(&mut RequantWitness), expected: &str) {
         let failures = run(relu, Some(tamper)).unwrap_err();
