@@ -66,6 +66,58 @@ pub enum Error {
     /// An error from the circuits crate.
     #[error(transparent)]
     Circuit(#[from] zkinfer_circuits::Error),
+    /// An MSM was given a different number of scalars and bases.
+    #[error("MSM length mismatch: {scalars} scalars, {bases} bases")]
+    MsmLength {
+        /// Number of scalars.
+        scalars: usize,
+        /// Number of bases.
+        bases: usize,
+    },
+    /// An MSM window size outside the supported range.
+    #[error("MSM window c = {c} is outside {min}..={max}")]
+    MsmWindow {
+        /// The window asked for.
+        c: usize,
+        /// Smallest supported.
+        min: usize,
+        /// Largest supported.
+        max: usize,
+    },
+    /// A precomputed MSM table would have more points than it can index (2^32).
+    #[error("an MSM table of {points} points is too large (at most 2^32)")]
+    MsmTableTooLarge {
+        /// Bases times windows.
+        points: u128,
+    },
+    /// The bases given to a precomputed MSM are not the ones it was built from.
+    #[error("these bases are not the {precomputed} bases the MSM table was precomputed from")]
+    MsmBasesChanged {
+        /// Number of bases in the table.
+        precomputed: usize,
+    },
+    /// No MSM backend has this name.
+    #[error("unknown MSM backend {name:?} (known: {known})")]
+    UnknownMsmBackend {
+        /// The name asked for.
+        name: String,
+        /// The names that exist, comma-separated.
+        known: &'static str,
+    },
+    /// The CUDA MSM cannot run here: compiled out, no driver, no GPU, or no NVRTC.
+    #[error("CUDA MSM unavailable: {reason}")]
+    CudaUnavailable {
+        /// Why.
+        reason: String,
+    },
+    /// A CUDA call failed after the device was opened.
+    #[error("CUDA {stage} failed: {reason}")]
+    Cuda {
+        /// What was being done (compile, load, copy, launch).
+        stage: &'static str,
+        /// The driver or NVRTC error.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -4,12 +4,15 @@
 //! checked by a Solidity verifier generated for the same verifying key.
 //!
 //! # Feature flags
-//! None.
+//! - `cuda` (off by default): the CUDA MSM backend ([`msm::CudaMsm`]) through `cudarc`, with its
+//!   kernels compiled at run time by NVRTC. Without it the backend is a stub that returns
+//!   [`Error::CudaUnavailable`], so callers need no `#[cfg]`.
 
 mod error;
 pub mod fs;
 pub mod keys;
 pub mod model_dir;
+pub mod msm;
 pub mod proof;
 pub mod srs;
 

@@ -1,1 +1,2 @@
+pub mod msm;
 pub mod prove;
