@@ -40,10 +40,12 @@ enum Command {
     Calldata(CalldataArgs),
     /// Compile, set up, prove and verify a shipped example model end to end.
     Demo(DemoArgs),
-    /// Run the proving market's coordinator: the HTTP job API; delivered proofs are verified
-    /// (issue #5 in progress: no sealed inputs, signatures or on-chain settlement yet).
+    /// Run the proving market's coordinator: the HTTP job API (GET /v1/openapi.json); delivered
+    /// proofs are verified; with --rpc-url and --escrow, jobs must be paid in the escrow and
+    /// are settled when its payment event is seen on chain.
     Coordinator(CoordinatorArgs),
-    /// Run an executor: claim jobs from a coordinator, prove them, deliver the proofs.
+    /// Run an executor: claim jobs from a coordinator, prove them, deliver the proofs, and
+    /// (with --rpc-url and --escrow) submit them to the escrow to be paid.
     Executor(ExecutorArgs),
     /// Time compile, key generation, proving and verification of shipped example models.
     ///
@@ -224,6 +226,10 @@ pub(crate) struct DemoArgs {
     /// Skip the on-chain step (anvil).
     #[arg(long)]
     off_chain_only: bool,
+    /// Run the proving market instead: anvil, the escrow, a coordinator and two executors; a
+    /// customer submits a sealed job for the model, paid on chain, and audits the proof.
+    #[arg(long, conflicts_with = "off_chain_only")]
+    market: bool,
 }
 
 /// Arguments of `zkinfer coordinator`.
@@ -248,6 +254,15 @@ pub(crate) struct CoordinatorArgs {
     /// Seconds a claim waits for a job.
     #[arg(long, env = "ZKINFER_LONG_POLL_SECS", default_value_t = 25)]
     long_poll_secs: u64,
+    /// JSON-RPC endpoint of the chain with the escrow (with --escrow).
+    #[arg(long, env = "ZKINFER_RPC_URL", requires = "escrow")]
+    rpc_url: Option<String>,
+    /// The InferenceEscrow contract: every job must then name an open escrow job paying for it.
+    #[arg(long, env = "ZKINFER_ESCROW", requires = "rpc_url")]
+    escrow: Option<alloy::primitives::Address>,
+    /// Milliseconds between reads of the escrow's payment events.
+    #[arg(long, env = "ZKINFER_CHAIN_POLL_MS", default_value_t = 500)]
+    chain_poll_ms: u64,
 }
 
 /// Arguments of `zkinfer bench`.
@@ -280,6 +295,18 @@ pub(crate) struct ExecutorArgs {
     /// Seconds between lease renewals while proving (keep it well under the coordinator's lease).
     #[arg(long, env = "ZKINFER_HEARTBEAT_SECS", default_value_t = 10)]
     heartbeat_secs: u64,
+    /// Price asked per job, in wei (the coordinator's router prefers cheaper executors).
+    #[arg(long, env = "ZKINFER_PRICE_WEI", default_value = "0")]
+    price_wei: alloy::primitives::U256,
+    /// Directory for the journal of proofs not yet paid for (resumed after a crash).
+    #[arg(long, env = "ZKINFER_STATE_DIR", default_value = "executor-state")]
+    state_dir: PathBuf,
+    /// JSON-RPC endpoint of the chain with the escrow (with --escrow); the key pays the gas.
+    #[arg(long, env = "ZKINFER_RPC_URL", requires = "escrow")]
+    rpc_url: Option<String>,
+    /// The InferenceEscrow contract to submit proofs to.
+    #[arg(long, env = "ZKINFER_ESCROW", requires = "rpc_url")]
+    escrow: Option<alloy::primitives::Address>,
 }
 
 /// How a command ended: the exit code says which.

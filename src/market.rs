@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use zkinfer_coordinator::api::{now_ms, Api};
+use zkinfer_coordinator::chain::Escrow;
 use zkinfer_coordinator::check::{ModelRegistry, ProofChecker};
 use zkinfer_coordinator::store::Store;
-use zkinfer_executor::ExecutorConfig;
+use zkinfer_executor::{ChainConfig, ExecutorConfig};
 
 use crate::{CoordinatorArgs, ExecutorArgs, Outcome};
 
@@ -43,13 +44,20 @@ pub(crate) fn coordinator(a: &CoordinatorArgs) -> Result<Outcome> {
                 }
             }
         });
-        let api = Api::new(
-            store,
+        let mut api = Api::new(
+            store.clone(),
             std::sync::Arc::new(registry),
             customers,
             Duration::from_secs(a.lease_secs),
             Duration::from_secs(a.long_poll_secs),
         );
+        if let (Some(rpc), Some(address)) = (&a.rpc_url, a.escrow) {
+            let escrow = Escrow::connect(rpc, address)?;
+            escrow.payments_since(0).await.with_context(|| format!("reading the escrow at {address:#x} through {rpc}"))?;
+            tokio::spawn(zkinfer_coordinator::chain::watch(store, escrow.clone(), Duration::from_millis(a.chain_poll_ms.max(50))));
+            eprintln!("coordinator settles jobs through the escrow at {address:#x} ({rpc})");
+            api = api.with_escrow(escrow);
+        }
         let listener = tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("binding {}", a.listen))?;
         println!("coordinator listening on http://{} (database {})", listener.local_addr()?, a.database_url);
         axum::serve(listener, api.router()).await.context("serving")?;
@@ -64,7 +72,19 @@ pub(crate) fn executor(a: &ExecutorArgs) -> Result<Outcome> {
         None => alloy::signers::local::PrivateKeySigner::random(),
     };
     let name = zkinfer_coordinator::auth::address_string(key.address());
-    let cfg = ExecutorConfig { coordinator: a.coordinator.clone(), key, models, heartbeat: Duration::from_secs(a.heartbeat_secs.max(1)) };
+    let chain = match (&a.rpc_url, a.escrow) {
+        (Some(rpc_url), Some(escrow)) => Some(ChainConfig { rpc_url: rpc_url.clone(), escrow }),
+        _ => None,
+    };
+    let cfg = ExecutorConfig {
+        coordinator: a.coordinator.clone(),
+        key,
+        models,
+        heartbeat: Duration::from_secs(a.heartbeat_secs.max(1)),
+        price_wei: a.price_wei,
+        state_dir: a.state_dir.clone(),
+        chain,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     println!("executor {name} serving {} model(s) for {}", a.models.len(), a.coordinator);
     rt.block_on(zkinfer_executor::run(cfg))?;

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use halo2_proofs::halo2curves::bn256::Fr;
+use halo2_proofs::halo2curves::ff::PrimeField;
 use zkinfer_circuits::chips::{fr_from_i64, poseidon};
 use zkinfer_circuits::quant::Visibility;
 use zkinfer_prover::{Loaded, ModelDir, ProofEnvelope};
@@ -15,8 +17,30 @@ pub trait ProofChecker: Send + Sync {
     /// The number of input values a model takes, or `None` for an unknown model.
     fn input_len(&self, model_id: &str) -> Option<usize>;
 
-    /// `Ok` when `proof` is a valid proof, for `model_id`, of the job input `input` (a JSON list of numbers).
-    fn check(&self, model_id: &str, input: &[u8], proof: &[u8]) -> Result<()>;
+    /// The commitment (0x-hex, see [`commitment_hex`]) to a plain input, which the proof's
+    /// first public value must equal.
+    fn commitment(&self, model_id: &str, input: &[f32]) -> Result<String>;
+
+    /// The model hash that the model's proofs and its escrow registration carry.
+    fn model_hash(&self, model_id: &str) -> Option<[u8; 32]> {
+        let _ = model_id;
+        None
+    }
+
+    /// `Ok` when `proof` is a valid proof, for `model_id`, whose input commitment is `commitment`.
+    fn check(&self, model_id: &str, commitment: &str, proof: &[u8]) -> Result<()>;
+}
+
+/// A commitment as the coordinator stores it: 0x and 64 hex digits, big-endian (as on chain).
+pub fn commitment_hex(c: &Fr) -> String {
+    let mut be = c.to_repr();
+    be.reverse();
+    format!("0x{}", hex::encode(be))
+}
+
+/// The commitment field element's on-chain value.
+pub fn commitment_u256(c: &str) -> Result<alloy::primitives::U256> {
+    c.parse().map_err(|_| Error::BadRequest(format!("input commitment `{c}` is not a 256-bit number")))
 }
 
 /// Models loaded from set-up model directories (`zkinfer compile` + `zkinfer setup`).
@@ -53,16 +77,24 @@ impl ProofChecker for ModelRegistry {
         self.models.get(model_id).map(|l| l.model.input_sizes().iter().sum())
     }
 
-    fn check(&self, model_id: &str, input: &[u8], proof: &[u8]) -> Result<()> {
+    fn commitment(&self, model_id: &str, input: &[f32]) -> Result<String> {
+        let loaded = self.models.get(model_id).ok_or_else(|| Error::UnknownModel(model_id.to_string()))?;
+        let q = loaded.model.quantize_inputs(&[input.to_vec()]).map_err(|e| Error::BadRequest(format!("input: {e}")))?;
+        let flat: Vec<_> = q.iter().flatten().map(|&v| fr_from_i64(v)).collect();
+        Ok(commitment_hex(&poseidon::commit(&flat)))
+    }
+
+    fn model_hash(&self, model_id: &str) -> Option<[u8; 32]> {
+        self.models.get(model_id).map(|l| l.bindings.model_hash)
+    }
+
+    fn check(&self, model_id: &str, commitment: &str, proof: &[u8]) -> Result<()> {
         let loaded = self.models.get(model_id).ok_or_else(|| Error::UnknownModel(model_id.to_string()))?;
         let invalid = |why: String| Error::InvalidProof(why);
         let env = ProofEnvelope::from_bytes(proof).map_err(|e| invalid(e.to_string()))?;
         let n = loaded.model.num_instances();
         let instances = zkinfer_prover::verify(&loaded.params, &loaded.vk, &env, loaded.bindings, n).map_err(|e| invalid(e.to_string()))?;
-        let values: Vec<f32> = serde_json::from_slice(input).map_err(|e| invalid(format!("stored input: {e}")))?;
-        let q = loaded.model.quantize_inputs(&[values]).map_err(|e| invalid(e.to_string()))?;
-        let flat: Vec<_> = q.iter().flatten().map(|&v| fr_from_i64(v)).collect();
-        if instances.first() != Some(&poseidon::commit(&flat)) {
+        if instances.first().map(commitment_hex).as_deref() != Some(commitment) {
             return Err(invalid("the proof's input commitment is not this job's input".into()));
         }
         Ok(())

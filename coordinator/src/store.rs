@@ -32,7 +32,44 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts INTEGER NOT NULL DEFAULT 0,
     deadline_ms INTEGER NOT NULL,
     proof BLOB,
-    created_ms INTEGER NOT NULL
+    created_ms INTEGER NOT NULL,
+    -- 0x-hex Poseidon commitment to the input: the proof's first public value.
+    input_commitment TEXT,
+    -- The escrow's job id that pays for this job, when the market runs on chain.
+    escrow_job INTEGER UNIQUE,
+    -- 1 when the input is sealed: `input` is empty and the ciphertexts are in sealed_inputs.
+    sealed INTEGER NOT NULL DEFAULT 0,
+    failure TEXT
+);
+CREATE TABLE IF NOT EXISTS sealed_inputs (
+    job_id INTEGER NOT NULL REFERENCES jobs(id),
+    executor TEXT NOT NULL,
+    ciphertext BLOB NOT NULL,
+    PRIMARY KEY (job_id, executor)
+);
+CREATE TABLE IF NOT EXISTS executors (
+    address TEXT PRIMARY KEY,
+    hpke_public_key BLOB NOT NULL,
+    price_wei TEXT NOT NULL,
+    gpu INTEGER NOT NULL,
+    registered_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS executor_models (
+    executor TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    PRIMARY KEY (executor, model_id)
+);
+CREATE TABLE IF NOT EXISTS payments (
+    escrow_job INTEGER PRIMARY KEY,
+    executor TEXT NOT NULL,
+    price_wei TEXT NOT NULL,
+    tx TEXT NOT NULL,
+    block INTEGER NOT NULL,
+    seen_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chain_cursor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    next_block INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, id);
 CREATE TABLE IF NOT EXISTS executor_nonces (
@@ -62,6 +99,74 @@ pub struct JobView {
     pub attempts: i64,
     /// Every state it reached, with the time (ms since the epoch).
     pub events: Vec<(JobState, i64)>,
+    /// The escrow job that pays for it, if any.
+    pub escrow_job: Option<i64>,
+    /// The commitment to its input (0x-hex).
+    pub input_commitment: Option<String>,
+    /// The on-chain payment, once seen.
+    pub payment: Option<PaymentView>,
+    /// Why it failed, if it did.
+    pub failure: Option<String>,
+}
+
+/// A payment seen on chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PaymentView {
+    /// Who was paid.
+    pub executor: String,
+    /// Wei paid (decimal).
+    pub price_wei: String,
+    /// The paying transaction.
+    pub tx: String,
+    /// Its block.
+    pub block: i64,
+}
+
+/// A job to queue.
+#[derive(Clone, Debug)]
+pub struct NewJob<'a> {
+    /// The model.
+    pub model_id: &'a str,
+    /// The customer's name.
+    pub customer: &'a str,
+    /// The input, plain or sealed.
+    pub input: JobInput<'a>,
+    /// The commitment to the input (0x-hex), when known.
+    pub input_commitment: Option<&'a str>,
+    /// The escrow job paying for it.
+    pub escrow_job: Option<u64>,
+    /// Deadline (ms since the epoch).
+    pub deadline_ms: i64,
+}
+
+/// A job's input as submitted.
+#[derive(Clone, Debug)]
+pub enum JobInput<'a> {
+    /// The input values as JSON, and how many there are (checked against the model).
+    Plain {
+        /// JSON list of numbers.
+        json: &'a [u8],
+        /// How many values.
+        values: usize,
+    },
+    /// One HPKE ciphertext per executor allowed to prove the job: `(address, ciphertext)`.
+    Sealed(&'a [(String, Vec<u8>)]),
+}
+
+/// An executor's registration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ExecutorInfo {
+    /// Its address (lowercase 0x-hex).
+    #[serde(default)]
+    pub address: String,
+    /// Its HPKE public key (hex), to seal inputs to.
+    pub hpke_public_key: String,
+    /// Its price per job in wei (decimal).
+    pub price_wei: String,
+    /// Whether it proves on a GPU.
+    pub gpu: bool,
+    /// The models it has loaded.
+    pub models: Vec<String>,
 }
 
 /// A leased job, as an executor receives it.
@@ -71,8 +176,14 @@ pub struct Lease {
     pub job: i64,
     /// The model.
     pub model_id: String,
-    /// The (sealed) input.
+    /// The input: JSON numbers, or when `sealed`, the HPKE ciphertext for this executor.
     pub input: Vec<u8>,
+    /// Whether `input` is sealed.
+    pub sealed: bool,
+    /// The commitment the proof must bind (0x-hex).
+    pub input_commitment: Option<String>,
+    /// The escrow job to submit the proof to.
+    pub escrow_job: Option<i64>,
     /// Lease expiry (ms since the epoch): heartbeat before it.
     pub until_ms: i64,
 }
@@ -104,6 +215,16 @@ impl Store {
         Ok(())
     }
 
+    /// Registered models and how many input values each takes.
+    pub async fn models(&self) -> Result<Vec<(String, usize)>> {
+        sqlx::query("SELECT id, input_len FROM models ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)? as usize)))
+            .collect()
+    }
+
     /// The number of input values a model takes.
     pub async fn model_input_len(&self, id: &str) -> Result<usize> {
         let row = sqlx::query("SELECT input_len FROM models WHERE id = ?1").bind(id).fetch_optional(&self.pool).await?;
@@ -111,40 +232,79 @@ impl Store {
         Ok(len as usize)
     }
 
-    /// Queues a job; `values` is the number of input values (checked against the model).
+    /// Queues a plain-input job; `values` is the number of input values (checked against the model).
     pub async fn submit(&self, model_id: &str, customer: &str, input: &[u8], values: usize, deadline_ms: i64, now_ms: i64) -> Result<i64> {
-        let expected = self.model_input_len(model_id).await?;
-        if values != expected {
-            return Err(Error::InputLength { got: values, expected });
-        }
+        let job = NewJob {
+            model_id,
+            customer,
+            input: JobInput::Plain { json: input, values },
+            input_commitment: None,
+            escrow_job: None,
+            deadline_ms,
+        };
+        self.submit_job(&job, now_ms).await
+    }
+
+    /// Queues a job. A sealed job is stored as its ciphertexts only.
+    pub async fn submit_job(&self, job: &NewJob<'_>, now_ms: i64) -> Result<i64> {
+        let expected = self.model_input_len(job.model_id).await?;
+        let (plain, sealed): (&[u8], &[(String, Vec<u8>)]) = match &job.input {
+            JobInput::Plain { values, .. } if *values != expected => return Err(Error::InputLength { got: *values, expected }),
+            JobInput::Plain { json, .. } => (json, &[]),
+            JobInput::Sealed(s) if s.is_empty() => {
+                return Err(Error::BadRequest("a sealed job needs a ciphertext for at least one executor".into()))
+            }
+            JobInput::Sealed(s) => (&[], s),
+        };
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let id: i64 = sqlx::query(
-            "INSERT INTO jobs (model_id, customer, input, state, deadline_ms, created_ms) VALUES (?1, ?2, ?3, 'queued', ?4, ?5) RETURNING id",
+            "INSERT INTO jobs (model_id, customer, input, state, deadline_ms, created_ms, input_commitment, escrow_job, sealed) \
+             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8) RETURNING id",
         )
-        .bind(model_id)
-        .bind(customer)
-        .bind(input)
-        .bind(deadline_ms)
+        .bind(job.model_id)
+        .bind(job.customer)
+        .bind(plain)
+        .bind(job.deadline_ms)
         .bind(now_ms)
+        .bind(job.input_commitment)
+        .bind(job.escrow_job.map(|j| j as i64))
+        .bind(!sealed.is_empty())
         .fetch_one(&mut *tx)
-        .await?
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => Error::BadRequest("this escrow job is already submitted".into()),
+            e => e.into(),
+        })?
         .try_get(0)?;
+        for (executor, ciphertext) in sealed {
+            sqlx::query("INSERT INTO sealed_inputs (job_id, executor, ciphertext) VALUES (?1, ?2, ?3)")
+                .bind(id)
+                .bind(executor.to_lowercase())
+                .bind(ciphertext)
+                .execute(&mut *tx)
+                .await?;
+        }
         event(&mut tx, id, JobState::Queued, now_ms, None).await?;
         tx.commit().await?;
         Ok(id)
     }
 
-    /// Leases the oldest queued job to `executor` until `now + lease_ms`, after re-queueing
-    /// jobs whose lease ran out. `None` when nothing is queued. Exclusive: a job is leased to
-    /// one executor at a time.
+    /// Leases the oldest queued job that `executor` can prove to it until `now + lease_ms`,
+    /// after re-queueing jobs whose lease ran out. `None` when there is none. A registered
+    /// executor gets only jobs for its models; a sealed job goes only to an executor it was
+    /// sealed to. Exclusive: a job is leased to one executor at a time.
     pub async fn claim(&self, executor: &str, now_ms: i64, lease_ms: i64) -> Result<Option<Lease>> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         // Callers that learn from lapsed leases call `requeue_lapsed` first; this catches the rest.
         requeue_expired_leases(&mut tx, now_ms).await?;
         let row = sqlx::query(
             "UPDATE jobs SET state = 'assigned', executor = ?1, lease_until_ms = ?2, attempts = attempts + 1 \
-             WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND deadline_ms > ?3 ORDER BY id LIMIT 1) \
-             RETURNING id, model_id, input",
+             WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND deadline_ms > ?3 \
+               AND (sealed = 0 OR EXISTS (SELECT 1 FROM sealed_inputs s WHERE s.job_id = jobs.id AND s.executor = ?1)) \
+               AND (NOT EXISTS (SELECT 1 FROM executor_models WHERE executor = ?1) \
+                    OR model_id IN (SELECT model_id FROM executor_models WHERE executor = ?1)) \
+               ORDER BY id LIMIT 1) \
+             RETURNING id, model_id, input, sealed, input_commitment, escrow_job",
         )
         .bind(executor)
         .bind(now_ms + lease_ms)
@@ -154,13 +314,76 @@ impl Store {
         let lease = match row {
             Some(r) => {
                 let job: i64 = r.try_get(0)?;
+                let sealed: bool = r.try_get(3)?;
+                let input: Vec<u8> = if sealed {
+                    sqlx::query_scalar("SELECT ciphertext FROM sealed_inputs WHERE job_id = ?1 AND executor = ?2")
+                        .bind(job)
+                        .bind(executor)
+                        .fetch_one(&mut *tx)
+                        .await?
+                } else {
+                    r.try_get(2)?
+                };
                 event(&mut tx, job, JobState::Assigned, now_ms, Some(executor)).await?;
-                Some(Lease { job, model_id: r.try_get(1)?, input: r.try_get(2)?, until_ms: now_ms + lease_ms })
+                Some(Lease {
+                    job,
+                    model_id: r.try_get(1)?,
+                    input,
+                    sealed,
+                    input_commitment: r.try_get(4)?,
+                    escrow_job: r.try_get(5)?,
+                    until_ms: now_ms + lease_ms,
+                })
             }
             None => None,
         };
         tx.commit().await?;
         Ok(lease)
+    }
+
+    /// Registers (or updates) an executor: its HPKE key, price, hardware and models.
+    pub async fn register_executor(&self, info: &ExecutorInfo, now_ms: i64) -> Result<()> {
+        let key = hex::decode(info.hpke_public_key.trim_start_matches("0x"))
+            .map_err(|_| Error::BadRequest("hpke_public_key is not hex".into()))?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO executors (address, hpke_public_key, price_wei, gpu, registered_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT(address) DO UPDATE SET hpke_public_key = ?2, price_wei = ?3, gpu = ?4, registered_ms = ?5",
+        )
+        .bind(&info.address)
+        .bind(key)
+        .bind(&info.price_wei)
+        .bind(info.gpu)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM executor_models WHERE executor = ?1").bind(&info.address).execute(&mut *tx).await?;
+        for m in &info.models {
+            sqlx::query("INSERT INTO executor_models (executor, model_id) VALUES (?1, ?2)")
+                .bind(&info.address)
+                .bind(m)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Registered executors, with their models.
+    pub async fn executors(&self) -> Result<Vec<ExecutorInfo>> {
+        let rows =
+            sqlx::query("SELECT address, hpke_public_key, price_wei, gpu FROM executors ORDER BY address").fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let address: String = r.try_get(0)?;
+            let models = sqlx::query_scalar("SELECT model_id FROM executor_models WHERE executor = ?1 ORDER BY model_id")
+                .bind(&address)
+                .fetch_all(&self.pool)
+                .await?;
+            let key: Vec<u8> = r.try_get(1)?;
+            out.push(ExecutorInfo { address, hpke_public_key: hex::encode(key), price_wei: r.try_get(2)?, gpu: r.try_get(3)?, models });
+        }
+        Ok(out)
     }
 
     /// Re-queues jobs whose lease ran out; returns the executors that lost them (one entry per job).
@@ -217,9 +440,21 @@ impl Store {
         Ok(())
     }
 
-    /// The lease holder delivers a proof the caller has verified (proving → proved).
+    /// The lease holder delivers a proof the caller has verified (proving → proved, then
+    /// settled at once if the escrow's payment was already seen).
     pub async fn complete(&self, job: i64, executor: &str, proof: &[u8], now_ms: i64) -> Result<()> {
-        self.move_held(job, executor, JobState::Proved, "deliver a proof", now_ms, None, Some(proof)).await
+        self.move_held(job, executor, JobState::Proved, "deliver a proof", now_ms, None, Some(proof)).await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        settle_if_paid(&mut tx, job, now_ms).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The lease holder gives up on a job it cannot prove (proving → failed), with the reason.
+    pub async fn fail(&self, job: i64, executor: &str, reason: &str, now_ms: i64) -> Result<()> {
+        self.move_held(job, executor, JobState::Failed, "report a failure", now_ms, None, None).await?;
+        sqlx::query("UPDATE jobs SET failure = ?1 WHERE id = ?2").bind(reason).bind(job).execute(&self.pool).await?;
+        Ok(())
     }
 
     /// The escrow's payment for the job was seen on chain (proved → settled).
@@ -232,6 +467,45 @@ impl Store {
         set_state(&mut tx, job, JobState::Settled, now_ms, None).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The next block the escrow watcher reads (0 at first).
+    pub async fn chain_cursor(&self) -> Result<u64> {
+        let n: Option<i64> = sqlx::query_scalar("SELECT next_block FROM chain_cursor WHERE id = 1").fetch_optional(&self.pool).await?;
+        Ok(n.unwrap_or(0) as u64)
+    }
+
+    /// Records payments seen on chain up to block `next_block - 1`, in one transaction with
+    /// the cursor; settles the proved jobs they pay for. Returns how many payments were new.
+    pub async fn record_payments(&self, payments: &[crate::chain::Payment], next_block: u64, now_ms: i64) -> Result<usize> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut new = 0;
+        for p in payments {
+            let done = sqlx::query(
+                "INSERT INTO payments (escrow_job, executor, price_wei, tx, block, seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT(escrow_job) DO NOTHING",
+            )
+            .bind(p.escrow_job as i64)
+            .bind(&p.executor)
+            .bind(p.price.to_string())
+            .bind(format!("{:#x}", p.tx))
+            .bind(p.block as i64)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            new += done.rows_affected() as usize;
+            let job: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM jobs WHERE escrow_job = ?1").bind(p.escrow_job as i64).fetch_optional(&mut *tx).await?;
+            if let Some(job) = job {
+                settle_if_paid(&mut tx, job, now_ms).await?;
+            }
+        }
+        sqlx::query("INSERT INTO chain_cursor (id, next_block) VALUES (1, ?1) ON CONFLICT(id) DO UPDATE SET next_block = ?1")
+            .bind(next_block as i64)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(new)
     }
 
     /// Marks queued or leased jobs past their deadline as expired; returns how many.
@@ -252,7 +526,7 @@ impl Store {
 
     /// A job with its history.
     pub async fn job(&self, id: i64) -> Result<JobView> {
-        let row = sqlx::query("SELECT model_id, state, executor, attempts FROM jobs WHERE id = ?1")
+        let row = sqlx::query("SELECT model_id, state, executor, attempts, escrow_job, input_commitment, failure FROM jobs WHERE id = ?1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -264,6 +538,18 @@ impl Store {
             .iter()
             .map(|r| Ok((parse_state(r.try_get::<String, _>(0)?.as_str())?, r.try_get(1)?)))
             .collect::<Result<Vec<_>>>()?;
+        let escrow_job: Option<i64> = row.try_get(4)?;
+        let payment = match escrow_job {
+            Some(e) => sqlx::query("SELECT executor, price_wei, tx, block FROM payments WHERE escrow_job = ?1")
+                .bind(e)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|p| -> Result<PaymentView> {
+                    Ok(PaymentView { executor: p.try_get(0)?, price_wei: p.try_get(1)?, tx: p.try_get(2)?, block: p.try_get(3)? })
+                })
+                .transpose()?,
+            None => None,
+        };
         Ok(JobView {
             id,
             model_id: row.try_get(0)?,
@@ -271,6 +557,10 @@ impl Store {
             executor: row.try_get(2)?,
             attempts: row.try_get(3)?,
             events,
+            escrow_job,
+            input_commitment: row.try_get(5)?,
+            payment,
+            failure: row.try_get(6)?,
         })
     }
 
@@ -282,9 +572,9 @@ impl Store {
         check_holder(job, state, holder.as_deref(), executor, action)
     }
 
-    /// The job's model and (sealed) input.
-    pub async fn job_input(&self, id: i64) -> Result<(String, Vec<u8>)> {
-        let row = sqlx::query("SELECT model_id, input FROM jobs WHERE id = ?1")
+    /// The job's model and the commitment its proof must bind.
+    pub async fn job_commitment(&self, id: i64) -> Result<(String, Option<String>)> {
+        let row = sqlx::query("SELECT model_id, input_commitment FROM jobs WHERE id = ?1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -381,6 +671,20 @@ async fn event(tx: &mut Tx<'_>, job: i64, state: JobState, now_ms: i64, executor
         .bind(executor)
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// Proved → settled when the job's escrow payment is recorded.
+async fn settle_if_paid(tx: &mut Tx<'_>, job: i64, now_ms: i64) -> Result<()> {
+    let paid: Option<String> = sqlx::query_scalar(
+        "SELECT p.executor FROM jobs j JOIN payments p ON p.escrow_job = j.escrow_job WHERE j.id = ?1 AND j.state = 'proved'",
+    )
+    .bind(job)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(executor) = paid {
+        set_state(tx, job, JobState::Settled, now_ms, Some(&executor)).await?;
+    }
     Ok(())
 }
 
