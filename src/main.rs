@@ -3,6 +3,7 @@
 mod bench;
 mod commands;
 mod demo;
+mod demo_market;
 mod info;
 mod market;
 mod onchain;
@@ -226,8 +227,9 @@ pub(crate) struct DemoArgs {
     /// Skip the on-chain step (anvil).
     #[arg(long)]
     off_chain_only: bool,
-    /// Run the proving market instead: anvil, the escrow, a coordinator and two executors; a
-    /// customer submits a sealed job for the model, paid on chain, and audits the proof.
+    /// Then run the proving market: anvil, the escrow, a coordinator and two executors; a
+    /// customer pays for and submits a sealed job, which is proved, paid on chain and settled
+    /// (its lifecycle printed state by state), and an auditor checks the proof.
     #[arg(long, conflicts_with = "off_chain_only")]
     market: bool,
 }

@@ -341,3 +341,73 @@ fn queued_jobs_survive_a_coordinator_kill_9_and_restart() {
     }
     assert_eq!(http(&addr, "GET", "/v1/jobs/4", "").0, 404, "no job was duplicated");
 }
+
+#[test]
+fn the_market_demo_prints_each_state_as_it_is_reached_and_the_exact_payment() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(BIN)
+        .args(["demo", "--market", "--workdir", dir.path().to_str().unwrap()])
+        .args(["--model", root.join("examples/mlp").to_str().unwrap(), "--toolchain", root.join("verifier-contract").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let lifecycle: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("lifecycle of job"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(lifecycle, ["queued", "assigned", "proving", "proved", "settled"], "{text}");
+    assert!(text.contains("auditor: the downloaded proof") && text.contains("escrow paid executor"), "{text}");
+}
+
+#[test]
+fn a_restarted_executor_never_submits_a_proof_twice() {
+    use alloy::providers::Provider;
+    use zkinfer_executor::settle::{Escrow, Journal, Pending, Settled};
+    let dir = tempfile::tempdir().unwrap();
+    let model = mlp_dir(dir.path());
+    let proof_file = dir.path().join("job.zkp");
+    let out = Command::new(BIN)
+        .args(["prove", model.to_str().unwrap(), "--input", example("input.json").to_str().unwrap(), "-o", proof_file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let proof = std::fs::read(&proof_file).unwrap();
+    let env = zkinfer_prover::ProofEnvelope::from_bytes(&proof).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let tc = Toolchain::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("verifier-contract")).unwrap();
+    let chain = LocalChain::start(&tc.anvil().unwrap(), DEFAULT_HARDFORK).unwrap();
+    let loaded = zkinfer_prover::ModelDir::new(&model).load().unwrap();
+    let contracts = rt.block_on(deploy_market(&chain, &tc, &loaded, 0)).unwrap();
+    let me = chain.account(2);
+    let commitment = U256::from_le_bytes(env.instances[0]);
+    let escrow_job = rt.block_on(open_job(&chain, &contracts, CUSTOMER, commitment, price(), 3600, vec![me])).unwrap();
+    let key: alloy::signers::local::PrivateKeySigner = chain.key_hex(2).parse().unwrap();
+    let escrow = Escrow::connect(&chain.endpoint(), contracts.escrow, &key).unwrap();
+    let journal = Journal::new(&dir.path().join("state"));
+    let nonce = || rt.block_on(async { chain.provider(0).get_transaction_count(me).await }).unwrap();
+    let balance = || rt.block_on(chain.balance(me)).unwrap();
+    let (before, nonce0) = (balance(), nonce());
+
+    let fresh = Pending { job: 1, escrow_job, proof: hex::encode(&proof), delivered: true, tx: None };
+    let mut entry = fresh.clone();
+    journal.put(&entry).unwrap();
+    let Settled::Paid(tx) = rt.block_on(escrow.settle(&journal, &mut entry)).unwrap() else { panic!("not paid") };
+    assert_eq!(journal.entries().unwrap()[0].tx, Some(tx), "the transaction is journaled before it is awaited");
+    assert_eq!(nonce(), nonce0 + 1);
+    // A restart after the transaction was sent: the journaled transaction is found, none is sent.
+    let mut resumed = journal.entries().unwrap().remove(0);
+    assert_eq!(rt.block_on(escrow.settle(&journal, &mut resumed)).unwrap(), Settled::Paid(tx));
+    // A restart that lost the transaction hash: the escrow says it is paid, none is sent.
+    let mut lost = fresh.clone();
+    assert_eq!(rt.block_on(escrow.settle(&journal, &mut lost)).unwrap(), Settled::AlreadyPaid { to: me });
+    assert_eq!(nonce(), nonce0 + 1, "no second submission");
+    let fee = rt.block_on(chain.fee(tx)).unwrap();
+    assert_eq!(balance(), before + price() - fee, "paid exactly once");
+    journal.done(escrow_job).unwrap();
+    assert!(journal.entries().unwrap().is_empty());
+}

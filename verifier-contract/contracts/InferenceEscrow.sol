@@ -118,6 +118,7 @@ contract InferenceEscrow {
         bytes32 outputsHash = keccak256(abi.encodePacked(outputs));
         uint256 price = job.price;
         job.state = State.Paid;
+        job.executor = msg.sender; // the payee, also when the job was paid without a claim
         job.outputsHash = outputsHash;
         emit JobPaid(jobId, msg.sender, price, outputsHash, outputs);
         (bool sent,) = payable(msg.sender).call{value: price}("");
