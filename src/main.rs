@@ -248,8 +248,18 @@ pub(crate) struct CoordinatorArgs {
     api_keys: Vec<String>,
     /// Models as ID:DIR, DIR a model directory made by `zkinfer compile` and `zkinfer setup`
     /// (its keys verify delivered proofs), comma-separated.
-    #[arg(long = "model", env = "ZKINFER_MODELS", value_delimiter = ',', required = true)]
+    #[arg(long = "model", env = "ZKINFER_MODELS", value_delimiter = ',', required_unless_present = "models_dir")]
     models: Vec<String>,
+    /// Accept model registrations (POST /v1/models): each is compiled and set up into
+    /// DIR/ID (and loaded again after a restart). Needs --srs or --dev-srs.
+    #[arg(long, env = "ZKINFER_MODELS_DIR")]
+    models_dir: Option<PathBuf>,
+    /// The SRS (a halo2 KZG params file) for registered models' keys.
+    #[arg(long, env = "ZKINFER_SRS", conflicts_with = "dev_srs")]
+    srs: Option<PathBuf>,
+    /// Use the INSECURE development SRS for registered models' keys.
+    #[arg(long)]
+    dev_srs: bool,
     /// Seconds a claim lasts without a heartbeat.
     #[arg(long, env = "ZKINFER_LEASE_SECS", default_value_t = 60)]
     lease_secs: u64,
@@ -292,8 +302,19 @@ pub(crate) struct ExecutorArgs {
     #[arg(long, env = "ZKINFER_EXECUTOR_KEY", hide_env_values = true)]
     key: Option<String>,
     /// Models it proves, as ID:DIR (set-up model directories), comma-separated.
-    #[arg(long = "model", env = "ZKINFER_MODELS", value_delimiter = ',', required = true)]
+    #[arg(long = "model", env = "ZKINFER_MODELS", value_delimiter = ',', required_unless_present = "fetch_models")]
     models: Vec<String>,
+    /// Also prove every model registered with the coordinator: fetch each one's compiled
+    /// circuit, set it up under --state-dir with the same SRS (the vk hash must match the
+    /// coordinator's), and keep checking for new ones. Needs --srs or --dev-srs.
+    #[arg(long)]
+    fetch_models: bool,
+    /// The SRS (a halo2 KZG params file) for fetched models' keys.
+    #[arg(long, env = "ZKINFER_SRS", conflicts_with = "dev_srs")]
+    srs: Option<PathBuf>,
+    /// Use the INSECURE development SRS for fetched models' keys.
+    #[arg(long)]
+    dev_srs: bool,
     /// Seconds between lease renewals while proving (keep it well under the coordinator's lease).
     #[arg(long, env = "ZKINFER_HEARTBEAT_SECS", default_value_t = 10)]
     heartbeat_secs: u64,

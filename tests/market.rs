@@ -411,3 +411,81 @@ fn a_restarted_executor_never_submits_a_proof_twice() {
     journal.done(escrow_job).unwrap();
     assert!(journal.entries().unwrap().is_empty());
 }
+
+#[test]
+fn a_model_registered_over_http_is_set_up_by_an_executor_that_fetches_it_and_proved() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    let db = format!("sqlite:{}", dir.path().join("coordinator.db").display());
+    let start_coordinator = || {
+        let child = Command::new(BIN)
+            .args([
+                "coordinator",
+                "--listen",
+                "127.0.0.1:0",
+                "--database-url",
+                &db,
+                "--api-key",
+                "alice:key-alice",
+                "--long-poll-secs",
+                "1",
+            ])
+            .args(["--models-dir", models.to_str().unwrap(), "--dev-srs"])
+            .stdout(log_file(dir.path(), "coordinator.out"))
+            .stderr(log_file(dir.path(), "coordinator.err"))
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        loop {
+            let out = std::fs::read_to_string(dir.path().join("coordinator.out")).unwrap_or_default();
+            if let Some(addr) = out.split("http://").nth(1).and_then(|r| r.split_whitespace().next()) {
+                return (child, addr.to_string());
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "the coordinator did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let (c, addr) = start_coordinator();
+    let mut procs = Procs(vec![c]);
+    let register = |id: &str, onnx: &Path| {
+        let calibration: Value = serde_json::from_str(&std::fs::read_to_string(example("calibration.json")).unwrap()).unwrap();
+        let body = json!({ "id": id, "onnx": hex::encode(std::fs::read(onnx).unwrap()), "calibration": calibration["input_data"] });
+        http(&addr, "POST", "/v1/models", &body.to_string())
+    };
+    let (status, body) = register("mlp", &example("model.onnx"));
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let registered: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((registered["model_id"].as_str(), registered["input_len"].as_u64()), (Some("mlp"), Some(784)));
+    let unsupported = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/unsupported/model.onnx");
+    let (status, body) = register("bad", &unsupported);
+    let text = String::from_utf8_lossy(&body);
+    assert!(status == 400 && text.contains("\"code\":\"bad_request\"") && text.contains("unsupported"), "{status} {text}");
+    assert_eq!(register("mlp", &example("model.onnx")).0, 400, "an id cannot be registered twice");
+
+    let mut exec = Command::new(BIN);
+    exec.args(["executor", "--coordinator", &format!("http://{addr}"), "--fetch-models", "--dev-srs", "--heartbeat-secs", "1"])
+        .args(["--state-dir", dir.path().join("executor").to_str().unwrap()])
+        .stdout(log_file(dir.path(), "executor.out"))
+        .stderr(log_file(dir.path(), "executor.err"));
+    procs.0.push(exec.spawn().unwrap());
+    let input = serde_json::to_string(&input_values()).unwrap();
+    let (status, body) = http(&addr, "POST", "/v1/jobs", &format!(r#"{{"model_id": "mlp", "input": {input}, "deadline_s": 600}}"#));
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let id = serde_json::from_slice::<Value>(&body).unwrap()["job_id"].as_i64().unwrap();
+    wait_for(&addr, id, "proved", Duration::from_secs(240));
+    let (status, proof) = http(&addr, "GET", &format!("/v1/jobs/{id}/proof"), "");
+    assert_eq!(status, 200);
+    let file = dir.path().join("job.zkp");
+    std::fs::write(&file, proof).unwrap();
+    let out = Command::new(BIN).args(["verify", models.join("mlp").to_str().unwrap(), file.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // A restarted coordinator serves the models registered before.
+    procs.0[0].kill().unwrap();
+    procs.0[0].wait().unwrap();
+    let (c, addr) = start_coordinator();
+    procs.0.push(c);
+    let listed = get(&addr, "/v1/models");
+    assert_eq!(listed[0]["id"], "mlp", "{listed}");
+    assert_eq!(listed[0]["model_hash"], format!("0x{}", registered["model_hash"].as_str().unwrap()));
+}

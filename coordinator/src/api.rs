@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 use crate::chain::Escrow;
-use crate::check::{commitment_u256, ProofChecker};
+use crate::check::{commitment_u256, ModelRegistrar, ProofChecker, RegisterModel};
 use crate::error::Error;
 use crate::routing::{Outcome, Router as Bandit};
 use crate::state::ALL_STATES;
@@ -28,6 +28,9 @@ use crate::store::{ExecutorInfo, JobInput, NewJob};
 
 /// Largest request body: a sealed input of a few hundred thousand values, or a proof.
 pub const MAX_BODY: usize = 4 << 20;
+
+/// Largest model registration body (the ONNX file is sent as hex).
+pub const MAX_MODEL_BODY: usize = 64 << 20;
 
 /// How long an executor the router did not pick waits before claiming: the router's choice,
 /// if it is waiting too, gets the job first.
@@ -103,6 +106,8 @@ pub struct Api {
     routing: Arc<std::sync::Mutex<Routing>>,
     /// The escrow paying for jobs, when the market runs on chain.
     escrow: Option<Escrow>,
+    /// Registers models sent over HTTP, when enabled.
+    registrar: Option<Arc<dyn ModelRegistrar>>,
 }
 
 impl Api {
@@ -124,7 +129,20 @@ impl Api {
             submitted: Arc::new(Notify::new()),
             routing: Arc::new(std::sync::Mutex::new(Routing::default())),
             escrow: None,
+            registrar: None,
         }
+    }
+
+    /// Accepts model registrations (`POST /v1/models`) through `registrar`.
+    pub fn with_registrar(mut self, registrar: Arc<dyn ModelRegistrar>) -> Self {
+        self.registrar = Some(registrar);
+        self
+    }
+
+    /// The longest a request may take (a claim's long-poll, plus slack); model registration,
+    /// which compiles and runs keygen, is exempt.
+    fn request_timeout(&self) -> Duration {
+        self.long_poll + Duration::from_secs(30)
     }
 
     /// Requires every job to be paid through this escrow (checked at submission); the
@@ -137,19 +155,21 @@ impl Api {
     /// The router, with the body limit applied.
     pub fn router(self) -> Router {
         Router::new()
-            .route("/v1/openapi.json", get(openapi))
+            .route("/v1/openapi.json", get(crate::openapi::document))
             .route("/v1/jobs", post(submit))
             .route("/v1/jobs/{id}", get(job))
             .route("/v1/jobs/{id}/proof", get(proof).post(deliver))
             .route("/v1/jobs/{id}/start", post(start))
             .route("/v1/jobs/{id}/heartbeat", post(heartbeat))
             .route("/v1/jobs/{id}/fail", post(fail))
-            .route("/v1/models", get(models))
+            .route("/v1/models", get(models).post(register_model).layer(DefaultBodyLimit::max(MAX_MODEL_BODY)))
+            .route("/v1/models/{id}/artifact", get(artifact))
             .route("/v1/executors", get(executors))
             .route("/v1/executors/{name}/register", post(register))
             .route("/v1/executors/{name}/claim", post(claim))
             .route("/metrics", get(metrics))
             .layer(DefaultBodyLimit::max(MAX_BODY))
+            .layer(axum::middleware::from_fn_with_state(self.request_timeout(), with_timeout))
             .with_state(self)
     }
 
@@ -197,6 +217,17 @@ impl IntoResponse for ApiError {
 }
 
 type ApiResult<T> = Result<T, ApiError>;
+
+/// Answers 503 `timeout` when a request runs past `limit` (model registration excepted).
+async fn with_timeout(State(limit): State<Duration>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if req.method() == axum::http::Method::POST && req.uri().path() == "/v1/models" {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError(Error::Timeout { secs: limit.as_secs() }).into_response(),
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -444,8 +475,8 @@ async fn executors(State(api): State<Api>, headers: HeaderMap) -> ApiResult<impl
     Ok(Json(api.store.executors().await?))
 }
 
-async fn models(State(api): State<Api>, headers: HeaderMap) -> ApiResult<impl IntoResponse> {
-    api.customer(&headers)?;
+/// The registered models (public: executors list them to fetch new ones).
+async fn models(State(api): State<Api>) -> ApiResult<impl IntoResponse> {
     let list: Vec<_> = api
         .store
         .models()
@@ -475,24 +506,38 @@ async fn metrics(State(api): State<Api>) -> ApiResult<impl IntoResponse> {
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 
-async fn openapi() -> impl IntoResponse {
-    Json(json!({
-        "openapi": "3.0.3",
-        "info": { "title": "zkinfer coordinator", "version": "0.1.0" },
-        "paths": {
-            "/v1/jobs": { "post": { "summary": "Submit a job (x-api-key): {model_id, input: [number], deadline_s}", "responses": { "201": { "description": "{job_id, state}" } } } },
-            "/v1/jobs/{id}": { "get": { "summary": "A job's state and lifecycle events (x-api-key)" } },
-            "/v1/jobs/{id}/proof": {
-                "get": { "summary": "Download the proof once proved (x-api-key)" },
-                "post": { "summary": "Deliver a proof (signed by the lease holder); verified against the model and the job's input commitment, 422 invalid_proof otherwise" }
-            },
-            "/v1/jobs/{id}/start": { "post": { "summary": "Start proving a leased job (signed: x-executor, x-nonce, x-signature)" } },
-            "/v1/jobs/{id}/heartbeat": { "post": { "summary": "Renew the lease (signed)" } },
-            "/v1/executors/{address}/claim": { "post": { "summary": "Long-poll for a job (signed by that address): 200 with a lease, or 204" } },
-            "/metrics": { "get": { "summary": "Prometheus metrics" } }
-        },
-        "components": { "schemas": { "Error": { "type": "object", "properties": { "error": { "type": "object", "properties": {
-            "code": { "type": "string", "enum": ["unknown_model", "unknown_job", "input_length", "bad_state", "not_lease_holder", "invalid_proof", "bad_signature", "replayed_request", "unauthorized", "bad_request", "body_too_large", "internal"] },
-            "message": { "type": "string" } } } } } } }
-    }))
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterBody {
+    id: String,
+    /// The ONNX file, hex.
+    onnx: String,
+    #[serde(default)]
+    calibration: Option<Vec<Vec<f32>>>,
+}
+
+async fn register_model(State(api): State<Api>, headers: HeaderMap, body: Body) -> ApiResult<impl IntoResponse> {
+    api.customer(&headers)?;
+    let registrar = api.registrar.clone().ok_or_else(|| {
+        Error::BadRequest("this coordinator does not register models (start it with --models-dir and --srs or --dev-srs)".into())
+    })?;
+    let b: RegisterBody = json_body(body)?;
+    let onnx = hex::decode(b.onnx.trim_start_matches("0x")).map_err(|_| Error::BadRequest("onnx must be hex".into()))?;
+    let req = RegisterModel { id: b.id, onnx, calibration: b.calibration };
+    // Compiling and keygen take seconds to minutes of CPU: off the async workers.
+    let out = tokio::task::spawn_blocking(move || registrar.register(&req))
+        .await
+        .map_err(|e| ApiError(Error::Internal(format!("registration task failed: {e}"))))??;
+    api.store.register_model(&out.model_id, out.input_len, now_ms()).await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// The compiled model (`model.zkm`, hex) with its registration: executors set it up with
+/// their SRS and check that their verifying key is the coordinator's. Models are public.
+async fn artifact(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let registrar = api.registrar.clone().ok_or_else(|| Error::UnknownModel(id.clone()))?;
+    let (zkm, model) = tokio::task::spawn_blocking(move || registrar.artifact(&id))
+        .await
+        .map_err(|e| ApiError(Error::Internal(format!("artifact task failed: {e}"))))??;
+    Ok(Json(json!({ "model": model, "model_zkm": hex::encode(zkm) })))
 }

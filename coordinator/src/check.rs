@@ -1,14 +1,8 @@
 //! Checking a delivered proof before a job becomes `proved`: it must be a valid proof for
 //! the job's model, and its public input commitment must be the commitment to this job's input.
 
-use std::collections::HashMap;
-use std::path::Path;
-
 use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::halo2curves::ff::PrimeField;
-use zkinfer_circuits::chips::{fr_from_i64, poseidon};
-use zkinfer_circuits::quant::Visibility;
-use zkinfer_prover::{Loaded, ModelDir, ProofEnvelope};
 
 use crate::error::{Error, Result};
 
@@ -43,60 +37,37 @@ pub fn commitment_u256(c: &str) -> Result<alloy::primitives::U256> {
     c.parse().map_err(|_| Error::BadRequest(format!("input commitment `{c}` is not a 256-bit number")))
 }
 
-/// Models loaded from set-up model directories (`zkinfer compile` + `zkinfer setup`).
-pub struct ModelRegistry {
-    models: HashMap<String, Loaded>,
+/// A model sent for registration.
+#[derive(Clone, Debug)]
+pub struct RegisterModel {
+    /// The id to register it under.
+    pub id: String,
+    /// The ONNX file.
+    pub onnx: Vec<u8>,
+    /// Calibration samples (one flattened list per model input), if any.
+    pub calibration: Option<Vec<Vec<f32>>>,
 }
 
-impl ModelRegistry {
-    /// Loads each `(id, dir)`; the verifying key is regenerated from the model and compared
-    /// with the cached one, so a swapped key file is caught here.
-    pub fn load(dirs: &[(String, std::path::PathBuf)]) -> Result<Self> {
-        let mut models = HashMap::new();
-        for (id, dir) in dirs {
-            let bad = |e: zkinfer_prover::Error| Error::ModelDir(format!("model `{id}` in {}: {e}", dir.display()));
-            let d = ModelDir::new(Path::new(dir));
-            let loaded = d.load().map_err(bad)?;
-            d.check_vk(&loaded).map_err(bad)?;
-            if loaded.model.settings.input_visibility != Visibility::Hashed {
-                return Err(Error::ModelDir(format!("model `{id}`: the market needs a hashed input (compile --input-visibility hashed)")));
-            }
-            models.insert(id.clone(), loaded);
-        }
-        Ok(ModelRegistry { models })
-    }
-
-    /// The registered model ids.
-    pub fn ids(&self) -> Vec<String> {
-        self.models.keys().cloned().collect()
-    }
+/// A registered model, as the API returns it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RegisteredModel {
+    /// Its id.
+    pub model_id: String,
+    /// The model hash (hex) that proofs and the escrow registration carry.
+    pub model_hash: String,
+    /// SHA-256 (hex) of the verifying key.
+    pub vk_sha256: String,
+    /// log2 of the circuit's rows.
+    pub k: u32,
+    /// Input values it takes.
+    pub input_len: usize,
 }
 
-impl ProofChecker for ModelRegistry {
-    fn input_len(&self, model_id: &str) -> Option<usize> {
-        self.models.get(model_id).map(|l| l.model.input_sizes().iter().sum())
-    }
+/// Registers models sent over HTTP: compiles them, runs keygen, and serves them to executors.
+pub trait ModelRegistrar: Send + Sync {
+    /// Compiles and sets up a model (blocking: seconds to minutes).
+    fn register(&self, req: &RegisterModel) -> Result<RegisteredModel>;
 
-    fn commitment(&self, model_id: &str, input: &[f32]) -> Result<String> {
-        let loaded = self.models.get(model_id).ok_or_else(|| Error::UnknownModel(model_id.to_string()))?;
-        let q = loaded.model.quantize_inputs(&[input.to_vec()]).map_err(|e| Error::BadRequest(format!("input: {e}")))?;
-        let flat: Vec<_> = q.iter().flatten().map(|&v| fr_from_i64(v)).collect();
-        Ok(commitment_hex(&poseidon::commit(&flat)))
-    }
-
-    fn model_hash(&self, model_id: &str) -> Option<[u8; 32]> {
-        self.models.get(model_id).map(|l| l.bindings.model_hash)
-    }
-
-    fn check(&self, model_id: &str, commitment: &str, proof: &[u8]) -> Result<()> {
-        let loaded = self.models.get(model_id).ok_or_else(|| Error::UnknownModel(model_id.to_string()))?;
-        let invalid = |why: String| Error::InvalidProof(why);
-        let env = ProofEnvelope::from_bytes(proof).map_err(|e| invalid(e.to_string()))?;
-        let n = loaded.model.num_instances();
-        let instances = zkinfer_prover::verify(&loaded.params, &loaded.vk, &env, loaded.bindings, n).map_err(|e| invalid(e.to_string()))?;
-        if instances.first().map(commitment_hex).as_deref() != Some(commitment) {
-            return Err(invalid("the proof's input commitment is not this job's input".into()));
-        }
-        Ok(())
-    }
+    /// The compiled model file (`model.zkm`) executors set up from, with its registration.
+    fn artifact(&self, model_id: &str) -> Result<(Vec<u8>, RegisteredModel)>;
 }

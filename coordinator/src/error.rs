@@ -80,6 +80,12 @@ pub enum Error {
         /// Why not.
         reason: String,
     },
+    /// The request took too long.
+    #[error("the request took over {secs} s")]
+    Timeout {
+        /// The limit.
+        secs: u64,
+    },
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -107,6 +113,7 @@ impl Error {
             Error::Database(_) => "internal",
             Error::Chain(_) => "chain_unavailable",
             Error::Escrow { .. } => "escrow_mismatch",
+            Error::Timeout { .. } => "timeout",
         }
     }
 
@@ -124,6 +131,7 @@ impl Error {
             Error::Database(_) | Error::ModelDir(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Chain(_) => StatusCode::BAD_GATEWAY,
             Error::Escrow { .. } => StatusCode::BAD_REQUEST,
+            Error::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

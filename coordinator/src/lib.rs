@@ -14,6 +14,8 @@ pub mod auth;
 pub mod chain;
 pub mod check;
 mod error;
+pub mod openapi;
+pub mod registry;
 pub mod routing;
 pub mod seal;
 pub mod state;

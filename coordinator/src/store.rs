@@ -251,9 +251,7 @@ impl Store {
         let (plain, sealed): (&[u8], &[(String, Vec<u8>)]) = match &job.input {
             JobInput::Plain { values, .. } if *values != expected => return Err(Error::InputLength { got: *values, expected }),
             JobInput::Plain { json, .. } => (json, &[]),
-            JobInput::Sealed([]) => {
-                return Err(Error::BadRequest("a sealed job needs a ciphertext for at least one executor".into()))
-            }
+            JobInput::Sealed([]) => return Err(Error::BadRequest("a sealed job needs a ciphertext for at least one executor".into())),
             JobInput::Sealed(s) => (&[], s),
         };
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;

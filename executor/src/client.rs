@@ -50,6 +50,17 @@ impl Client {
         req.send().await.map_err(|e| e.to_string())
     }
 
+    /// An unsigned GET of a public JSON resource.
+    pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let r = self.http.get(format!("{}{path}", self.base)).send().await.map_err(|e| Error::Coordinator(e.to_string()))?;
+        let status = r.status();
+        let body = r.bytes().await.map_err(|e| Error::Coordinator(e.to_string()))?;
+        if !status.is_success() {
+            return Err(Error::Coordinator(format!("GET {path}: {status} {}", String::from_utf8_lossy(&body))));
+        }
+        serde_json::from_slice(&body).map_err(|e| Error::Coordinator(format!("GET {path}: {e}")))
+    }
+
     /// A signed POST that must succeed.
     pub(crate) async fn expect(&self, path: &str, body: Vec<u8>) -> Result<()> {
         let r = self.post(path, body).await.map_err(Error::Coordinator)?;

@@ -10,6 +10,7 @@
 //! None.
 
 mod client;
+mod models;
 pub mod settle;
 
 use std::collections::HashMap;
@@ -89,6 +90,9 @@ pub struct ExecutorConfig {
     pub state_dir: PathBuf,
     /// The escrow to submit proofs to; `None` delivers to the coordinator only.
     pub chain: Option<ChainConfig>,
+    /// Also prove the models registered with the coordinator, set up with this SRS under
+    /// `state_dir/models` ([`models`]).
+    pub fetch_models: Option<zkinfer_prover::srs::SrsChoice>,
 }
 
 /// A lease, as the coordinator sends it.
@@ -108,7 +112,7 @@ struct Prover {
 }
 
 impl Prover {
-    fn load(model: &str, dir: &PathBuf) -> Result<Self> {
+    fn load(model: &str, dir: &std::path::Path) -> Result<Self> {
         let err = |source| Error::Model { model: model.to_string(), source };
         let d = ModelDir::new(dir);
         let loaded = d.load().map_err(err)?;
@@ -153,9 +157,14 @@ pub async fn run(cfg: ExecutorConfig) -> Result<()> {
         escrow,
         cfg,
     };
+    let mut ex = ex;
+    ex.sync_models().await;
     ex.register().await?;
     let name = ex.client.name();
     loop {
+        if ex.sync_models().await {
+            ex.register().await?;
+        }
         // Unpaid proofs first (left by a crash, or by a chain that was unreachable).
         if let Err(e) = ex.resume().await {
             eprintln!("executor {name}: {e}");
