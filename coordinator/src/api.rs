@@ -497,6 +497,11 @@ async fn metrics(State(api): State<Api>) -> ApiResult<impl IntoResponse> {
         let n = counts.iter().find(|c| c.0 == s).map_or(0, |c| c.1);
         text.push_str(&format!("zkinfer_jobs{{state=\"{}\"}} {n}\n", s.as_str()));
     }
+    let (proofs, seconds) = api.store.prove_seconds().await?;
+    text.push_str(
+        "# HELP zkinfer_prove_seconds Seconds from start of proving to a verified delivery.\n# TYPE zkinfer_prove_seconds summary\n",
+    );
+    text.push_str(&format!("zkinfer_prove_seconds_sum {seconds}\nzkinfer_prove_seconds_count {proofs}\n"));
     text.push_str("# HELP zkinfer_routing_picked_claims Jobs claimed by the executor the router picked.\n# TYPE zkinfer_routing_picked_claims counter\n");
     let mut picked: Vec<(String, u64)> = api.route(|r| r.picked.iter().map(|(k, v)| (k.clone(), *v)).collect())?;
     picked.sort();

@@ -1,6 +1,7 @@
 //! The escrow on chain, as the coordinator sees it: it checks that a submitted job is paid in
 //! (open, for this model and this input commitment), and it watches `JobPaid` events to mark
-//! jobs settled. A job is settled only when its payment event is seen on chain.
+//! jobs settled (a job is settled only when its payment event is seen on chain) and
+//! `JobRefunded` events to mark expired or unpaid jobs refunded.
 
 use std::time::Duration;
 
@@ -88,9 +89,26 @@ impl Escrow {
 
     /// `JobPaid` events from block `from` to the latest; returns them and the next block to read.
     pub async fn payments_since(&self, from: u64) -> Result<(Vec<Payment>, u64)> {
+        let (payments, _, next) = self.events_since(from).await?;
+        Ok((payments, next))
+    }
+
+    /// `JobPaid` and `JobRefunded` (escrow job ids) events from block `from` to the latest,
+    /// and the next block to read.
+    pub async fn events_since(&self, from: u64) -> Result<(Vec<Payment>, Vec<u64>, u64)> {
         let latest = self.provider.get_block_number().await.map_err(chain_err)?;
         if latest < from {
-            return Ok((Vec::new(), from));
+            return Ok((Vec::new(), Vec::new(), from));
+        }
+        let refunds_filter = Filter::new()
+            .address(self.address)
+            .event_signature(InferenceEscrow::JobRefunded::SIGNATURE_HASH)
+            .from_block(from)
+            .to_block(latest);
+        let mut refunds = Vec::new();
+        for log in self.provider.get_logs(&refunds_filter).await.map_err(chain_err)? {
+            let e = log.log_decode::<InferenceEscrow::JobRefunded>().map_err(chain_err)?.inner.data;
+            refunds.push(u64::try_from(e.jobId).map_err(|_| Error::Chain(format!("escrow job id {} out of range", e.jobId)))?);
         }
         let filter =
             Filter::new().address(self.address).event_signature(InferenceEscrow::JobPaid::SIGNATURE_HASH).from_block(from).to_block(latest);
@@ -101,7 +119,7 @@ impl Escrow {
             let escrow_job = u64::try_from(e.jobId).map_err(|_| Error::Chain(format!("escrow job id {} out of range", e.jobId)))?;
             out.push(Payment { escrow_job, executor: crate::auth::address_string(e.executor), price: e.price, tx, block });
         }
-        Ok((out, latest + 1))
+        Ok((out, refunds, latest + 1))
     }
 
     /// Checks that escrow job `id` pays for this job: open, for the model with `model_hash`,
@@ -137,6 +155,6 @@ pub async fn watch(store: Store, escrow: Escrow, every: Duration) {
 /// One round of [`watch`]; returns how many payments were new.
 pub async fn poll_once(store: &Store, escrow: &Escrow) -> Result<usize> {
     let from = store.chain_cursor().await?;
-    let (payments, next) = escrow.payments_since(from).await?;
-    store.record_payments(&payments, next, crate::api::now_ms()).await
+    let (payments, refunds, next) = escrow.events_since(from).await?;
+    store.record_chain_events(&payments, &refunds, next, crate::api::now_ms()).await
 }

@@ -473,10 +473,26 @@ impl Store {
         Ok(n.unwrap_or(0) as u64)
     }
 
-    /// Records payments seen on chain up to block `next_block - 1`, in one transaction with
-    /// the cursor; settles the proved jobs they pay for. Returns how many payments were new.
-    pub async fn record_payments(&self, payments: &[crate::chain::Payment], next_block: u64, now_ms: i64) -> Result<usize> {
+    /// Records payments and refunds seen on chain up to block `next_block - 1`, in one
+    /// transaction with the cursor; settles the proved jobs paid for and marks refunded jobs.
+    /// Returns how many payments were new.
+    pub async fn record_chain_events(
+        &self,
+        payments: &[crate::chain::Payment],
+        refunds: &[u64],
+        next_block: u64,
+        now_ms: i64,
+    ) -> Result<usize> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for &escrow_job in refunds {
+            let job: Option<(i64, String)> =
+                sqlx::query_as("SELECT id, state FROM jobs WHERE escrow_job = ?1").bind(escrow_job as i64).fetch_optional(&mut *tx).await?;
+            if let Some((job, state)) = job {
+                if parse_state(&state)?.can_move_to(JobState::Refunded) {
+                    set_state(&mut tx, job, JobState::Refunded, now_ms, None).await?;
+                }
+            }
+        }
         let mut new = 0;
         for p in payments {
             let done = sqlx::query(
@@ -585,6 +601,19 @@ impl Store {
         let row =
             sqlx::query("SELECT proof FROM jobs WHERE id = ?1").bind(id).fetch_optional(&self.pool).await?.ok_or(Error::UnknownJob(id))?;
         Ok(row.try_get(0)?)
+    }
+
+    /// Proofs delivered and the seconds spent proving them (from each delivery back to the
+    /// start of that attempt), for the prove-time summary metric.
+    pub async fn prove_seconds(&self) -> Result<(i64, f64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), COALESCE(SUM(p.at_ms - (SELECT MAX(s.at_ms) FROM job_events s \
+               WHERE s.job_id = p.job_id AND s.state = 'proving' AND s.rowid < p.rowid)), 0) \
+             FROM job_events p WHERE p.state = 'proved'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get(0)?, row.try_get::<i64, _>(1)? as f64 / 1e3))
     }
 
     /// Number of jobs in each state.

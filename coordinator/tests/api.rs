@@ -139,6 +139,7 @@ async fn a_job_through_the_api_and_the_metrics() {
     let (_, m) = call(&app, "GET", "/metrics", &[], vec![]).await;
     let m = String::from_utf8(m).unwrap();
     assert!(m.contains("zkinfer_jobs{state=\"proved\"} 1") && m.contains("zkinfer_jobs{state=\"queued\"} 0"), "{m}");
+    assert!(m.contains("zkinfer_prove_seconds_count 1"), "{m}");
     let (s, body) = call(&app, "GET", "/v1/openapi.json", &[], vec![]).await;
     assert_eq!(s, StatusCode::OK);
     assert!(serde_json::from_slice::<Value>(&body).unwrap()["paths"]["/v1/jobs"].is_object());

@@ -116,3 +116,47 @@ async fn jobs_survive_a_restart_and_deadlines_expire_them() {
     let counts = s.counts().await.unwrap();
     assert!(counts.contains(&(Expired, 1)) && counts.contains(&(Proving, 1)), "{counts:?}");
 }
+
+#[tokio::test]
+async fn chain_events_settle_paid_jobs_once_and_refund_expired_ones_and_survive_a_restart() {
+    use zkinfer_coordinator::chain::Payment;
+    use zkinfer_coordinator::store::{JobInput, NewJob};
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    let job = |escrow_job: u64, deadline_ms: i64| NewJob {
+        model_id: "mlp",
+        customer: "alice",
+        input: JobInput::Plain { json: b"[]", values: 784 },
+        input_commitment: Some("0x01"),
+        escrow_job: Some(escrow_job),
+        deadline_ms,
+    };
+    let paid = s.submit_job(&job(7, 1_000_000), 0).await.unwrap();
+    let late = s.submit_job(&job(8, 50), 0).await.unwrap();
+    let e = s.submit_job(&job(7, 1_000_000), 0).await.unwrap_err();
+    assert_eq!(e.code(), "bad_request", "one coordinator job per escrow job");
+    assert_eq!(s.chain_cursor().await.unwrap(), 0);
+
+    // The payment is seen while the job is still proving: it settles when the proof arrives.
+    s.claim("0xaa", 1, LEASE).await.unwrap().unwrap();
+    s.start_proving(paid, "0xaa", 2, LEASE).await.unwrap();
+    let payment = Payment { escrow_job: 7, executor: "0xaa".into(), price: 5u64.try_into().unwrap(), tx: Default::default(), block: 3 };
+    assert_eq!(s.record_chain_events(std::slice::from_ref(&payment), &[], 4, 3).await.unwrap(), 1);
+    assert_eq!(s.job(paid).await.unwrap().state, Proving);
+    s.complete(paid, "0xaa", b"proof", 5).await.unwrap();
+    let v = s.job(paid).await.unwrap();
+    assert_eq!(states(&v.events), [Queued, Assigned, Proving, Proved, Settled]);
+    assert_eq!(v.payment.unwrap().price_wei, "5");
+    // The same event read again (a restart re-reads from its cursor) changes nothing.
+    s.close().await;
+    let s = store(&dir).await;
+    assert_eq!(s.chain_cursor().await.unwrap(), 4);
+    assert_eq!(s.record_chain_events(&[payment], &[], 5, 6).await.unwrap(), 0);
+    assert_eq!(states(&s.job(paid).await.unwrap().events).len(), 5);
+
+    // An expired job is refunded when the escrow's refund event is seen; a settled one is not.
+    assert_eq!(s.expire(60).await.unwrap(), 1);
+    s.record_chain_events(&[], &[8, 7], 6, 70).await.unwrap();
+    assert_eq!(states(&s.job(late).await.unwrap().events), [Queued, Expired, Refunded]);
+    assert_eq!(s.job(paid).await.unwrap().state, Settled);
+}

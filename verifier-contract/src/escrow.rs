@@ -15,6 +15,7 @@ alloy::sol! {
         function allowedExecutor(uint256 jobId, address executor) external view returns (bool);
         function models(uint256 modelId) external view returns (address verifier, bytes32 modelHash, uint32 numInstances, address owner);
         event JobOpened(uint256 indexed jobId, address indexed customer, uint256 indexed modelId, uint256 inputCommitment, uint256 price, uint64 deadline);
+        event JobRefunded(uint256 indexed jobId, address indexed customer, uint256 amount);
         event JobPaid(uint256 indexed jobId, address indexed executor, uint256 price, bytes32 outputsHash, uint256[] outputs);
     }
 }
