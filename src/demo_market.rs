@@ -235,14 +235,14 @@ async fn audit(http: &Http, loaded: &zkinfer_prover::Loaded, id: i64, commitment
 async fn report_payment(chain: &LocalChain, job: &Value, before: &[U256]) -> Result<()> {
     let payee = job["payment"]["executor"].as_str().context("no payment recorded")?;
     let tx = job["payment"]["tx"].as_str().context("no payment tx")?.parse()?;
-    let fee = chain.fee(tx).await?;
+    let (gas, fee) = chain.gas(tx).await?;
     let i = EXECUTORS.iter().position(|&a| format!("{:#x}", chain.account(a)) == payee).context("paid to an unknown executor")?;
     let after = chain.balance(chain.account(EXECUTORS[i])).await?;
     let gained = after + fee - before[i];
     if gained != U256::from(PRICE_WEI) {
         bail!("executor {payee} gained {gained} wei (+ {fee} gas), not the price {PRICE_WEI}");
     }
-    println!("escrow paid executor {payee} exactly {gained} wei (its balance: +{gained} − {fee} gas for submitProof)");
+    println!("escrow paid executor {payee} exactly {gained} wei (its balance: +{gained} − {fee} for the {gas} gas of submitProof)");
     Ok(())
 }
 

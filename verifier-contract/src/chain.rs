@@ -68,9 +68,14 @@ impl LocalChain {
 
     /// Wei paid for gas by a mined transaction.
     pub async fn fee(&self, tx: alloy::primitives::B256) -> Result<U256> {
+        Ok(self.gas(tx).await?.1)
+    }
+
+    /// Gas used by a mined transaction, and the wei paid for it.
+    pub async fn gas(&self, tx: alloy::primitives::B256) -> Result<(u64, U256)> {
         let r = self.provider(0).get_transaction_receipt(tx).await.map_err(chain_err)?;
         let r = r.ok_or_else(|| Error::Chain(format!("no receipt for {tx:#x}")))?;
-        Ok(U256::from(r.gas_used) * U256::from(r.effective_gas_price))
+        Ok((r.gas_used, U256::from(r.gas_used) * U256::from(r.effective_gas_price)))
     }
 
     /// A provider that signs as account `i`.
