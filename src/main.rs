@@ -240,7 +240,8 @@ pub(crate) struct CoordinatorArgs {
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
     #[arg(long, env = "ZKINFER_LISTEN", default_value = "127.0.0.1:8080")]
     listen: std::net::SocketAddr,
-    /// Database URL: a SQLite file (created if missing).
+    /// Database URL: a SQLite file (created if missing), or postgres://USER@HOST/DB to share
+    /// the jobs between coordinators on several hosts.
     #[arg(long, env = "ZKINFER_DATABASE_URL", default_value = "sqlite:coordinator.db")]
     database_url: String,
     /// Customer API keys as NAME:KEY, comma-separated.

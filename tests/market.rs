@@ -57,9 +57,12 @@ fn log_file(dir: &Path, name: &str) -> Stdio {
 
 /// Starts the coordinator on a free port, its output in `dir`; returns it and its address.
 fn coordinator(dir: &Path, model: &Path, lease_secs: &str, chain: Option<(&str, Address)>) -> (Child, String) {
-    let db = format!("sqlite:{}", dir.join("coordinator.db").display());
+    coordinator_on(&format!("sqlite:{}", dir.join("coordinator.db").display()), dir, model, lease_secs, chain)
+}
+
+fn coordinator_on(db: &str, dir: &Path, model: &Path, lease_secs: &str, chain: Option<(&str, Address)>) -> (Child, String) {
     let mut cmd = Command::new(BIN);
-    cmd.args(["coordinator", "--listen", "127.0.0.1:0", "--database-url", &db, "--api-key", "alice:key-alice"]).args([
+    cmd.args(["coordinator", "--listen", "127.0.0.1:0", "--database-url", db, "--api-key", "alice:key-alice"]).args([
         "--model",
         &format!("mlp:{}", model.display()),
         "--lease-secs",
@@ -316,8 +319,30 @@ fn an_executor_killed_mid_proof_loses_the_job_to_the_other_which_is_paid_exactly
 #[test]
 fn queued_jobs_survive_a_coordinator_kill_9_and_restart() {
     let dir = tempfile::tempdir().unwrap();
+    survive_kill_9(&format!("sqlite:{}", dir.path().join("coordinator.db").display()), dir);
+}
+
+#[test]
+fn queued_jobs_survive_a_coordinator_kill_9_and_restart_on_postgres() {
+    use sqlx::Connection;
+    let Ok(admin) = std::env::var("ZKINFER_TEST_DATABASE_URL") else {
+        eprintln!("SKIPPED on Postgres: ZKINFER_TEST_DATABASE_URL is not set (scripts/test.sh starts a server)");
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut conn = sqlx::postgres::PgConnection::connect(&admin).await.unwrap();
+        for sql in ["DROP DATABASE IF EXISTS zkt_market_restart WITH (FORCE)", "CREATE DATABASE zkt_market_restart"] {
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        }
+    });
+    let url = format!("{}/zkt_market_restart", admin.rsplit_once('/').unwrap().0);
+    survive_kill_9(&url, tempfile::tempdir().unwrap());
+}
+
+fn survive_kill_9(db: &str, dir: tempfile::TempDir) {
     let model = mlp_dir(dir.path());
-    let (first, addr) = coordinator(dir.path(), &model, "60", None);
+    let (first, addr) = coordinator_on(db, dir.path(), &model, "60", None);
     let mut procs = Procs(vec![first]);
     let input = serde_json::to_string(&input_values()).unwrap();
     let ids: Vec<i64> = (0..3)
@@ -334,7 +359,7 @@ fn queued_jobs_survive_a_coordinator_kill_9_and_restart() {
     assert!(String::from_utf8_lossy(&body).contains("\"code\":\"input_length\""));
     procs.0[0].kill().unwrap(); // SIGKILL: no shutdown path runs
     procs.0[0].wait().unwrap();
-    let (second, addr) = coordinator(dir.path(), &model, "60", None);
+    let (second, addr) = coordinator_on(db, dir.path(), &model, "60", None);
     procs.0.push(second);
     for id in ids {
         assert_eq!(get(&addr, &format!("/v1/jobs/{id}"))["state"], "queued");

@@ -4,7 +4,7 @@
 //! Delivered proofs are verified ([`check`]); executors sign their requests ([`auth`]);
 //! inputs can be sealed to executors with HPKE ([`seal`]); jobs can be paid through the
 //! on-chain escrow, and are settled when its payment event is seen ([`chain`]); models can be
-//! registered over HTTP ([`registry`]). Not built: Postgres (see the README).
+//! registered over HTTP ([`registry`]). The store runs on SQLite or Postgres.
 //!
 //! # Feature flags
 //! None.

@@ -1,88 +1,23 @@
-//! Persistence: models, jobs and their lifecycle events in SQLite (a file, no setup).
+//! Persistence: models, jobs and their lifecycle events, in SQLite (a file, no setup: the
+//! default) or Postgres (for several coordinators on several hosts), chosen by the URL.
 //!
 //! Every state change is checked against [`JobState::can_move_to`] inside one transaction
-//! and recorded in `job_events`, so a job's history (with timings) survives restarts. The
-//! pool has a single connection, and every transaction is `BEGIN IMMEDIATE` (it takes the
-//! write lock up front), so each read-check-write sequence is atomic even when two
-//! coordinator processes share the file: that is what makes claiming a job exclusive.
+//! and recorded in `job_events`, so a job's history (with timings) survives restarts. Every
+//! write transaction takes the store's write lock up front (SQLite: `BEGIN IMMEDIATE` on a
+//! single-connection pool; Postgres: an exclusive lock on `jobs`), so each read-check-write
+//! sequence is atomic even when several coordinators share the database: that is what makes
+//! claiming a job exclusive. The SQL is shared by both (with `$N` parameters); only the
+//! schema's types and the lock differ ([`schema`]).
 
-use std::str::FromStr;
+mod schema;
 
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{Row, SqlitePool};
+use sqlx::{AnyPool, Row};
+
+pub use schema::Backend;
 
 use crate::error::{Error, Result};
 use crate::state::JobState;
-
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS models (
-    id TEXT PRIMARY KEY,
-    input_len INTEGER NOT NULL,
-    created_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    model_id TEXT NOT NULL REFERENCES models(id),
-    customer TEXT NOT NULL,
-    input BLOB NOT NULL,
-    state TEXT NOT NULL,
-    executor TEXT,
-    lease_until_ms INTEGER,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    deadline_ms INTEGER NOT NULL,
-    proof BLOB,
-    created_ms INTEGER NOT NULL,
-    -- 0x-hex Poseidon commitment to the input: the proof's first public value.
-    input_commitment TEXT,
-    -- The escrow's job id that pays for this job, when the market runs on chain.
-    escrow_job INTEGER UNIQUE,
-    -- 1 when the input is sealed: `input` is empty and the ciphertexts are in sealed_inputs.
-    sealed INTEGER NOT NULL DEFAULT 0,
-    failure TEXT
-);
-CREATE TABLE IF NOT EXISTS sealed_inputs (
-    job_id INTEGER NOT NULL REFERENCES jobs(id),
-    executor TEXT NOT NULL,
-    ciphertext BLOB NOT NULL,
-    PRIMARY KEY (job_id, executor)
-);
-CREATE TABLE IF NOT EXISTS executors (
-    address TEXT PRIMARY KEY,
-    hpke_public_key BLOB NOT NULL,
-    price_wei TEXT NOT NULL,
-    gpu INTEGER NOT NULL,
-    registered_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS executor_models (
-    executor TEXT NOT NULL,
-    model_id TEXT NOT NULL,
-    PRIMARY KEY (executor, model_id)
-);
-CREATE TABLE IF NOT EXISTS payments (
-    escrow_job INTEGER PRIMARY KEY,
-    executor TEXT NOT NULL,
-    price_wei TEXT NOT NULL,
-    tx TEXT NOT NULL,
-    block INTEGER NOT NULL,
-    seen_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS chain_cursor (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    next_block INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, id);
-CREATE TABLE IF NOT EXISTS executor_nonces (
-    executor TEXT PRIMARY KEY,
-    last_nonce INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS job_events (
-    job_id INTEGER NOT NULL REFERENCES jobs(id),
-    state TEXT NOT NULL,
-    at_ms INTEGER NOT NULL,
-    executor TEXT
-);
-"#;
 
 /// A job as clients see it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -191,22 +126,33 @@ pub struct Lease {
 /// The coordinator's database.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 impl Store {
-    /// Opens (creating if missing) the database at a `sqlite:` URL, e.g. `sqlite:coordinator.db`
-    /// or `sqlite::memory:`.
+    /// Opens (creating if missing) the database at `url`: a SQLite file (`sqlite:coordinator.db`,
+    /// or `sqlite::memory:`), or a Postgres database (`postgres://user@host/db`), which several
+    /// coordinators on several hosts can share.
     pub async fn open(url: &str) -> Result<Self> {
-        let opts = SqliteConnectOptions::from_str(url)?.create_if_missing(true).journal_mode(SqliteJournalMode::Wal).foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        Ok(Store { pool })
+        let (backend, pool) = schema::connect(url).await?;
+        Ok(Store { pool, backend })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A write transaction that holds the store's write lock from its start, so each
+    /// read-check-write sequence is atomic across coordinators sharing the database.
+    async fn begin(&self) -> Result<Tx<'_>> {
+        schema::begin_exclusive(&self.pool, self.backend).await
     }
 
     /// Registers (or re-registers) a model that takes `input_len` values.
     pub async fn register_model(&self, id: &str, input_len: usize, now_ms: i64) -> Result<()> {
-        sqlx::query("INSERT INTO models (id, input_len, created_ms) VALUES (?1, ?2, ?3) ON CONFLICT(id) DO UPDATE SET input_len = ?2")
+        sqlx::query("INSERT INTO models (id, input_len, created_ms) VALUES ($1, $2, $3) ON CONFLICT(id) DO UPDATE SET input_len = $2")
             .bind(id)
             .bind(input_len as i64)
             .bind(now_ms)
@@ -227,7 +173,7 @@ impl Store {
 
     /// The number of input values a model takes.
     pub async fn model_input_len(&self, id: &str) -> Result<usize> {
-        let row = sqlx::query("SELECT input_len FROM models WHERE id = ?1").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT input_len FROM models WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
         let len: i64 = row.ok_or_else(|| Error::UnknownModel(id.to_string()))?.try_get(0)?;
         Ok(len as usize)
     }
@@ -254,10 +200,10 @@ impl Store {
             JobInput::Sealed([]) => return Err(Error::BadRequest("a sealed job needs a ciphertext for at least one executor".into())),
             JobInput::Sealed(s) => (&[], s),
         };
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin().await?;
         let id: i64 = sqlx::query(
             "INSERT INTO jobs (model_id, customer, input, state, deadline_ms, created_ms, input_commitment, escrow_job, sealed) \
-             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8) RETURNING id",
+             VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(job.model_id)
         .bind(job.customer)
@@ -275,7 +221,7 @@ impl Store {
         })?
         .try_get(0)?;
         for (executor, ciphertext) in sealed {
-            sqlx::query("INSERT INTO sealed_inputs (job_id, executor, ciphertext) VALUES (?1, ?2, ?3)")
+            sqlx::query("INSERT INTO sealed_inputs (job_id, executor, ciphertext) VALUES ($1, $2, $3)")
                 .bind(id)
                 .bind(executor.to_lowercase())
                 .bind(ciphertext)
@@ -292,17 +238,17 @@ impl Store {
     /// executor gets only jobs for its models; a sealed job goes only to an executor it was
     /// sealed to. Exclusive: a job is leased to one executor at a time.
     pub async fn claim(&self, executor: &str, now_ms: i64, lease_ms: i64) -> Result<Option<Lease>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin().await?;
         // Callers that learn from lapsed leases call `requeue_lapsed` first; this catches the rest.
         requeue_expired_leases(&mut tx, now_ms).await?;
         let row = sqlx::query(
-            "UPDATE jobs SET state = 'assigned', executor = ?1, lease_until_ms = ?2, attempts = attempts + 1 \
-             WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND deadline_ms > ?3 \
-               AND (sealed = 0 OR EXISTS (SELECT 1 FROM sealed_inputs s WHERE s.job_id = jobs.id AND s.executor = ?1)) \
-               AND (NOT EXISTS (SELECT 1 FROM executor_models WHERE executor = ?1) \
-                    OR model_id IN (SELECT model_id FROM executor_models WHERE executor = ?1)) \
+            "UPDATE jobs SET state = 'assigned', executor = $1, lease_until_ms = $2, attempts = attempts + 1 \
+             WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND deadline_ms > $3 \
+               AND (NOT sealed OR EXISTS (SELECT 1 FROM sealed_inputs s WHERE s.job_id = jobs.id AND s.executor = $1)) \
+               AND (NOT EXISTS (SELECT 1 FROM executor_models WHERE executor = $1) \
+                    OR model_id IN (SELECT model_id FROM executor_models WHERE executor = $1)) \
                ORDER BY id LIMIT 1) \
-             RETURNING id, model_id, input, sealed, input_commitment, escrow_job",
+             RETURNING id, model_id, input, CAST(CASE WHEN sealed THEN 1 ELSE 0 END AS BIGINT), input_commitment, escrow_job",
         )
         .bind(executor)
         .bind(now_ms + lease_ms)
@@ -312,9 +258,9 @@ impl Store {
         let lease = match row {
             Some(r) => {
                 let job: i64 = r.try_get(0)?;
-                let sealed: bool = r.try_get(3)?;
+                let sealed = r.try_get::<i64, _>(3)? != 0;
                 let input: Vec<u8> = if sealed {
-                    sqlx::query_scalar("SELECT ciphertext FROM sealed_inputs WHERE job_id = ?1 AND executor = ?2")
+                    sqlx::query_scalar("SELECT ciphertext FROM sealed_inputs WHERE job_id = $1 AND executor = $2")
                         .bind(job)
                         .bind(executor)
                         .fetch_one(&mut *tx)
@@ -343,10 +289,10 @@ impl Store {
     pub async fn register_executor(&self, info: &ExecutorInfo, now_ms: i64) -> Result<()> {
         let key = hex::decode(info.hpke_public_key.trim_start_matches("0x"))
             .map_err(|_| Error::BadRequest("hpke_public_key is not hex".into()))?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO executors (address, hpke_public_key, price_wei, gpu, registered_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT(address) DO UPDATE SET hpke_public_key = ?2, price_wei = ?3, gpu = ?4, registered_ms = ?5",
+            "INSERT INTO executors (address, hpke_public_key, price_wei, gpu, registered_ms) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT(address) DO UPDATE SET hpke_public_key = $2, price_wei = $3, gpu = $4, registered_ms = $5",
         )
         .bind(&info.address)
         .bind(key)
@@ -355,9 +301,9 @@ impl Store {
         .bind(now_ms)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM executor_models WHERE executor = ?1").bind(&info.address).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM executor_models WHERE executor = $1").bind(&info.address).execute(&mut *tx).await?;
         for m in &info.models {
-            sqlx::query("INSERT INTO executor_models (executor, model_id) VALUES (?1, ?2)")
+            sqlx::query("INSERT INTO executor_models (executor, model_id) VALUES ($1, $2)")
                 .bind(&info.address)
                 .bind(m)
                 .execute(&mut *tx)
@@ -369,24 +315,33 @@ impl Store {
 
     /// Registered executors, with their models.
     pub async fn executors(&self) -> Result<Vec<ExecutorInfo>> {
-        let rows =
-            sqlx::query("SELECT address, hpke_public_key, price_wei, gpu FROM executors ORDER BY address").fetch_all(&self.pool).await?;
+        let rows = sqlx::query(
+            "SELECT address, hpke_public_key, price_wei, CAST(CASE WHEN gpu THEN 1 ELSE 0 END AS BIGINT) FROM executors ORDER BY address",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let address: String = r.try_get(0)?;
-            let models = sqlx::query_scalar("SELECT model_id FROM executor_models WHERE executor = ?1 ORDER BY model_id")
+            let models = sqlx::query_scalar("SELECT model_id FROM executor_models WHERE executor = $1 ORDER BY model_id")
                 .bind(&address)
                 .fetch_all(&self.pool)
                 .await?;
             let key: Vec<u8> = r.try_get(1)?;
-            out.push(ExecutorInfo { address, hpke_public_key: hex::encode(key), price_wei: r.try_get(2)?, gpu: r.try_get(3)?, models });
+            out.push(ExecutorInfo {
+                address,
+                hpke_public_key: hex::encode(key),
+                price_wei: r.try_get(2)?,
+                gpu: r.try_get::<i64, _>(3)? != 0,
+                models,
+            });
         }
         Ok(out)
     }
 
     /// Re-queues jobs whose lease ran out; returns the executors that lost them (one entry per job).
     pub async fn requeue_lapsed(&self, now_ms: i64) -> Result<Vec<String>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin().await?;
         let lost = requeue_expired_leases(&mut tx, now_ms).await?;
         tx.commit().await?;
         Ok(lost)
@@ -396,8 +351,8 @@ impl Store {
     pub async fn accept_nonce(&self, executor: &str, nonce: u64) -> Result<()> {
         let n = i64::try_from(nonce).map_err(|_| Error::BadSignature("nonce too large".into()))?;
         let done = sqlx::query(
-            "INSERT INTO executor_nonces (executor, last_nonce) VALUES (?1, ?2) \
-             ON CONFLICT(executor) DO UPDATE SET last_nonce = ?2 WHERE last_nonce < ?2",
+            "INSERT INTO executor_nonces (executor, last_nonce) VALUES ($1, $2) \
+             ON CONFLICT(executor) DO UPDATE SET last_nonce = $2 WHERE executor_nonces.last_nonce < $2",
         )
         .bind(executor)
         .bind(n)
@@ -417,7 +372,7 @@ impl Store {
 
     /// When the job was last assigned (ms since the epoch).
     pub async fn assigned_at(&self, job: i64) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar("SELECT MAX(at_ms) FROM job_events WHERE job_id = ?1 AND state = 'assigned'")
+        Ok(sqlx::query_scalar("SELECT MAX(at_ms) FROM job_events WHERE job_id = $1 AND state = 'assigned'")
             .bind(job)
             .fetch_one(&self.pool)
             .await?)
@@ -430,10 +385,10 @@ impl Store {
 
     /// The lease holder is still working: extends the lease (assigned or proving only).
     pub async fn heartbeat(&self, job: i64, executor: &str, now_ms: i64, lease_ms: i64) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin().await?;
         let (state, holder) = current(&mut tx, job).await?;
         check_holder(job, state, holder.as_deref(), executor, "heartbeat")?;
-        sqlx::query("UPDATE jobs SET lease_until_ms = ?1 WHERE id = ?2").bind(now_ms + lease_ms).bind(job).execute(&mut *tx).await?;
+        sqlx::query("UPDATE jobs SET lease_until_ms = $1 WHERE id = $2").bind(now_ms + lease_ms).bind(job).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -442,7 +397,7 @@ impl Store {
     /// settled at once if the escrow's payment was already seen).
     pub async fn complete(&self, job: i64, executor: &str, proof: &[u8], now_ms: i64) -> Result<()> {
         self.move_held(job, executor, JobState::Proved, "deliver a proof", now_ms, None, Some(proof)).await?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin().await?;
         settle_if_paid(&mut tx, job, now_ms).await?;
         tx.commit().await?;
         Ok(())
@@ -451,13 +406,13 @@ impl Store {
     /// The lease holder gives up on a job it cannot prove (proving → failed), with the reason.
     pub async fn fail(&self, job: i64, executor: &str, reason: &str, now_ms: i64) -> Result<()> {
         self.move_held(job, executor, JobState::Failed, "report a failure", now_ms, None, None).await?;
-        sqlx::query("UPDATE jobs SET failure = ?1 WHERE id = ?2").bind(reason).bind(job).execute(&self.pool).await?;
+        sqlx::query("UPDATE jobs SET failure = $1 WHERE id = $2").bind(reason).bind(job).execute(&self.pool).await?;
         Ok(())
     }
 
     /// The escrow's payment for the job was seen on chain (proved → settled).
     pub async fn settle(&self, job: i64, now_ms: i64) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin().await?;
         let (state, _) = current(&mut tx, job).await?;
         if !state.can_move_to(JobState::Settled) {
             return Err(Error::BadTransition { job, state: state.as_str(), action: "settle" });
@@ -483,10 +438,10 @@ impl Store {
         next_block: u64,
         now_ms: i64,
     ) -> Result<usize> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin().await?;
         for &escrow_job in refunds {
             let job: Option<(i64, String)> =
-                sqlx::query_as("SELECT id, state FROM jobs WHERE escrow_job = ?1").bind(escrow_job as i64).fetch_optional(&mut *tx).await?;
+                sqlx::query_as("SELECT id, state FROM jobs WHERE escrow_job = $1").bind(escrow_job as i64).fetch_optional(&mut *tx).await?;
             if let Some((job, state)) = job {
                 if parse_state(&state)?.can_move_to(JobState::Refunded) {
                     set_state(&mut tx, job, JobState::Refunded, now_ms, None).await?;
@@ -496,7 +451,7 @@ impl Store {
         let mut new = 0;
         for p in payments {
             let done = sqlx::query(
-                "INSERT INTO payments (escrow_job, executor, price_wei, tx, block, seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                "INSERT INTO payments (escrow_job, executor, price_wei, tx, block, seen_ms) VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT(escrow_job) DO NOTHING",
             )
             .bind(p.escrow_job as i64)
@@ -509,12 +464,12 @@ impl Store {
             .await?;
             new += done.rows_affected() as usize;
             let job: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM jobs WHERE escrow_job = ?1").bind(p.escrow_job as i64).fetch_optional(&mut *tx).await?;
+                sqlx::query_scalar("SELECT id FROM jobs WHERE escrow_job = $1").bind(p.escrow_job as i64).fetch_optional(&mut *tx).await?;
             if let Some(job) = job {
                 settle_if_paid(&mut tx, job, now_ms).await?;
             }
         }
-        sqlx::query("INSERT INTO chain_cursor (id, next_block) VALUES (1, ?1) ON CONFLICT(id) DO UPDATE SET next_block = ?1")
+        sqlx::query("INSERT INTO chain_cursor (id, next_block) VALUES (1, $1) ON CONFLICT(id) DO UPDATE SET next_block = $1")
             .bind(next_block as i64)
             .execute(&mut *tx)
             .await?;
@@ -524,9 +479,9 @@ impl Store {
 
     /// Marks queued or leased jobs past their deadline as expired; returns how many.
     pub async fn expire(&self, now_ms: i64) -> Result<usize> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin().await?;
         let ids: Vec<i64> = sqlx::query_scalar(
-            "UPDATE jobs SET state = 'expired', lease_until_ms = NULL WHERE state IN ('queued', 'assigned', 'proving') AND deadline_ms <= ?1 RETURNING id",
+            "UPDATE jobs SET state = 'expired', lease_until_ms = NULL WHERE state IN ('queued', 'assigned', 'proving') AND deadline_ms <= $1 RETURNING id",
         )
         .bind(now_ms)
         .fetch_all(&mut *tx)
@@ -540,12 +495,12 @@ impl Store {
 
     /// A job with its history.
     pub async fn job(&self, id: i64) -> Result<JobView> {
-        let row = sqlx::query("SELECT model_id, state, executor, attempts, escrow_job, input_commitment, failure FROM jobs WHERE id = ?1")
+        let row = sqlx::query("SELECT model_id, state, executor, attempts, escrow_job, input_commitment, failure FROM jobs WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
             .ok_or(Error::UnknownJob(id))?;
-        let events = sqlx::query("SELECT state, at_ms FROM job_events WHERE job_id = ?1 ORDER BY rowid")
+        let events = sqlx::query("SELECT state, at_ms FROM job_events WHERE job_id = $1 ORDER BY seq")
             .bind(id)
             .fetch_all(&self.pool)
             .await?
@@ -554,7 +509,7 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         let escrow_job: Option<i64> = row.try_get(4)?;
         let payment = match escrow_job {
-            Some(e) => sqlx::query("SELECT executor, price_wei, tx, block FROM payments WHERE escrow_job = ?1")
+            Some(e) => sqlx::query("SELECT executor, price_wei, tx, block FROM payments WHERE escrow_job = $1")
                 .bind(e)
                 .fetch_optional(&self.pool)
                 .await?
@@ -580,7 +535,7 @@ impl Store {
 
     /// Fails unless `executor` holds job `job`'s lease (the job is assigned or proving).
     pub async fn ensure_holder(&self, job: i64, executor: &str, action: &'static str) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin().await?;
         let (state, holder) = current(&mut tx, job).await?;
         tx.commit().await?;
         check_holder(job, state, holder.as_deref(), executor, action)
@@ -588,7 +543,7 @@ impl Store {
 
     /// The job's model and the commitment its proof must bind.
     pub async fn job_commitment(&self, id: i64) -> Result<(String, Option<String>)> {
-        let row = sqlx::query("SELECT model_id, input_commitment FROM jobs WHERE id = ?1")
+        let row = sqlx::query("SELECT model_id, input_commitment FROM jobs WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -599,7 +554,7 @@ impl Store {
     /// The job's proof, once proved.
     pub async fn proof(&self, id: i64) -> Result<Option<Vec<u8>>> {
         let row =
-            sqlx::query("SELECT proof FROM jobs WHERE id = ?1").bind(id).fetch_optional(&self.pool).await?.ok_or(Error::UnknownJob(id))?;
+            sqlx::query("SELECT proof FROM jobs WHERE id = $1").bind(id).fetch_optional(&self.pool).await?.ok_or(Error::UnknownJob(id))?;
         Ok(row.try_get(0)?)
     }
 
@@ -607,8 +562,8 @@ impl Store {
     /// start of that attempt), for the prove-time summary metric.
     pub async fn prove_seconds(&self) -> Result<(i64, f64)> {
         let row = sqlx::query(
-            "SELECT COUNT(*), COALESCE(SUM(p.at_ms - (SELECT MAX(s.at_ms) FROM job_events s \
-               WHERE s.job_id = p.job_id AND s.state = 'proving' AND s.rowid < p.rowid)), 0) \
+            "SELECT COUNT(*), CAST(COALESCE(SUM(p.at_ms - (SELECT MAX(s.at_ms) FROM job_events s \
+               WHERE s.job_id = p.job_id AND s.state = 'proving' AND s.seq < p.seq)), 0) AS BIGINT) \
              FROM job_events p WHERE p.state = 'proved'",
         )
         .fetch_one(&self.pool)
@@ -642,13 +597,13 @@ impl Store {
         lease_until_ms: Option<i64>,
         proof: Option<&[u8]>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin().await?;
         let (state, holder) = current(&mut tx, job).await?;
         check_holder(job, state, holder.as_deref(), executor, action)?;
         if !state.can_move_to(to) {
             return Err(Error::BadTransition { job, state: state.as_str(), action });
         }
-        sqlx::query("UPDATE jobs SET lease_until_ms = ?1, proof = COALESCE(?2, proof) WHERE id = ?3")
+        sqlx::query("UPDATE jobs SET lease_until_ms = $1, proof = COALESCE($2, proof) WHERE id = $3")
             .bind(lease_until_ms)
             .bind(proof)
             .bind(job)
@@ -660,7 +615,7 @@ impl Store {
     }
 }
 
-type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
 fn parse_state(s: &str) -> Result<JobState> {
     JobState::parse(s).ok_or_else(|| Error::BadRequest(format!("unknown stored state `{s}`")))
@@ -677,7 +632,7 @@ fn check_holder(job: i64, state: JobState, holder: Option<&str>, executor: &str,
 }
 
 async fn current(tx: &mut Tx<'_>, job: i64) -> Result<(JobState, Option<String>)> {
-    let row = sqlx::query("SELECT state, executor FROM jobs WHERE id = ?1")
+    let row = sqlx::query("SELECT state, executor FROM jobs WHERE id = $1")
         .bind(job)
         .fetch_optional(&mut **tx)
         .await?
@@ -686,12 +641,12 @@ async fn current(tx: &mut Tx<'_>, job: i64) -> Result<(JobState, Option<String>)
 }
 
 async fn set_state(tx: &mut Tx<'_>, job: i64, to: JobState, now_ms: i64, executor: Option<&str>) -> Result<()> {
-    sqlx::query("UPDATE jobs SET state = ?1 WHERE id = ?2").bind(to.as_str()).bind(job).execute(&mut **tx).await?;
+    sqlx::query("UPDATE jobs SET state = $1 WHERE id = $2").bind(to.as_str()).bind(job).execute(&mut **tx).await?;
     event(tx, job, to, now_ms, executor).await
 }
 
 async fn event(tx: &mut Tx<'_>, job: i64, state: JobState, now_ms: i64, executor: Option<&str>) -> Result<()> {
-    sqlx::query("INSERT INTO job_events (job_id, state, at_ms, executor) VALUES (?1, ?2, ?3, ?4)")
+    sqlx::query("INSERT INTO job_events (job_id, state, at_ms, executor) VALUES ($1, $2, $3, $4)")
         .bind(job)
         .bind(state.as_str())
         .bind(now_ms)
@@ -704,7 +659,7 @@ async fn event(tx: &mut Tx<'_>, job: i64, state: JobState, now_ms: i64, executor
 /// Proved → settled when the job's escrow payment is recorded.
 async fn settle_if_paid(tx: &mut Tx<'_>, job: i64, now_ms: i64) -> Result<()> {
     let paid: Option<String> = sqlx::query_scalar(
-        "SELECT p.executor FROM jobs j JOIN payments p ON p.escrow_job = j.escrow_job WHERE j.id = ?1 AND j.state = 'proved'",
+        "SELECT p.executor FROM jobs j JOIN payments p ON p.escrow_job = j.escrow_job WHERE j.id = $1 AND j.state = 'proved'",
     )
     .bind(job)
     .fetch_optional(&mut **tx)
@@ -721,7 +676,7 @@ async fn requeue_expired_leases(tx: &mut Tx<'_>, now_ms: i64) -> Result<Vec<Stri
     // when another connection writes at the same time (the lock upgrade is refused).
     let ids: Vec<i64> = sqlx::query_scalar(
         "UPDATE jobs SET state = 'queued', executor = NULL, lease_until_ms = NULL \
-         WHERE state IN ('assigned', 'proving') AND lease_until_ms < ?1 AND deadline_ms > ?1 RETURNING id",
+         WHERE state IN ('assigned', 'proving') AND lease_until_ms < $1 AND deadline_ms > $1 RETURNING id",
     )
     .bind(now_ms)
     .fetch_all(&mut **tx)
@@ -730,7 +685,7 @@ async fn requeue_expired_leases(tx: &mut Tx<'_>, now_ms: i64) -> Result<Vec<Stri
     for id in ids {
         // Who held it: the executor of its latest assignment.
         let holder: Option<String> =
-            sqlx::query_scalar("SELECT executor FROM job_events WHERE job_id = ?1 AND state = 'assigned' ORDER BY rowid DESC LIMIT 1")
+            sqlx::query_scalar("SELECT executor FROM job_events WHERE job_id = $1 AND state = 'assigned' ORDER BY seq DESC LIMIT 1")
                 .bind(id)
                 .fetch_optional(&mut **tx)
                 .await?
