@@ -8,6 +8,13 @@ if ! command -v protoc >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq protobuf-compiler >/dev/null
 fi
+# A PostgreSQL server for the store's Postgres tests (scripts/pg-test.sh starts a throwaway one).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "installing postgresql (the coordinator's Postgres tests)…"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq postgresql >/dev/null
+fi
 # solcjs and anvil for the on-chain verifier and escrow (pinned in verifier-contract/package-lock.json).
 if [ ! -x verifier-contract/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil ] || [ ! -f verifier-contract/node_modules/solc/package.json ]; then
   echo "installing solc and anvil from npm (verifier-contract/package-lock.json)…"

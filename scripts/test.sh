@@ -3,6 +3,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+# The coordinator's store tests also run on Postgres, on a throwaway local server.
+if url=$(./scripts/pg-test.sh); then
+  export ZKINFER_TEST_DATABASE_URL=$url
+  trap './scripts/pg-test.sh stop' EXIT
+elif [ -n "${CI:-}" ]; then
+  echo "could not start PostgreSQL for the tests" >&2
+  exit 1
+else
+  echo "SKIPPED the Postgres runs of the store tests: could not start PostgreSQL (scripts/pg-test.sh)"
+fi
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
 else

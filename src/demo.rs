@@ -16,7 +16,8 @@ pub(crate) fn demo(a: &DemoArgs) -> Result<Outcome> {
     }
     let dir = work.join("model");
     let proof = work.join("proof.zkp");
-    let step = |n: u32, what: &str| println!("\n== {n}/6 {what}");
+    let steps = if a.market { 7 } else { 6 };
+    let step = |n: u32, what: &str| println!("\n== {n}/{steps} {what}");
     let start = Instant::now();
     step(1, "compile");
     commands::compile(&CompileArgs {
@@ -49,6 +50,10 @@ pub(crate) fn demo(a: &DemoArgs) -> Result<Outcome> {
     } else {
         step(6, "verify on chain (anvil) and settle through the escrow");
         crate::onchain::demo_on_chain(&dir, &proof, &a.toolchain, &work.join("evm"))?;
+    }
+    if a.market {
+        step(7, "the proving market on anvil: escrow, coordinator, two executors, a sealed paid job");
+        crate::demo_market::demo_market(&dir, &crate::demo_market::example_input(model)?, &a.toolchain, work)?;
     }
     println!("demo finished in {:.1}s", start.elapsed().as_secs_f64());
     Ok(Outcome::Ok)

@@ -3,6 +3,7 @@
 mod bench;
 mod commands;
 mod demo;
+mod demo_market;
 mod info;
 mod market;
 mod onchain;
@@ -40,10 +41,12 @@ enum Command {
     Calldata(CalldataArgs),
     /// Compile, set up, prove and verify a shipped example model end to end.
     Demo(DemoArgs),
-    /// Run the proving market's coordinator: the HTTP job API; delivered proofs are verified
-    /// (issue #5 in progress: no sealed inputs, signatures or on-chain settlement yet).
+    /// Run the proving market's coordinator: the HTTP job API (GET /v1/openapi.json); delivered
+    /// proofs are verified; with --rpc-url and --escrow, jobs must be paid in the escrow and
+    /// are settled when its payment event is seen on chain.
     Coordinator(CoordinatorArgs),
-    /// Run an executor: claim jobs from a coordinator, prove them, deliver the proofs.
+    /// Run an executor: claim jobs from a coordinator, prove them, deliver the proofs, and
+    /// (with --rpc-url and --escrow) submit them to the escrow to be paid.
     Executor(ExecutorArgs),
     /// Time compile, key generation, proving and verification of shipped example models.
     ///
@@ -224,6 +227,11 @@ pub(crate) struct DemoArgs {
     /// Skip the on-chain step (anvil).
     #[arg(long)]
     off_chain_only: bool,
+    /// Then run the proving market: anvil, the escrow, a coordinator and two executors; a
+    /// customer pays for and submits a sealed job, which is proved, paid on chain and settled
+    /// (its lifecycle printed state by state), and an auditor checks the proof.
+    #[arg(long, conflicts_with = "off_chain_only")]
+    market: bool,
 }
 
 /// Arguments of `zkinfer coordinator`.
@@ -232,7 +240,8 @@ pub(crate) struct CoordinatorArgs {
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
     #[arg(long, env = "ZKINFER_LISTEN", default_value = "127.0.0.1:8080")]
     listen: std::net::SocketAddr,
-    /// Database URL: a SQLite file (created if missing).
+    /// Database URL: a SQLite file (created if missing), or postgres://USER@HOST/DB to share
+    /// the jobs between coordinators on several hosts.
     #[arg(long, env = "ZKINFER_DATABASE_URL", default_value = "sqlite:coordinator.db")]
     database_url: String,
     /// Customer API keys as NAME:KEY, comma-separated.
@@ -240,14 +249,33 @@ pub(crate) struct CoordinatorArgs {
     api_keys: Vec<String>,
     /// Models as ID:DIR, DIR a model directory made by `zkinfer compile` and `zkinfer setup`
     /// (its keys verify delivered proofs), comma-separated.
-    #[arg(long = "model", env = "ZKINFER_MODELS", value_delimiter = ',', required = true)]
+    #[arg(long = "model", env = "ZKINFER_MODELS", value_delimiter = ',', required_unless_present = "models_dir")]
     models: Vec<String>,
+    /// Accept model registrations (POST /v1/models): each is compiled and set up into
+    /// DIR/ID (and loaded again after a restart). Needs --srs or --dev-srs.
+    #[arg(long, env = "ZKINFER_MODELS_DIR")]
+    models_dir: Option<PathBuf>,
+    /// The SRS (a halo2 KZG params file) for registered models' keys.
+    #[arg(long, env = "ZKINFER_SRS", conflicts_with = "dev_srs")]
+    srs: Option<PathBuf>,
+    /// Use the INSECURE development SRS for registered models' keys.
+    #[arg(long)]
+    dev_srs: bool,
     /// Seconds a claim lasts without a heartbeat.
     #[arg(long, env = "ZKINFER_LEASE_SECS", default_value_t = 60)]
     lease_secs: u64,
     /// Seconds a claim waits for a job.
     #[arg(long, env = "ZKINFER_LONG_POLL_SECS", default_value_t = 25)]
     long_poll_secs: u64,
+    /// JSON-RPC endpoint of the chain with the escrow (with --escrow).
+    #[arg(long, env = "ZKINFER_RPC_URL", requires = "escrow")]
+    rpc_url: Option<String>,
+    /// The InferenceEscrow contract: every job must then name an open escrow job paying for it.
+    #[arg(long, env = "ZKINFER_ESCROW", requires = "rpc_url")]
+    escrow: Option<alloy::primitives::Address>,
+    /// Milliseconds between reads of the escrow's payment events.
+    #[arg(long, env = "ZKINFER_CHAIN_POLL_MS", default_value_t = 500)]
+    chain_poll_ms: u64,
 }
 
 /// Arguments of `zkinfer bench`.
@@ -275,11 +303,34 @@ pub(crate) struct ExecutorArgs {
     #[arg(long, env = "ZKINFER_EXECUTOR_KEY", hide_env_values = true)]
     key: Option<String>,
     /// Models it proves, as ID:DIR (set-up model directories), comma-separated.
-    #[arg(long = "model", env = "ZKINFER_MODELS", value_delimiter = ',', required = true)]
+    #[arg(long = "model", env = "ZKINFER_MODELS", value_delimiter = ',', required_unless_present = "fetch_models")]
     models: Vec<String>,
+    /// Also prove every model registered with the coordinator: fetch each one's compiled
+    /// circuit, set it up under --state-dir with the same SRS (the vk hash must match the
+    /// coordinator's), and keep checking for new ones. Needs --srs or --dev-srs.
+    #[arg(long)]
+    fetch_models: bool,
+    /// The SRS (a halo2 KZG params file) for fetched models' keys.
+    #[arg(long, env = "ZKINFER_SRS", conflicts_with = "dev_srs")]
+    srs: Option<PathBuf>,
+    /// Use the INSECURE development SRS for fetched models' keys.
+    #[arg(long)]
+    dev_srs: bool,
     /// Seconds between lease renewals while proving (keep it well under the coordinator's lease).
     #[arg(long, env = "ZKINFER_HEARTBEAT_SECS", default_value_t = 10)]
     heartbeat_secs: u64,
+    /// Price asked per job, in wei (the coordinator's router prefers cheaper executors).
+    #[arg(long, env = "ZKINFER_PRICE_WEI", default_value = "0")]
+    price_wei: alloy::primitives::U256,
+    /// Directory for the journal of proofs not yet paid for (resumed after a crash).
+    #[arg(long, env = "ZKINFER_STATE_DIR", default_value = "executor-state")]
+    state_dir: PathBuf,
+    /// JSON-RPC endpoint of the chain with the escrow (with --escrow); the key pays the gas.
+    #[arg(long, env = "ZKINFER_RPC_URL", requires = "escrow")]
+    rpc_url: Option<String>,
+    /// The InferenceEscrow contract to submit proofs to.
+    #[arg(long, env = "ZKINFER_ESCROW", requires = "rpc_url")]
+    escrow: Option<alloy::primitives::Address>,
 }
 
 /// How a command ended: the exit code says which.

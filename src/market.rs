@@ -5,9 +5,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use zkinfer_coordinator::api::{now_ms, Api};
-use zkinfer_coordinator::check::{ModelRegistry, ProofChecker};
+use zkinfer_coordinator::chain::Escrow;
+use zkinfer_coordinator::check::ProofChecker;
+use zkinfer_coordinator::registry::ModelRegistry;
 use zkinfer_coordinator::store::Store;
-use zkinfer_executor::ExecutorConfig;
+use zkinfer_executor::{ChainConfig, ExecutorConfig};
+use zkinfer_prover::srs::SrsChoice;
 
 use crate::{CoordinatorArgs, ExecutorArgs, Outcome};
 
@@ -23,10 +26,26 @@ fn pairs(list: &[String], what: &str) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
+fn srs_choice(file: &Option<std::path::PathBuf>, dev: bool) -> Option<SrsChoice> {
+    match (file, dev) {
+        (Some(f), _) => Some(SrsChoice::File(f.clone())),
+        (None, true) => {
+            eprintln!("WARNING: --dev-srs: keys of fetched or registered models use the INSECURE development SRS.");
+            Some(SrsChoice::Dev)
+        }
+        (None, false) => None,
+    }
+}
+
 pub(crate) fn coordinator(a: &CoordinatorArgs) -> Result<Outcome> {
     let customers: HashMap<String, String> = pairs(&a.api_keys, "--api-key")?.into_iter().map(|(name, key)| (key, name)).collect();
     let models: Vec<(String, std::path::PathBuf)> = pairs(&a.models, "--model")?.into_iter().map(|(id, d)| (id, d.into())).collect();
-    let registry = ModelRegistry::load(&models)?;
+    let registration = match (&a.models_dir, srs_choice(&a.srs, a.dev_srs)) {
+        (Some(dir), Some(srs)) => Some((dir.clone(), srs)),
+        (Some(_), None) => bail!("--models-dir needs --srs FILE or --dev-srs (the SRS for registered models' keys)"),
+        (None, _) => None,
+    };
+    let registry = std::sync::Arc::new(ModelRegistry::load(&models, registration)?);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         let store = Store::open(&a.database_url).await.with_context(|| format!("opening {}", a.database_url))?;
@@ -43,13 +62,18 @@ pub(crate) fn coordinator(a: &CoordinatorArgs) -> Result<Outcome> {
                 }
             }
         });
-        let api = Api::new(
-            store,
-            std::sync::Arc::new(registry),
-            customers,
-            Duration::from_secs(a.lease_secs),
-            Duration::from_secs(a.long_poll_secs),
-        );
+        let mut api =
+            Api::new(store.clone(), registry.clone(), customers, Duration::from_secs(a.lease_secs), Duration::from_secs(a.long_poll_secs));
+        if a.models_dir.is_some() {
+            api = api.with_registrar(registry.clone());
+        }
+        if let (Some(rpc), Some(address)) = (&a.rpc_url, a.escrow) {
+            let escrow = Escrow::connect(rpc, address)?;
+            escrow.payments_since(0).await.with_context(|| format!("reading the escrow at {address:#x} through {rpc}"))?;
+            tokio::spawn(zkinfer_coordinator::chain::watch(store, escrow.clone(), Duration::from_millis(a.chain_poll_ms.max(50))));
+            eprintln!("coordinator settles jobs through the escrow at {address:#x} ({rpc})");
+            api = api.with_escrow(escrow);
+        }
         let listener = tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("binding {}", a.listen))?;
         println!("coordinator listening on http://{} (database {})", listener.local_addr()?, a.database_url);
         axum::serve(listener, api.router()).await.context("serving")?;
@@ -64,7 +88,24 @@ pub(crate) fn executor(a: &ExecutorArgs) -> Result<Outcome> {
         None => alloy::signers::local::PrivateKeySigner::random(),
     };
     let name = zkinfer_coordinator::auth::address_string(key.address());
-    let cfg = ExecutorConfig { coordinator: a.coordinator.clone(), key, models, heartbeat: Duration::from_secs(a.heartbeat_secs.max(1)) };
+    let chain = match (&a.rpc_url, a.escrow) {
+        (Some(rpc_url), Some(escrow)) => Some(ChainConfig { rpc_url: rpc_url.clone(), escrow }),
+        _ => None,
+    };
+    let cfg = ExecutorConfig {
+        coordinator: a.coordinator.clone(),
+        key,
+        models,
+        heartbeat: Duration::from_secs(a.heartbeat_secs.max(1)),
+        price_wei: a.price_wei,
+        state_dir: a.state_dir.clone(),
+        chain,
+        fetch_models: match (a.fetch_models, srs_choice(&a.srs, a.dev_srs)) {
+            (true, Some(srs)) => Some(srs),
+            (true, None) => bail!("--fetch-models needs --srs FILE or --dev-srs (the SRS for fetched models' keys)"),
+            (false, _) => None,
+        },
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     println!("executor {name} serving {} model(s) for {}", a.models.len(), a.coordinator);
     rt.block_on(zkinfer_executor::run(cfg))?;

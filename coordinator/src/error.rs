@@ -69,6 +69,23 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+    /// The chain could not be read (the RPC endpoint failed).
+    #[error("chain: {0}")]
+    Chain(String),
+    /// The escrow job named by a submission does not pay for it.
+    #[error("escrow job {job} does not pay for this job: {reason}")]
+    Escrow {
+        /// The escrow's job id.
+        job: u64,
+        /// Why not.
+        reason: String,
+    },
+    /// The request took too long.
+    #[error("the request took over {secs} s")]
+    Timeout {
+        /// The limit.
+        secs: u64,
+    },
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -94,6 +111,9 @@ impl Error {
             Error::ModelDir(_) | Error::Internal(_) => "internal",
             Error::TooLarge { .. } => "body_too_large",
             Error::Database(_) => "internal",
+            Error::Chain(_) => "chain_unavailable",
+            Error::Escrow { .. } => "escrow_mismatch",
+            Error::Timeout { .. } => "timeout",
         }
     }
 
@@ -109,6 +129,9 @@ impl Error {
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Database(_) | Error::ModelDir(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Chain(_) => StatusCode::BAD_GATEWAY,
+            Error::Escrow { .. } => StatusCode::BAD_REQUEST,
+            Error::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

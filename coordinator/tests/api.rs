@@ -26,7 +26,11 @@ impl ProofChecker for Fake {
         (model_id == "mlp").then_some(4)
     }
 
-    fn check(&self, _model: &str, _input: &[u8], proof: &[u8]) -> Result<()> {
+    fn commitment(&self, _model: &str, _input: &[f32]) -> Result<String> {
+        Ok("0x01".into())
+    }
+
+    fn check(&self, _model: &str, _commitment: &str, proof: &[u8]) -> Result<()> {
         if proof == b"proof" {
             Ok(())
         } else {
@@ -135,6 +139,7 @@ async fn a_job_through_the_api_and_the_metrics() {
     let (_, m) = call(&app, "GET", "/metrics", &[], vec![]).await;
     let m = String::from_utf8(m).unwrap();
     assert!(m.contains("zkinfer_jobs{state=\"proved\"} 1") && m.contains("zkinfer_jobs{state=\"queued\"} 0"), "{m}");
+    assert!(m.contains("zkinfer_prove_seconds_count 1"), "{m}");
     let (s, body) = call(&app, "GET", "/v1/openapi.json", &[], vec![]).await;
     assert_eq!(s, StatusCode::OK);
     assert!(serde_json::from_slice::<Value>(&body).unwrap()["paths"]["/v1/jobs"].is_object());
@@ -231,4 +236,64 @@ async fn the_router_prefers_the_executor_that_delivered_over_one_whose_lease_lap
     assert_eq!(b.await.unwrap(), (StatusCode::NO_CONTENT, None));
     let (_, m) = call(&app, "GET", "/metrics", &[], vec![]).await;
     assert!(String::from_utf8(m).unwrap().contains(&format!("zkinfer_routing_picked_claims{{executor=\"{}\"}}", addr(&key(exec_a)))));
+}
+
+#[tokio::test]
+async fn a_sealed_job_goes_only_to_an_executor_it_was_sealed_to_and_can_be_failed_with_a_reason() {
+    let (app, _d) = app().await;
+    let (a, b) = (key(1), key(2));
+    let seal_a = zkinfer_coordinator::seal::SealKey::derive(&[1; 32]);
+    let info = |models: &[&str]| {
+        serde_json::to_vec(
+            &json!({ "hpke_public_key": hex::encode(seal_a.public_bytes()), "price_wei": "5", "gpu": false, "models": models }),
+        )
+        .unwrap()
+    };
+    let register = |k: &PrivateKeySigner| format!("/v1/executors/{}/register", addr(k));
+    let (s, body) = exec(&app, &a, &register(&a), info(&["resnet"])).await;
+    assert_eq!((s, code(&body)), (StatusCode::NOT_FOUND, "unknown_model".to_string()));
+    let (s, body) = exec(&app, &b, &register(&a), info(&["mlp"])).await;
+    assert_eq!((s, code(&body)), (StatusCode::UNAUTHORIZED, "bad_signature".to_string()));
+    assert_eq!(exec(&app, &a, &register(&a), info(&["mlp"])).await.0, StatusCode::NO_CONTENT);
+    let (s, body) = call(&app, "GET", "/v1/executors", &[ALICE], vec![]).await;
+    let listed: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((s, listed[0]["address"].as_str(), listed[0]["models"].clone()), (StatusCode::OK, Some(addr(&a).as_str()), json!(["mlp"])));
+
+    let sealed = zkinfer_coordinator::seal::seal(&seal_a.public_bytes(), "mlp", b"[0.5,0.5,0.5,0.5]").unwrap();
+    let body = |extra: Value| {
+        let mut j = json!({ "model_id": "mlp", "deadline_s": 600 });
+        j.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        serde_json::to_vec(&j).unwrap()
+    };
+    let to_a = json!({ addr(&a): hex::encode(&sealed) });
+    for bad in [
+        json!({ "sealed": to_a }),                                                           // no commitment
+        json!({ "sealed": to_a, "input": [0.5, 0.5, 0.5, 0.5], "input_commitment": "0x1" }), // both
+        json!({ "input": [0.5, 0.5, 0.5, 0.5], "escrow_job": 1 }),                           // no chain here
+        json!({ "sealed": { addr(&a): "not hex" }, "input_commitment": "0x1" }),
+    ] {
+        let (s, resp) = call(&app, "POST", "/v1/jobs", &[ALICE], body(bad.clone())).await;
+        assert_eq!((s, code(&resp)), (StatusCode::BAD_REQUEST, "bad_request".to_string()), "{bad}");
+    }
+    let (s, resp) = call(&app, "POST", "/v1/jobs", &[ALICE], body(json!({ "sealed": to_a, "input_commitment": "0x2a" }))).await;
+    assert_eq!(s, StatusCode::CREATED, "{}", String::from_utf8_lossy(&resp));
+    let id = serde_json::from_slice::<Value>(&resp).unwrap()["job_id"].as_i64().unwrap();
+    // b has no ciphertext for it: nothing to claim.
+    assert_eq!(exec(&app, &b, &format!("/v1/executors/{}/claim", addr(&b)), vec![]).await.0, StatusCode::NO_CONTENT);
+    let (s, lease) = exec(&app, &a, &format!("/v1/executors/{}/claim", addr(&a)), vec![]).await;
+    let lease: Value = serde_json::from_slice(&lease).unwrap();
+    assert_eq!((s, lease["job"].as_i64(), lease["sealed"].as_bool()), (StatusCode::OK, Some(id), Some(true)));
+    let input: Vec<u8> = serde_json::from_value(lease["input"].clone()).unwrap();
+    assert_eq!(input, sealed, "the executor gets its ciphertext, as sent");
+    assert_eq!(seal_a.open("mlp", &input).unwrap(), b"[0.5,0.5,0.5,0.5]");
+    assert_eq!(lease["input_commitment"], format!("0x{:064x}", 0x2a));
+
+    assert_eq!(exec(&app, &a, &format!("/v1/jobs/{id}/start"), vec![]).await.0, StatusCode::NO_CONTENT);
+    let reason = serde_json::to_vec(&json!({ "reason": "input has 3 values, the model takes 4" })).unwrap();
+    let (s, body) = exec(&app, &b, &format!("/v1/jobs/{id}/fail"), reason.clone()).await;
+    assert_eq!((s, code(&body)), (StatusCode::CONFLICT, "not_lease_holder".to_string()));
+    assert_eq!(exec(&app, &a, &format!("/v1/jobs/{id}/fail"), reason).await.0, StatusCode::NO_CONTENT);
+    let (_, body) = call(&app, "GET", &format!("/v1/jobs/{id}"), &[ALICE], vec![]).await;
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((v["state"].as_str(), v["failure"].as_str()), (Some("failed"), Some("input has 3 values, the model takes 4")));
 }

@@ -1,25 +1,32 @@
-//! The proving market's executor: long-polls the coordinator for a job, proves it with the
-//! model's local keys while renewing its lease, and delivers the proof.
+//! The proving market's executor: registers with the coordinator (models, price, hardware,
+//! and the HPKE key that customers seal inputs to), long-polls for a job, opens its sealed
+//! input, proves it with the model's local keys while renewing its lease, delivers the proof,
+//! and submits it to the on-chain escrow to be paid ([`settle`], crash-safe).
 //!
-//! Every request is signed with the executor's Ethereum key ([`zkinfer_coordinator::auth`]).
-//!
-//! Status (issue #5): off-chain only. Sealed inputs, on-chain submission and crash-safe
-//! resubmission are not built yet.
+//! Every coordinator request is signed with the executor's Ethereum key
+//! ([`zkinfer_coordinator::auth`]); the same key pays for and receives on-chain transactions.
 //!
 //! # Feature flags
 //! None.
+
+mod client;
+mod models;
+pub mod settle;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
+use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
 use serde::Deserialize;
-use zkinfer_coordinator::auth;
+use zkinfer_coordinator::seal::SealKey;
+use zkinfer_coordinator::store::ExecutorInfo;
 use zkinfer_prover::{Loaded, ModelDir};
+
+use crate::client::Client;
+use crate::settle::{Escrow, Journal, Pending, Settled};
 
 /// Errors of the executor.
 #[derive(Debug, thiserror::Error)]
@@ -43,22 +50,49 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The coordinator refused a delivered proof.
+    #[error("the coordinator rejected the proof: {0}")]
+    Rejected(String),
+    /// The chain could not be reached, or refused a submission.
+    #[error("chain: {0}")]
+    Chain(String),
+    /// The journal of unpaid proofs could not be read or written.
+    #[error("journal: {0}")]
+    Journal(String),
 }
 
 /// Result with the executor's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Where the escrow is.
+#[derive(Clone, Debug)]
+pub struct ChainConfig {
+    /// JSON-RPC endpoint.
+    pub rpc_url: String,
+    /// The escrow contract.
+    pub escrow: Address,
+}
 
 /// What an executor needs to run.
 #[derive(Clone, Debug)]
 pub struct ExecutorConfig {
     /// The coordinator's base URL, e.g. `http://127.0.0.1:8080`.
     pub coordinator: String,
-    /// This executor's key: its address is its identity.
+    /// This executor's key: its address is its identity and its payee.
     pub key: PrivateKeySigner,
     /// Model id → set-up model directory.
     pub models: HashMap<String, PathBuf>,
     /// How often to renew a lease while proving.
     pub heartbeat: Duration,
+    /// The price it asks per job (wei), told to the coordinator's router.
+    pub price_wei: U256,
+    /// Where the journal of unpaid proofs lives.
+    pub state_dir: PathBuf,
+    /// The escrow to submit proofs to; `None` delivers to the coordinator only.
+    pub chain: Option<ChainConfig>,
+    /// Also prove the models registered with the coordinator, set up with this SRS under
+    /// `state_dir/models` ([`models`]).
+    pub fetch_models: Option<zkinfer_prover::srs::SrsChoice>,
 }
 
 /// A lease, as the coordinator sends it.
@@ -67,6 +101,8 @@ struct Lease {
     job: i64,
     model_id: String,
     input: Vec<u8>,
+    sealed: bool,
+    escrow_job: Option<u64>,
 }
 
 /// A loaded model with its proving key.
@@ -76,7 +112,7 @@ struct Prover {
 }
 
 impl Prover {
-    fn load(model: &str, dir: &PathBuf) -> Result<Self> {
+    fn load(model: &str, dir: &std::path::Path) -> Result<Self> {
         let err = |source| Error::Model { model: model.to_string(), source };
         let d = ModelDir::new(dir);
         let loaded = d.load().map_err(err)?;
@@ -95,21 +131,46 @@ impl Prover {
     }
 }
 
-/// Runs the executor until the process is stopped: claim, prove, deliver, repeat.
+/// A running executor's parts.
+struct Executor {
+    cfg: ExecutorConfig,
+    client: Client,
+    provers: HashMap<String, Arc<Prover>>,
+    seal: SealKey,
+    escrow: Option<Escrow>,
+    journal: Journal,
+}
+
+/// Runs the executor until the process is stopped: register, resume unpaid proofs, then
+/// claim, prove, deliver, get paid, repeat.
 pub async fn run(cfg: ExecutorConfig) -> Result<()> {
     let mut provers = HashMap::new();
     for (id, dir) in &cfg.models {
         provers.insert(id.clone(), Arc::new(Prover::load(id, dir)?));
     }
-    let client = Client {
-        http: reqwest::Client::new(),
-        base: cfg.coordinator.trim_end_matches('/').to_string(),
-        key: cfg.key.clone(),
-        nonce: Arc::new(AtomicU64::new(0)),
+    let escrow = cfg.chain.as_ref().map(|c| Escrow::connect(&c.rpc_url, c.escrow, &cfg.key)).transpose()?;
+    let ex = Executor {
+        client: Client::new(&cfg.coordinator, cfg.key.clone()),
+        seal: SealKey::derive(cfg.key.to_bytes().as_slice()),
+        journal: Journal::new(&cfg.state_dir),
+        provers,
+        escrow,
+        cfg,
     };
-    let name = client.name();
+    let mut ex = ex;
+    ex.sync_models().await;
+    ex.register().await?;
+    let name = ex.client.name();
     loop {
-        let lease: Lease = match client.post(&format!("/v1/executors/{name}/claim"), Vec::new()).await {
+        if ex.sync_models().await {
+            ex.register().await?;
+        }
+        // Unpaid proofs first (left by a crash, or by a chain that was unreachable).
+        if let Err(e) = ex.resume().await {
+            eprintln!("executor {name}: {e}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let lease: Lease = match ex.client.post(&format!("/v1/executors/{name}/claim"), Vec::new()).await {
             Ok(r) if r.status() == reqwest::StatusCode::NO_CONTENT => continue, // the long-poll ended empty
             Ok(r) if r.status().is_success() => match r.bytes().await.map(|b| serde_json::from_slice(&b)) {
                 Ok(Ok(l)) => l,
@@ -122,68 +183,82 @@ pub async fn run(cfg: ExecutorConfig) -> Result<()> {
                 continue;
             }
         };
-        work(&client, &cfg, &provers, lease).await?;
+        if let Err(e) = ex.work(lease).await {
+            eprintln!("executor {name}: {e}");
+        }
     }
 }
 
-/// Signed requests to the coordinator.
-#[derive(Clone)]
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    key: PrivateKeySigner,
-    /// The last nonce used: nonces are milliseconds, bumped to stay strictly increasing.
-    nonce: Arc<AtomicU64>,
-}
-
-impl Client {
-    fn name(&self) -> String {
-        auth::address_string(self.key.address())
-    }
-
-    fn next_nonce(&self) -> u64 {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let mut last = self.nonce.load(Ordering::SeqCst);
+impl Executor {
+    /// Tells the coordinator what it serves, retrying until the coordinator is up.
+    async fn register(&self) -> Result<()> {
+        let mut models: Vec<String> = self.provers.keys().cloned().collect();
+        models.sort();
+        let info = ExecutorInfo {
+            address: String::new(),
+            hpke_public_key: hex::encode(self.seal.public_bytes()),
+            price_wei: self.cfg.price_wei.to_string(),
+            gpu: false,
+            models,
+        };
+        let body = serde_json::to_vec(&info).map_err(|e| Error::Coordinator(e.to_string()))?;
+        let path = format!("/v1/executors/{}/register", self.client.name());
         loop {
-            let next = now.max(last + 1);
-            match self.nonce.compare_exchange(last, next, Ordering::SeqCst, Ordering::SeqCst) {
-                Ok(_) => return next,
-                Err(seen) => last = seen,
+            match self.client.post(&path, body.clone()).await {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) => {
+                    return Err(Error::Coordinator(format!("register answered {}: {}", r.status(), r.text().await.unwrap_or_default())))
+                }
+                Err(e) => {
+                    eprintln!("executor {}: coordinator unreachable ({e}); retrying", self.client.name());
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
             }
         }
     }
 
-    async fn post(&self, path: &str, body: Vec<u8>) -> std::result::Result<reqwest::Response, String> {
-        let headers = auth::sign(&self.key, "POST", path, &body, self.next_nonce()).map_err(|e| e.to_string())?;
-        let mut req = self.http.post(format!("{}{path}", self.base)).body(body);
-        for (k, v) in headers {
-            req = req.header(k, v);
+    /// Finishes what a previous run left in the journal: deliver, then get paid.
+    async fn resume(&self) -> Result<()> {
+        for mut entry in self.journal.entries()? {
+            println!("executor {}: resuming job {} (escrow job {})", self.client.name(), entry.job, entry.escrow_job);
+            self.deliver_and_settle(&mut entry).await?;
         }
-        req.send().await.map_err(|e| e.to_string())
+        Ok(())
     }
 
-    /// A signed POST that must succeed.
-    async fn expect(&self, path: &str, body: Vec<u8>) -> Result<()> {
-        let r = self.post(path, body).await.map_err(Error::Coordinator)?;
-        if r.status().is_success() {
-            Ok(())
-        } else {
-            Err(Error::Coordinator(format!("{path}: {} {}", r.status(), r.text().await.unwrap_or_default())))
-        }
+    async fn work(&self, lease: Lease) -> Result<()> {
+        let (job, name) = (lease.job, self.client.name());
+        let Some(prover) = self.provers.get(&lease.model_id).cloned() else {
+            // Not ours to prove: let the lease lapse so another executor gets it.
+            eprintln!("executor {name}: job {job} is for model `{}`, which is not loaded here", lease.model_id);
+            return Ok(());
+        };
+        self.client.expect(&format!("/v1/jobs/{job}/start"), Vec::new()).await?;
+        println!("executor {name}: proving job {job}");
+        let beat = self.heartbeat(job);
+        let input = if lease.sealed { self.seal.open(&lease.model_id, &lease.input).map_err(|e| e.to_string()) } else { Ok(lease.input) };
+        let proved = match input {
+            Ok(input) => match tokio::task::spawn_blocking(move || prover.prove(job, &input)).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(e) => Err(format!("the prover panicked: {e}")),
+            },
+            Err(e) => Err(e),
+        };
+        let result = match proved {
+            Ok(proof) => self.finish(job, lease.escrow_job, proof).await,
+            Err(reason) => {
+                eprintln!("executor {name}: job {job}: {reason}");
+                let body = serde_json::to_vec(&serde_json::json!({ "reason": reason })).map_err(|e| Error::Coordinator(e.to_string()))?;
+                self.client.expect(&format!("/v1/jobs/{job}/fail"), body).await
+            }
+        };
+        beat.abort();
+        result
     }
-}
 
-async fn work(client: &Client, cfg: &ExecutorConfig, provers: &HashMap<String, Arc<Prover>>, lease: Lease) -> Result<()> {
-    let (job, name) = (lease.job, client.name());
-    let Some(prover) = provers.get(&lease.model_id).cloned() else {
-        // Not ours to prove: let the lease lapse so another executor gets it.
-        eprintln!("executor {name}: job {job} is for model `{}`, which is not loaded here", lease.model_id);
-        return Ok(());
-    };
-    client.expect(&format!("/v1/jobs/{job}/start"), Vec::new()).await?;
-    println!("executor {name}: proving job {job}");
-    let beat = {
-        let (client, path, every, name) = (client.clone(), format!("/v1/jobs/{job}/heartbeat"), cfg.heartbeat, name.clone());
+    fn heartbeat(&self, job: i64) -> tokio::task::JoinHandle<()> {
+        let (client, path, every, name) =
+            (self.client.clone(), format!("/v1/jobs/{job}/heartbeat"), self.cfg.heartbeat, self.client.name());
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
@@ -192,16 +267,68 @@ async fn work(client: &Client, cfg: &ExecutorConfig, provers: &HashMap<String, A
                 }
             }
         })
-    };
-    let proved = tokio::task::spawn_blocking(move || prover.prove(job, &lease.input)).await;
-    beat.abort();
-    match proved {
-        Ok(Ok(proof)) => {
-            client.expect(&format!("/v1/jobs/{job}/proof"), proof).await?;
-            println!("executor {name}: delivered job {job}");
-        }
-        Ok(Err(e)) => eprintln!("executor {name}: {e}"),
-        Err(e) => eprintln!("executor {name}: job {job}: the prover panicked: {e}"),
     }
-    Ok(())
+
+    /// Delivers a proof; for a paid job, journals it first and then gets paid.
+    async fn finish(&self, job: i64, escrow_job: Option<u64>, proof: Vec<u8>) -> Result<()> {
+        match (escrow_job, &self.escrow) {
+            (Some(escrow_job), Some(_)) => {
+                let mut entry = Pending { job, escrow_job, proof: hex::encode(&proof), delivered: false, tx: None };
+                self.journal.put(&entry)?;
+                self.deliver_and_settle(&mut entry).await
+            }
+            (Some(escrow_job), None) => {
+                eprintln!(
+                    "executor {}: job {job} is paid by escrow job {escrow_job}, but no --rpc-url/--escrow is set",
+                    self.client.name()
+                );
+                self.deliver(job, proof).await.map(|_| ())
+            }
+            (None, _) => self.deliver(job, proof).await.map(|_| ()),
+        }
+    }
+
+    /// Delivers a proof. `Ok(false)` when the job moved on (its lease lapsed and it was
+    /// re-leased or proved by another executor): the proof is still valid on chain.
+    async fn deliver(&self, job: i64, proof: Vec<u8>) -> Result<bool> {
+        let r = self.client.post(&format!("/v1/jobs/{job}/proof"), proof).await.map_err(Error::Coordinator)?;
+        let status = r.status();
+        if status.is_success() {
+            println!("executor {}: delivered job {job}", self.client.name());
+            return Ok(true);
+        }
+        let text = r.text().await.unwrap_or_default();
+        if status == reqwest::StatusCode::CONFLICT {
+            eprintln!("executor {}: job {job} moved on before delivery: {text}", self.client.name());
+            return Ok(false);
+        }
+        if status.is_client_error() {
+            return Err(Error::Rejected(format!("job {job}: {status} {text}")));
+        }
+        Err(Error::Coordinator(format!("delivering job {job}: {status} {text}")))
+    }
+
+    async fn deliver_and_settle(&self, entry: &mut Pending) -> Result<()> {
+        let name = self.client.name();
+        if !entry.delivered {
+            let proof = hex::decode(&entry.proof).map_err(|e| Error::Journal(e.to_string()))?;
+            if let Err(e) = self.deliver(entry.job, proof).await {
+                if matches!(e, Error::Rejected(_)) {
+                    // The proof itself was refused: the escrow would refuse it too.
+                    self.journal.done(entry.escrow_job)?;
+                }
+                return Err(e);
+            }
+            entry.delivered = true;
+            self.journal.put(entry)?;
+        }
+        let Some(escrow) = &self.escrow else { return Ok(()) };
+        match escrow.settle(&self.journal, entry).await? {
+            Settled::Paid(tx) => println!("executor {name}: paid for job {} (escrow job {}) in tx {tx:#x}", entry.job, entry.escrow_job),
+            Settled::AlreadyPaid { to } => {
+                println!("executor {name}: escrow job {} was already paid to {to:#x}; not submitting again", entry.escrow_job)
+            }
+        }
+        self.journal.done(entry.escrow_job)
+    }
 }

@@ -30,6 +30,25 @@ pub struct Srs {
     pub insecure: bool,
 }
 
+/// Where an SRS comes from, for a service that sets up models it is sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SrsChoice {
+    /// The insecure development SRS ([`Srs::dev`]).
+    Dev,
+    /// A halo2 KZG params file, downsized to each circuit's k ([`Srs::load`]).
+    File(std::path::PathBuf),
+}
+
+impl SrsChoice {
+    /// The SRS at `k`.
+    pub fn at(&self, k: u32) -> Result<Srs> {
+        match self {
+            SrsChoice::Dev => Srs::dev(k),
+            SrsChoice::File(path) => Srs::load(path, k),
+        }
+    }
+}
+
 impl Srs {
     /// Generates the insecure development SRS at `k` (deterministic: anyone can forge proofs with it).
     pub fn dev(k: u32) -> Result<Self> {

@@ -3,7 +3,7 @@ pragma solidity 0.8.19;
 
 /// @title InferenceEscrow: pays an executor only when a valid zkinfer proof for the job arrives.
 /// @notice A customer opens a job for a registered model with the Poseidon commitment to
-/// their private input and an ETH payment. An executor claims it and submits the proof with
+/// their private input and an ETH payment. An executor (optionally claiming it first) submits the proof with
 /// its public instances `[inputCommitment, outputs...]`. The escrow checks that the instances
 /// bind this job's input, calls the model's verifier (generated for the model's verifying
 /// key, so it also fixes the model), records the outputs, and pays. After the deadline an
@@ -94,11 +94,19 @@ contract InferenceEscrow {
         emit JobClaimed(jobId, msg.sender);
     }
 
-    /// Submits the proof for a claimed job; pays the executor when it verifies.
+    /// Submits the proof for a job; pays the sender when it verifies. A claimed job pays only
+    /// its claimant. An open job pays the first allowed sender with a valid proof: a market
+    /// coordinator leases jobs off chain and restricts them to the executors it may route to,
+    /// so an executor that dies mid-proof does not lock the job (its lease lapses off chain).
     function submitProof(uint256 jobId, uint256[] calldata instances, bytes calldata proof) external {
         Job storage job = jobs[jobId];
-        if (job.state != State.Claimed) revert WrongState(jobId, job.state);
-        if (msg.sender != job.executor) revert NotAllowed(jobId, msg.sender);
+        if (job.state == State.Claimed) {
+            if (msg.sender != job.executor) revert NotAllowed(jobId, msg.sender);
+        } else if (job.state == State.Open) {
+            if (job.restricted && !allowedExecutor[jobId][msg.sender]) revert NotAllowed(jobId, msg.sender);
+        } else {
+            revert WrongState(jobId, job.state);
+        }
         if (block.timestamp > job.deadline) revert DeadlinePassed(jobId);
         Model storage model = models[job.modelId];
         if (instances.length != model.numInstances) revert WrongInstanceCount(model.numInstances, instances.length);
@@ -110,6 +118,7 @@ contract InferenceEscrow {
         bytes32 outputsHash = keccak256(abi.encodePacked(outputs));
         uint256 price = job.price;
         job.state = State.Paid;
+        job.executor = msg.sender; // the payee, also when the job was paid without a claim
         job.outputsHash = outputsHash;
         emit JobPaid(jobId, msg.sender, price, outputsHash, outputs);
         (bool sent,) = payable(msg.sender).call{value: price}("");

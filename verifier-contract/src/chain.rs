@@ -56,6 +56,28 @@ impl LocalChain {
         self.anvil.addresses()[i]
     }
 
+    /// The node's JSON-RPC endpoint.
+    pub fn endpoint(&self) -> String {
+        self.anvil.endpoint()
+    }
+
+    /// Account `i`'s private key, 0x-hex (anvil's well-known development keys).
+    pub fn key_hex(&self, i: usize) -> String {
+        format!("0x{}", hex::encode(self.signers[i].to_bytes()))
+    }
+
+    /// Wei paid for gas by a mined transaction.
+    pub async fn fee(&self, tx: alloy::primitives::B256) -> Result<U256> {
+        Ok(self.gas(tx).await?.1)
+    }
+
+    /// Gas used by a mined transaction, and the wei paid for it.
+    pub async fn gas(&self, tx: alloy::primitives::B256) -> Result<(u64, U256)> {
+        let r = self.provider(0).get_transaction_receipt(tx).await.map_err(chain_err)?;
+        let r = r.ok_or_else(|| Error::Chain(format!("no receipt for {tx:#x}")))?;
+        Ok((r.gas_used, U256::from(r.gas_used) * U256::from(r.effective_gas_price)))
+    }
+
     /// A provider that signs as account `i`.
     pub fn provider(&self, i: usize) -> DynProvider {
         let wallet = EthereumWallet::from(self.signers[i].clone());

@@ -9,6 +9,7 @@ pub mod chain;
 pub mod codegen;
 mod error;
 pub mod escrow;
+pub mod market;
 pub mod solc;
 pub mod split;
 pub mod verifier;

@@ -180,6 +180,7 @@ async fn escrow_pays_once_for_a_valid_proof_and_refunds_after_the_deadline() {
     assert!(
         chain.transact(customer, escrow, open(commitment, now + 100, vec![chain.account(stranger)]), price, gas).await.unwrap().success
     );
+    expect_rejected("a direct submission outside the allow-list", submit(3, instances.clone(), proof.clone())).await;
     let claim3 = InferenceEscrow::claimJobCall { jobId: U256::from(3) }.abi_encode();
     assert!(!chain.transact(executor, escrow, claim3.clone(), U256::ZERO, gas).await.unwrap().success, "claim outside the allow-list");
     chain.increase_time(200).await.unwrap();

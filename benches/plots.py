@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Draws the benchmark plots in papers/plots/ from the benchmarks' own output (no plotting
+library: plain SVG, so the script needs only Python 3).
+
+- prove_time.svg: prove seconds against model size (multiply-accumulates), zkinfer and EZKL,
+  from benches/ezkl/side_by_side.sh's results.json (model sizes from ``zkinfer info --json`` on
+  the model directories that run compiled).
+- msm_throughput.svg: MSM throughput (points per second) against size for each backend, from
+  criterion's output of ``cargo bench -p zkinfer-benches --bench bench_main -- msm`` (every
+  benchmark group whose name starts with "msm", read from target/criterion/*/*/*/new/).
+
+Run: python3 benches/plots.py [--side-by-side target/side_by_side/results.json]
+     [--criterion target/criterion] [--zkinfer target/release/zkinfer] [--out papers/plots]
+A plot whose input is missing is skipped with a message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+W, H, L, R, T, B = 640, 420, 80, 170, 40, 60  # size and margins
+
+
+def log_ticks(lo: float, hi: float) -> list[float]:
+    return [10.0**e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)]
+
+
+def svg_plot(title: str, xlabel: str, ylabel: str, series: dict[str, list[tuple[float, float, str]]], x_log2: bool = False) -> str:
+    """A log-log plot: one polyline with markers per series; points may carry a label."""
+    pts = [p for s in series.values() for p in s]
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    if x_log2:
+        xlo, xhi = 2.0 ** math.floor(math.log2(min(xs))), 2.0 ** math.ceil(math.log2(max(xs)))
+        xt = [2.0**e for e in range(int(math.log2(xlo)), int(math.log2(xhi)) + 1, 2)]
+    else:
+        xt = log_ticks(min(xs), max(xs))
+        xlo, xhi = xt[0], xt[-1]
+    yt = log_ticks(min(ys), max(ys))
+    ylo, yhi = yt[0], yt[-1]
+
+    def px(x: float) -> float:
+        return L + (math.log(x) - math.log(xlo)) / (math.log(xhi) - math.log(xlo)) * (W - L - R)
+
+    def py(y: float) -> float:
+        return H - B - (math.log(y) - math.log(ylo)) / (math.log(yhi) - math.log(ylo)) * (H - T - B)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{W}" height="{H}" fill="white"/>',
+           f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="15">{title}</text>',
+           f'<rect x="{L}" y="{T}" width="{W - L - R}" height="{H - T - B}" fill="none" stroke="#444"/>']
+    for x in xt:
+        label = f"2^{int(round(math.log2(x)))}" if x_log2 else f"{x:g}"
+        out.append(f'<line x1="{px(x):.1f}" y1="{T}" x2="{px(x):.1f}" y2="{H - B}" stroke="#ddd"/>')
+        out.append(f'<text x="{px(x):.1f}" y="{H - B + 16}" text-anchor="middle">{label}</text>')
+    for y in yt:
+        out.append(f'<line x1="{L}" y1="{py(y):.1f}" x2="{W - R}" y2="{py(y):.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{L - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:g}</text>')
+    out.append(f'<text x="{(L + W - R) / 2}" y="{H - 16}" text-anchor="middle">{xlabel}</text>')
+    out.append(f'<text x="18" y="{(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 18 {(T + H - B) / 2})">{ylabel}</text>')
+    for i, (name, s) in enumerate(series.items()):
+        c = COLORS[i % len(COLORS)]
+        s = sorted(s)
+        out.append(f'<polyline fill="none" stroke="{c}" stroke-width="2" points="{" ".join(f"{px(x):.1f},{py(y):.1f}" for x, y, _ in s)}"/>')
+        for x, y, label in s:
+            out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="4" fill="{c}"/>')
+            if label:
+                out.append(f'<text x="{px(x) + 6:.1f}" y="{py(y) - 6:.1f}" fill="{c}">{label}</text>')
+        ly = T + 10 + 18 * i
+        out.append(f'<line x1="{W - R + 12}" y1="{ly}" x2="{W - R + 32}" y2="{ly}" stroke="{c}" stroke-width="2"/>')
+        out.append(f'<text x="{W - R + 38}" y="{ly + 4}">{name}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def prove_time(results: Path, zkinfer: Path) -> str | None:
+    if not results.exists():
+        print(f"skipped prove_time.svg: {results} is missing (run benches/ezkl/side_by_side.sh)")
+        return None
+    series: dict[str, list[tuple[float, float, str]]] = {"zkinfer": [], "EZKL": []}
+    for r in json.loads(results.read_text()):
+        model_dir = results.parent / r["model"] / "zkinfer" / "model"
+        info = json.loads(subprocess.run([str(zkinfer), "info", str(model_dir), "--json"], check=True, capture_output=True, text=True).stdout)
+        macs = info["macs"]
+        series["zkinfer"].append((macs, r["zkinfer"]["prove"]["wall_s"], r["model"]))
+        series["EZKL"].append((macs, r["ezkl"]["prove"]["wall_s"], ""))
+    return svg_plot("Prove time against model size (same ONNX, input, machine)", "multiply-accumulates", "prove seconds", series)
+
+
+def msm_throughput(criterion: Path) -> str | None:
+    series: dict[str, list[tuple[float, float, str]]] = {}
+    for bench in sorted(criterion.glob("msm*/*/*/new/benchmark.json")):
+        meta = json.loads(bench.read_text())
+        est = json.loads((bench.parent / "estimates.json").read_text())
+        size = float(meta.get("value_str") or bench.parent.parent.name)
+        n = 2.0**size if size <= 64 else size
+        seconds = est["mean"]["point_estimate"] / 1e9
+        series.setdefault(meta.get("function_id") or bench.parent.parent.parent.name, []).append((n, n / seconds, ""))
+    if not series:
+        print(f"skipped msm_throughput.svg: no criterion msm* benchmarks under {criterion}")
+        return None
+    return svg_plot("MSM throughput on BN254 G1 (2 cores)", "points (n)", "points per second", series, x_log2=True)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--side-by-side", type=Path, default=ROOT / "target/side_by_side/results.json")
+    p.add_argument("--criterion", type=Path, default=ROOT / "target/criterion")
+    p.add_argument("--zkinfer", type=Path, default=ROOT / "target/release/zkinfer")
+    p.add_argument("--out", type=Path, default=ROOT / "papers/plots")
+    a = p.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    for name, svg in [("prove_time.svg", prove_time(a.side_by_side, a.zkinfer)), ("msm_throughput.svg", msm_throughput(a.criterion))]:
+        if svg:
+            (a.out / name).write_text(svg)
+            print(f"wrote {a.out / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

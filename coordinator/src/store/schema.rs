@@ -1,0 +1,171 @@
+//! The two databases the store runs on: their schemas (the same tables; types differ) and how
+//! a write transaction takes the store's lock.
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor};
+
+use crate::error::{Error, Result};
+
+/// Which database a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file: no setup; coordinators on one host can share it.
+    Sqlite,
+    /// Postgres: coordinators on several hosts can share it.
+    Postgres,
+}
+
+/// Columns and their SQL types, per backend: `{int}` 64-bit integers, `{bytes}` blobs,
+/// `{bool}` booleans, `{serial}` an auto-increment key.
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS models (
+    id TEXT PRIMARY KEY,
+    input_len {int} NOT NULL,
+    created_ms {int} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id {serial},
+    model_id TEXT NOT NULL REFERENCES models(id),
+    customer TEXT NOT NULL,
+    input {bytes} NOT NULL,
+    state TEXT NOT NULL,
+    executor TEXT,
+    lease_until_ms {int},
+    attempts {int} NOT NULL DEFAULT 0,
+    deadline_ms {int} NOT NULL,
+    proof {bytes},
+    created_ms {int} NOT NULL,
+    -- 0x-hex Poseidon commitment to the input: the proof's first public value.
+    input_commitment TEXT,
+    -- The escrow's job id that pays for this job, when the market runs on chain.
+    escrow_job {int} UNIQUE,
+    -- True when the input is sealed: `input` is empty and the ciphertexts are in sealed_inputs.
+    sealed {bool} NOT NULL DEFAULT FALSE,
+    failure TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, id);
+CREATE TABLE IF NOT EXISTS sealed_inputs (
+    job_id {int} NOT NULL REFERENCES jobs(id),
+    executor TEXT NOT NULL,
+    ciphertext {bytes} NOT NULL,
+    PRIMARY KEY (job_id, executor)
+);
+CREATE TABLE IF NOT EXISTS executors (
+    address TEXT PRIMARY KEY,
+    hpke_public_key {bytes} NOT NULL,
+    price_wei TEXT NOT NULL,
+    gpu {bool} NOT NULL,
+    registered_ms {int} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS executor_models (
+    executor TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    PRIMARY KEY (executor, model_id)
+);
+CREATE TABLE IF NOT EXISTS payments (
+    escrow_job {int} PRIMARY KEY,
+    executor TEXT NOT NULL,
+    price_wei TEXT NOT NULL,
+    tx TEXT NOT NULL,
+    block {int} NOT NULL,
+    seen_ms {int} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chain_cursor (
+    id {int} PRIMARY KEY CHECK (id = 1),
+    next_block {int} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS executor_nonces (
+    executor TEXT PRIMARY KEY,
+    last_nonce {int} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS job_events (
+    seq {serial},
+    job_id {int} NOT NULL REFERENCES jobs(id),
+    state TEXT NOT NULL,
+    at_ms {int} NOT NULL,
+    executor TEXT
+);
+"#;
+
+impl Backend {
+    fn from_url(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(Error::BadRequest(format!("database URL `{url}`: use sqlite:FILE or postgres://USER@HOST/DB")))
+        }
+    }
+
+    fn schema(self) -> String {
+        let (int, bytes, boolean, serial) = match self {
+            Backend::Sqlite => ("INTEGER", "BLOB", "BOOLEAN", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+            Backend::Postgres => ("BIGINT", "BYTEA", "BOOLEAN", "BIGSERIAL PRIMARY KEY"),
+        };
+        SCHEMA.replace("{int}", int).replace("{bytes}", bytes).replace("{bool}", boolean).replace("{serial}", serial)
+    }
+}
+
+/// SQLite creates a missing file only when asked (`mode=rwc`).
+fn sqlite_url(url: &str) -> String {
+    if url.contains(":memory:") || url.contains("mode=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+/// Connects and creates the tables if missing.
+pub(super) async fn connect(url: &str) -> Result<(Backend, AnyPool)> {
+    sqlx::any::install_default_drivers();
+    let backend = Backend::from_url(url)?;
+    let pool = match backend {
+        // One connection: SQLite has one writer anyway, and `BEGIN IMMEDIATE` then never
+        // waits on this process's own connections.
+        Backend::Sqlite => {
+            AnyPoolOptions::new()
+                .max_connections(1)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;").await?;
+                        Ok(())
+                    })
+                })
+                .connect(&sqlite_url(url))
+                .await?
+        }
+        Backend::Postgres => AnyPoolOptions::new().max_connections(8).connect(url).await?,
+    };
+    // Two coordinators starting at once must not race on creating the tables.
+    let mut tx = begin_exclusive_schema(&pool, backend).await?;
+    sqlx::raw_sql(&backend.schema()).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok((backend, pool))
+}
+
+async fn begin_exclusive_schema(pool: &AnyPool, backend: Backend) -> Result<sqlx::Transaction<'_, sqlx::Any>> {
+    match backend {
+        Backend::Sqlite => Ok(pool.begin_with("BEGIN IMMEDIATE").await?),
+        Backend::Postgres => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock(7142010)) AS locked").fetch_all(&mut *tx).await?;
+            Ok(tx)
+        }
+    }
+}
+
+/// A transaction holding the store's write lock from its start.
+pub(super) async fn begin_exclusive(pool: &AnyPool, backend: Backend) -> Result<sqlx::Transaction<'_, sqlx::Any>> {
+    match backend {
+        Backend::Sqlite => Ok(pool.begin_with("BEGIN IMMEDIATE").await?),
+        Backend::Postgres => {
+            let mut tx = pool.begin().await?;
+            // Readers go on; writers queue here, as SQLite's single writer does.
+            sqlx::query("LOCK TABLE jobs IN EXCLUSIVE MODE").execute(&mut *tx).await?;
+            Ok(tx)
+        }
+    }
+}
