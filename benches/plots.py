@@ -5,9 +5,9 @@ library: plain SVG, so the script needs only Python 3).
 - prove_time.svg: prove seconds against model size (multiply-accumulates), zkinfer and EZKL,
   from benches/ezkl/side_by_side.sh's results.json (model sizes from ``zkinfer info --json`` on
   the model directories that run compiled).
-- msm_throughput.svg: MSM throughput (points per second) against size for each backend, from
-  criterion's output of ``cargo bench -p zkinfer-benches --bench bench_main -- msm`` (every
-  benchmark group whose name starts with "msm", read from target/criterion/*/*/*/new/).
+- msm_throughput.svg: MSM throughput (terms per second) against size for each backend, from
+  criterion's output of ``cargo bench -p zkinfer-benches --bench bench_main -- msm_2`` (the
+  groups ``msm_2^N``, read from target/criterion/msm_2_N/<backend>/new/).
 
 Run: python3 benches/plots.py [--side-by-side target/side_by_side/results.json]
      [--criterion target/criterion] [--zkinfer target/release/zkinfer] [--out papers/plots]
@@ -19,21 +19,32 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
-W, H, L, R, T, B = 640, 420, 80, 170, 40, 60  # size and margins
+W, H, L, R, T, B = 680, 420, 80, 210, 40, 60  # size and margins
+
+
+def short(v: float) -> str:
+    """1000000 as 1M, 100000 as 100k."""
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if v >= scale:
+            return f"{v / scale:g}{unit}"
+    return f"{v:g}"
 
 
 def log_ticks(lo: float, hi: float) -> list[float]:
     return [10.0**e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)]
 
 
-def svg_plot(title: str, xlabel: str, ylabel: str, series: dict[str, list[tuple[float, float, str]]], x_log2: bool = False) -> str:
-    """A log-log plot: one polyline with markers per series; points may carry a label."""
+def svg_plot(
+    title: str, xlabel: str, ylabel: str, series: dict[str, list[tuple[float, float, str]]], x_log2: bool = False, lines: bool = True
+) -> str:
+    """A log-log plot: markers per series, joined by a line when `lines`; points may carry a label."""
     pts = [p for s in series.values() for p in s]
     xs, ys = [p[0] for p in pts], [p[1] for p in pts]
     if x_log2:
@@ -56,20 +67,21 @@ def svg_plot(title: str, xlabel: str, ylabel: str, series: dict[str, list[tuple[
            f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="15">{title}</text>',
            f'<rect x="{L}" y="{T}" width="{W - L - R}" height="{H - T - B}" fill="none" stroke="#444"/>']
     for x in xt:
-        label = f"2^{int(round(math.log2(x)))}" if x_log2 else f"{x:g}"
+        label = f"2^{int(round(math.log2(x)))}" if x_log2 else short(x)
         out.append(f'<line x1="{px(x):.1f}" y1="{T}" x2="{px(x):.1f}" y2="{H - B}" stroke="#ddd"/>')
         out.append(f'<text x="{px(x):.1f}" y="{H - B + 16}" text-anchor="middle">{label}</text>')
     for y in yt:
         out.append(f'<line x1="{L}" y1="{py(y):.1f}" x2="{W - R}" y2="{py(y):.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{L - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:g}</text>')
+        out.append(f'<text x="{L - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{short(y)}</text>')
     out.append(f'<text x="{(L + W - R) / 2}" y="{H - 16}" text-anchor="middle">{xlabel}</text>')
     out.append(f'<text x="18" y="{(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 18 {(T + H - B) / 2})">{ylabel}</text>')
     for i, (name, s) in enumerate(series.items()):
         c = COLORS[i % len(COLORS)]
         s = sorted(s)
-        out.append(f'<polyline fill="none" stroke="{c}" stroke-width="2" points="{" ".join(f"{px(x):.1f},{py(y):.1f}" for x, y, _ in s)}"/>')
+        if lines:
+            out.append(f'<polyline fill="none" stroke="{c}" stroke-width="2" points="{" ".join(f"{px(x):.1f},{py(y):.1f}" for x, y, _ in s)}"/>')
         for x, y, label in s:
-            out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="4" fill="{c}"/>')
+            out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="5" fill="{c}"/>')
             if label:
                 out.append(f'<text x="{px(x) + 6:.1f}" y="{py(y) - 6:.1f}" fill="{c}">{label}</text>')
         ly = T + 10 + 18 * i
@@ -89,23 +101,25 @@ def prove_time(results: Path, zkinfer: Path) -> str | None:
         info = json.loads(subprocess.run([str(zkinfer), "info", str(model_dir), "--json"], check=True, capture_output=True, text=True).stdout)
         macs = info["macs"]
         series["zkinfer"].append((macs, r["zkinfer"]["prove"]["wall_s"], r["model"]))
-        series["EZKL"].append((macs, r["ezkl"]["prove"]["wall_s"], ""))
-    return svg_plot("Prove time against model size (same ONNX, input, machine)", "multiply-accumulates", "prove seconds", series)
+        series["EZKL"].append((macs, r["ezkl"]["prove"]["wall_s"], r["model"]))
+    # Different architectures: points, not a trend line.
+    return svg_plot("Prove time against model size (same ONNX, input, machine)", "multiply-accumulates", "prove seconds", series, lines=False)
 
 
 def msm_throughput(criterion: Path) -> str | None:
     series: dict[str, list[tuple[float, float, str]]] = {}
-    for bench in sorted(criterion.glob("msm*/*/*/new/benchmark.json")):
+    for bench in sorted(criterion.glob("msm_2_*/*/new/benchmark.json")):
         meta = json.loads(bench.read_text())
-        est = json.loads((bench.parent / "estimates.json").read_text())
-        size = float(meta.get("value_str") or bench.parent.parent.name)
-        n = 2.0**size if size <= 64 else size
-        seconds = est["mean"]["point_estimate"] / 1e9
-        series.setdefault(meta.get("function_id") or bench.parent.parent.parent.name, []).append((n, n / seconds, ""))
+        m = re.fullmatch(r"msm_2\^(\d+)", meta["group_id"])
+        if not m:
+            continue
+        n = 2.0 ** int(m.group(1))
+        seconds = json.loads((bench.parent / "estimates.json").read_text())["median"]["point_estimate"] / 1e9
+        series.setdefault(meta["function_id"], []).append((n, n / seconds, ""))
     if not series:
-        print(f"skipped msm_throughput.svg: no criterion msm* benchmarks under {criterion}")
+        print(f"skipped msm_throughput.svg: no msm_2^N criterion benchmarks under {criterion}")
         return None
-    return svg_plot("MSM throughput on BN254 G1 (2 cores)", "points (n)", "points per second", series, x_log2=True)
+    return svg_plot("MSM throughput on BN254 G1 (2 cores)", "terms (n)", "terms per second", series, x_log2=True)
 
 
 def main() -> int:
