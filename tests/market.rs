@@ -3,7 +3,7 @@
 //! over HTTP; the job is proved, delivered, paid on chain and settled, and balances show the
 //! executor paid exactly the price, once. An executor killed mid-proof loses the job to the
 //! other, which is paid; the coordinator's database and logs never hold the input in
-//! plaintext; jobs survive a coordinator kill -9.
+//! plaintext; jobs queued and running survive a coordinator kill -9 (SQLite and Postgres).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -61,8 +61,12 @@ fn coordinator(dir: &Path, model: &Path, lease_secs: &str, chain: Option<(&str, 
 }
 
 fn coordinator_on(db: &str, dir: &Path, model: &Path, lease_secs: &str, chain: Option<(&str, Address)>) -> (Child, String) {
+    coordinator_at("127.0.0.1:0", db, dir, model, lease_secs, chain)
+}
+
+fn coordinator_at(listen: &str, db: &str, dir: &Path, model: &Path, lease_secs: &str, chain: Option<(&str, Address)>) -> (Child, String) {
     let mut cmd = Command::new(BIN);
-    cmd.args(["coordinator", "--listen", "127.0.0.1:0", "--database-url", db, "--api-key", "alice:key-alice"]).args([
+    cmd.args(["coordinator", "--listen", listen, "--database-url", db, "--api-key", "alice:key-alice"]).args([
         "--model",
         &format!("mlp:{}", model.display()),
         "--lease-secs",
@@ -317,13 +321,13 @@ fn an_executor_killed_mid_proof_loses_the_job_to_the_other_which_is_paid_exactly
 }
 
 #[test]
-fn queued_jobs_survive_a_coordinator_kill_9_and_restart() {
+fn queued_and_running_jobs_survive_a_coordinator_kill_9_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     survive_kill_9(&format!("sqlite:{}", dir.path().join("coordinator.db").display()), dir);
 }
 
 #[test]
-fn queued_jobs_survive_a_coordinator_kill_9_and_restart_on_postgres() {
+fn queued_and_running_jobs_survive_a_coordinator_kill_9_and_restart_on_postgres() {
     use sqlx::Connection;
     let Ok(admin) = std::env::var("ZKINFER_TEST_DATABASE_URL") else {
         eprintln!("SKIPPED on Postgres: ZKINFER_TEST_DATABASE_URL is not set (scripts/test.sh starts a server)");
@@ -340,9 +344,14 @@ fn queued_jobs_survive_a_coordinator_kill_9_and_restart_on_postgres() {
     survive_kill_9(&url, tempfile::tempdir().unwrap());
 }
 
+/// Three jobs, one of them proving: the coordinator is SIGKILLed and restarted on the same
+/// address; the executor reconnects, and every job is proved exactly once.
 fn survive_kill_9(db: &str, dir: tempfile::TempDir) {
     let model = mlp_dir(dir.path());
-    let (first, addr) = coordinator_on(db, dir.path(), &model, "60", None);
+    // A fixed port, so that the executor finds the restarted coordinator.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let (first, addr) = coordinator_at(&listen, db, dir.path(), &model, "60", None);
     let mut procs = Procs(vec![first]);
     let input = serde_json::to_string(&input_values()).unwrap();
     let ids: Vec<i64> = (0..3)
@@ -357,12 +366,17 @@ fn survive_kill_9(db: &str, dir: tempfile::TempDir) {
     let (status, body) = http(&addr, "POST", "/v1/jobs", r#"{"model_id": "mlp", "input": [1.0], "deadline_s": 60}"#);
     assert_eq!(status, 400);
     assert!(String::from_utf8_lossy(&body).contains("\"code\":\"input_length\""));
-    procs.0[0].kill().unwrap(); // SIGKILL: no shutdown path runs
+    let key = "0x0101010101010101010101010101010101010101010101010101010101010101";
+    procs.0.push(executor(dir.path(), &addr, key, &model, None, 0));
+    wait_for(&addr, 1, "proving", Duration::from_secs(60));
+    procs.0[0].kill().unwrap(); // SIGKILL while job 1 is proving and jobs 2 and 3 are queued
     procs.0[0].wait().unwrap();
-    let (second, addr) = coordinator_on(db, dir.path(), &model, "60", None);
+    let (second, addr) = coordinator_at(&listen, db, dir.path(), &model, "60", None);
     procs.0.push(second);
     for id in ids {
-        assert_eq!(get(&addr, &format!("/v1/jobs/{id}"))["state"], "queued");
+        let job = wait_for(&addr, id, "proved", Duration::from_secs(240));
+        assert_eq!(job["attempts"], 1, "job {id}: {job}");
+        assert_eq!(states(&job), ["queued", "assigned", "proving", "proved"], "job {id}: {job}");
     }
     assert_eq!(http(&addr, "GET", "/v1/jobs/4", "").0, 404, "no job was duplicated");
 }

@@ -28,6 +28,9 @@ use zkinfer_prover::{Loaded, ModelDir};
 use crate::client::Client;
 use crate::settle::{Escrow, Journal, Pending, Settled};
 
+/// Seconds a delivery waits for an unreachable coordinator, one try a second.
+const DELIVERY_RETRIES: u32 = 60;
+
 /// Errors of the executor.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -291,7 +294,19 @@ impl Executor {
     /// Delivers a proof. `Ok(false)` when the job moved on (its lease lapsed and it was
     /// re-leased or proved by another executor): the proof is still valid on chain.
     async fn deliver(&self, job: i64, proof: Vec<u8>) -> Result<bool> {
-        let r = self.client.post(&format!("/v1/jobs/{job}/proof"), proof).await.map_err(Error::Coordinator)?;
+        // An unreachable coordinator (restarting, say) gets DELIVERY_RETRIES seconds to come back.
+        let mut tries = 0;
+        let r = loop {
+            match self.client.post(&format!("/v1/jobs/{job}/proof"), proof.clone()).await {
+                Ok(r) => break r,
+                Err(e) if tries < DELIVERY_RETRIES => {
+                    tries += 1;
+                    eprintln!("executor {}: delivering job {job}: {e}; retrying", self.client.name());
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(Error::Coordinator(e)),
+            }
+        };
         let status = r.status();
         if status.is_success() {
             println!("executor {}: delivered job {job}", self.client.name());
