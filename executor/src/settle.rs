@@ -21,6 +21,9 @@ use zkinfer_verifier_contract::escrow::{job_state, InferenceEscrow};
 
 use crate::{Error, Result};
 
+/// Seconds a restarted executor waits for a journaled transaction that is still pending.
+const PENDING_WAIT_S: u32 = 300;
+
 /// Gas cap of a proof submission: a rejected proof burns what it is given (the escrow gives
 /// the verifier 2M).
 const SUBMIT_GAS: u64 = 3_000_000;
@@ -121,15 +124,29 @@ impl Escrow {
         InferenceEscrow::jobsCall::abi_decode_returns(&out).map_err(chain_err)
     }
 
+    /// Whether a journaled transaction paid. One still pending (known to the node, not yet
+    /// mined) is waited for, so that a restart never sends a second submission beside it; one
+    /// that reverted or was dropped did not pay.
+    async fn journaled_tx_paid(&self, tx: B256) -> Result<bool> {
+        for _ in 0..PENDING_WAIT_S {
+            if let Some(r) = self.provider.get_transaction_receipt(tx).await.map_err(chain_err)? {
+                return Ok(r.status());
+            }
+            if self.provider.get_transaction_by_hash(tx).await.map_err(chain_err)?.is_none() {
+                return Ok(false);
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        Err(Error::Chain(format!("transaction {tx:#x} still pending after {PENDING_WAIT_S} s; not sending another")))
+    }
+
     /// Gets the entry's proof paid for: waits for its recorded transaction if there is one,
     /// else submits unless the escrow already paid. Records the transaction in `journal`
     /// before waiting for it.
     pub async fn settle(&self, journal: &Journal, entry: &mut Pending) -> Result<Settled> {
         if let Some(tx) = entry.tx {
-            if let Some(r) = self.provider.get_transaction_receipt(tx).await.map_err(chain_err)? {
-                if r.status() {
-                    return Ok(Settled::Paid(tx));
-                }
+            if self.journaled_tx_paid(tx).await? {
+                return Ok(Settled::Paid(tx));
             }
         }
         let job = self.job(entry.escrow_job).await?;
