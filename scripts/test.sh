@@ -13,23 +13,27 @@ elif [ -n "${CI:-}" ]; then
 else
   echo "SKIPPED the Postgres runs of the store tests: could not start PostgreSQL (scripts/pg-test.sh)"
 fi
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast
-else
-  cargo test --workspace
-fi
 # The CUDA MSM kernels must compile under NVRTC. There is no GPU in CI, so this is a compile
-# check only (prover/src/msm/cuda). NVRTC comes from PyPI's wheel (libnvrtc.so, no toolkit),
-# in a venv under target/; 12.8 is the CUDA version of cudarc's `cuda-12080` feature.
+# check only (prover/src/msm/cuda): the suite is built once with the prover's `cuda` feature,
+# and with NVRTC present its test `nvrtc_compiles_kernels` must pass. NVRTC comes from PyPI's
+# wheel (libnvrtc.so, no toolkit), in a venv under target/; 12.8 is the CUDA version of
+# cudarc's `cuda-12080` feature.
 nvrtc_wheel="nvidia-cuda-nvrtc-cu12==12.8.93"
 nvrtc_venv=target/nvrtc-venv
 if { [ -x "$nvrtc_venv/bin/pip" ] || python3 -m venv "$nvrtc_venv" >/dev/null 2>&1; } \
   && "$nvrtc_venv/bin/pip" install -q "$nvrtc_wheel" >/dev/null 2>&1; then
   nvrtc_lib=$(echo "$PWD/$nvrtc_venv"/lib/python3*/site-packages/nvidia/cuda_nvrtc/lib)
-  LD_LIBRARY_PATH="$nvrtc_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ZKINFER_REQUIRE_NVRTC=1 \
-    cargo test -p zkinfer-prover --features cuda nvrtc
+  export LD_LIBRARY_PATH="$nvrtc_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ZKINFER_REQUIRE_NVRTC=1
+elif [ -n "${CI:-}" ]; then
+  echo "could not pip install $nvrtc_wheel for the NVRTC kernel compile check" >&2
+  exit 1
 else
   echo "SKIPPED NVRTC kernel compile check: could not pip install $nvrtc_wheel (no network?)"
+fi
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --features zkinfer-prover/cuda --no-fail-fast
+else
+  cargo test --workspace --features zkinfer-prover/cuda
 fi
 # The shipped example models must be exactly what the generator script makes.
 if python3 -m pip install -q -r scripts/requirements.txt >/dev/null 2>&1; then
