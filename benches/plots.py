@@ -132,7 +132,9 @@ def main() -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     for name, svg in [("prove_time.svg", prove_time(a.side_by_side, a.zkinfer)), ("msm_throughput.svg", msm_throughput(a.criterion))]:
         if svg:
-            (a.out / name).write_text(svg)
+            tmp = a.out / f".{name}.tmp"  # written whole, then renamed: never half a plot
+            tmp.write_text(svg)
+            tmp.replace(a.out / name)
             print(f"wrote {a.out / name}")
     return 0
 

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{Address, U256};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use zkinfer_circuits::chips::{fr_from_i64, poseidon};
-use zkinfer_coordinator::check::commitment_hex;
+use zkinfer_coordinator::check::{commitment_hex, input_commitment};
 use zkinfer_prover::{ModelDir, ProofEnvelope};
 use zkinfer_verifier_contract::chain::{LocalChain, DEFAULT_HARDFORK};
 use zkinfer_verifier_contract::market::{deploy_market, open_job};
@@ -84,7 +83,8 @@ pub(crate) fn demo_market(model_dir: &Path, input: &[f32], toolchain_dir: &Path,
     let http = Http { base: format!("http://{addr}"), client: reqwest::Client::new() };
     rt.block_on(async {
         let executors = http.wait_for_executors(2).await?;
-        let commitment = commitment(&loaded, input)?;
+        // The customer computes the commitment from the public model.
+        let commitment = input_commitment(&loaded.model, input)?;
         let allow: Vec<Address> = EXECUTORS.iter().map(|&a| chain.account(a)).collect();
         let before: Vec<U256> = futures_balances(&chain, &EXECUTORS).await?;
         let escrow_job = open_job(&chain, &contracts, CUSTOMER, commitment.parse()?, U256::from(PRICE_WEI), 3600, allow).await?;
@@ -132,13 +132,6 @@ async fn futures_balances(chain: &LocalChain, accounts: &[usize]) -> Result<Vec<
         out.push(chain.balance(chain.account(a)).await?);
     }
     Ok(out)
-}
-
-/// The commitment to the input, as the customer computes it from the public model.
-fn commitment(loaded: &zkinfer_prover::Loaded, input: &[f32]) -> Result<String> {
-    let q = loaded.model.quantize_inputs(&[input.to_vec()])?;
-    let flat: Vec<_> = q.iter().flatten().map(|&v| fr_from_i64(v)).collect();
-    Ok(commitment_hex(&poseidon::commit(&flat)))
 }
 
 /// The customer's HTTP client.

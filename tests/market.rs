@@ -13,8 +13,6 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256};
 use serde_json::{json, Value};
-use zkinfer_circuits::chips::{fr_from_i64, poseidon};
-use zkinfer_coordinator::check::commitment_hex;
 use zkinfer_verifier_contract::chain::{LocalChain, DEFAULT_HARDFORK};
 use zkinfer_verifier_contract::market::{deploy_market, open_job, MarketContracts};
 use zkinfer_verifier_contract::solc::Toolchain;
@@ -163,9 +161,7 @@ fn input_values() -> Vec<f32> {
 /// The customer's commitment to its input, computed locally from the public model.
 fn commitment(model: &Path, values: &[f32]) -> String {
     let loaded = zkinfer_prover::ModelDir::new(model).load().unwrap();
-    let q = loaded.model.quantize_inputs(&[values.to_vec()]).unwrap();
-    let flat: Vec<_> = q.iter().flatten().map(|&v| fr_from_i64(v)).collect();
-    commitment_hex(&poseidon::commit(&flat))
+    zkinfer_coordinator::check::input_commitment(&loaded.model, values).unwrap()
 }
 
 /// A chain with the market's contracts, a coordinator settling through them, and two

@@ -32,6 +32,15 @@ pub fn commitment_hex(c: &Fr) -> String {
     format!("0x{}", hex::encode(be))
 }
 
+/// The commitment to a plain input (one model input, flattened), as customers, the coordinator
+/// and the demo compute it from the public model: Poseidon over the quantized values
+/// (design.md §1.2), in [`commitment_hex`] form.
+pub fn input_commitment(model: &zkinfer_circuits::quant::QModel, input: &[f32]) -> Result<String> {
+    let q = model.quantize_inputs(&[input.to_vec()]).map_err(|e| Error::BadRequest(format!("input: {e}")))?;
+    let flat: Vec<_> = q.iter().flatten().map(|&v| zkinfer_circuits::chips::fr_from_i64(v)).collect();
+    Ok(commitment_hex(&zkinfer_circuits::chips::poseidon::commit(&flat)))
+}
+
 /// The commitment field element's on-chain value.
 pub fn commitment_u256(c: &str) -> Result<alloy::primitives::U256> {
     c.parse().map_err(|_| Error::BadRequest(format!("input commitment `{c}` is not a 256-bit number")))

@@ -5,13 +5,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use zkinfer_circuits::chips::{fr_from_i64, poseidon};
 use zkinfer_circuits::compile::{compile, CompileOptions};
 use zkinfer_circuits::quant::Visibility;
 use zkinfer_prover::srs::SrsChoice;
 use zkinfer_prover::{Loaded, ModelDir, ProofEnvelope};
 
-use crate::check::{commitment_hex, ModelRegistrar, ProofChecker, RegisterModel, RegisteredModel};
+use crate::check::{commitment_hex, input_commitment, ModelRegistrar, ProofChecker, RegisterModel, RegisteredModel};
 use crate::error::{Error, Result};
 
 /// Models the coordinator verifies proofs for.
@@ -125,9 +124,7 @@ impl ProofChecker for ModelRegistry {
 
     fn commitment(&self, model_id: &str, input: &[f32]) -> Result<String> {
         let (loaded, _) = self.get(model_id)?;
-        let q = loaded.model.quantize_inputs(&[input.to_vec()]).map_err(|e| Error::BadRequest(format!("input: {e}")))?;
-        let flat: Vec<_> = q.iter().flatten().map(|&v| fr_from_i64(v)).collect();
-        Ok(commitment_hex(&poseidon::commit(&flat)))
+        input_commitment(&loaded.model, input)
     }
 
     fn model_hash(&self, model_id: &str) -> Option<[u8; 32]> {

@@ -40,11 +40,16 @@ impl ProofChecker for Fake {
 }
 
 async fn app() -> (axum::Router, tempfile::TempDir) {
+    app_with(Duration::from_secs(30), Duration::from_millis(50)).await
+}
+
+/// An API on a fresh SQLite file with model `mlp` and customer alice, with this lease and long-poll.
+async fn app_with(lease: Duration, long_poll: Duration) -> (axum::Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&format!("sqlite:{}", dir.path().join("c.db").display())).await.unwrap();
     store.register_model("mlp", 4, 0).await.unwrap();
     let keys = HashMap::from([("key-alice".to_string(), "alice".to_string())]);
-    (Api::new(store, std::sync::Arc::new(Fake), keys, Duration::from_secs(30), Duration::from_millis(50)).router(), dir)
+    (Api::new(store, std::sync::Arc::new(Fake), keys, lease, long_poll).router(), dir)
 }
 
 async fn call(app: &axum::Router, method: &str, uri: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (StatusCode, Vec<u8>) {
@@ -176,11 +181,7 @@ async fn executor_requests_need_a_valid_fresh_signature() {
 
 #[tokio::test]
 async fn a_waiting_claim_wakes_up_when_a_job_arrives() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!("sqlite:{}", dir.path().join("c.db").display())).await.unwrap();
-    store.register_model("mlp", 4, 0).await.unwrap();
-    let keys = HashMap::from([("key-alice".to_string(), "alice".to_string())]);
-    let app = Api::new(store, std::sync::Arc::new(Fake), keys, Duration::from_secs(30), Duration::from_secs(20)).router();
+    let (app, _dir) = app_with(Duration::from_secs(30), Duration::from_secs(20)).await;
     let waiting = tokio::spawn({
         let app = app.clone();
         async move { exec(&app, &key(1), &format!("/v1/executors/{}/claim", addr(&key(1))), vec![]).await }
@@ -196,11 +197,7 @@ async fn a_waiting_claim_wakes_up_when_a_job_arrives() {
 
 #[tokio::test]
 async fn the_router_prefers_the_executor_that_delivered_over_one_whose_lease_lapsed() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!("sqlite:{}", dir.path().join("c.db").display())).await.unwrap();
-    store.register_model("mlp", 4, 0).await.unwrap();
-    let keys = HashMap::from([("key-alice".to_string(), "alice".to_string())]);
-    let app = Api::new(store, std::sync::Arc::new(Fake), keys, Duration::from_millis(300), Duration::from_secs(2)).router();
+    let (app, _dir) = app_with(Duration::from_millis(300), Duration::from_secs(2)).await;
     let deliver = |who: u8, id: i64| {
         let app = app.clone();
         async move {
