@@ -3,6 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+# A clean build of the suite takes about 3 GB under target/ and the tests write keys under /tmp:
+# say how much room there is, so a full disk shows up as such and not as failing tests.
+df -h "${CARGO_TARGET_DIR:-target}" "${TMPDIR:-/tmp}" 2>/dev/null || true
 # The coordinator's store tests also run on Postgres, on a throwaway local server.
 if url=$(./scripts/pg-test.sh); then
   export ZKINFER_TEST_DATABASE_URL=$url

@@ -9,8 +9,9 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use zkinfer_circuits::compile::{compile, CompileOptions};
 use zkinfer_circuits::data::{InputData, OutputData};
+use zkinfer_prover::commit::SrsTables;
 use zkinfer_prover::keys::{keygen, vk_hash};
-use zkinfer_prover::{model_hash, prove, verify, Bindings, Srs};
+use zkinfer_prover::{model_hash, prove, verify, Bindings, CommitMsm, CommitParams, Srs};
 
 use crate::{BenchArgs, Outcome};
 
@@ -23,6 +24,7 @@ struct Row {
     macs: usize,
     compile_s: f64,
     srs_s: f64,
+    tables_s: f64,
     keygen_s: f64,
     prove_s: f64,
     verify_ms: f64,
@@ -59,14 +61,18 @@ fn bench_model(name: &str, dir: &PathBuf) -> Result<Row> {
     let srs = Srs::dev(k)?;
     let srs_s = secs(t);
     let t = Instant::now();
-    let pk = keygen(&srs.params, model.clone())?;
+    let tables = SrsTables::build(&srs.params)?;
+    let tables_s = secs(t);
+    let params = CommitParams::new(srs.params.clone(), CommitMsm::Precomputed(Arc::new(tables)))?;
+    let t = Instant::now();
+    let pk = keygen(&params, model.clone())?;
     let keygen_s = secs(t);
     let bindings = Bindings { model_hash: model_hash(&model)?, vk_hash: vk_hash(pk.get_vk()), srs_hash: srs.source_sha256 };
     let input = read(dir, "input.json")?;
     let q = model.quantize_inputs(&input)?;
     let outputs = model.eval_quantized(&q)?.outputs(&model);
     let t = Instant::now();
-    let env = prove(&srs.params, &pk, model.clone(), q, bindings)?;
+    let env = prove(&params, &pk, model.clone(), q, bindings)?;
     let prove_s = secs(t);
     let t = Instant::now();
     verify(&srs.params, pk.get_vk(), &env, bindings, model.num_instances())?;
@@ -85,6 +91,7 @@ fn bench_model(name: &str, dir: &PathBuf) -> Result<Row> {
         macs: model.macs(),
         compile_s,
         srs_s,
+        tables_s,
         keygen_s,
         prove_s,
         verify_ms,
@@ -97,18 +104,19 @@ fn bench_model(name: &str, dir: &PathBuf) -> Result<Row> {
 pub(crate) fn bench(a: &BenchArgs) -> Result<Outcome> {
     eprintln!("benchmarking with an INSECURE development SRS (timing only); build with --release for representative figures");
     let mut rows = Vec::new();
-    println!("| model | k | advice | MACs | compile s | SRS s | keygen s | prove s | verify ms | proof B | peak RSS MiB | max error |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| model | k | advice | MACs | compile s | SRS s | tables s | keygen s | prove s | verify ms | proof B | peak RSS MiB | max error |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for name in &a.models {
         let r = bench_model(name, &a.examples.join(name)).with_context(|| format!("model `{name}`"))?;
         println!(
-            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {:.0} | {:.1e} |",
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {:.0} | {:.1e} |",
             r.model,
             r.k,
             r.advice_columns,
             r.macs,
             r.compile_s,
             r.srs_s,
+            r.tables_s,
             r.keygen_s,
             r.prove_s,
             r.verify_ms,

@@ -40,6 +40,7 @@ pub(crate) fn demo(a: &DemoArgs) -> Result<Outcome> {
         input: model.join("input.json"),
         out: proof.clone(),
         output: Some(work.join("output.json")),
+        msm: zkinfer_prover::MsmChoice::Precomputed,
     })?;
     step(5, "verify off chain");
     if let Outcome::Invalid = commands::verify(&VerifyArgs { dir: dir.clone(), proof: proof.clone(), trust_cached_vk: false })? {

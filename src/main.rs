@@ -58,8 +58,9 @@ enum Command {
     /// - MACs: multiply-accumulates of the linear layers;
     /// - compile s: ONNX import, calibration, circuit-size search and error measurement;
     /// - SRS s: making the development SRS at k;
-    /// - keygen s: verifying and proving keys;
-    /// - prove s: one SHPLONK proof with the EVM transcript;
+    /// - tables s: building the SRS's fixed-base MSM tables (done once per SRS by setup);
+    /// - keygen s: verifying and proving keys, committing with those tables;
+    /// - prove s: one SHPLONK proof with the EVM transcript, committing with those tables;
     /// - verify ms: native verification of that proof;
     /// - proof B: SNARK proof bytes (without the proof file's bindings and instances);
     /// - peak RSS MiB: this process's peak resident memory so far (models run in the order
@@ -167,6 +168,13 @@ pub(crate) struct ProveArgs {
     /// Also write the dequantized outputs as JSON: {"outputs": [[...]], "shapes": [[...]]}.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// How the commitments (MSMs) are computed: `precomputed` (fixed-base tables of the SRS,
+    /// built by setup and cached beside it; the fastest on a CPU), `pippenger` (ours, no
+    /// tables), `halo2curves` (halo2's own), `arkworks`, or `cuda` (a GPU; falls back to
+    /// `precomputed` where there is none). Only the time differs: every backend computes the
+    /// same commitments, so the same proof for the same blinding randomness.
+    #[arg(long, env = "ZKINFER_MSM", default_value = "precomputed")]
+    pub(crate) msm: zkinfer_prover::MsmChoice,
 }
 
 /// Arguments of `zkinfer verify`.
@@ -331,6 +339,9 @@ pub(crate) struct ExecutorArgs {
     /// The InferenceEscrow contract to submit proofs to.
     #[arg(long, env = "ZKINFER_ESCROW", requires = "rpc_url")]
     escrow: Option<alloy::primitives::Address>,
+    /// How proofs' commitments (MSMs) are computed; see `zkinfer prove --help`.
+    #[arg(long, env = "ZKINFER_MSM", default_value = "precomputed")]
+    pub(crate) msm: zkinfer_prover::MsmChoice,
 }
 
 /// How a command ended: the exit code says which.

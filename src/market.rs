@@ -105,6 +105,7 @@ pub(crate) fn executor(a: &ExecutorArgs) -> Result<Outcome> {
             (true, None) => bail!("--fetch-models needs --srs FILE or --dev-srs (the SRS for fetched models' keys)"),
             (false, _) => None,
         },
+        msm: a.msm,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     println!("executor {name} serving {} model(s) for {}", a.models.len(), a.coordinator);

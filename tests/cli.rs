@@ -209,15 +209,26 @@ fn bench_prints_a_row_per_model_and_writes_json() {
     let json = tmp.path().join("bench.json");
     let out = ok(&["bench", "--models", "tiny", "--examples", s(&repo("examples")), "--json", s(&json)]);
     let row = out.lines().find(|l| l.starts_with("| tiny |")).expect("a row for tiny");
-    assert_eq!(row.matches('|').count(), 13, "{row}");
+    assert_eq!(row.matches('|').count(), 14, "{row}");
     let figures: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(figures[0]["model"], "tiny");
     assert!(figures[0]["prove_s"].as_f64().unwrap() > 0.0 && figures[0]["proof_bytes"].as_u64().unwrap() > 0);
     // Its help documents every column it prints.
     let help = ok(&["bench", "--help"]);
-    for column in
-        ["k:", "advice:", "MACs:", "compile s:", "SRS s:", "keygen s:", "prove s:", "verify ms:", "proof B:", "peak RSS MiB:", "max error:"]
-    {
+    for column in [
+        "k:",
+        "advice:",
+        "MACs:",
+        "compile s:",
+        "SRS s:",
+        "tables s:",
+        "keygen s:",
+        "prove s:",
+        "verify ms:",
+        "proof B:",
+        "peak RSS MiB:",
+        "max error:",
+    ] {
         assert!(help.contains(column), "`{column}` is not documented");
     }
 }

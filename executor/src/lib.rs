@@ -23,7 +23,7 @@ use alloy::signers::local::PrivateKeySigner;
 use serde::Deserialize;
 use zkinfer_coordinator::seal::SealKey;
 use zkinfer_coordinator::store::ExecutorInfo;
-use zkinfer_prover::{Loaded, ModelDir};
+use zkinfer_prover::{CommitParams, Loaded, ModelDir, MsmChoice};
 
 use crate::client::Client;
 use crate::settle::{Escrow, Journal, Pending, Settled};
@@ -96,6 +96,8 @@ pub struct ExecutorConfig {
     /// Also prove the models registered with the coordinator, set up with this SRS under
     /// `state_dir/models` ([`models`]).
     pub fetch_models: Option<zkinfer_prover::srs::SrsChoice>,
+    /// How proofs' commitments are computed (`precomputed`: the SRS's cached fixed-base tables).
+    pub msm: MsmChoice,
 }
 
 /// A lease, as the coordinator sends it.
@@ -112,15 +114,24 @@ struct Lease {
 struct Prover {
     loaded: Loaded,
     pk: halo2_proofs::plonk::ProvingKey<halo2_proofs::halo2curves::bn256::G1Affine>,
+    params: CommitParams,
 }
 
 impl Prover {
-    fn load(model: &str, dir: &std::path::Path) -> Result<Self> {
+    fn load(model: &str, dir: &std::path::Path, msm: MsmChoice) -> Result<Self> {
         let err = |source| Error::Model { model: model.to_string(), source };
         let d = ModelDir::new(dir);
         let loaded = d.load().map_err(err)?;
         let pk = d.load_pk(&loaded).map_err(err)?;
-        Ok(Prover { loaded, pk })
+        let params = match d.commit_params(&loaded, msm) {
+            Err(zkinfer_prover::Error::CudaUnavailable { reason }) => {
+                eprintln!("model {model}: CUDA MSM unavailable ({reason}): committing with the CPU's precomputed tables");
+                d.commit_params(&loaded, MsmChoice::Precomputed)
+            }
+            other => other,
+        }
+        .map_err(err)?;
+        Ok(Prover { loaded, pk, params })
     }
 
     /// Proves the job's input (a JSON list of numbers); returns the proof file's bytes.
@@ -129,7 +140,7 @@ impl Prover {
         let values: Vec<f32> = serde_json::from_slice(input).map_err(|e| fail(format!("input: {e}")))?;
         let model = self.loaded.model.clone();
         let q = model.quantize_inputs(&[values]).map_err(|e| fail(e.to_string()))?;
-        let env = zkinfer_prover::prove(&self.loaded.params, &self.pk, model, q, self.loaded.bindings).map_err(|e| fail(e.to_string()))?;
+        let env = zkinfer_prover::prove(&self.params, &self.pk, model, q, self.loaded.bindings).map_err(|e| fail(e.to_string()))?;
         env.to_bytes().map_err(|e| fail(e.to_string()))
     }
 }
@@ -149,7 +160,7 @@ struct Executor {
 pub async fn run(cfg: ExecutorConfig) -> Result<()> {
     let mut provers = HashMap::new();
     for (id, dir) in &cfg.models {
-        provers.insert(id.clone(), Arc::new(Prover::load(id, dir)?));
+        provers.insert(id.clone(), Arc::new(Prover::load(id, dir, cfg.msm)?));
     }
     let escrow = cfg.chain.as_ref().map(|c| Escrow::connect(&c.rpc_url, c.escrow, &cfg.key)).transpose()?;
     let ex = Executor {

@@ -56,6 +56,7 @@ impl Executor {
         let zkm = hex::decode(&a.model_zkm).map_err(|e| Error::Coordinator(format!("artifact: {e}")))?;
         let dir = self.cfg.state_dir.join("models").join(id);
         let id = id.to_string();
+        let msm = self.cfg.msm;
         // Keygen takes seconds to minutes of CPU: off the async workers.
         tokio::task::spawn_blocking(move || {
             let err = |source| Error::Model { model: id.clone(), source };
@@ -70,7 +71,7 @@ impl Executor {
                     info.vk_sha256, info.model_hash, a.model.vk_sha256, a.model.model_hash
                 )));
             }
-            Prover::load(&id, &dir)
+            Prover::load(&id, &dir, msm)
         })
         .await
         .map_err(|e| Error::Coordinator(format!("setup task failed: {e}")))?

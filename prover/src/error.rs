@@ -96,6 +96,12 @@ pub enum Error {
         /// Number of bases in the table.
         precomputed: usize,
     },
+    /// A cached MSM table file is damaged or was made for other bases.
+    #[error("MSM table is corrupt or for other bases: {reason}")]
+    MsmTableCorrupt {
+        /// What is wrong.
+        reason: String,
+    },
     /// No MSM backend has this name.
     #[error("unknown MSM backend {name:?} (known: {known})")]
     UnknownMsmBackend {

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use halo2_proofs::halo2curves::bn256::{Bn256, G1Affine};
+use halo2_proofs::halo2curves::bn256::G1Affine;
 use halo2_proofs::plonk::{keygen_pk, keygen_vk, ProvingKey, VerifyingKey};
-use halo2_proofs::poly::kzg::commitment::ParamsKZG;
+use halo2_proofs::poly::commitment::Params;
 use halo2_proofs::SerdeFormat;
 use sha2::{Digest, Sha256};
 use zkinfer_circuits::circuit::ModelCircuit;
@@ -12,17 +12,21 @@ use zkinfer_circuits::quant::QModel;
 
 use crate::error::{Error, Result};
 
-/// Generates the verifying and proving keys of a model's circuit.
-pub fn keygen(params: &ParamsKZG<Bn256>, model: Arc<QModel>) -> Result<ProvingKey<G1Affine>> {
+/// Generates the verifying and proving keys of a model's circuit. `params` is halo2's
+/// `ParamsKZG` or a [`crate::commit::CommitParams`] (the same keys, committed faster).
+pub fn keygen<P: for<'p> Params<'p, G1Affine> + Sync>(params: &P, model: Arc<QModel>) -> Result<ProvingKey<G1Affine>> {
     let circuit = ModelCircuit::for_keygen(model);
-    let halo2 = |e: halo2_proofs::plonk::Error| Error::Halo2 { stage: "keygen", reason: format!("{e:?}") };
-    let vk = keygen_vk(params, &circuit).map_err(halo2)?;
-    keygen_pk(params, vk, &circuit).map_err(halo2)
+    let vk = keygen_vk(params, &circuit).map_err(halo2_keygen)?;
+    keygen_pk(params, vk, &circuit).map_err(halo2_keygen)
 }
 
 /// Generates only the verifying key (what an auditor recomputes from the model and the SRS).
-pub fn regenerate_vk(params: &ParamsKZG<Bn256>, model: Arc<QModel>) -> Result<VerifyingKey<G1Affine>> {
-    keygen_vk(params, &ModelCircuit::for_keygen(model)).map_err(|e| Error::Halo2 { stage: "keygen", reason: format!("{e:?}") })
+pub fn regenerate_vk<P: for<'p> Params<'p, G1Affine> + Sync>(params: &P, model: Arc<QModel>) -> Result<VerifyingKey<G1Affine>> {
+    keygen_vk(params, &ModelCircuit::for_keygen(model)).map_err(halo2_keygen)
+}
+
+fn halo2_keygen(e: halo2_proofs::plonk::Error) -> Error {
+    Error::Halo2 { stage: "keygen", reason: format!("{e:?}") }
 }
 
 /// Serializes a verifying key.

@@ -8,6 +8,7 @@
 //!   kernels compiled at run time by NVRTC. Without it the backend is a stub that returns
 //!   [`Error::CudaUnavailable`], so callers need no `#[cfg]`.
 
+pub mod commit;
 mod error;
 pub mod fs;
 pub mod keys;
@@ -16,6 +17,7 @@ pub mod msm;
 pub mod proof;
 pub mod srs;
 
+pub use commit::{CommitMsm, CommitParams, CrossCheck, MsmChoice};
 pub use error::{Error, Result};
 pub use model_dir::{model_hash, Loaded, ModelDir, SetupInfo};
 pub use proof::{prove, verify, Bindings, ProofEnvelope};

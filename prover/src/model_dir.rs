@@ -6,6 +6,7 @@
 //! DIR/settings.json    circuit settings (human-readable copy)
 //! DIR/setup.json       which SRS and key the directory is set up with
 //! DIR/srs/k{K}-{H}.params    the SRS at the circuit's k
+//! DIR/srs/k{K}-{H}.tables    its fixed-base MSM tables (a cache: rebuilt when missing or bad)
 //! DIR/keys/{ID}/pk.bin, vk.bin   keys, cached by (model hash, settings, SRS hash)
 //! ```
 //! Every file is written atomically.
@@ -21,6 +22,7 @@ use sha2::{Digest, Sha256};
 use zkinfer_circuits::compile::Compiled;
 use zkinfer_circuits::quant::QModel;
 
+use crate::commit::{CommitMsm, CommitParams, MsmChoice, SrsTables};
 use crate::error::{Error, Result};
 use crate::fs::{atomic_write, read};
 use crate::keys;
@@ -152,7 +154,35 @@ impl ModelDir {
         self.root.join("srs").join(format!("k{k}-{}.params", &srs_hex[..16]))
     }
 
-    /// Sets the directory up with `srs`: generates keys unless cached. `on_keygen` is called before keygen runs.
+    fn tables_path(&self, k: u32, srs_hex: &str) -> PathBuf {
+        self.root.join("srs").join(format!("k{k}-{}.tables", &srs_hex[..16]))
+    }
+
+    /// The fixed-base MSM tables of the SRS at `k`: read from the cache, or built and cached
+    /// when missing or unreadable (the cache is rebuilt, never trusted: see [`SrsTables::from_bytes`]).
+    fn tables(&self, params: &ParamsKZG<Bn256>, k: u32, srs_hex: &str) -> Result<Arc<SrsTables>> {
+        let path = self.tables_path(k, srs_hex);
+        if path.exists() {
+            if let Ok(tables) = SrsTables::from_bytes(&read(&path)?, params) {
+                return Ok(Arc::new(tables));
+            }
+        }
+        let tables = SrsTables::build(params)?;
+        atomic_write(&path, &tables.to_bytes())?;
+        Ok(Arc::new(tables))
+    }
+
+    /// Params for keygen and proving that commit with `choice` (tables are cached beside the SRS).
+    pub fn commit_params(&self, loaded: &Loaded, choice: MsmChoice) -> Result<CommitParams> {
+        let msm = match choice {
+            MsmChoice::Precomputed => CommitMsm::Precomputed(self.tables(&loaded.params, loaded.setup.k, &loaded.setup.srs_sha256)?),
+            MsmChoice::Backend(b) => CommitMsm::Backend(Arc::from(b.build()?)),
+        };
+        CommitParams::new(loaded.params.clone(), msm)
+    }
+
+    /// Sets the directory up with `srs`: builds the MSM tables and generates keys unless
+    /// cached. `on_keygen` is called before keygen runs.
     pub fn setup(&self, compiled: &Compiled, srs: &Srs, on_keygen: impl FnOnce()) -> Result<(SetupInfo, bool)> {
         let model = Arc::new(compiled.model.clone());
         let mh = model_hash(&model)?;
@@ -174,7 +204,8 @@ impl ModelDir {
             read(&vk_path)?
         } else {
             on_keygen();
-            let pk = keys::keygen(&srs.params, model.clone())?;
+            let tables = self.tables(&srs.params, model.settings.k, &srs.sha256_hex())?;
+            let pk = keys::keygen(&CommitParams::new(srs.params.clone(), CommitMsm::Precomputed(tables))?, model.clone())?;
             let vk_bytes = keys::vk_bytes(pk.get_vk());
             atomic_write(&pk_path, &keys::pk_bytes(&pk))?;
             atomic_write(&vk_path, &vk_bytes)?;
@@ -265,7 +296,14 @@ impl ModelDir {
     /// Regenerates the verifying key from the compiled model and the SRS and checks that it
     /// is the one `setup` recorded: ties the key to the model instead of trusting `vk.bin`.
     pub fn check_vk(&self, loaded: &Loaded) -> Result<()> {
-        let vk = keys::regenerate_vk(&loaded.params, loaded.model.clone())?;
+        // The cached tables speed this up; without them (a directory that is only read) it
+        // commits with halo2's MSM rather than write a cache.
+        let path = self.tables_path(loaded.setup.k, &loaded.setup.srs_sha256);
+        let msm = match read(&path).ok().and_then(|b| SrsTables::from_bytes(&b, &loaded.params).ok()) {
+            Some(tables) => CommitMsm::Precomputed(Arc::new(tables)),
+            None => CommitMsm::Halo2,
+        };
+        let vk = keys::regenerate_vk(&CommitParams::new(loaded.params.clone(), msm)?, loaded.model.clone())?;
         if keys::vk_hash(&vk) != loaded.bindings.vk_hash {
             return Err(Error::Corrupt {
                 what: "verifying key",

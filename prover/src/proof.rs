@@ -7,7 +7,7 @@ use halo2_proofs::halo2curves::ff::PrimeField;
 use halo2_proofs::plonk::{create_proof, verify_proof, ProvingKey, VerifyingKey};
 use halo2_proofs::poly::commitment::ParamsProver;
 use halo2_proofs::poly::kzg::commitment::{KZGCommitmentScheme, ParamsKZG};
-use halo2_proofs::poly::kzg::multiopen::{ProverSHPLONK, VerifierSHPLONK};
+use halo2_proofs::poly::kzg::multiopen::VerifierSHPLONK;
 use halo2_proofs::poly::kzg::strategy::SingleStrategy;
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,7 @@ use snark_verifier::system::halo2::transcript::evm::{ChallengeEvm, EvmTranscript
 use zkinfer_circuits::circuit::ModelCircuit;
 use zkinfer_circuits::quant::QModel;
 
+use crate::commit::{CommitKzg, CommitParams, CommitShplonk};
 use crate::error::{Error, Result};
 
 /// Current proof file format.
@@ -84,9 +85,11 @@ pub struct Bindings {
     pub srs_hash: [u8; 32],
 }
 
-/// Proves the model on quantized inputs.
+/// Proves the model on quantized inputs, committing with `params`' MSM. Blinding factors
+/// come from the OS's CSPRNG (halo2 also draws the vanishing argument's random polynomial
+/// from `thread_rng`), so two proofs of the same statement differ.
 pub fn prove(
-    params: &ParamsKZG<Bn256>,
+    params: &CommitParams,
     pk: &ProvingKey<G1Affine>,
     model: Arc<QModel>,
     inputs: Vec<Vec<i64>>,
@@ -96,7 +99,7 @@ pub fn prove(
     let circuit = ModelCircuit::new(model, inputs);
     let instances = circuit.instances()?;
     let mut transcript = EvmWrite::new(Vec::new());
-    create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, ChallengeEvm<G1Affine>, _, EvmWrite, _>(
+    create_proof::<CommitKzg, CommitShplonk<'_>, ChallengeEvm<G1Affine>, _, EvmWrite, _>(
         params,
         pk,
         &[circuit],

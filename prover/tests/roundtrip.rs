@@ -38,7 +38,8 @@ fn setup_and_prove(opts: &CompileOptions) -> Fixture {
     let loaded = dir.load().unwrap();
     let pk = dir.load_pk(&loaded).unwrap();
     let q = loaded.model.quantize_inputs(&read_input("tiny", "input.json")).unwrap();
-    let envelope = prove(&loaded.params, &pk, loaded.model.clone(), q, loaded.bindings).unwrap();
+    let params = dir.commit_params(&loaded, zkinfer_prover::MsmChoice::Precomputed).unwrap();
+    let envelope = prove(&params, &pk, loaded.model.clone(), q, loaded.bindings).unwrap();
     Fixture { _tmp: tmp, dir, envelope }
 }
 
@@ -86,7 +87,11 @@ fn proof_roundtrip_and_tampering() {
     }
     // The SRS copy verification reads is bound by its hash in setup.json.
     let srs_dir = f.dir.root().join("srs");
-    let srs_file = std::fs::read_dir(&srs_dir).unwrap().next().unwrap().unwrap().path();
+    let srs_file = std::fs::read_dir(&srs_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "params"))
+        .expect("the SRS copy");
     let original = std::fs::read(&srs_file).unwrap();
     let mut tampered = original.clone();
     let last = tampered.len() - 1;

@@ -37,7 +37,7 @@ fn mlp_proof() -> Fixture {
     let mh = model_hash(&model).unwrap();
     let bindings = Bindings { model_hash: mh, vk_hash: vk_hash(pk.get_vk()), srs_hash: srs.source_sha256 };
     let q = model.quantize_inputs(&read("input.json")).unwrap();
-    let env = prove(&srs.params, &pk, model.clone(), q, bindings).unwrap();
+    let env = prove(&zkinfer_prover::CommitParams::halo2(srs.params.clone()), &pk, model.clone(), q, bindings).unwrap();
     let solidity = verifier_solidity(&srs.params, pk.get_vk(), env.instances.len()).unwrap();
     Fixture { env, solidity, model_hash: mh }
 }

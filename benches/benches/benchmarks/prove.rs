@@ -7,8 +7,9 @@ use criterion::{criterion_group, Criterion};
 use zkinfer_benches::{example, peak_rss_mib};
 use zkinfer_circuits::compile::{compile, CompileOptions};
 use zkinfer_circuits::data::InputData;
+use zkinfer_prover::commit::SrsTables;
 use zkinfer_prover::keys::{keygen, vk_hash};
-use zkinfer_prover::{prove, verify, Bindings, Srs};
+use zkinfer_prover::{prove, verify, Bindings, CommitMsm, CommitParams, Srs};
 
 fn mlp(c: &mut Criterion) {
     let onnx = std::fs::read(example("mlp", "model.onnx")).expect("examples/mlp/model.onnx");
@@ -22,12 +23,19 @@ fn mlp(c: &mut Criterion) {
 
     let mut group = c.benchmark_group(format!("mlp_784_128_10_k{k}"));
     group.sample_size(10);
-    group.bench_function("keygen", |b| b.iter(|| keygen(&srs.params, model.clone()).expect("keygen")));
-    let pk = keygen(&srs.params, model.clone()).expect("keygen");
+    // halo2's own MSM (the baseline), then our fixed-base tables of the SRS, which setup builds
+    // once per SRS and caches (so their build is not in the keygen or prove time).
+    let halo2 = CommitParams::halo2(srs.params.clone());
+    let tables = Arc::new(SrsTables::build(&srs.params).expect("tables"));
+    let params = CommitParams::new(srs.params.clone(), CommitMsm::Precomputed(tables)).expect("params");
+    group.bench_function("keygen_halo2_msm", |b| b.iter(|| keygen(&halo2, model.clone()).expect("keygen")));
+    group.bench_function("keygen", |b| b.iter(|| keygen(&params, model.clone()).expect("keygen")));
+    let pk = keygen(&params, model.clone()).expect("keygen");
     let bindings = Bindings { model_hash: [0; 32], vk_hash: vk_hash(pk.get_vk()), srs_hash: srs.source_sha256 };
-    group.bench_function("prove", |b| b.iter(|| prove(&srs.params, &pk, model.clone(), q.clone(), bindings).expect("prove")));
+    group.bench_function("prove_halo2_msm", |b| b.iter(|| prove(&halo2, &pk, model.clone(), q.clone(), bindings).expect("prove")));
+    group.bench_function("prove", |b| b.iter(|| prove(&params, &pk, model.clone(), q.clone(), bindings).expect("prove")));
     let t = Instant::now();
-    let env = prove(&srs.params, &pk, model.clone(), q.clone(), bindings).expect("prove");
+    let env = prove(&params, &pk, model.clone(), q.clone(), bindings).expect("prove");
     let single = t.elapsed();
     let n = env.instances.len();
     group.bench_function("verify", |b| b.iter(|| verify(&srs.params, pk.get_vk(), &env, bindings, n).expect("valid")));

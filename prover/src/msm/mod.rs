@@ -5,7 +5,7 @@
 //!
 //! | name | what | notes |
 //! |---|---|---|
-//! | `halo2curves` | [`Halo2CurvesMsm`]: halo2's own `best_multiexp` | the baseline every commitment in a proof uses today |
+//! | `halo2curves` | [`Halo2CurvesMsm`]: halo2's own `best_multiexp` | the baseline |
 //! | `arkworks` | [`ArkworksMsm`]: `ark_ec::VariableBaseMSM` on converted points | |
 //! | `pippenger` | [`PippengerMsm`]: our variable-base Pippenger | signed digits, batch-affine buckets |
 //! | `cuda` | [`CudaMsm`]: NVRTC-compiled kernels | feature `cuda`; compile-checked and run on the CPU in tests, not yet run on a GPU |
@@ -19,11 +19,10 @@
 //! Every backend is tested against [`NaiveMsm`] (double-and-add) on seeded random inputs with
 //! zero, one and minus-one scalars, repeated and negated bases and the point at infinity.
 //!
-//! # What this does not do yet
-//! halo2-axiom 0.5.3 has no hook to swap the MSM used inside proving (`ParamsKZG::commit_lagrange`
-//! calls `best_multiexp` directly), so proofs still use halo2curves' MSM. The tests show every
-//! backend gives byte-identical commitments to `commit_lagrange` and `commit`; byte-identical
-//! proofs through a backend need that hook (a fork or an upstream change).
+//! # In proving
+//! [`crate::commit`] puts these backends inside halo2's prover and keygen: every commitment of
+//! a proof but the two of the SHPLONK opening goes through the chosen backend, and the proof is
+//! byte-identical whichever is used (`prover/tests/commit.rs`).
 
 mod arkworks;
 mod bucket;

@@ -26,6 +26,7 @@
 use halo2_proofs::halo2curves::bn256::{Fr, G1Affine, G1};
 use halo2_proofs::halo2curves::group::prime::PrimeCurveAffine;
 use halo2_proofs::halo2curves::group::{Curve, Group};
+use halo2_proofs::{SerdeCurveAffine, SerdeFormat};
 use rayon::prelude::*;
 
 use super::bucket::Buckets;
@@ -33,6 +34,9 @@ use super::digits::{num_windows, scalar_limbs, signed_digits, MAX_WINDOW};
 use super::pippenger::{batch_capacity, check_window};
 use super::{prefetch, MsmBackend};
 use crate::error::{Error, Result};
+
+/// Bytes of one point in halo2's raw encoding.
+const RAW_POINT: usize = 64;
 
 /// Scalars per task in the digit-sorting pass.
 const SORT_CHUNK: usize = 1 << 12;
@@ -149,6 +153,66 @@ impl PrecomputedBases {
                 weighted + sum * Fr::from(lo as u64)
             })
             .reduce(G1::identity, |a, b| a + b))
+    }
+
+    /// Appends the table to `out`: window, windows and base count (u32 little-endian), then
+    /// every table point in halo2's raw form (64 bytes, unchecked encoding).
+    pub fn write_raw(&self, out: &mut Vec<u8>) {
+        for v in [self.c, self.windows, self.len()] {
+            out.extend_from_slice(&(v as u32).to_le_bytes());
+        }
+        out.reserve(self.table.len() * RAW_POINT);
+        for p in &self.table {
+            // Writing into a Vec cannot fail.
+            let _ = p.write(out, SerdeFormat::RawBytesUnchecked);
+        }
+    }
+
+    /// Reads a table that [`PrecomputedBases::write_raw`] wrote for `bases`, advancing `bytes`.
+    ///
+    /// The points are read unchecked (not even on-curve): reading them checked would cost
+    /// more than the table saves for one proof. What is checked is that the table belongs to
+    /// `bases` (its first column is `bases`, exactly) and, on a fixed sample of 64 entries,
+    /// that each is `2^c` times the one before. A table that passes and is still wrong can
+    /// only make wrong commitments, so proofs that fail to verify: the table is prover-side
+    /// only and cannot make a wrong statement verify.
+    pub fn read_raw(bytes: &mut &[u8], bases: &[G1Affine]) -> Result<Self> {
+        let bad = |reason: String| Error::MsmTableCorrupt { reason };
+        let mut header = [0usize; 3];
+        for v in &mut header {
+            let (word, rest) = bytes.split_first_chunk::<4>().ok_or_else(|| bad("truncated header".into()))?;
+            *v = u32::from_le_bytes(*word) as usize;
+            *bytes = rest;
+        }
+        let [c, windows, n] = header;
+        check_window(c).map_err(|e| bad(e.to_string()))?;
+        if windows != num_windows(c) || n != bases.len() {
+            return Err(bad(format!("table of {n} bases with {windows} windows of {c} bits, expected {} bases", bases.len())));
+        }
+        let len = n * windows * RAW_POINT;
+        if bytes.len() < len {
+            return Err(bad(format!("{} bytes of points, expected {len}", bytes.len())));
+        }
+        let (raw, rest) = bytes.split_at(len);
+        *bytes = rest;
+        let table: Vec<G1Affine> = raw
+            .par_chunks(RAW_POINT)
+            .map(|mut chunk| G1Affine::read(&mut chunk, SerdeFormat::RawBytesUnchecked).map_err(|e| bad(e.to_string())))
+            .collect::<Result<_>>()?;
+        if !bases.par_iter().enumerate().all(|(i, b)| table[i * windows] == *b) {
+            return Err(bad("its first column is not these bases".into()));
+        }
+        if windows > 1 && n > 0 {
+            for t in 0..64usize {
+                let (i, j) = ((t * 7919) % n, 1 + t % (windows - 1));
+                let prev = (0..c).fold(G1::from(table[i * windows + j - 1]), |q, _| q.double());
+                if prev != G1::from(table[i * windows + j]) {
+                    return Err(bad(format!("entry ({i}, {j}) is not 2^{c} times the one before")));
+                }
+            }
+        }
+        let infinity = bases.iter().map(|b| bool::from(b.is_identity())).collect();
+        Ok(PrecomputedBases { c, windows, table, infinity })
     }
 
     /// Adds `terms` (whose digits are in the range starting at `lo + 1`) into `buckets`.
