@@ -21,8 +21,10 @@
 //!
 //! # In proving
 //! [`crate::commit`] puts these backends inside halo2's prover and keygen: every commitment of
-//! a proof but the two of the SHPLONK opening goes through the chosen backend, and the proof is
-//! byte-identical whichever is used (`prover/tests/commit.rs`).
+//! a proof but the two of the SHPLONK opening goes through the chosen backend, and each one is
+//! the group element halo2's own MSM gives (checked inside real proofs by
+//! [`crate::CommitParams::cross_checked`], `prover/tests/commit.rs`), so the verifier is
+//! unchanged.
 
 mod arkworks;
 mod bucket;
