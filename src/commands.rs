@@ -97,14 +97,10 @@ pub(crate) fn prove(a: &ProveArgs) -> Result<Outcome> {
     let q = loaded.model.quantize_inputs(&input).with_context(|| a.input.display().to_string())?;
     let trace = loaded.model.eval_quantized(&q)?;
     let pk = timed("loading proving key", || dir.load_pk(&loaded)).0?;
-    let params = timed("loading MSM tables", || match dir.commit_params(&loaded, a.msm) {
-        Err(zkinfer_prover::Error::CudaUnavailable { reason }) => {
-            eprintln!("note: CUDA MSM unavailable ({reason}); using the CPU's precomputed tables");
-            dir.commit_params(&loaded, zkinfer_prover::MsmChoice::Precomputed)
-        }
-        other => other,
-    })
-    .0?;
+    let (params, fallback) = timed("loading MSM tables", || dir.commit_params_or_cpu(&loaded, a.msm)).0?;
+    if let Some(reason) = fallback {
+        eprintln!("note: CUDA MSM unavailable ({reason}); using the CPU's precomputed tables");
+    }
     let (env, t) = timed(&format!("proving (k = {}, MSM {})", loaded.setup.k, params.msm().name()), || {
         zkinfer_prover::prove(&params, &pk, loaded.model.clone(), q, loaded.bindings)
     });

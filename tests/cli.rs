@@ -172,6 +172,9 @@ fn bad_input_exits_2_with_one_line_and_leaves_no_files() {
     std::fs::write(&not_json, "[1, 2").unwrap();
     let args = input_args(&not_json, &proof, &output);
     usage_error(&args.iter().map(String::as_str).collect::<Vec<_>>(), &["input JSON"]);
+    let mut args = input_args(&repo("examples/tiny/input.json"), &proof, &output);
+    args.extend(["--msm".into(), "gpu9000".into()]);
+    usage_error(&args.iter().map(String::as_str).collect::<Vec<_>>(), &["unknown MSM backend", "precomputed"]);
     assert!(!proof.exists() && !output.exists(), "a failed prove left files");
 
     std::fs::write(&proof, b"zkip garbage").unwrap();

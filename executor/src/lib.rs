@@ -123,14 +123,10 @@ impl Prover {
         let d = ModelDir::new(dir);
         let loaded = d.load().map_err(err)?;
         let pk = d.load_pk(&loaded).map_err(err)?;
-        let params = match d.commit_params(&loaded, msm) {
-            Err(zkinfer_prover::Error::CudaUnavailable { reason }) => {
-                eprintln!("model {model}: CUDA MSM unavailable ({reason}): committing with the CPU's precomputed tables");
-                d.commit_params(&loaded, MsmChoice::Precomputed)
-            }
-            other => other,
+        let (params, fallback) = d.commit_params_or_cpu(&loaded, msm).map_err(err)?;
+        if let Some(reason) = fallback {
+            eprintln!("model {model}: CUDA MSM unavailable ({reason}): committing with the CPU's precomputed tables");
         }
-        .map_err(err)?;
         Ok(Prover { loaded, pk, params })
     }
 

@@ -181,6 +181,15 @@ impl ModelDir {
         CommitParams::new(loaded.params.clone(), msm)
     }
 
+    /// [`ModelDir::commit_params`], falling back to the CPU's precomputed tables where the
+    /// CUDA backend cannot run; the reason comes back with the params so the caller can say so.
+    pub fn commit_params_or_cpu(&self, loaded: &Loaded, choice: MsmChoice) -> Result<(CommitParams, Option<String>)> {
+        match self.commit_params(loaded, choice) {
+            Err(Error::CudaUnavailable { reason }) => Ok((self.commit_params(loaded, MsmChoice::Precomputed)?, Some(reason))),
+            other => other.map(|p| (p, None)),
+        }
+    }
+
     /// Sets the directory up with `srs`: builds the MSM tables and generates keys unless
     /// cached. `on_keygen` is called before keygen runs.
     pub fn setup(&self, compiled: &Compiled, srs: &Srs, on_keygen: impl FnOnce()) -> Result<(SetupInfo, bool)> {
