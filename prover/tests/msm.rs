@@ -42,6 +42,18 @@ fn scalars(rng: &mut ChaCha20Rng, n: usize) -> Vec<Fr> {
         .collect()
 }
 
+/// Runs of equal scalars of lengths 1 to 20, zero, small, negative or random, as in a proof's
+/// grand products and sorted lookup columns.
+fn runs(rng: &mut ChaCha20Rng, n: usize) -> Vec<Fr> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let v = scalars(rng, 1)[0];
+        let len = rng.gen_range(1..=20usize).min(n - out.len());
+        out.extend(std::iter::repeat(v).take(len));
+    }
+    out
+}
+
 /// Sizes 1, 2 and 2^k - 1, 2^k, 2^k + 1 for small k.
 fn sizes() -> Vec<usize> {
     let mut s = vec![1, 2];
@@ -97,6 +109,7 @@ fn every_backend_matches_on_degenerate_inputs() {
         ("one base and scalar repeated (doublings in every bucket)", vec![Fr::from(12345); n], vec![p; n]),
         ("p and -p with equal scalars (cancellation)", vec![Fr::from(99); 2], vec![p, -p]),
         ("all bases at infinity", scalars(&mut rng, n), vec![G1Affine::identity(); n]),
+        ("runs of equal scalars (grand products, sorted lookups)", runs(&mut rng, n), b.clone()),
         ("empty", vec![], vec![]),
     ];
     for (label, s, b) in cases {

@@ -10,11 +10,13 @@
 //! capacity element 0).
 //!
 //! Row layout of one permutation (advice `s_0 … s_12, aux`, fixed `c_0 … c_12`):
-//! - full round (2 rows): row r holds the state `x` and round constants `c`; row r+1
-//!   holds `sq_j = (x_j + c_j)^2`; the next state (row r+2) is `M · (sq^2 · (x + c))`
-//!   ("poseidon full round");
-//! - partial round (1 row): `aux = (x_0 + c_0)^2`, next state (row r+1) is
-//!   `M · (aux^2·(x_0 + c_0), x_1 + c_1, …)` ("poseidon partial round");
+//! - full round (2 rows): row r holds the state `x`; row r+1 holds the round constants `c`
+//!   and `sq_j = (x_j + c_j)^2` ("poseidon full round squares"); the next state (row r+2) is
+//!   `M · (sq^2 · (x + c))`;
+//! - partial round (1 row): the state `x`, the constants `c` and `aux = (x_0 + c_0)^2`
+//!   ("poseidon partial round square"); the next state (row r+1) is
+//!   `M · (aux^2·(x_0 + c_0), x_1 + c_1, …)`;
+//! - both mixes are one gate ("poseidon round mix"), on the row with the constants;
 //! - the first row's `s_0` is 0 ("poseidon init"), `s_1` is the chained `h`, `s_2…s_12`
 //!   are the input cells; the last row's `s_0` is the output.
 //!
@@ -168,6 +170,12 @@ pub struct PoseidonChip {
 
 impl PoseidonChip {
     /// Creates the round gates.
+    ///
+    /// One mixing gate serves both kinds of round: halo2 evaluates every gate on every row, and
+    /// the 13×13 MDS product is most of the quotient's work, so it is paid once per row, not
+    /// once per kind of round. Which S-box outputs it mixes is chosen linearly by the two
+    /// selectors (never both on one row): `(q_full + q_partial)·next_i =
+    /// Σ_j M_ij·(q_full·full_j + q_partial·partial_j)`.
     pub fn configure(
         meta: &mut ConstraintSystem<Fr>,
         state: [Column<Advice>; WIDTH],
@@ -175,36 +183,49 @@ impl PoseidonChip {
         rc: [Column<Fixed>; WIDTH],
     ) -> PoseidonConfig {
         let p = params();
-        let (q_init, q_full, q_partial) = (meta.selector(), meta.selector(), meta.selector());
+        // Complex selectors: the mixing gate adds them (halo2 allows simple ones only as factors).
+        let (q_init, q_full, q_partial) = (meta.selector(), meta.complex_selector(), meta.complex_selector());
         let m = |i: usize, j: usize| Expression::Constant(p.mds[i][j]);
         meta.create_gate("poseidon init", |vc| vec![vc.query_selector(q_init) * vc.query_advice(state[0], Rotation::cur())]);
-        meta.create_gate("poseidon full round", |vc| {
+        // Full round, on its second row: the state is on the row before, squares on this one.
+        meta.create_gate("poseidon full round squares", |vc| {
             let q = vc.query_selector(q_full);
-            let xc: Vec<Expression<Fr>> =
-                (0..WIDTH).map(|j| vc.query_advice(state[j], Rotation::cur()) + vc.query_fixed(rc[j], Rotation::cur())).collect();
-            let sq: Vec<Expression<Fr>> = (0..WIDTH).map(|j| vc.query_advice(state[j], Rotation::next())).collect();
-            let mut out: Vec<Expression<Fr>> = (0..WIDTH).map(|j| q.clone() * (sq[j].clone() - xc[j].clone() * xc[j].clone())).collect();
-            for i in 0..WIDTH {
-                let next = vc.query_advice(state[i], Rotation(2));
-                let mixed = (0..WIDTH)
-                    .fold(Expression::Constant(Fr::zero()), |acc, j| acc + m(i, j) * sq[j].clone() * sq[j].clone() * xc[j].clone());
-                out.push(q.clone() * (next - mixed));
-            }
-            out
+            (0..WIDTH)
+                .map(|j| {
+                    let xc = vc.query_advice(state[j], Rotation::prev()) + vc.query_fixed(rc[j], Rotation::cur());
+                    q.clone() * (vc.query_advice(state[j], Rotation::cur()) - xc.clone() * xc)
+                })
+                .collect::<Vec<_>>()
         });
-        meta.create_gate("poseidon partial round", |vc| {
-            let q = vc.query_selector(q_partial);
-            let xc: Vec<Expression<Fr>> =
-                (0..WIDTH).map(|j| vc.query_advice(state[j], Rotation::cur()) + vc.query_fixed(rc[j], Rotation::cur())).collect();
-            let a = vc.query_advice(aux, Rotation::cur());
-            let mut out = vec![q.clone() * (a.clone() - xc[0].clone() * xc[0].clone())];
-            for i in 0..WIDTH {
-                let next = vc.query_advice(state[i], Rotation::next());
-                let first = m(i, 0) * a.clone() * a.clone() * xc[0].clone();
-                let mixed = (1..WIDTH).fold(first, |acc, j| acc + m(i, j) * xc[j].clone());
-                out.push(q.clone() * (next - mixed));
-            }
-            out
+        meta.create_gate("poseidon partial round square", |vc| {
+            let xc = vc.query_advice(state[0], Rotation::cur()) + vc.query_fixed(rc[0], Rotation::cur());
+            vec![vc.query_selector(q_partial) * (vc.query_advice(aux, Rotation::cur()) - xc.clone() * xc)]
+        });
+        meta.create_gate("poseidon round mix", |vc| {
+            let (qf, qp) = (vc.query_selector(q_full), vc.query_selector(q_partial));
+            let sbox_in: Vec<Expression<Fr>> = (0..WIDTH)
+                .map(|j| {
+                    let full = {
+                        let sq = vc.query_advice(state[j], Rotation::cur());
+                        sq.clone() * sq * (vc.query_advice(state[j], Rotation::prev()) + vc.query_fixed(rc[j], Rotation::cur()))
+                    };
+                    let xc = vc.query_advice(state[j], Rotation::cur()) + vc.query_fixed(rc[j], Rotation::cur());
+                    let partial = if j == 0 {
+                        let a = vc.query_advice(aux, Rotation::cur());
+                        a.clone() * a * xc
+                    } else {
+                        xc
+                    };
+                    qf.clone() * full + qp.clone() * partial
+                })
+                .collect();
+            (0..WIDTH)
+                .map(|i| {
+                    let next = vc.query_advice(state[i], Rotation::next());
+                    let mixed = (0..WIDTH).fold(Expression::Constant(Fr::zero()), |acc, j| acc + m(i, j) * sbox_in[j].clone());
+                    (qf.clone() + qp.clone()) * next - mixed
+                })
+                .collect::<Vec<_>>()
         });
         PoseidonConfig { state, aux, rc, q_init, q_full, q_partial }
     }
@@ -239,14 +260,17 @@ impl PoseidonChip {
         c.q_init.enable(region, offset)?;
         let mut row = offset;
         for round in 0..p.full_rounds + p.partial_rounds {
+            let full = p.is_full(round);
+            // A full round's gates sit on its second row (the squares' row).
+            let gate_row = if full { row + 1 } else { row };
             for (col, v) in c.rc.iter().zip(p.rc(round)) {
-                region.assign_fixed(*col, row, *v);
+                region.assign_fixed(*col, gate_row, *v);
             }
-            if p.is_full(round) {
-                c.q_full.enable(region, row)?;
+            if full {
+                c.q_full.enable(region, gate_row)?;
                 row += 2;
             } else {
-                c.q_partial.enable(region, row)?;
+                c.q_partial.enable(region, gate_row)?;
                 row += 1;
             }
         }
@@ -393,10 +417,13 @@ mod tests {
         let per = params().rows_per_permutation();
         let partial_row = 2 * 4 + 3; // a state row in the partial rounds
         for (tamper, gate) in [
-            ((0, 1, 5), "poseidon full round"),                  // a square cell
-            ((1, partial_row, WIDTH), "poseidon partial round"), // aux
-            ((0, partial_row + 1, 3), "poseidon partial round"), // a state cell
-            ((1, per - 1, 0), "poseidon full round"),            // the output
+            ((0, 1, 5), "poseidon full round squares"),                 // a square cell
+            ((0, 1, 5), "poseidon round mix"),                          // ... also mixed
+            ((0, 2, 7), "poseidon round mix"),                          // a full round's output
+            ((1, partial_row, WIDTH), "poseidon partial round square"), // aux
+            ((1, partial_row, WIDTH), "poseidon round mix"),            // ... also mixed
+            ((0, partial_row + 1, 3), "poseidon round mix"),            // a partial round's output
+            ((1, per - 1, 0), "poseidon round mix"),                    // the output
             ((0, 0, 0), "poseidon init"),
         ] {
             let c = TestCircuit { inputs: inputs.clone(), tamper: Some(tamper) };

@@ -64,6 +64,24 @@ pub(crate) fn signed_digits(limbs: &[u64; 4], c: usize, out: &mut [i32]) {
     debug_assert_eq!(carry, 0, "scalar needs more than {} windows of {c} bits", out.len());
 }
 
+/// Writes the signed `c`-bit digits of `s`, or the negated digits of `-s` when `-s` is the
+/// smaller integer: both recombine to `s` mod r. Witness scalars are often small negative
+/// values, just below r; without the flip each would need a non-zero digit in every window
+/// (and all of them the same digits, so they would collide in the same buckets), with it
+/// they cost what small positive values cost.
+///
+/// Assumes what [`signed_digits`] assumes.
+pub(crate) fn scalar_digits(s: &Fr, c: usize, out: &mut [i32]) {
+    let pos = scalar_limbs(s);
+    let neg = scalar_limbs(&-*s);
+    if neg.iter().rev().lt(pos.iter().rev()) {
+        signed_digits(&neg, c, out);
+        out.iter_mut().for_each(|d| *d = -*d);
+    } else {
+        signed_digits(&pos, c, out);
+    }
+}
+
 /// A digit as a bucket index (`|d| - 1`) and whether the point is negated. `None` for 0.
 #[inline]
 pub(crate) fn bucket_of(d: i32) -> Option<(usize, bool)> {
@@ -99,6 +117,35 @@ mod tests {
                 assert_eq!(recombine(&digits, c), *s, "c = {c}");
                 let half = 1i32 << (c - 1);
                 assert!(digits.iter().all(|&d| -half < d && d <= half), "c = {c}");
+            }
+        }
+    }
+
+    #[test]
+    fn scalar_digits_recombine_and_keep_small_negatives_short() {
+        let mut rng = ChaCha20Rng::seed_from_u64(8);
+        let mut scalars: Vec<Fr> = (0..64).map(|_| Fr::random(&mut rng)).collect();
+        scalars.extend([Fr::ZERO, Fr::ONE, -Fr::ONE, -Fr::from(2), Fr::from(u64::MAX), -Fr::from(u64::MAX)]);
+        // (r - 1) / 2 and (r + 1) / 2, where the choice flips.
+        let half = Fr::from(2).invert().unwrap();
+        scalars.extend([half - Fr::ONE, half, half + Fr::ONE]);
+        for c in [MIN_WINDOW, 5, 13, 16, 17, MAX_WINDOW] {
+            let mut digits = vec![0i32; num_windows(c)];
+            for s in &scalars {
+                scalar_digits(s, c, &mut digits);
+                assert_eq!(recombine(&digits, c), *s, "c = {c}");
+                let half = 1i32 << (c - 1);
+                assert!(digits.iter().all(|&d| -half <= d && d <= half), "c = {c}");
+            }
+            for v in [1u64, 7, 1 << 20, u64::MAX] {
+                let mut count = |s: Fr| {
+                    scalar_digits(&s, c, &mut digits);
+                    digits.iter().filter(|&&d| d != 0).count()
+                };
+                // -v costs what v costs: at most the windows of a 64-bit value (plus a carry).
+                let positive = count(Fr::from(v));
+                assert_eq!(count(-Fr::from(v)), positive, "c = {c}, v = {v}");
+                assert!(positive <= 64usize.div_ceil(c) + 1, "c = {c}, v = {v}");
             }
         }
     }

@@ -35,6 +35,7 @@ mod naive;
 mod pippenger;
 mod precomputed;
 mod reduce;
+mod runs;
 
 use halo2_proofs::halo2curves::bn256::{Fr, G1Affine, G1};
 

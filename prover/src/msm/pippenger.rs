@@ -11,7 +11,7 @@ use halo2_proofs::halo2curves::group::Group;
 use rayon::prelude::*;
 
 use super::bucket::Buckets;
-use super::digits::{bucket_of, num_windows, scalar_limbs, signed_digits, MAX_WINDOW, MIN_WINDOW};
+use super::digits::{bucket_of, num_windows, scalar_digits, MAX_WINDOW, MIN_WINDOW};
 use super::{check_lengths, MsmBackend};
 use crate::error::{Error, Result};
 
@@ -48,7 +48,7 @@ impl MsmBackend for PippengerMsm {
         let c = self.window_for(scalars.len());
         let w = num_windows(c);
         let mut digits = vec![0i32; scalars.len() * w];
-        digits.par_chunks_mut(w).zip(scalars.par_iter()).for_each(|(d, s)| signed_digits(&scalar_limbs(s), c, d));
+        digits.par_chunks_mut(w).zip(scalars.par_iter()).for_each(|(d, s)| scalar_digits(s, c, d));
         let windows: Vec<G1> = (0..w)
             .into_par_iter()
             .map(|j| {

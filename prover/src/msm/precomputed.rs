@@ -19,19 +19,24 @@
 //! `n·c·(W-1)` doublings, once per SRS, in parallel: about 2 s for `2^16` and 8 s for `2^18`
 //! on 2 cores.
 //!
+//! Runs of equal consecutive scalars (grand products, sorted lookup columns) skip the digits:
+//! their bases are summed first ([`super::runs`]).
+//!
 //! # Parallelism
 //! The digits are first sorted by bucket range (one pass, parallel over scalar chunks); then
 //! each range of buckets is one rayon task with its own batch-affine buckets and reduction.
 
 use halo2_proofs::halo2curves::bn256::{Fr, G1Affine, G1};
+use halo2_proofs::halo2curves::ff::Field;
 use halo2_proofs::halo2curves::group::prime::PrimeCurveAffine;
 use halo2_proofs::halo2curves::group::{Curve, Group};
 use halo2_proofs::{SerdeCurveAffine, SerdeFormat};
 use rayon::prelude::*;
 
 use super::bucket::Buckets;
-use super::digits::{num_windows, scalar_limbs, signed_digits, MAX_WINDOW};
+use super::digits::{num_windows, scalar_digits, MAX_WINDOW};
 use super::pippenger::{batch_capacity, check_window};
+use super::runs::{find_runs, runs_msm};
 use super::{prefetch, MsmBackend};
 use crate::error::{Error, Result};
 
@@ -133,6 +138,20 @@ impl PrecomputedBases {
         if scalars.len() > self.len() {
             return Err(Error::MsmLength { scalars: scalars.len(), bases: self.len() });
         }
+        let runs = find_runs(scalars);
+        if runs.is_empty() {
+            return Ok(self.digit_msm(scalars));
+        }
+        let from_runs = runs_msm(scalars, &runs, |i| self.table[i * self.windows])?;
+        let mut rest = scalars.to_vec();
+        for run in runs {
+            rest[run].fill(Fr::ZERO);
+        }
+        Ok(from_runs + self.digit_msm(&rest))
+    }
+
+    /// The bucket pass over every non-zero digit of `scalars` (at most `self.len()` of them).
+    fn digit_msm(&self, scalars: &[Fr]) -> G1 {
         let half = 1usize << (self.c - 1);
         // Ranges of buckets, a few per thread so that uneven ranges even out.
         let ranges = (4 * rayon::current_num_threads()).min(half.div_ceil(64)).max(1);
@@ -140,7 +159,7 @@ impl PrecomputedBases {
         let sorted: Vec<Vec<Vec<Term>>> =
             scalars.par_chunks(SORT_CHUNK).enumerate().map(|(k, chunk)| self.sort_terms(k * SORT_CHUNK, chunk, span, ranges)).collect();
         let capacity = batch_capacity(self.c).min(span / 8).max(4);
-        Ok((0..ranges)
+        (0..ranges)
             .into_par_iter()
             .map(|r| {
                 let lo = r * span;
@@ -152,7 +171,7 @@ impl PrecomputedBases {
                 let (weighted, sum) = buckets.finish();
                 weighted + sum * Fr::from(lo as u64)
             })
-            .reduce(G1::identity, |a, b| a + b))
+            .reduce(G1::identity, |a, b| a + b)
     }
 
     /// Appends the table to `out`: window, windows and base count (u32 little-endian), then
@@ -238,7 +257,7 @@ impl PrecomputedBases {
             if self.infinity[i] {
                 continue;
             }
-            signed_digits(&scalar_limbs(s), self.c, &mut digits);
+            scalar_digits(s, self.c, &mut digits);
             for (j, &digit) in digits.iter().enumerate() {
                 if digit != 0 {
                     let r = (digit.unsigned_abs() as usize - 1) / span;

@@ -8,7 +8,7 @@ use halo2_proofs::halo2curves::ff::{Field, PrimeField};
 use halo2_proofs::halo2curves::group::Group;
 use rayon::prelude::*;
 
-use crate::msm::digits::{bucket_of, num_windows, scalar_limbs, signed_digits};
+use crate::msm::digits::{bucket_of, num_windows, scalar_digits};
 
 /// 32-bit limbs per field element.
 const LIMBS: usize = 8;
@@ -53,7 +53,7 @@ pub(crate) fn plan(scalars: &[Fr], bases: &[G1Affine]) -> Plan {
     let c = window(scalars.len());
     let (windows, buckets) = (num_windows(c), 1usize << (c - 1));
     let mut digits = vec![0i32; scalars.len() * windows];
-    digits.par_chunks_mut(windows).zip(scalars.par_iter()).for_each(|(d, s)| signed_digits(&scalar_limbs(s), c, d));
+    digits.par_chunks_mut(windows).zip(scalars.par_iter()).for_each(|(d, s)| scalar_digits(s, c, d));
     // Counting sort by (window, bucket): each window is independent, so one task each.
     let per_window: Vec<(Vec<u32>, Vec<u32>)> = (0..windows)
         .into_par_iter()
