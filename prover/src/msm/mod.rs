@@ -14,7 +14,8 @@
 //! every MSM into a single bucket pass with no doublings; on 2 cores it is 1.5-1.7x faster than
 //! `halo2curves` from 2^16 to 2^20 terms (`papers/benchmarks.md`, "MSM backends"). It is bound
 //! to its bases, so it is not in the by-name table; it implements [`MsmBackend`] too, checking
-//! that the bases given are its own.
+//! that the bases given are its own. It also sums runs of equal consecutive scalars base-first
+//! (`runs`), since a proof's grand products and sorted lookup columns are full of them.
 //!
 //! Every backend is tested against [`NaiveMsm`] (double-and-add) on seeded random inputs with
 //! zero, one and minus-one scalars, repeated and negated bases and the point at infinity.
