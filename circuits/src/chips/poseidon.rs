@@ -415,14 +415,22 @@ mod tests {
         // A wrong public digest fails.
         assert!(!gate_failures(&honest, digest + Fr::one()).is_empty());
         let per = params().rows_per_permutation();
-        let partial_row = 2 * 4 + 3; // a state row in the partial rounds
+        let p = params();
+        // Rows of the first full rounds, then of the partial rounds (derived, not assumed).
+        let first_partial = 2 * (p.full_rounds / 2);
+        let partial_row = first_partial + 3; // a state row in the partial rounds
+        let second_full = first_partial + p.partial_rounds; // state row of the first full round after them
         for (tamper, gate) in [
+            ((0, 0, 5), "poseidon full round squares"),                 // an input, read at Rotation::prev
             ((0, 1, 5), "poseidon full round squares"),                 // a square cell
             ((0, 1, 5), "poseidon round mix"),                          // ... also mixed
             ((0, 2, 7), "poseidon round mix"),                          // a full round's output
+            ((0, first_partial, 4), "poseidon round mix"),              // full -> partial switch
             ((1, partial_row, WIDTH), "poseidon partial round square"), // aux
             ((1, partial_row, WIDTH), "poseidon round mix"),            // ... also mixed
             ((0, partial_row + 1, 3), "poseidon round mix"),            // a partial round's output
+            ((0, second_full, 9), "poseidon round mix"),                // partial -> full switch
+            ((1, second_full + 1, 2), "poseidon full round squares"),   // a square in the second half
             ((1, per - 1, 0), "poseidon round mix"),                    // the output
             ((0, 0, 0), "poseidon init"),
         ] {

@@ -1,4 +1,6 @@
-//! Signed-digit recoding of scalars: `s = Σ_j d_j·2^(c·j)` with `d_j ∈ (-2^(c-1), 2^(c-1)]`.
+//! Signed-digit recoding of scalars: `s = Σ_j d_j·2^(c·j)` with `d_j ∈ (-2^(c-1), 2^(c-1)]`
+//! ([`signed_digits`]), or `[-2^(c-1), 2^(c-1))` when recoded from `-s` ([`scalar_digits`]):
+//! either way `|d_j| ≤ 2^(c-1)`, which is what the buckets need.
 //!
 //! Signed digits halve the buckets a window needs (a negative digit adds the negated point,
 //! and negating an affine point is free), so a window of `c` bits has `2^(c-1)` buckets.
@@ -131,6 +133,9 @@ mod tests {
         scalars.extend([half - Fr::ONE, half, half + Fr::ONE]);
         for c in [MIN_WINDOW, 5, 13, 16, 17, MAX_WINDOW] {
             let mut digits = vec![0i32; num_windows(c)];
+            // -2^(c-1) recodes from 2^(c-1) to the digit -2^(c-1), the end of the range.
+            scalar_digits(&-Fr::from(1u64 << (c - 1)), c, &mut digits);
+            assert_eq!(digits[0], -(1i32 << (c - 1)), "c = {c}");
             for s in &scalars {
                 scalar_digits(s, c, &mut digits);
                 assert_eq!(recombine(&digits, c), *s, "c = {c}");

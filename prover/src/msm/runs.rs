@@ -76,7 +76,7 @@ mod tests {
         s.extend(vec![b; MIN_RUN]); // 7..15
         s.extend(vec![Fr::ZERO; 3 * MIN_RUN]); // zeros add nothing
         s.push(a);
-        s.extend(vec![a; MIN_RUN + 2]); // 40..51, up to the end
+        s.extend(vec![a; MIN_RUN + 2]); // with the `a` before it, a run up to the end
         let first = MIN_RUN - 1;
         let last = first + MIN_RUN + 3 * MIN_RUN;
         assert_eq!(find_runs(&s), vec![first..first + MIN_RUN, last..s.len()]);
