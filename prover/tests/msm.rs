@@ -43,9 +43,10 @@ fn scalars(rng: &mut ChaCha20Rng, n: usize) -> Vec<Fr> {
 }
 
 /// Runs of equal scalars of lengths 1 to 20, zero, small, negative or random, as in a proof's
-/// grand products and sorted lookup columns.
+/// grand products and sorted lookup columns; the first is 12 long and non-zero, so the
+/// fixed-base MSM's run path (runs of 8 or more) is always taken.
 fn runs(rng: &mut ChaCha20Rng, n: usize) -> Vec<Fr> {
-    let mut out = Vec::with_capacity(n);
+    let mut out = vec![-Fr::from(rng.gen_range(1..1u64 << 20)); 12.min(n)];
     while out.len() < n {
         let v = scalars(rng, 1)[0];
         let len = rng.gen_range(1..=20usize).min(n - out.len());
