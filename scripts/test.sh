@@ -38,6 +38,8 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --features zkinfer-prover/cuda
 fi
+# The coordinator's API against its own OpenAPI document (schemathesis, from PyPI).
+./scripts/api-check.sh 25
 # The shipped example models must be exactly what the generator script makes.
 if python3 -m pip install -q -r scripts/requirements.txt >/dev/null 2>&1; then
   tmp=$(mktemp -d)

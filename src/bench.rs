@@ -1,7 +1,7 @@
 //! `zkinfer bench`: compile, key generation, proving and verification of shipped example
 //! models, timed in this process, with the proof size, peak memory and error against float.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -50,7 +50,7 @@ fn secs(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-fn bench_model(name: &str, dir: &PathBuf) -> Result<Row> {
+fn bench_model(name: &str, dir: &std::path::Path) -> Result<Row> {
     let onnx = std::fs::read(dir.join("model.onnx")).with_context(|| format!("{}: model.onnx", dir.display()))?;
     let t = Instant::now();
     let compiled = compile(&onnx, Some(&read(dir, "calibration.json")?), &CompileOptions::default())?;

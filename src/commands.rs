@@ -3,11 +3,12 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use zkinfer_circuits::chips::{fr_to_hex, i64_from_fr};
+use zkinfer_circuits::chips::i64_from_fr;
 use zkinfer_circuits::compile::CompileOptions;
 use zkinfer_circuits::data::{InputData, OutputData};
 use zkinfer_circuits::quant::Visibility;
 use zkinfer_circuits::Fr;
+use zkinfer_protocol::Commitment;
 use zkinfer_prover::{fs::atomic_write, Loaded, ModelDir, ProofEnvelope, Srs};
 
 use crate::ui::{fmt_values, timed};
@@ -113,7 +114,8 @@ pub(crate) fn prove(a: &ProveArgs) -> Result<Outcome> {
     }
     println!("proved in {:.2}s; proof {} bytes → {}", t.as_secs_f64(), env.proof.len(), a.out.display());
     if loaded.model.settings.input_visibility == Visibility::Hashed {
-        println!("  input commitment {}", env.instances.first().map(|b| fr_hex(b)).unwrap_or_default());
+        let c = env.instances.first().and_then(|b| Commitment::from_le_bytes(*b).ok());
+        println!("  input commitment {}", c.map_or("<none>".to_string(), |c| c.to_string()));
     }
     for (i, o) in outputs.iter().enumerate() {
         println!("  output {i}: {}", fmt_values(o));
@@ -139,12 +141,6 @@ fn report_accuracy(dir: &ModelDir, loaded: &Loaded, input: &[Vec<f32>], outputs:
         }
         Err(e) => eprintln!("note: float reference unavailable: {}", crate::ui::one_line(&e)),
     }
-}
-
-fn fr_hex(bytes: &[u8; 32]) -> String {
-    Option::<Fr>::from(<Fr as zkinfer_circuits::chips::PrimeFieldRepr>::from_repr(*bytes))
-        .map(|f| fr_to_hex(&f))
-        .unwrap_or_else(|| "<invalid>".into())
 }
 
 pub(crate) fn verify(a: &VerifyArgs) -> Result<Outcome> {
@@ -193,14 +189,14 @@ pub(crate) fn verify(a: &VerifyArgs) -> Result<Outcome> {
         if loaded.setup.insecure_dev_srs { "  [INSECURE dev SRS: proofs can be forged]" } else { "" }
     );
     match model.settings.input_visibility {
-        Visibility::Hashed => println!("  input commitment {}", fr_to_hex(&input_part[0])),
+        Visibility::Hashed => println!("  input commitment {}", Commitment::from(input_part[0])),
         Visibility::Public => println!("  input (public)   {}", fmt_values(&decode(input_part)?)),
         Visibility::Private => println!("  input            private: the proof says nothing about which input was used"),
     }
     match model.settings.output_visibility {
         Visibility::Hashed => println!(
             "  output commitment {} (Poseidon chain over the quantized outputs at scale 2^-{})",
-            fr_to_hex(&output_part[0]),
+            Commitment::from(output_part[0]),
             model.settings.scale_bits
         ),
         _ => {

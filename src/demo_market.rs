@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256};
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
-use zkinfer_coordinator::check::{commitment_hex, input_commitment};
+use zkinfer_protocol::client::{Client, CustomerClient};
+use zkinfer_protocol::types::JobView;
+use zkinfer_protocol::{Commitment, JobId, JobState, ModelId};
 use zkinfer_prover::{ModelDir, ProofEnvelope};
 use zkinfer_verifier_contract::chain::{LocalChain, DEFAULT_HARDFORK};
-use zkinfer_verifier_contract::market::{deploy_market, open_job};
+use zkinfer_verifier_contract::market::deploy_market;
 use zkinfer_verifier_contract::solc::Toolchain;
 
+use crate::customer::{place, Order, Payment};
 use crate::ui::timed;
 
 /// The customer's payment: 0.1 ETH.
@@ -80,22 +82,38 @@ pub(crate) fn demo_market(model_dir: &Path, input: &[f32], toolchain_dir: &Path,
         );
         println!("executor {:#x} started (asks {price} wei)", chain.account(account));
     }
-    let http = Http { base: format!("http://{addr}"), client: reqwest::Client::new() };
+    let client = Client::new(&format!("http://{addr}"))?.customer(API_KEY);
+    let model_id = ModelId::new("demo")?;
     rt.block_on(async {
-        let executors = http.wait_for_executors(2).await?;
-        // The customer computes the commitment from the public model.
-        let commitment = input_commitment(&loaded.model, input)?;
-        let allow: Vec<Address> = EXECUTORS.iter().map(|&a| chain.account(a)).collect();
-        let before: Vec<U256> = futures_balances(&chain, &EXECUTORS).await?;
-        let escrow_job = open_job(&chain, &contracts, CUSTOMER, commitment.parse()?, U256::from(PRICE_WEI), 3600, allow).await?;
+        wait_for_executors(&client, EXECUTORS.len()).await?;
+        let before: Vec<U256> = balances(&chain, &EXECUTORS).await?;
+        // The customer computes the commitment from the public model, pays, seals and submits
+        // (what `zkinfer job submit` does).
+        let payment = Payment {
+            escrow: chain.escrow(contracts.escrow, CUSTOMER)?,
+            price: U256::from(PRICE_WEI),
+            escrow_model: Some(contracts.escrow_model),
+        };
+        let order = Order {
+            model: &model_id,
+            model_dir,
+            input: input.to_vec(),
+            executors: &[],
+            plain: false,
+            deadline_s: 3600,
+            payment: Some(payment),
+            wait: Duration::from_secs(120),
+        };
+        let placed = place(&client, order).await?;
         println!(
-            "customer {:#x} paid {PRICE_WEI} wei into escrow job {escrow_job} for input commitment {commitment}",
-            chain.account(CUSTOMER)
+            "customer {:#x} paid {PRICE_WEI} wei into escrow job {} for input commitment {}",
+            chain.account(CUSTOMER),
+            placed.escrow_job.map_or("?".into(), |j| j.to_string()),
+            placed.commitment
         );
-        let id = http.submit_sealed(&executors, input, &commitment, escrow_job).await?;
-        println!("customer submitted job {id}, its input sealed (HPKE) to both executors\n\nlifecycle of job {id}:");
-        let job = http.follow(id).await?;
-        audit(&http, &loaded, id, &commitment).await?;
+        println!("customer submitted job {}, its input sealed (HPKE) to both executors\n\nlifecycle of job {}:", placed.job, placed.job);
+        let job = follow(&client, placed.job).await?;
+        audit(&client, &loaded, placed.job, placed.commitment).await?;
         report_payment(&chain, &job, &before).await
     })
 }
@@ -126,7 +144,7 @@ fn start_coordinator(exe: &Path, children: &mut Children, dir: &Path, model: &Pa
     bail!("the coordinator did not start: {}", std::fs::read_to_string(dir.join("coordinator.err")).unwrap_or_default())
 }
 
-async fn futures_balances(chain: &LocalChain, accounts: &[usize]) -> Result<Vec<U256>> {
+async fn balances(chain: &LocalChain, accounts: &[usize]) -> Result<Vec<U256>> {
     let mut out = Vec::new();
     for &a in accounts {
         out.push(chain.balance(chain.account(a)).await?);
@@ -134,102 +152,63 @@ async fn futures_balances(chain: &LocalChain, accounts: &[usize]) -> Result<Vec<
     Ok(out)
 }
 
-/// The customer's HTTP client.
-struct Http {
-    base: String,
-    client: reqwest::Client,
+async fn wait_for_executors(client: &CustomerClient, n: usize) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let registered = client.executors().await?.len();
+        if registered >= n {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            bail!("only {registered} of {n} executors registered (they load the proving key first)");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
-impl Http {
-    async fn get(&self, path: &str) -> Result<Value> {
-        let r = self.client.get(format!("{}{path}", self.base)).header("x-api-key", API_KEY).send().await?;
-        let status = r.status();
-        let body = r.bytes().await?;
-        if !status.is_success() {
-            bail!("GET {path}: {status} {}", String::from_utf8_lossy(&body));
+/// Prints each state of the job as it is reached; returns the settled job.
+async fn follow(client: &CustomerClient, id: JobId) -> Result<JobView> {
+    let (start, mut shown) = (Instant::now(), 0);
+    loop {
+        let job = client.job(id).await?;
+        let t0 = job.events.first().map_or(0, |e| e.at_ms);
+        for e in &job.events[shown..] {
+            let who = match e.state {
+                JobState::Assigned | JobState::Proving | JobState::Proved => {
+                    format!("  executor {}", job.executor.map_or("?".into(), |x| x.to_string()))
+                }
+                JobState::Settled => format!("  paid on chain in tx {}", job.payment.as_ref().map_or("?".into(), |p| p.tx.to_string())),
+                _ => String::new(),
+            };
+            println!("  {:<9} +{:>6.2}s{who}", e.state.as_str(), (e.at_ms - t0) as f64 / 1e3);
         }
-        Ok(serde_json::from_slice(&body)?)
-    }
-
-    async fn wait_for_executors(&self, n: usize) -> Result<Vec<Value>> {
-        let start = Instant::now();
-        loop {
-            let list = self.get("/v1/executors").await?;
-            let list = list.as_array().cloned().unwrap_or_default();
-            if list.len() >= n {
-                return Ok(list);
-            }
-            if start.elapsed() > Duration::from_secs(120) {
-                bail!("only {} of {n} executors registered (they load the proving key first)", list.len());
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    async fn submit_sealed(&self, executors: &[Value], input: &[f32], commitment: &str, escrow_job: u64) -> Result<i64> {
-        let plaintext = serde_json::to_vec(input)?;
-        let mut sealed = serde_json::Map::new();
-        for e in executors {
-            let pk = hex::decode(e["hpke_public_key"].as_str().context("an executor without an HPKE key")?)?;
-            let address = e["address"].as_str().context("an executor without an address")?;
-            sealed.insert(address.to_string(), json!(hex::encode(zkinfer_coordinator::seal::seal(&pk, "demo", &plaintext)?)));
-        }
-        let body =
-            json!({ "model_id": "demo", "sealed": sealed, "input_commitment": commitment, "escrow_job": escrow_job, "deadline_s": 3600 });
-        let r = self.client.post(format!("{}/v1/jobs", self.base)).header("x-api-key", API_KEY).body(body.to_string()).send().await?;
-        let status = r.status();
-        let v: Value = serde_json::from_slice(&r.bytes().await?)?;
-        if !status.is_success() {
-            bail!("submitting the job: {status} {v}");
-        }
-        v["job_id"].as_i64().context("no job id")
-    }
-
-    /// Prints each state of the job as it is reached; returns the settled job.
-    async fn follow(&self, id: i64) -> Result<Value> {
-        let (start, mut shown) = (Instant::now(), 0);
-        loop {
-            let job = self.get(&format!("/v1/jobs/{id}")).await?;
-            let events = job["events"].as_array().cloned().unwrap_or_default();
-            let t0 = events.first().and_then(|e| e[1].as_i64()).unwrap_or(0);
-            for e in &events[shown..] {
-                let (state, at) = (e[0].as_str().unwrap_or("?"), e[1].as_i64().unwrap_or(t0));
-                let who = match state {
-                    "assigned" | "proving" | "proved" => format!("  executor {}", job["executor"].as_str().unwrap_or("?")),
-                    "settled" => format!("  paid on chain in tx {}", job["payment"]["tx"].as_str().unwrap_or("?")),
-                    _ => String::new(),
-                };
-                println!("  {state:<9} +{:>6.2}s{who}", (at - t0) as f64 / 1e3);
-            }
-            shown = events.len();
-            match job["state"].as_str() {
-                Some("settled") => return Ok(job),
-                Some(s @ ("failed" | "expired" | "refunded")) => bail!("job {id} ended {s}: {job}"),
-                _ if start.elapsed() > Duration::from_secs(600) => bail!("job {id} did not settle in 10 minutes: {job}"),
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
+        shown = job.events.len();
+        match job.state {
+            JobState::Settled => return Ok(job),
+            s @ (JobState::Failed | JobState::Expired | JobState::Refunded) => bail!("job {id} ended {s}: {job:?}"),
+            _ if start.elapsed() > Duration::from_secs(600) => bail!("job {id} did not settle in 10 minutes: {job:?}"),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
 }
 
 /// An auditor downloads the proof and checks it against the model's keys and the commitment.
-async fn audit(http: &Http, loaded: &zkinfer_prover::Loaded, id: i64, commitment: &str) -> Result<()> {
-    let r = http.client.get(format!("{}/v1/jobs/{id}/proof", http.base)).header("x-api-key", API_KEY).send().await?;
-    let bytes = r.error_for_status()?.bytes().await?;
+async fn audit(client: &CustomerClient, loaded: &zkinfer_prover::Loaded, id: JobId, commitment: Commitment) -> Result<()> {
+    let bytes = client.proof(id).await?;
     let env = ProofEnvelope::from_bytes(&bytes)?;
     let instances = zkinfer_prover::verify(&loaded.params, &loaded.vk, &env, loaded.bindings, loaded.model.num_instances())?;
-    if instances.first().map(commitment_hex).as_deref() != Some(commitment) {
+    if instances.first().copied().map(Commitment::from) != Some(commitment) {
         bail!("the proof does not bind the customer's input commitment");
     }
     println!("\nauditor: the downloaded proof ({} bytes) verifies against the model's keys and binds input {commitment}", bytes.len());
     Ok(())
 }
 
-async fn report_payment(chain: &LocalChain, job: &Value, before: &[U256]) -> Result<()> {
-    let payee = job["payment"]["executor"].as_str().context("no payment recorded")?;
-    let tx = job["payment"]["tx"].as_str().context("no payment tx")?.parse()?;
-    let (gas, fee) = chain.gas(tx).await?;
-    let i = EXECUTORS.iter().position(|&a| format!("{:#x}", chain.account(a)) == payee).context("paid to an unknown executor")?;
+async fn report_payment(chain: &LocalChain, job: &JobView, before: &[U256]) -> Result<()> {
+    let payment = job.payment.as_ref().context("no payment recorded")?;
+    let (gas, fee) = chain.gas(alloy::primitives::B256::from(payment.tx.0)).await?;
+    let payee = payment.executor;
+    let i = EXECUTORS.iter().position(|&a| chain.account(a) == payee.address()).context("paid to an unknown executor")?;
     let after = chain.balance(chain.account(EXECUTORS[i])).await?;
     let gained = after + fee - before[i];
     if gained != U256::from(PRICE_WEI) {

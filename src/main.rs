@@ -2,6 +2,7 @@
 
 mod bench;
 mod commands;
+mod customer;
 mod demo;
 mod demo_market;
 mod info;
@@ -19,8 +20,24 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "zkinfer", version, about, long_about = None)]
 struct Config {
+    /// Log format on stderr: plain text, or one JSON object per line.
+    #[arg(long, env = "ZKINFER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain, global = true)]
+    log_format: LogFormat,
+    /// Which logs to show: a level (error, warn, info, debug, trace) or a tracing filter
+    /// such as `info,zkinfer_coordinator=debug`.
+    #[arg(long, env = "ZKINFER_LOG", default_value = "info", global = true)]
+    log: String,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,6 +65,11 @@ enum Command {
     /// Run an executor: claim jobs from a coordinator, prove them, deliver the proofs, and
     /// (with --rpc-url and --escrow) submit them to the escrow to be paid.
     Executor(ExecutorArgs),
+    /// A customer's jobs: submit (seal, pay, submit), status, proof (download and verify).
+    Job(customer::JobArgs),
+    /// Deploy the escrow and each model's verifier on a chain, and register the models.
+    /// Prints the escrow's address.
+    Deploy(onchain::DeployArgs),
     /// Time compile, key generation, proving and verification of shipped example models.
     ///
     /// Prints one Markdown row per model, in this process (build with --release for
@@ -181,12 +203,12 @@ pub(crate) struct ProveArgs {
 #[derive(Debug, Args)]
 pub(crate) struct VerifyArgs {
     /// The compiled and set-up model directory.
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// The proof file.
-    proof: PathBuf,
+    pub(crate) proof: PathBuf,
     /// Skip regenerating the verifying key from the model and SRS (trust the cached `vk.bin`).
     #[arg(long)]
-    trust_cached_vk: bool,
+    pub(crate) trust_cached_vk: bool,
 }
 
 /// Arguments of `zkinfer info`.
@@ -284,6 +306,12 @@ pub(crate) struct CoordinatorArgs {
     /// Milliseconds between reads of the escrow's payment events.
     #[arg(long, env = "ZKINFER_CHAIN_POLL_MS", default_value_t = 500)]
     chain_poll_ms: u64,
+    /// The first block to read escrow events from (its deployment block; `zkinfer deploy` prints it).
+    #[arg(long, env = "ZKINFER_FROM_BLOCK", default_value_t = 0)]
+    from_block: u64,
+    /// The most blocks one eth_getLogs request may cover (providers cap it).
+    #[arg(long, env = "ZKINFER_MAX_BLOCK_RANGE", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    max_block_range: u64,
 }
 
 /// Arguments of `zkinfer bench`.
@@ -352,8 +380,19 @@ pub(crate) enum Outcome {
     Invalid,
 }
 
+/// Logs go to stderr through tracing, in the chosen format.
+fn init_logs(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Plain => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
 fn main() -> ExitCode {
     let config = Config::parse();
+    init_logs(&config);
     let result = match config.command {
         Command::Compile(a) => commands::compile(&a),
         Command::Setup(a) => commands::setup(&a),
@@ -362,6 +401,8 @@ fn main() -> ExitCode {
         Command::Info(a) => info::info(&a),
         Command::Coordinator(a) => market::coordinator(&a),
         Command::Executor(a) => market::executor(&a),
+        Command::Job(a) => customer::job(&a),
+        Command::Deploy(a) => onchain::deploy(&a),
         Command::Bench(a) => bench::bench(&a),
         Command::Solidity(a) => onchain::solidity(&a),
         Command::Calldata(a) => onchain::calldata(&a),

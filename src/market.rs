@@ -1,21 +1,20 @@
-//! `zkinfer coordinator`: the proving market's HTTP service.
+//! `zkinfer coordinator` and `zkinfer executor`: parse, build the configs, run the services
+//! until SIGINT or SIGTERM.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use zkinfer_coordinator::api::{now_ms, Api};
-use zkinfer_coordinator::chain::Escrow;
-use zkinfer_coordinator::check::ProofChecker;
-use zkinfer_coordinator::registry::ModelRegistry;
-use zkinfer_coordinator::store::Store;
-use zkinfer_executor::{ChainConfig, ExecutorConfig};
+use tokio_util::sync::CancellationToken;
+use zkinfer_coordinator::chain::WatchConfig;
+use zkinfer_coordinator::registry::Registration;
+use zkinfer_coordinator::{ChainConfig, Config, Service};
+use zkinfer_executor::ExecutorConfig;
+use zkinfer_protocol::{ExecutorId, ModelId};
 use zkinfer_prover::srs::SrsChoice;
 
 use crate::{CoordinatorArgs, ExecutorArgs, Outcome};
-
-/// How often deadlines are checked.
-const EXPIRY_SWEEP: Duration = Duration::from_secs(5);
 
 fn pairs(list: &[String], what: &str) -> Result<Vec<(String, String)>> {
     list.iter()
@@ -26,70 +25,92 @@ fn pairs(list: &[String], what: &str) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-fn srs_choice(file: &Option<std::path::PathBuf>, dev: bool) -> Option<SrsChoice> {
+fn model_dirs(list: &[String]) -> Result<Vec<(ModelId, PathBuf)>> {
+    pairs(list, "--model")?
+        .into_iter()
+        .map(|(id, dir)| Ok((ModelId::new(&id).with_context(|| format!("--model {id}:{dir}"))?, PathBuf::from(dir))))
+        .collect()
+}
+
+fn srs_choice(file: &Option<PathBuf>, dev: bool) -> Option<SrsChoice> {
     match (file, dev) {
         (Some(f), _) => Some(SrsChoice::File(f.clone())),
         (None, true) => {
-            eprintln!("WARNING: --dev-srs: keys of fetched or registered models use the INSECURE development SRS.");
+            tracing::warn!("--dev-srs: keys of fetched or registered models use the INSECURE development SRS");
             Some(SrsChoice::Dev)
         }
         (None, false) => None,
     }
 }
 
+/// Resolves on SIGINT or SIGTERM.
+pub(crate) async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 pub(crate) fn coordinator(a: &CoordinatorArgs) -> Result<Outcome> {
     let customers: HashMap<String, String> = pairs(&a.api_keys, "--api-key")?.into_iter().map(|(name, key)| (key, name)).collect();
-    let models: Vec<(String, std::path::PathBuf)> = pairs(&a.models, "--model")?.into_iter().map(|(id, d)| (id, d.into())).collect();
     let registration = match (&a.models_dir, srs_choice(&a.srs, a.dev_srs)) {
-        (Some(dir), Some(srs)) => Some((dir.clone(), srs)),
+        (Some(dir), Some(srs)) => Some(Registration { dir: dir.clone(), srs }),
         (Some(_), None) => bail!("--models-dir needs --srs FILE or --dev-srs (the SRS for registered models' keys)"),
         (None, _) => None,
     };
-    let registry = std::sync::Arc::new(ModelRegistry::load(&models, registration)?);
+    let chain = match (&a.rpc_url, a.escrow) {
+        (Some(rpc_url), Some(escrow)) => Some(ChainConfig {
+            rpc_url: rpc_url.clone(),
+            escrow,
+            watch: WatchConfig {
+                every: Duration::from_millis(a.chain_poll_ms.max(50)),
+                from_block: a.from_block,
+                max_range: a.max_block_range,
+            },
+        }),
+        _ => None,
+    };
+    let config = Config {
+        listen: a.listen,
+        database_url: a.database_url.clone(),
+        customers,
+        models: model_dirs(&a.models)?,
+        registration,
+        lease: Duration::from_secs(a.lease_secs),
+        long_poll: Duration::from_secs(a.long_poll_secs),
+        chain,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
-        let store = Store::open(&a.database_url).await.with_context(|| format!("opening {}", a.database_url))?;
-        for id in registry.ids() {
-            let len = registry.input_len(&id).context("a registered model")?;
-            store.register_model(&id, len, now_ms()).await?;
-        }
-        let sweeper = store.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(EXPIRY_SWEEP).await;
-                if let Err(e) = sweeper.expire(now_ms()).await {
-                    eprintln!("coordinator: expiry sweep failed: {e}");
-                }
-            }
-        });
-        let mut api =
-            Api::new(store.clone(), registry.clone(), customers, Duration::from_secs(a.lease_secs), Duration::from_secs(a.long_poll_secs));
-        if a.models_dir.is_some() {
-            api = api.with_registrar(registry.clone());
-        }
-        if let (Some(rpc), Some(address)) = (&a.rpc_url, a.escrow) {
-            let escrow = Escrow::connect(rpc, address)?;
-            escrow.payments_since(0).await.with_context(|| format!("reading the escrow at {address:#x} through {rpc}"))?;
-            tokio::spawn(zkinfer_coordinator::chain::watch(store, escrow.clone(), Duration::from_millis(a.chain_poll_ms.max(50))));
-            eprintln!("coordinator settles jobs through the escrow at {address:#x} ({rpc})");
-            api = api.with_escrow(escrow);
-        }
-        let listener = tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("binding {}", a.listen))?;
-        println!("coordinator listening on http://{} (database {})", listener.local_addr()?, a.database_url);
-        axum::serve(listener, api.router()).await.context("serving")?;
+        let service = Service::bind(config).await.context("starting the coordinator")?;
+        // Scripts and tests read the bound address from this line.
+        println!("coordinator listening on http://{} (database {})", service.local_addr()?, a.database_url);
+        service.run(stop_signal()).await?;
+        tracing::info!("coordinator stopped");
         Ok(Outcome::Ok)
     })
 }
 
 pub(crate) fn executor(a: &ExecutorArgs) -> Result<Outcome> {
-    let models = pairs(&a.models, "--model")?.into_iter().map(|(id, d)| (id, d.into())).collect();
+    let models = model_dirs(&a.models)?.into_iter().collect();
     let key: alloy::signers::local::PrivateKeySigner = match &a.key {
-        Some(k) => k.parse().context("--key: not a private key")?,
-        None => alloy::signers::local::PrivateKeySigner::random(),
+        Some(k) => k.parse().context("--key: not a private key (0x and 64 hex digits)")?,
+        None => {
+            tracing::warn!("no --key: this executor has a new random identity (and payee) each run");
+            alloy::signers::local::PrivateKeySigner::random()
+        }
     };
-    let name = zkinfer_coordinator::auth::address_string(key.address());
+    let name = ExecutorId(key.address());
     let chain = match (&a.rpc_url, a.escrow) {
-        (Some(rpc_url), Some(escrow)) => Some(ChainConfig { rpc_url: rpc_url.clone(), escrow }),
+        (Some(rpc_url), Some(escrow)) => Some(zkinfer_executor::ChainConfig { rpc_url: rpc_url.clone(), escrow }),
         _ => None,
     };
     let cfg = ExecutorConfig {
@@ -108,7 +129,16 @@ pub(crate) fn executor(a: &ExecutorArgs) -> Result<Outcome> {
         msm: a.msm,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    println!("executor {name} serving {} model(s) for {}", a.models.len(), a.coordinator);
-    rt.block_on(zkinfer_executor::run(cfg))?;
+    tracing::info!(executor = %name, models = a.models.len(), coordinator = %a.coordinator, "executor starting");
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            stop_signal().await;
+            tracing::info!("stopping after the job in hand");
+            token.cancel();
+        });
+        zkinfer_executor::run(cfg, shutdown).await
+    })?;
     Ok(Outcome::Ok)
 }

@@ -1,14 +1,14 @@
-//! `solidity`, `calldata`, and the demo's on-chain step.
+//! `solidity`, `calldata`, `deploy`, and the demo's on-chain step.
 
 use std::path::Path;
 
-use alloy::primitives::{FixedBytes, U256};
-use alloy::sol_types::SolCall;
+use alloy::primitives::U256;
 use anyhow::{bail, Context, Result};
+use zkinfer_protocol::Commitment;
 use zkinfer_prover::{Loaded, ModelDir, ProofEnvelope};
-use zkinfer_verifier_contract::chain::{LocalChain, DEFAULT_HARDFORK, EIP170_CODE_SIZE_LIMIT};
+use zkinfer_verifier_contract::chain::{Deployer, LocalChain, DEFAULT_HARDFORK, EIP170_CODE_SIZE_LIMIT};
 use zkinfer_verifier_contract::codegen::{calldata as encode_calldata, verifier_solidity};
-use zkinfer_verifier_contract::escrow::InferenceEscrow;
+use zkinfer_verifier_contract::escrow::EscrowClient;
 use zkinfer_verifier_contract::solc::Toolchain;
 use zkinfer_verifier_contract::verifier::CompiledVerifier;
 
@@ -66,8 +66,58 @@ pub(crate) fn solidity(a: &SolidityArgs) -> Result<Outcome> {
 pub(crate) fn calldata(a: &CalldataArgs) -> Result<Outcome> {
     let bytes = std::fs::read(&a.proof).with_context(|| format!("reading {}", a.proof.display()))?;
     let env = ProofEnvelope::from_bytes(&bytes).with_context(|| a.proof.display().to_string())?;
-    println!("0x{}", hex::encode(encode_calldata(&env)?));
+    println!("{}", zkinfer_protocol::to_hex(&encode_calldata(&env)?));
     Ok(Outcome::Ok)
+}
+
+/// Arguments of `zkinfer deploy`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DeployArgs {
+    /// Set-up model directories to deploy a verifier for and register, comma-separated.
+    #[arg(long = "model", required = true, value_delimiter = ',')]
+    models: Vec<std::path::PathBuf>,
+    /// JSON-RPC endpoint of the chain.
+    #[arg(long, env = "ZKINFER_RPC_URL")]
+    rpc_url: String,
+    /// The deployer's Ethereum private key (0x-hex): it pays for the deployment.
+    #[arg(long, env = "ZKINFER_DEPLOYER_KEY", hide_env_values = true)]
+    key: String,
+    /// Register the models in this existing escrow instead of deploying a new one.
+    #[arg(long)]
+    into_escrow: Option<alloy::primitives::Address>,
+    /// Directory with compile.js and node_modules (solc, anvil), made by `npm ci`.
+    #[arg(long, env = "ZKINFER_EVM_TOOLCHAIN", default_value = "verifier-contract")]
+    toolchain: std::path::PathBuf,
+}
+
+/// `zkinfer deploy`: deploys the escrow (unless given) and, for each model, its verifier and
+/// registration. Prints the escrow's address alone on stdout (for scripts); the rest on stderr.
+pub(crate) fn deploy(a: &DeployArgs) -> Result<Outcome> {
+    let toolchain = Toolchain::new(&a.toolchain)?;
+    let key: alloy::signers::local::PrivateKeySigner = a.key.parse().context("--key: not a private key (0x and 64 hex digits)")?;
+    let deployer = Deployer::connect(&a.rpc_url, key.clone())?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        let block = deployer.block_number().await?;
+        let escrow = match a.into_escrow {
+            Some(e) => e,
+            None => {
+                let e = deployer.deploy(zkinfer_verifier_contract::market::escrow_code(&toolchain)?).await?;
+                eprintln!("escrow deployed at {e:#x} (watch its events from block {block}: zkinfer coordinator --from-block {block})");
+                e
+            }
+        };
+        let client = EscrowClient::connect(&a.rpc_url, escrow, Some(key))?;
+        for dir in &a.models {
+            let loaded = ModelDir::new(dir).load().with_context(|| dir.display().to_string())?;
+            eprintln!("generating, compiling and deploying the verifier of {} …", dir.display());
+            let (verifier, id) = zkinfer_verifier_contract::market::deploy_model(&deployer, &toolchain, &loaded, &client).await?;
+            let hash = zkinfer_protocol::Hash32(loaded.bindings.model_hash);
+            eprintln!("model {} (model hash {hash}): verifier {verifier:#x}, escrow model {id}", dir.display());
+        }
+        println!("{escrow:#x}");
+        Ok(Outcome::Ok)
+    })
 }
 
 /// Deploys the verifier and the escrow on a fresh anvil, verifies the proof, and runs one paid job.
@@ -76,11 +126,10 @@ pub(crate) fn demo_on_chain(dir: &Path, proof: &Path, toolchain_dir: &Path, out:
     let compiled = write_verifier(dir, out, &toolchain)?;
     let env = ProofEnvelope::from_bytes(&std::fs::read(proof)?)?;
     let loaded = ModelDir::new(dir).load()?;
-    let escrow_code = toolchain.compile_one(&toolchain.escrow_source(), "InferenceEscrow", Some(200))?.bytecode;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         let chain = LocalChain::start(&toolchain.anvil()?, DEFAULT_HARDFORK)?;
-        let verifier = compiled.deploy(&chain, 0).await?;
+        let verifier = compiled.deploy(&chain.deployer(0)).await?;
         let data = encode_calldata(&env)?;
         let verified = chain.transact(0, verifier, data, U256::ZERO, Some(TX_GAS)).await?;
         if !verified.success {
@@ -90,43 +139,28 @@ pub(crate) fn demo_on_chain(dir: &Path, proof: &Path, toolchain_dir: &Path, out:
             "verified on anvil ({} hardfork): {} gas for the verifier call (incl. 21000 base and calldata)",
             chain.hardfork, verified.gas_used
         );
-
-        let escrow = chain.deploy(0, escrow_code).await?.contract.context("no escrow address")?;
-        let instances: Vec<U256> = env.instances.iter().map(|b| U256::from_le_bytes(*b)).collect();
+        let (customer, executor) = (1, 2);
+        let escrow = chain.deployer(0).deploy(zkinfer_verifier_contract::market::escrow_code(&toolchain)?).await?;
+        let n = u32::try_from(env.instances.len()).context("too many instances")?;
+        let model = chain.escrow(escrow, 0)?.register_model(verifier, loaded.bindings.model_hash, n).await?;
+        let commitment = Commitment::from_le_bytes(env.instances[0])?;
         let price = U256::from(10u64).pow(U256::from(17u64));
         let deadline = chain.timestamp().await? + 3600;
-        let steps = [
-            (
-                0,
-                InferenceEscrow::registerModelCall {
-                    verifier,
-                    modelHash: FixedBytes(loaded.bindings.model_hash),
-                    numInstances: instances.len() as u32,
-                }
-                .abi_encode(),
-                U256::ZERO,
-            ),
-            (
-                1,
-                InferenceEscrow::openJobCall { modelId: U256::from(1), inputCommitment: instances[0], deadline, allowList: vec![] }
-                    .abi_encode(),
-                price,
-            ),
-            (2, InferenceEscrow::claimJobCall { jobId: U256::from(1) }.abi_encode(), U256::ZERO),
-        ];
-        for (from, data, value) in steps {
-            if !chain.transact(from, escrow, data, value, Some(TX_GAS)).await?.success {
-                bail!("escrow setup transaction reverted");
-            }
-        }
-        let before = chain.balance(chain.account(2)).await?;
-        let submit = InferenceEscrow::submitProofCall { jobId: U256::from(1), instances, proof: env.proof.clone().into() }.abi_encode();
-        let paid = chain.transact(2, escrow, submit, U256::ZERO, Some(TX_GAS)).await?;
-        if !paid.success {
+        let job = chain.escrow(escrow, customer)?.open_job(model, commitment, deadline, &[], price).await?;
+        let paid_by = chain.escrow(escrow, executor)?;
+        paid_by.claim(job).await?;
+        let before = chain.balance(chain.account(executor)).await?;
+        let tx = paid_by.send_submit_proof(job, &env, TX_GAS).await?;
+        let receipt = paid_by.wait_receipt(tx, std::time::Duration::from_secs(60)).await?.context("submitProof was not mined")?;
+        let mined = zkinfer_verifier_contract::escrow::Submission::from(&receipt);
+        if !mined.success {
             bail!("the escrow rejected the demo proof");
         }
-        let gained = chain.balance(chain.account(2)).await? + paid.fee - before;
-        println!("escrow paid the executor {gained} wei for job 1 after checking the proof: {} gas for submitProof", paid.gas_used);
+        let gained = chain.balance(chain.account(executor)).await? + mined.fee - before;
+        println!(
+            "escrow paid the executor {gained} wei for escrow job {job} after checking the proof: {} gas for submitProof",
+            mined.gas_used
+        );
         Ok(())
     })
 }

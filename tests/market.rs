@@ -5,16 +5,19 @@
 //! other, which is paid; the coordinator's database and logs never hold the input in
 //! plaintext; jobs queued and running survive a coordinator kill -9 (SQLite and Postgres).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256};
-use serde_json::{json, Value};
+use serde_json::Value;
+use zkinfer_protocol::client::{Client, CustomerClient};
+use zkinfer_protocol::seal::{seal, EscrowBinding, SealContext};
+use zkinfer_protocol::types::{InputPayload, JobView, RegisterModelRequest, SubmitJob};
+use zkinfer_protocol::{Commitment, EscrowJobId, HexBytes, JobId, ModelId};
 use zkinfer_verifier_contract::chain::{LocalChain, DEFAULT_HARDFORK};
-use zkinfer_verifier_contract::market::{deploy_market, open_job, MarketContracts};
+use zkinfer_verifier_contract::escrow::{EscrowEvent, Logged};
+use zkinfer_verifier_contract::market::{deploy_market, MarketContracts};
 use zkinfer_verifier_contract::solc::Toolchain;
 
 const BIN: &str = env!("CARGO_BIN_EXE_zkinfer");
@@ -102,55 +105,35 @@ fn executor(dir: &Path, addr: &str, key: &str, model: &Path, chain: Option<(&str
     cmd.stdout(log_file(dir, &format!("executor{n}.out"))).stderr(log_file(dir, &format!("executor{n}.err"))).spawn().unwrap()
 }
 
-/// One HTTP/1.1 request as customer alice; returns the status code and the body.
-fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nx-api-key: key-alice\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
-    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").expect("headers end");
-    let head = String::from_utf8_lossy(&resp[..split]).to_string();
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("a status line");
-    let mut body = resp[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        body = dechunk(&body);
-    }
-    (status, body)
+/// Customer alice's client of the coordinator at `addr`.
+fn alice(addr: &str) -> CustomerClient {
+    Client::new(&format!("http://{addr}")).unwrap().customer("key-alice")
 }
 
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
-        b = &b[eol + 4 + n..];
-    }
-    out
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }
 
-fn get(addr: &str, path: &str) -> Value {
-    let (status, body) = http(addr, "GET", path, "");
-    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
-    serde_json::from_slice(&body).unwrap()
-}
-
-fn wait_for(addr: &str, id: i64, state: &str, limit: Duration) -> Value {
+fn wait_for(addr: &str, id: JobId, state: &str, limit: Duration) -> JobView {
+    let c = alice(addr);
     let start = Instant::now();
     loop {
-        let j = get(addr, &format!("/v1/jobs/{id}"));
-        if j["state"] == state {
+        let j = block_on(c.job(id)).unwrap();
+        if j.state.as_str() == state {
             return j;
         }
-        assert!(start.elapsed() < limit, "job {id} never reached {state}: {j}");
+        assert!(start.elapsed() < limit, "job {id} never reached {state}: {j:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+fn mlp_id() -> ModelId {
+    ModelId::new("mlp").unwrap()
+}
+
+/// A plain job for the shipped input.
+fn plain_job(values: Vec<f32>, deadline_s: u64) -> SubmitJob {
+    SubmitJob { model_id: mlp_id(), input: Some(values), sealed: None, input_commitment: None, escrow_job: None, deadline_s }
 }
 
 fn input_values() -> Vec<f32> {
@@ -159,9 +142,9 @@ fn input_values() -> Vec<f32> {
 }
 
 /// The customer's commitment to its input, computed locally from the public model.
-fn commitment(model: &Path, values: &[f32]) -> String {
+fn commitment(model: &Path, values: &[f32]) -> Commitment {
     let loaded = zkinfer_prover::ModelDir::new(model).load().unwrap();
-    zkinfer_coordinator::check::input_commitment(&loaded.model, values).unwrap()
+    Commitment::from(loaded.model.input_commitment(&loaded.model.split_inputs(values).unwrap()).unwrap())
 }
 
 /// A chain with the market's contracts, a coordinator settling through them, and two
@@ -196,7 +179,7 @@ impl Market {
             procs.0.push(executor(dir.path(), &addr, &chain.key_hex(account), &model, on_chain, n));
         }
         let start = Instant::now();
-        while get(&addr, "/v1/executors").as_array().unwrap().len() < 2 {
+        while block_on(alice(&addr).executors()).unwrap().len() < 2 {
             assert!(start.elapsed() < Duration::from_secs(120), "the executors did not register");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -209,52 +192,60 @@ impl Market {
 
     /// Pays `price` into the escrow for the input, sealed to both executors, and submits the
     /// job; returns the coordinator's and the escrow's job ids, and the commitment.
-    fn submit_paid_sealed(&self, values: &[f32], price: U256) -> (i64, u64, String) {
+    fn submit_paid_sealed(&self, values: &[f32], price: U256) -> (JobId, EscrowJobId, Commitment) {
         let c = commitment(&self.model, values);
         let allow: Vec<Address> = EXECUTORS.iter().map(|&a| self.chain.account(a)).collect();
-        let escrow_job =
-            self.rt.block_on(open_job(&self.chain, &self.contracts, CUSTOMER, c.parse().unwrap(), price, 3600, allow)).unwrap();
-        let plaintext = serde_json::to_vec(values).unwrap();
-        let mut sealed = serde_json::Map::new();
-        for e in get(&self.addr, "/v1/executors").as_array().unwrap() {
-            let pk = hex::decode(e["hpke_public_key"].as_str().unwrap()).unwrap();
-            let ct = zkinfer_coordinator::seal::seal(&pk, "mlp", &plaintext).unwrap();
-            sealed.insert(e["address"].as_str().unwrap().to_string(), json!(hex::encode(ct)));
+        let escrow = self.chain.escrow(self.contracts.escrow, CUSTOMER).unwrap();
+        let deadline = self.rt.block_on(self.chain.timestamp()).unwrap() + 3600;
+        let escrow_job = self.rt.block_on(escrow.open_job(self.contracts.escrow_model, c, deadline, &allow, price)).unwrap();
+        let chain_id = self.rt.block_on(escrow.chain_id()).unwrap();
+        let plaintext = serde_json::to_vec(&InputPayload { input: values.to_vec() }).unwrap();
+        let model = mlp_id();
+        let binding = EscrowBinding { chain_id, escrow: self.contracts.escrow, job: escrow_job };
+        let ctx = SealContext { model_id: &model, input_commitment: c, escrow: Some(binding) };
+        let client = alice(&self.addr);
+        let mut sealed = std::collections::BTreeMap::new();
+        for e in self.rt.block_on(client.executors()).unwrap() {
+            sealed.insert(e.address, HexBytes(seal(&e.hpke_public_key.0, &ctx, &plaintext).unwrap()));
         }
-        let body = json!({ "model_id": "mlp", "sealed": sealed, "input_commitment": c, "escrow_job": escrow_job, "deadline_s": 3600 });
-        let (status, resp) = http(&self.addr, "POST", "/v1/jobs", &body.to_string());
-        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&resp));
-        (serde_json::from_slice::<Value>(&resp).unwrap()["job_id"].as_i64().unwrap(), escrow_job, c)
+        let job = SubmitJob {
+            model_id: model.clone(),
+            input: None,
+            sealed: Some(sealed),
+            input_commitment: Some(c),
+            escrow_job: Some(escrow_job),
+            deadline_s: 3600,
+        };
+        let submitted = self.rt.block_on(client.submit(&job)).unwrap();
+        (submitted.job_id, escrow_job, c)
     }
 
     /// Asserts the payment: the payee got exactly `price` less its gas, every other executor
     /// nothing, the escrow holds nothing, and the escrow paid this job exactly once.
-    fn assert_paid_once(&self, job: &Value, escrow_job: u64, before: &[U256], price: U256) -> usize {
-        let payment = &job["payment"];
-        let payee = payment["executor"].as_str().unwrap();
-        assert_eq!(payment["price_wei"], price.to_string());
-        let tx = payment["tx"].as_str().unwrap().parse().unwrap();
-        let fee = self.rt.block_on(self.chain.fee(tx)).unwrap();
-        let winner = EXECUTORS.iter().position(|&a| format!("{:#x}", self.chain.account(a)) == payee).expect("a test executor was paid");
+    fn assert_paid_once(&self, job: &JobView, escrow_job: EscrowJobId, before: &[U256], price: U256) -> usize {
+        let payment = job.payment.as_ref().expect("a payment");
+        let payee = payment.executor.address();
+        assert_eq!(payment.price_wei.to_string(), price.to_string());
+        let fee = self.rt.block_on(self.chain.fee(payment.tx.0.into())).unwrap();
+        let winner = EXECUTORS.iter().position(|&a| self.chain.account(a) == payee).expect("a test executor was paid");
         for (i, &account) in EXECUTORS.iter().enumerate() {
             let expected = if i == winner { before[i] + price - fee } else { before[i] };
             assert_eq!(self.balance(account), expected, "executor {i}'s balance");
         }
         assert_eq!(self.rt.block_on(self.chain.balance(self.contracts.escrow)).unwrap(), U256::ZERO);
-        let escrow = zkinfer_coordinator::chain::Escrow::connect(&self.chain.endpoint(), self.contracts.escrow).unwrap();
-        let (events, _) = self.rt.block_on(escrow.payments_since(0)).unwrap();
-        assert_eq!(events.iter().filter(|p| p.escrow_job == escrow_job).count(), 1, "paid exactly once: {events:?}");
+        let escrow = zkinfer_verifier_contract::escrow::EscrowClient::connect(&self.chain.endpoint(), self.contracts.escrow, None).unwrap();
+        let latest = self.rt.block_on(escrow.block_number()).unwrap();
+        let events = self.rt.block_on(escrow.events(0, latest)).unwrap();
+        let paid = |l: &&Logged| matches!(l.event, EscrowEvent::Paid { job, .. } if job == escrow_job);
+        assert_eq!(events.iter().filter(paid).count(), 1, "paid exactly once: {events:?}");
         winner
     }
 
     /// An auditor downloads the proof and checks it offline against the model.
-    fn audit(&self, id: i64, commitment: &str) {
-        let (status, proof) = http(&self.addr, "GET", &format!("/v1/jobs/{id}/proof"), "");
-        assert_eq!(status, 200);
+    fn audit(&self, id: JobId, commitment: Commitment) {
+        let proof = self.rt.block_on(alice(&self.addr).proof(id)).unwrap();
         let env = zkinfer_prover::ProofEnvelope::from_bytes(&proof).unwrap();
-        let mut first = env.instances[0];
-        first.reverse();
-        assert_eq!(format!("0x{}", hex::encode(first)), commitment, "the proof binds the customer's input");
+        assert_eq!(Commitment::from_le_bytes(env.instances[0]).unwrap(), commitment, "the proof binds the customer's input");
         let file = self.dir.path().join(format!("job{id}.zkp"));
         std::fs::write(&file, proof).unwrap();
         let out = Command::new(BIN).args(["verify", self.model.to_str().unwrap(), file.to_str().unwrap()]).output().unwrap();
@@ -262,8 +253,8 @@ impl Market {
     }
 }
 
-fn states(job: &Value) -> Vec<String> {
-    job["events"].as_array().unwrap().iter().map(|e| e[0].as_str().unwrap().to_string()).collect()
+fn states(job: &JobView) -> Vec<String> {
+    job.events.iter().map(|e| e.state.as_str().to_string()).collect()
 }
 
 fn price() -> U256 {
@@ -278,12 +269,13 @@ fn a_sealed_job_is_proved_paid_on_chain_and_settled_and_its_input_never_reaches_
     let (id, escrow_job, c) = m.submit_paid_sealed(&values, price());
     let job = wait_for(&m.addr, id, "settled", Duration::from_secs(240));
     assert_eq!(states(&job), ["queued", "assigned", "proving", "proved", "settled"]);
-    assert_eq!(job["escrow_job"], escrow_job);
+    assert_eq!(job.escrow_job, Some(escrow_job));
     m.assert_paid_once(&job, escrow_job, &before, price());
-    m.audit(id, &c);
+    m.audit(id, c);
 
     // Nothing the coordinator wrote holds the input: not the database (with its WAL), not its logs.
     let plaintext = serde_json::to_vec(&values).unwrap();
+    let payload = serde_json::to_vec(&InputPayload { input: values.clone() }).unwrap();
     let head = serde_json::to_string(&values[..3]).unwrap();
     let head = head.trim_matches(|ch| ch == '[' || ch == ']').to_string();
     let floats: Vec<u8> = values[..4].iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -292,8 +284,9 @@ fn a_sealed_job_is_proved_paid_on_chain_and_settled_and_its_input_never_reaches_
         scanned.extend(std::fs::read(m.dir.path().join(f)).unwrap_or_default());
     }
     let has = |needle: &[u8]| scanned.windows(needle.len()).any(|w| w == needle);
-    assert!(has(c.as_bytes()), "control: the scan sees what the coordinator stores (the commitment)");
+    assert!(has(c.to_string().as_bytes()), "control: the scan sees what the coordinator stores (the commitment)");
     assert!(!has(&plaintext), "the input's JSON is in the coordinator's files");
+    assert!(!has(&payload), "the input's payload is in the coordinator's files");
     assert!(!has(head.as_bytes()), "the input's first values are in the coordinator's files: {head}");
     assert!(!has(&floats), "the input's f32 bytes are in the coordinator's files");
 }
@@ -304,16 +297,16 @@ fn an_executor_killed_mid_proof_loses_the_job_to_the_other_which_is_paid_exactly
     let before: Vec<U256> = EXECUTORS.iter().map(|&a| m.balance(a)).collect();
     let (id, escrow_job, c) = m.submit_paid_sealed(&input_values(), price());
     let proving = wait_for(&m.addr, id, "proving", Duration::from_secs(60));
-    let holder = proving["executor"].as_str().unwrap().to_string();
-    let victim = EXECUTORS.iter().position(|&a| format!("{:#x}", m.chain.account(a)) == holder).expect("a test executor holds it");
+    let holder = proving.executor.unwrap();
+    let victim = EXECUTORS.iter().position(|&a| m.chain.account(a) == holder.address()).expect("a test executor holds it");
     m.procs.0[1 + victim].kill().unwrap(); // SIGKILL mid-proof: no goodbye, its lease just stops
     let job = wait_for(&m.addr, id, "settled", Duration::from_secs(240));
-    assert_ne!(job["executor"].as_str(), Some(holder.as_str()), "{job}");
-    assert_eq!(job["attempts"], 2);
+    assert_ne!(job.executor, Some(holder), "{job:?}");
+    assert_eq!(job.attempts, 2);
     assert_eq!(states(&job), ["queued", "assigned", "proving", "queued", "assigned", "proving", "proved", "settled"]);
     let winner = m.assert_paid_once(&job, escrow_job, &before, price());
     assert_ne!(winner, victim);
-    m.audit(id, &c);
+    m.audit(id, c);
 }
 
 #[test]
@@ -349,32 +342,25 @@ fn survive_kill_9(db: &str, dir: tempfile::TempDir) {
     let listen = format!("127.0.0.1:{port}");
     let (first, addr) = coordinator_at(&listen, db, dir.path(), &model, "60", None);
     let mut procs = Procs(vec![first]);
-    let input = serde_json::to_string(&input_values()).unwrap();
-    let ids: Vec<i64> = (0..3)
-        .map(|_| {
-            let (status, body) =
-                http(&addr, "POST", "/v1/jobs", &format!(r#"{{"model_id": "mlp", "input": {input}, "deadline_s": 3600}}"#));
-            assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
-            serde_json::from_slice::<Value>(&body).unwrap()["job_id"].as_i64().unwrap()
-        })
-        .collect();
-    assert_eq!(ids, [1, 2, 3]);
-    let (status, body) = http(&addr, "POST", "/v1/jobs", r#"{"model_id": "mlp", "input": [1.0], "deadline_s": 60}"#);
-    assert_eq!(status, 400);
-    assert!(String::from_utf8_lossy(&body).contains("\"code\":\"input_length\""));
+    let client = alice(&addr);
+    let ids: Vec<JobId> = (0..3).map(|_| block_on(client.submit(&plain_job(input_values(), 3600))).unwrap().job_id).collect();
+    assert_eq!(ids, [JobId(1), JobId(2), JobId(3)]);
+    let e = block_on(client.submit(&plain_job(vec![1.0], 60))).unwrap_err();
+    assert!(matches!(e, zkinfer_protocol::Error::Api { status: 400, code: zkinfer_protocol::ErrorCode::InputLength, .. }), "{e}");
     let key = "0x0101010101010101010101010101010101010101010101010101010101010101";
     procs.0.push(executor(dir.path(), &addr, key, &model, None, 0));
-    wait_for(&addr, 1, "proving", Duration::from_secs(60));
+    wait_for(&addr, JobId(1), "proving", Duration::from_secs(60));
     procs.0[0].kill().unwrap(); // SIGKILL while job 1 is proving and jobs 2 and 3 are queued
     procs.0[0].wait().unwrap();
     let (second, addr) = coordinator_at(&listen, db, dir.path(), &model, "60", None);
     procs.0.push(second);
     for id in ids {
         let job = wait_for(&addr, id, "proved", Duration::from_secs(240));
-        assert_eq!(job["attempts"], 1, "job {id}: {job}");
-        assert_eq!(states(&job), ["queued", "assigned", "proving", "proved"], "job {id}: {job}");
+        assert_eq!(job.attempts, 1, "job {id}: {job:?}");
+        assert_eq!(states(&job), ["queued", "assigned", "proving", "proved"], "job {id}: {job:?}");
     }
-    assert_eq!(http(&addr, "GET", "/v1/jobs/4", "").0, 404, "no job was duplicated");
+    let missing = block_on(alice(&addr).job(JobId(4))).unwrap_err();
+    assert!(matches!(missing, zkinfer_protocol::Error::Api { status: 404, .. }), "no job was duplicated: {missing}");
 }
 
 #[test]
@@ -402,7 +388,7 @@ fn the_market_demo_prints_each_state_as_it_is_reached_and_the_exact_payment() {
 #[test]
 fn a_restarted_executor_never_submits_a_proof_twice() {
     use alloy::providers::Provider;
-    use zkinfer_executor::settle::{Escrow, Journal, Pending, Settled};
+    use zkinfer_executor::settle::{settle, Journal, Pending, Settled};
     let dir = tempfile::tempdir().unwrap();
     let model = mlp_dir(dir.path());
     let proof_file = dir.path().join("job.zkp");
@@ -419,27 +405,28 @@ fn a_restarted_executor_never_submits_a_proof_twice() {
     let loaded = zkinfer_prover::ModelDir::new(&model).load().unwrap();
     let contracts = rt.block_on(deploy_market(&chain, &tc, &loaded, 0)).unwrap();
     let me = chain.account(2);
-    let commitment = U256::from_le_bytes(env.instances[0]);
-    let escrow_job = rt.block_on(open_job(&chain, &contracts, CUSTOMER, commitment, price(), 3600, vec![me])).unwrap();
-    let key: alloy::signers::local::PrivateKeySigner = chain.key_hex(2).parse().unwrap();
-    let escrow = Escrow::connect(&chain.endpoint(), contracts.escrow, &key).unwrap();
+    let commitment = Commitment::from_le_bytes(env.instances[0]).unwrap();
+    let deadline = rt.block_on(chain.timestamp()).unwrap() + 3600;
+    let customer = chain.escrow(contracts.escrow, CUSTOMER).unwrap();
+    let escrow_job = rt.block_on(customer.open_job(contracts.escrow_model, commitment, deadline, &[me], price())).unwrap();
+    let escrow = chain.escrow(contracts.escrow, 2).unwrap();
     let journal = Journal::new(&dir.path().join("state"));
     let nonce = || rt.block_on(async { chain.provider(0).get_transaction_count(me).await }).unwrap();
     let balance = || rt.block_on(chain.balance(me)).unwrap();
     let (before, nonce0) = (balance(), nonce());
 
-    let fresh = Pending { job: 1, escrow_job, proof: hex::encode(&proof), delivered: true, tx: None };
+    let fresh = Pending { job: JobId(1), escrow_job, proof: hex::encode(&proof), delivered: true, tx: None };
     let mut entry = fresh.clone();
     journal.put(&entry).unwrap();
-    let Settled::Paid(tx) = rt.block_on(escrow.settle(&journal, &mut entry)).unwrap() else { panic!("not paid") };
+    let Settled::Paid(tx) = rt.block_on(settle(&escrow, &journal, &mut entry)).unwrap() else { panic!("not paid") };
     assert_eq!(journal.entries().unwrap()[0].tx, Some(tx), "the transaction is journaled before it is awaited");
     assert_eq!(nonce(), nonce0 + 1);
     // A restart after the transaction was sent: the journaled transaction is found, none is sent.
     let mut resumed = journal.entries().unwrap().remove(0);
-    assert_eq!(rt.block_on(escrow.settle(&journal, &mut resumed)).unwrap(), Settled::Paid(tx));
+    assert_eq!(rt.block_on(settle(&escrow, &journal, &mut resumed)).unwrap(), Settled::Paid(tx));
     // A restart that lost the transaction hash: the escrow says it is paid, none is sent.
     let mut lost = fresh.clone();
-    assert_eq!(rt.block_on(escrow.settle(&journal, &mut lost)).unwrap(), Settled::AlreadyPaid { to: me });
+    assert_eq!(rt.block_on(settle(&escrow, &journal, &mut lost)).unwrap(), Settled::AlreadyPaid { to: me });
     assert_eq!(nonce(), nonce0 + 1, "no second submission");
     let fee = rt.block_on(chain.fee(tx)).unwrap();
     assert_eq!(balance(), before + price() - fee, "paid exactly once");
@@ -482,20 +469,31 @@ fn a_model_registered_over_http_is_set_up_by_an_executor_that_fetches_it_and_pro
     };
     let (c, addr) = start_coordinator();
     let mut procs = Procs(vec![c]);
+    let client = alice(&addr);
     let register = |id: &str, onnx: &Path| {
         let calibration: Value = serde_json::from_str(&std::fs::read_to_string(example("calibration.json")).unwrap()).unwrap();
-        let body = json!({ "id": id, "onnx": hex::encode(std::fs::read(onnx).unwrap()), "calibration": calibration["input_data"] });
-        http(&addr, "POST", "/v1/models", &body.to_string())
+        let calibration: Vec<Vec<f32>> = serde_json::from_value(calibration["input_data"].clone()).unwrap();
+        let req = RegisterModelRequest {
+            id: ModelId::new(id).unwrap(),
+            onnx: HexBytes(std::fs::read(onnx).unwrap()),
+            calibration: Some(calibration),
+        };
+        block_on(client.register_model(&req))
     };
-    let (status, body) = register("mlp", &example("model.onnx"));
-    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
-    let registered: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!((registered["model_id"].as_str(), registered["input_len"].as_u64()), (Some("mlp"), Some(784)));
+    let registered = register("mlp", &example("model.onnx")).unwrap();
+    assert_eq!((registered.model_id.as_str(), registered.input_len), ("mlp", 784));
     let unsupported = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/unsupported/model.onnx");
-    let (status, body) = register("bad", &unsupported);
-    let text = String::from_utf8_lossy(&body);
-    assert!(status == 400 && text.contains("\"code\":\"bad_request\"") && text.contains("unsupported"), "{status} {text}");
-    assert_eq!(register("mlp", &example("model.onnx")).0, 400, "an id cannot be registered twice");
+    let e = register("bad", &unsupported).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        matches!(e, zkinfer_protocol::Error::Api { status: 400, code: zkinfer_protocol::ErrorCode::BadRequest, .. })
+            && text.contains("unsupported"),
+        "{text}"
+    );
+    assert!(
+        matches!(register("mlp", &example("model.onnx")), Err(zkinfer_protocol::Error::Api { status: 400, .. })),
+        "an id cannot be registered twice"
+    );
 
     let mut exec = Command::new(BIN);
     exec.args(["executor", "--coordinator", &format!("http://{addr}"), "--fetch-models", "--dev-srs", "--heartbeat-secs", "1"])
@@ -503,13 +501,9 @@ fn a_model_registered_over_http_is_set_up_by_an_executor_that_fetches_it_and_pro
         .stdout(log_file(dir.path(), "executor.out"))
         .stderr(log_file(dir.path(), "executor.err"));
     procs.0.push(exec.spawn().unwrap());
-    let input = serde_json::to_string(&input_values()).unwrap();
-    let (status, body) = http(&addr, "POST", "/v1/jobs", &format!(r#"{{"model_id": "mlp", "input": {input}, "deadline_s": 600}}"#));
-    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
-    let id = serde_json::from_slice::<Value>(&body).unwrap()["job_id"].as_i64().unwrap();
+    let id = block_on(client.submit(&plain_job(input_values(), 600))).unwrap().job_id;
     wait_for(&addr, id, "proved", Duration::from_secs(240));
-    let (status, proof) = http(&addr, "GET", &format!("/v1/jobs/{id}/proof"), "");
-    assert_eq!(status, 200);
+    let proof = block_on(client.proof(id)).unwrap();
     let file = dir.path().join("job.zkp");
     std::fs::write(&file, proof).unwrap();
     let out = Command::new(BIN).args(["verify", models.join("mlp").to_str().unwrap(), file.to_str().unwrap()]).output().unwrap();
@@ -520,7 +514,58 @@ fn a_model_registered_over_http_is_set_up_by_an_executor_that_fetches_it_and_pro
     procs.0[0].wait().unwrap();
     let (c, addr) = start_coordinator();
     procs.0.push(c);
-    let listed = get(&addr, "/v1/models");
-    assert_eq!(listed[0]["id"], "mlp", "{listed}");
-    assert_eq!(listed[0]["model_hash"], format!("0x{}", registered["model_hash"].as_str().unwrap()));
+    let listed = block_on(alice(&addr).public().models()).unwrap();
+    assert_eq!(listed[0].id.as_str(), "mlp", "{listed:?}");
+    assert_eq!(listed[0].model_hash, Some(registered.model_hash));
+}
+
+/// Starts `zkinfer coordinator` with `args`, its output in `dir`; returns it and its address.
+fn spawn_coordinator(dir: &Path, args: &[&str]) -> (Child, String) {
+    let child = Command::new(BIN)
+        .arg("coordinator")
+        .args(args)
+        .stdout(log_file(dir, "coordinator.out"))
+        .stderr(log_file(dir, "coordinator.err"))
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let out = std::fs::read_to_string(dir.join("coordinator.out")).unwrap_or_default();
+        if let Some(addr) = out.split("http://").nth(1).and_then(|r| r.split_whitespace().next()) {
+            return (child, addr.to_string());
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the coordinator did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish_then_the_coordinator_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, models) = (format!("sqlite:{}", dir.path().join("c.db").display()), dir.path().join("models"));
+    let args = ["--listen", "127.0.0.1:0", "--database-url", &db, "--api-key", "alice:key-alice", "--long-poll-secs", "20"];
+    let (mut child, addr) = spawn_coordinator(dir.path(), &[&args[..], &["--models-dir", models.to_str().unwrap(), "--dev-srs"]].concat());
+    let executor = Client::new(&format!("http://{addr}")).unwrap().executor(alloy::signers::local::PrivateKeySigner::random());
+    // A long-poll in flight (nothing is queued): it would wait 20 s.
+    let in_flight = std::thread::spawn(move || {
+        let start = Instant::now();
+        (block_on(executor.claim()), start.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let (answer, took) = in_flight.join().unwrap();
+    assert!(matches!(answer, Ok(None)), "the claim in flight is answered (204), not cut off: {answer:?}");
+    assert!(took < Duration::from_secs(15), "the long-poll ended at shutdown, not at its 20 s timeout: {took:?}");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "the coordinator did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    let logs = std::fs::read_to_string(dir.path().join("coordinator.err")).unwrap();
+    assert!(logs.contains("shutting down") && logs.contains("coordinator stopped"), "{logs}");
+    assert!(std::net::TcpStream::connect(&addr).is_err(), "nothing listens any more");
 }

@@ -15,30 +15,32 @@ use std::time::{Duration, Instant};
 use alloy::primitives::B256;
 use alloy::signers::local::PrivateKeySigner;
 use tokio::sync::Semaphore;
-use zkinfer_coordinator::api::Api;
-use zkinfer_coordinator::auth::{address_string, sign};
 use zkinfer_coordinator::check::ProofChecker;
+use zkinfer_coordinator::routes::{app, AppState};
 use zkinfer_coordinator::store::Store;
 use zkinfer_coordinator::{Error, Result};
+use zkinfer_protocol::client::Client;
+use zkinfer_protocol::types::SubmitJob;
+use zkinfer_protocol::{Commitment, ModelId};
 
 const RECORDED: &[u8] = b"recorded proof of the load-test model";
 
 struct Recorded;
 
 impl ProofChecker for Recorded {
-    fn input_len(&self, model_id: &str) -> Option<usize> {
-        (model_id == "load").then_some(4)
+    fn input_len(&self, model_id: &ModelId) -> Option<usize> {
+        (model_id.as_str() == "load").then_some(4)
     }
 
-    fn commitment(&self, _model: &str, _input: &[f32]) -> Result<String> {
-        Ok("0x01".into())
+    fn commitment(&self, _model: &ModelId, _input: &[f32]) -> Result<Commitment> {
+        Ok("0x01".parse().expect("a commitment"))
     }
 
-    fn check(&self, _model: &str, _commitment: &str, proof: &[u8]) -> Result<()> {
+    fn check(&self, _model: &ModelId, _commitment: &Commitment, proof: &[u8]) -> Result<()> {
         if proof == RECORDED {
             Ok(())
         } else {
-            Err(Error::InvalidProof("not the recorded result".into()))
+            Err(Error::InvalidProof(zkinfer_prover::Error::InvalidProof("not the recorded result".into())))
         }
     }
 }
@@ -52,25 +54,32 @@ async fn main() {
     let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10_000);
     let dir = tempfile::tempdir().expect("tmp");
     let store = Store::open(&format!("sqlite:{}", dir.path().join("load.db").display())).await.expect("db");
-    store.register_model("load", 4, 0).await.expect("model");
+    let model = ModelId::new("load").expect("id");
+    store.register_model(&model, 4, 0).await.expect("model");
     let keys = HashMap::from([("k".to_string(), "bench".to_string())]);
-    let api = Api::new(store, Arc::new(Recorded), keys, Duration::from_secs(60), Duration::from_millis(200));
+    let state = AppState::new(store, Arc::new(Recorded), keys, Duration::from_secs(60), Duration::from_millis(200));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, api.router()).await });
-    let client = reqwest::Client::new();
-    let body = br#"{"model_id": "load", "input": [0.25, -0.5, 0.75, 1.0], "deadline_s": 3600}"#;
+    tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    let client = Client::new(&base).expect("client");
+    let job = SubmitJob {
+        model_id: model,
+        input: Some(vec![0.25, -0.5, 0.75, 1.0]),
+        sealed: None,
+        input_commitment: None,
+        escrow_job: None,
+        deadline_s: 3600,
+    };
 
     let gate = Arc::new(Semaphore::new(64));
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..n {
-        let (client, url, gate) = (client.clone(), format!("{base}/v1/jobs"), gate.clone());
+        let (customer, job, gate) = (client.customer("k"), job.clone(), gate.clone());
         tasks.spawn(async move {
             let _permit = gate.acquire_owned().await.expect("semaphore");
             let t = Instant::now();
-            let r = client.post(url).header("x-api-key", "k").body(&body[..]).send().await.expect("submit");
-            assert_eq!(r.status(), 201);
+            customer.submit(&job).await.expect("submit");
             t.elapsed()
         });
     }
@@ -91,34 +100,16 @@ async fn main() {
     let start = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for w in 0..4u8 {
-        let (client, base) = (client.clone(), base.clone());
+        let key = PrivateKeySigner::from_bytes(&B256::repeat_byte(w + 1)).expect("key");
+        let executor = client.executor(key);
         workers.spawn(async move {
-            let key = PrivateKeySigner::from_bytes(&B256::repeat_byte(w + 1)).expect("key");
-            let name = address_string(key.address());
-            let mut nonce = 0u64;
-            let mut post = |path: String, body: &'static [u8]| {
-                nonce += 1;
-                let h = sign(&key, "POST", &path, body, nonce).expect("sign");
-                let mut req = client.post(format!("{base}{path}")).body(body);
-                for (k, v) in h {
-                    req = req.header(k, v);
-                }
-                req.send()
-            };
             let mut done = 0usize;
-            loop {
-                let r = post(format!("/v1/executors/{name}/claim"), b"").await.expect("claim");
-                if r.status() == 204 {
-                    return done;
-                }
-                let lease: serde_json::Value = serde_json::from_slice(&r.bytes().await.expect("lease")).expect("json");
-                let job = lease["job"].as_i64().expect("job id");
-                for (path, body) in [("start", &b""[..]), ("proof", RECORDED)] {
-                    let r = post(format!("/v1/jobs/{job}/{path}"), body).await.expect(path);
-                    assert!(r.status().is_success(), "{path}: {}", r.status());
-                }
+            while let Some(lease) = executor.claim().await.expect("claim") {
+                executor.start(lease.job).await.expect("start");
+                executor.deliver(lease.job, RECORDED).await.expect("deliver");
                 done += 1;
             }
+            done
         });
     }
     let mut total = 0;

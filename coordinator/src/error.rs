@@ -1,6 +1,28 @@
-//! The coordinator's errors, each with a stable code for HTTP clients.
+//! The coordinator's errors, each with a stable code for HTTP clients ([`ErrorCode`]).
 
-use axum::http::StatusCode;
+use zkinfer_protocol::{Commitment, ErrorCode, EscrowJobId, ExecutorId, JobId, JobState};
+
+/// Why an escrow job does not pay for a submitted job.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EscrowMismatch {
+    /// The escrow job is not open.
+    #[error("it is {0:?} on chain, not open")]
+    NotOpen(zkinfer_verifier_contract::escrow::JobState),
+    /// Its model's hash is not this model's.
+    #[error("its model is not this model (model hashes differ)")]
+    OtherModel,
+    /// It holds the commitment to another input.
+    #[error("it commits to input {on_chain:#x}, this job's input commits to {job}")]
+    OtherInput {
+        /// What the escrow job holds.
+        on_chain: alloy::primitives::U256,
+        /// This job's commitment.
+        job: Commitment,
+    },
+    /// An executor the input is sealed to could not be paid.
+    #[error("executor {0} is sealed to but not on its allow-list")]
+    NotAllowListed(ExecutorId),
+}
 
 /// Errors of the coordinator.
 #[derive(Debug, thiserror::Error)]
@@ -8,9 +30,9 @@ pub enum Error {
     /// No model with this id.
     #[error("unknown model `{0}`")]
     UnknownModel(String),
-    /// No job with this id.
+    /// No job with this id (or not the caller's).
     #[error("unknown job {0}")]
-    UnknownJob(i64),
+    UnknownJob(JobId),
     /// The input does not have the model's length.
     #[error("input has {got} values, the model takes {expected}")]
     InputLength {
@@ -23,23 +45,31 @@ pub enum Error {
     #[error("job {job} is {state}, cannot {action}")]
     BadTransition {
         /// The job.
-        job: i64,
+        job: JobId,
         /// Its state.
-        state: &'static str,
+        state: JobState,
         /// What was asked.
         action: &'static str,
     },
     /// The executor does not hold the job's lease.
-    #[error("job {job} is not leased to executor `{executor}`")]
+    #[error("job {job} is not leased to executor {executor}")]
     NotLeaseHolder {
         /// The job.
-        job: i64,
+        job: JobId,
         /// The executor that asked.
-        executor: String,
+        executor: ExecutorId,
     },
-    /// A delivered proof does not verify, or does not bind the job's input.
+    /// A delivered proof does not decode or does not verify.
     #[error("invalid proof: {0}")]
-    InvalidProof(String),
+    InvalidProof(#[source] zkinfer_prover::Error),
+    /// A delivered proof verifies but for another input.
+    #[error("invalid proof: it binds input {got}, this job's input commits to {expected}")]
+    ProofForOtherInput {
+        /// The job's commitment.
+        expected: Commitment,
+        /// The proof's.
+        got: String,
+    },
     /// An executor request whose signature is missing or wrong.
     #[error("bad executor signature: {0}")]
     BadSignature(String),
@@ -47,38 +77,58 @@ pub enum Error {
     #[error("replayed request: nonce {nonce} of executor {executor} is not above its last one")]
     Replayed {
         /// The executor.
-        executor: String,
+        executor: ExecutorId,
         /// The nonce sent.
         nonce: u64,
     },
     /// Missing or wrong API key.
-    #[error("missing or invalid API key")]
+    #[error("missing or invalid API key (header x-api-key)")]
     Unauthorized,
     /// A fault inside the coordinator (its message is logged, not sent to clients).
     #[error("internal: {0}")]
     Internal(String),
-    /// A model directory that cannot serve (at startup).
-    #[error("{0}")]
-    ModelDir(String),
+    /// A model directory that cannot serve.
+    #[error("model `{model}`: {source}")]
+    ModelDir {
+        /// The model.
+        model: String,
+        /// Why.
+        #[source]
+        source: zkinfer_prover::Error,
+    },
+    /// A model that the market cannot serve as compiled.
+    #[error("model `{model}`: {why}")]
+    Unservable {
+        /// The model.
+        model: String,
+        /// Why, and what to do.
+        why: &'static str,
+    },
     /// A malformed request.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A protocol value that does not parse (an address, a commitment, a model id).
+    #[error("bad request: {0}")]
+    Malformed(#[from] zkinfer_protocol::Error),
+    /// A model sent for registration that does not compile.
+    #[error("model: {0}")]
+    Compile(#[source] zkinfer_circuits::Error),
     /// The body is over the limit.
     #[error("request body over {limit} bytes")]
     TooLarge {
         /// The limit.
         limit: usize,
     },
-    /// The chain could not be read (the RPC endpoint failed).
-    #[error("chain: {0}")]
-    Chain(String),
+    /// The chain could not be read.
+    #[error("{0}")]
+    Chain(#[from] zkinfer_verifier_contract::Error),
     /// The escrow job named by a submission does not pay for it.
     #[error("escrow job {job} does not pay for this job: {reason}")]
     Escrow {
         /// The escrow's job id.
-        job: u64,
+        job: EscrowJobId,
         /// Why not.
-        reason: String,
+        reason: EscrowMismatch,
     },
     /// The request took too long.
     #[error("the request took over {secs} s")]
@@ -96,42 +146,28 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     /// The stable, machine-readable error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Error::UnknownModel(_) => "unknown_model",
-            Error::UnknownJob(_) => "unknown_job",
-            Error::InputLength { .. } => "input_length",
-            Error::BadTransition { .. } => "bad_state",
-            Error::NotLeaseHolder { .. } => "not_lease_holder",
-            Error::InvalidProof(_) => "invalid_proof",
-            Error::BadSignature(_) => "bad_signature",
-            Error::Replayed { .. } => "replayed_request",
-            Error::Unauthorized => "unauthorized",
-            Error::BadRequest(_) => "bad_request",
-            Error::ModelDir(_) | Error::Internal(_) => "internal",
-            Error::TooLarge { .. } => "body_too_large",
-            Error::Database(_) => "internal",
-            Error::Chain(_) => "chain_unavailable",
-            Error::Escrow { .. } => "escrow_mismatch",
-            Error::Timeout { .. } => "timeout",
+            Error::UnknownModel(_) => ErrorCode::UnknownModel,
+            Error::UnknownJob(_) => ErrorCode::UnknownJob,
+            Error::InputLength { .. } => ErrorCode::InputLength,
+            Error::BadTransition { .. } => ErrorCode::BadState,
+            Error::NotLeaseHolder { .. } => ErrorCode::NotLeaseHolder,
+            Error::InvalidProof(_) | Error::ProofForOtherInput { .. } => ErrorCode::InvalidProof,
+            Error::BadSignature(_) => ErrorCode::BadSignature,
+            Error::Replayed { .. } => ErrorCode::ReplayedRequest,
+            Error::Unauthorized => ErrorCode::Unauthorized,
+            Error::BadRequest(_) | Error::Malformed(_) | Error::Compile(_) => ErrorCode::BadRequest,
+            Error::TooLarge { .. } => ErrorCode::BodyTooLarge,
+            Error::Chain(_) => ErrorCode::ChainUnavailable,
+            Error::Escrow { .. } => ErrorCode::EscrowMismatch,
+            Error::Timeout { .. } => ErrorCode::Timeout,
+            Error::Internal(_) | Error::ModelDir { .. } | Error::Unservable { .. } | Error::Database(_) => ErrorCode::Internal,
         }
     }
 
-    /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Error::UnknownModel(_) | Error::UnknownJob(_) => StatusCode::NOT_FOUND,
-            Error::InputLength { .. } | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::BadTransition { .. } | Error::NotLeaseHolder { .. } => StatusCode::CONFLICT,
-            Error::InvalidProof(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::BadSignature(_) => StatusCode::UNAUTHORIZED,
-            Error::Replayed { .. } => StatusCode::CONFLICT,
-            Error::Unauthorized => StatusCode::UNAUTHORIZED,
-            Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::Database(_) | Error::ModelDir(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Error::Chain(_) => StatusCode::BAD_GATEWAY,
-            Error::Escrow { .. } => StatusCode::BAD_REQUEST,
-            Error::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        }
+    /// Whether the message is internal (logged, not sent to clients).
+    pub fn is_internal(&self) -> bool {
+        self.code() == ErrorCode::Internal
     }
 }

@@ -1,24 +1,28 @@
-//! The proving market's coordinator: the job lifecycle ([`state`]), persistence ([`store`]),
-//! the HTTP API ([`api`]) and adaptive routing ([`routing`]).
+//! The proving market's coordinator, as a service ([`serve`]): the job store ([`store`],
+//! SQLite or Postgres), the HTTP API ([`routes`], with its OpenAPI document [`openapi`]),
+//! adaptive routing ([`dispatch`], [`routing`]), delivered-proof checks ([`check`],
+//! [`registry`]), settlement from the escrow's events ([`chain`]) and metrics ([`metrics`]).
 //!
-//! Delivered proofs are verified ([`check`]); executors sign their requests ([`auth`]);
-//! inputs can be sealed to executors with HPKE ([`seal`]); jobs can be paid through the
-//! on-chain escrow, and are settled when its payment event is seen ([`chain`]); models can be
-//! registered over HTTP ([`registry`]). The store runs on SQLite or Postgres.
+//! The wire types, signatures and sealing are the protocol crate's
+//! ([`zkinfer_protocol`]), which clients share; the escrow client is
+//! `zkinfer_verifier_contract::escrow`'s.
 //!
 //! # Feature flags
 //! None.
 
-pub mod api;
-pub mod auth;
 pub mod chain;
 pub mod check;
+pub mod clock;
+pub mod dispatch;
 mod error;
+pub mod metrics;
 pub mod openapi;
 pub mod registry;
+pub mod routes;
 pub mod routing;
-pub mod seal;
-pub mod state;
+mod service;
 pub mod store;
 
-pub use error::{Error, Result};
+pub use error::{Error, EscrowMismatch, Result};
+pub use service::{serve, ChainConfig, Config, Service};
+pub use zkinfer_protocol::JobState;

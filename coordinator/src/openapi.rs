@@ -1,67 +1,126 @@
-//! The OpenAPI document the coordinator serves at `/v1/openapi.json`.
+//! The OpenAPI document served at `/v1/openapi.json`: generated from the routes' annotations
+//! and the protocol's types (utoipa), with the error codes taken from [`ErrorCode`].
 
-use axum::response::IntoResponse;
-use axum::Json;
-use serde_json::{json, Value};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr};
+use utoipa::{Modify, OpenApi as _};
+use zkinfer_protocol::{ErrorBody, ErrorCode, ErrorDetail};
 
-/// Every stable error code a client can get.
-pub const ERROR_CODES: [&str; 15] = [
-    "unknown_model",
-    "unknown_job",
-    "input_length",
-    "bad_state",
-    "not_lease_holder",
-    "invalid_proof",
-    "bad_signature",
-    "replayed_request",
-    "unauthorized",
-    "bad_request",
-    "body_too_large",
-    "escrow_mismatch",
-    "chain_unavailable",
-    "timeout",
-    "internal",
-];
+/// A proof file's bytes (`application/octet-stream`).
+pub struct ProofFile;
 
-fn op(summary: &str, auth: &str, ok: &str) -> Value {
-    json!({ "summary": summary, "description": format!("Authentication: {auth}."), "responses": {
-        "2XX": { "description": ok },
-        "4XX": { "description": "A structured error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
-    } })
+impl utoipa::PartialSchema for ProofFile {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::Custom("binary".into())))
+            .description(Some("A zkinfer proof file (design.md §1.4)"))
+            .into()
+    }
 }
 
-const CUSTOMER: &str = "header x-api-key";
-const EXECUTOR: &str =
-    "EIP-191 signature by the executor's key over method, path, body hash and nonce (headers x-executor, x-nonce, x-signature)";
+impl utoipa::ToSchema for ProofFile {}
 
-/// `GET /v1/openapi.json`.
-pub async fn document() -> impl IntoResponse {
-    Json(json!({
-        "openapi": "3.0.3",
-        "info": { "title": "zkinfer coordinator", "version": "0.1.0",
-                  "description": "The proving market: customers submit jobs (plain or HPKE-sealed inputs, paid through the on-chain escrow); executors claim, prove and deliver; jobs settle when the escrow's payment event is seen." },
-        "paths": {
-            "/v1/models": {
-                "get": op("Registered models: id, input_len, model_hash", "none", "a list"),
-                "post": op("Register an ONNX model: {id, onnx (hex), calibration?: [[number]]}; compiles it, runs keygen, and returns {model_id, model_hash, vk_hash, k}", CUSTOMER, "the registered model")
-            },
-            "/v1/models/{id}/artifact": { "get": op("A registered model's compiled circuit (model.zkm, hex) and registration, for executors to set up with the same SRS (they check the vk hash)", "none (models are public)", "JSON {model, model_zkm}") },
-            "/v1/jobs": { "post": op("Submit a job: {model_id, deadline_s, input: [number] | sealed: {executor address: hex HPKE ciphertext}, input_commitment (required when sealed), escrow_job (required when the coordinator runs on chain)}", CUSTOMER, "201 {job_id, state, input_commitment}") },
-            "/v1/jobs/{id}": { "get": op("A job: state, executor, attempts, lifecycle events with times, escrow job, input commitment, on-chain payment, failure reason", CUSTOMER, "the job") },
-            "/v1/jobs/{id}/proof": {
-                "get": op("Download the proof file once proved", CUSTOMER, "application/octet-stream"),
-                "post": op("Deliver a proof (lease holder); verified against the model's keys and the job's input commitment, else 422 invalid_proof", EXECUTOR, "204")
-            },
-            "/v1/jobs/{id}/start": { "post": op("Start proving a leased job", EXECUTOR, "204") },
-            "/v1/jobs/{id}/heartbeat": { "post": op("Renew the lease", EXECUTOR, "204") },
-            "/v1/jobs/{id}/fail": { "post": op("Give up a job that cannot be proved: {reason}", EXECUTOR, "204") },
-            "/v1/executors": { "get": op("Registered executors: address, HPKE public key, price, GPU, models", CUSTOMER, "a list") },
-            "/v1/executors/{address}/register": { "post": op("Register or update: {hpke_public_key (hex), price_wei (decimal), gpu, models}", EXECUTOR, "204") },
-            "/v1/executors/{address}/claim": { "post": op("Long-poll for a job it can prove: 200 with a lease {job, model_id, input, sealed, input_commitment, escrow_job, until_ms}, or 204", EXECUTOR, "200 or 204") },
-            "/metrics": { "get": op("Prometheus metrics: jobs by state, prove seconds, routing choices", "none", "text/plain") }
-        },
-        "components": { "schemas": { "Error": { "type": "object", "properties": { "error": { "type": "object", "properties": {
-            "code": { "type": "string", "enum": ERROR_CODES },
-            "message": { "type": "string" } } } } } } }
-    }))
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, doc: &mut OpenApi) {
+        let c = doc.components.get_or_insert_with(Default::default);
+        let header = |name: &str, what: &str| SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(name, what)));
+        c.add_security_scheme("api_key", header("x-api-key", "A customer's API key"));
+        c.add_security_scheme("executor_address", header(zkinfer_protocol::auth::EXECUTOR, "The executor's address"));
+        c.add_security_scheme("executor_nonce", header(zkinfer_protocol::auth::NONCE, "A nonce above every earlier one of this executor"));
+        c.add_security_scheme(
+            "executor_signature",
+            header(
+                zkinfer_protocol::auth::SIGNATURE,
+                "EIP-191 signature by the executor's key over method, path, SHA-256 of the body and nonce (zkinfer_protocol::auth)",
+            ),
+        );
+    }
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "zkinfer coordinator",
+        description = "The proving market: customers submit jobs (plain or HPKE-sealed inputs, paid through the on-chain escrow); executors claim, prove and deliver; jobs settle when the escrow's payment event is seen. Errors are {\"error\": {\"code\", \"message\"}} with a stable code."
+    ),
+    components(schemas(ErrorBody, ErrorDetail, ErrorCode)),
+    modifiers(&Security),
+    tags(
+        (name = "jobs", description = "Customers' jobs"),
+        (name = "executors", description = "Executors: registration, claims, delivery"),
+        (name = "models", description = "Models served"),
+        (name = "meta", description = "Metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+/// Answers any route can give besides its own: a fault, a timeout, an oversized body.
+fn add_common_responses(op: &mut Operation, has_body: bool) {
+    let error = || {
+        ResponseBuilder::new().content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+    };
+    let mut add = |status: &str, what: &str| {
+        op.responses.responses.entry(status.to_string()).or_insert_with(|| error().description(what).build().into());
+    };
+    add("500", "internal: a fault at the coordinator (logged there)");
+    add("503", "timeout: the request took too long; retry");
+    if has_body {
+        add("413", "body_too_large");
+    }
+}
+
+/// The whole document.
+pub fn document() -> OpenApi {
+    let (_, paths) = crate::routes::api_router().split_for_parts();
+    let mut doc = ApiDoc::openapi().merge_from(paths);
+    for item in doc.paths.paths.values_mut() {
+        for (op, body) in [(&mut item.get, false), (&mut item.post, true)] {
+            if let Some(op) = op.as_mut() {
+                add_common_responses(op, body);
+            }
+        }
+    }
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_has_its_schemas_and_every_error_code_is_listed() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        for route in [
+            "/v1/jobs",
+            "/v1/jobs/{id}",
+            "/v1/jobs/{id}/proof",
+            "/v1/jobs/{id}/start",
+            "/v1/jobs/{id}/heartbeat",
+            "/v1/jobs/{id}/fail",
+            "/v1/executors",
+            "/v1/executors/{address}/register",
+            "/v1/executors/{address}/claim",
+            "/v1/models",
+            "/v1/models/{id}/artifact",
+            "/metrics",
+        ] {
+            assert!(paths.contains_key(route), "{route} missing from {:?}", paths.keys());
+        }
+        assert!(doc["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .is_some_and(|r| r.ends_with("SubmitJob")));
+        let codes: Vec<String> =
+            doc["components"]["schemas"]["ErrorCode"]["enum"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+        assert_eq!(codes, ErrorCode::ALL.map(|c| c.as_str().to_string()));
+        for schema in ["JobView", "Lease", "ExecutorInfo", "Submitted", "Commitment", "ExecutorId"] {
+            assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+        }
+    }
 }

@@ -11,30 +11,32 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
-use zkinfer_coordinator::api::{Api, MAX_BODY};
-use zkinfer_coordinator::auth::{address_string, sign};
 use zkinfer_coordinator::check::ProofChecker;
+use zkinfer_coordinator::routes::{AppState, MAX_BODY};
 use zkinfer_coordinator::store::Store;
 use zkinfer_coordinator::{Error, Result};
+use zkinfer_protocol::auth::sign;
+use zkinfer_protocol::seal::{seal, SealContext, SealKey};
+use zkinfer_protocol::{Commitment, ExecutorId, HexBytes, ModelId};
 
 /// A test double for the proof check (the real one, against a model's keys, is exercised by
 /// the CLI's market test): model `mlp` takes 4 values and only the bytes `proof` verify.
 struct Fake;
 
 impl ProofChecker for Fake {
-    fn input_len(&self, model_id: &str) -> Option<usize> {
-        (model_id == "mlp").then_some(4)
+    fn input_len(&self, model_id: &ModelId) -> Option<usize> {
+        (model_id.as_str() == "mlp").then_some(4)
     }
 
-    fn commitment(&self, _model: &str, _input: &[f32]) -> Result<String> {
-        Ok("0x01".into())
+    fn commitment(&self, _model: &ModelId, _input: &[f32]) -> Result<Commitment> {
+        Ok("0x01".parse().unwrap())
     }
 
-    fn check(&self, _model: &str, _commitment: &str, proof: &[u8]) -> Result<()> {
+    fn check(&self, _model: &ModelId, _commitment: &Commitment, proof: &[u8]) -> Result<()> {
         if proof == b"proof" {
             Ok(())
         } else {
-            Err(Error::InvalidProof("not the expected bytes".into()))
+            Err(Error::InvalidProof(zkinfer_prover::Error::InvalidProof("not the expected bytes".into())))
         }
     }
 }
@@ -47,9 +49,9 @@ async fn app() -> (axum::Router, tempfile::TempDir) {
 async fn app_with(lease: Duration, long_poll: Duration) -> (axum::Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&format!("sqlite:{}", dir.path().join("c.db").display())).await.unwrap();
-    store.register_model("mlp", 4, 0).await.unwrap();
+    store.register_model(&ModelId::new("mlp").unwrap(), 4, 0).await.unwrap();
     let keys = HashMap::from([("key-alice".to_string(), "alice".to_string())]);
-    (Api::new(store, std::sync::Arc::new(Fake), keys, lease, long_poll).router(), dir)
+    (zkinfer_coordinator::routes::app(AppState::new(store, std::sync::Arc::new(Fake), keys, lease, long_poll)), dir)
 }
 
 async fn call(app: &axum::Router, method: &str, uri: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (StatusCode, Vec<u8>) {
@@ -75,7 +77,7 @@ fn key(i: u8) -> PrivateKeySigner {
 }
 
 fn addr(k: &PrivateKeySigner) -> String {
-    address_string(k.address())
+    ExecutorId(k.address()).to_string()
 }
 
 static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -138,7 +140,7 @@ async fn a_job_through_the_api_and_the_metrics() {
     let (s, body) = call(&app, "GET", &format!("/v1/jobs/{id}"), &[ALICE], vec![]).await;
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!((s, v["state"].as_str(), v["executor"].as_str()), (StatusCode::OK, Some("proved"), Some(addr(&a).as_str())));
-    let states: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e[0].as_str().unwrap()).collect();
+    let states: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["queued", "assigned", "proving", "proved"]);
     assert_eq!(call(&app, "GET", &format!("/v1/jobs/{id}/proof"), &[ALICE], vec![]).await, (StatusCode::OK, b"proof".to_vec()));
     let (_, m) = call(&app, "GET", "/metrics", &[], vec![]).await;
@@ -239,7 +241,7 @@ async fn the_router_prefers_the_executor_that_delivered_over_one_whose_lease_lap
 async fn a_sealed_job_goes_only_to_an_executor_it_was_sealed_to_and_can_be_failed_with_a_reason() {
     let (app, _d) = app().await;
     let (a, b) = (key(1), key(2));
-    let seal_a = zkinfer_coordinator::seal::SealKey::derive(&[1; 32]);
+    let seal_a = SealKey::derive(&[1; 32]);
     let info = |models: &[&str]| {
         serde_json::to_vec(
             &json!({ "hpke_public_key": hex::encode(seal_a.public_bytes()), "price_wei": "5", "gpu": false, "models": models }),
@@ -256,7 +258,9 @@ async fn a_sealed_job_goes_only_to_an_executor_it_was_sealed_to_and_can_be_faile
     let listed: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!((s, listed[0]["address"].as_str(), listed[0]["models"].clone()), (StatusCode::OK, Some(addr(&a).as_str()), json!(["mlp"])));
 
-    let sealed = zkinfer_coordinator::seal::seal(&seal_a.public_bytes(), "mlp", b"[0.5,0.5,0.5,0.5]").unwrap();
+    let mlp = ModelId::new("mlp").unwrap();
+    let ctx = SealContext { model_id: &mlp, input_commitment: "0x2a".parse().unwrap(), escrow: None };
+    let sealed = seal(&seal_a.public_bytes(), &ctx, b"[0.5,0.5,0.5,0.5]").unwrap();
     let body = |extra: Value| {
         let mut j = json!({ "model_id": "mlp", "deadline_s": 600 });
         j.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
@@ -280,9 +284,9 @@ async fn a_sealed_job_goes_only_to_an_executor_it_was_sealed_to_and_can_be_faile
     let (s, lease) = exec(&app, &a, &format!("/v1/executors/{}/claim", addr(&a)), vec![]).await;
     let lease: Value = serde_json::from_slice(&lease).unwrap();
     assert_eq!((s, lease["job"].as_i64(), lease["sealed"].as_bool()), (StatusCode::OK, Some(id), Some(true)));
-    let input: Vec<u8> = serde_json::from_value(lease["input"].clone()).unwrap();
-    assert_eq!(input, sealed, "the executor gets its ciphertext, as sent");
-    assert_eq!(seal_a.open("mlp", &input).unwrap(), b"[0.5,0.5,0.5,0.5]");
+    let input: HexBytes = serde_json::from_value(lease["input"].clone()).unwrap();
+    assert_eq!(input.0, sealed, "the executor gets its ciphertext, as sent");
+    assert_eq!(seal_a.open(&ctx, &input.0).unwrap(), b"[0.5,0.5,0.5,0.5]");
     assert_eq!(lease["input_commitment"], format!("0x{:064x}", 0x2a));
 
     assert_eq!(exec(&app, &a, &format!("/v1/jobs/{id}/start"), vec![]).await.0, StatusCode::NO_CONTENT);

@@ -4,76 +4,67 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
-use zkinfer_coordinator::check::RegisteredModel;
+use zkinfer_protocol::{Hash32, ModelId};
+use zkinfer_prover::srs::SrsChoice;
 use zkinfer_prover::ModelDir;
 
-use crate::{Error, Executor, Prover, Result};
-
-#[derive(Deserialize)]
-struct Listed {
-    id: String,
-}
-
-#[derive(Deserialize)]
-struct Artifact {
-    model: RegisteredModel,
-    model_zkm: String,
-}
+use crate::prover::Prover;
+use crate::worker::Executor;
+use crate::{Error, Result};
 
 impl Executor {
     /// Sets up models registered since the last look; returns whether any was added. Failures
     /// are logged and retried at the next look (the executor keeps serving what it has).
     pub(crate) async fn sync_models(&mut self) -> bool {
-        if self.cfg.fetch_models.is_none() {
-            return false;
-        }
-        let listed: Vec<Listed> = match self.client.get_json("/v1/models").await {
+        let Some(srs) = self.cfg.fetch_models.clone() else { return false };
+        let listed = match self.client.public().models().await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("executor {}: listing models: {e}", self.client.name());
+                tracing::warn!(executor = %self.id(), error = %e, "listing models failed");
                 return false;
             }
         };
         let mut added = false;
-        let new: Vec<Listed> = listed.into_iter().filter(|m| !self.provers.contains_key(&m.id)).collect();
+        let new: Vec<_> = listed.into_iter().filter(|m| !self.provers.contains_key(&m.id)).collect();
         for m in new {
-            match self.fetch(&m.id).await {
+            match self.fetch(&m.id, srs.clone()).await {
                 Ok(p) => {
-                    println!("executor {}: set up registered model `{}`", self.client.name(), m.id);
+                    tracing::info!(executor = %self.id(), model = %m.id, "set up a registered model");
                     self.provers.insert(m.id, Arc::new(p));
                     added = true;
                 }
-                Err(e) => eprintln!("executor {}: model `{}`: {e}", self.client.name(), m.id),
+                Err(e) => tracing::warn!(executor = %self.id(), model = %m.id, error = %e, "setting up a registered model failed"),
             }
         }
         added
     }
 
-    async fn fetch(&self, id: &str) -> Result<Prover> {
-        let srs = self.cfg.fetch_models.clone().ok_or_else(|| Error::Coordinator("not fetching models".into()))?;
-        let a: Artifact = self.client.get_json(&format!("/v1/models/{id}/artifact")).await?;
-        let zkm = hex::decode(&a.model_zkm).map_err(|e| Error::Coordinator(format!("artifact: {e}")))?;
-        let dir = self.cfg.state_dir.join("models").join(id);
-        let id = id.to_string();
-        let msm = self.cfg.msm;
+    async fn fetch(&self, id: &ModelId, srs: SrsChoice) -> Result<Prover> {
+        let a = self.client.public().model_artifact(id).await?;
+        // The id is path-safe by construction (ModelId).
+        let dir = self.cfg.state_dir.join("models").join(id.as_str());
+        let (id, msm) = (id.clone(), self.cfg.msm);
         // Keygen takes seconds to minutes of CPU: off the async workers.
         tokio::task::spawn_blocking(move || {
-            let err = |source| Error::Model { model: id.clone(), source };
-            zkinfer_prover::fs::atomic_write(&dir.join("model.zkm"), &zkm).map_err(err)?;
+            let err = |source| Error::Model { model: id.to_string(), source };
+            zkinfer_prover::fs::atomic_write(&dir.join("model.zkm"), &a.model_zkm.0).map_err(err)?;
             let d = ModelDir::new(&dir);
             let compiled = d.read_compiled().map_err(err)?;
             let srs = srs.at(compiled.model.settings.k).map_err(err)?;
             let (info, _) = d.setup(&compiled, &srs, || ()).map_err(err)?;
-            if info.vk_sha256 != a.model.vk_sha256 || info.model_hash != a.model.model_hash {
-                return Err(Error::Coordinator(format!(
-                    "model `{id}`: set up here it has vk {} and model hash {}, the coordinator's has {} and {} (another SRS?)",
-                    info.vk_sha256, info.model_hash, a.model.vk_sha256, a.model.model_hash
-                )));
+            let (here, here_model) = (info.vk_sha256.parse::<Hash32>().ok(), info.model_hash.parse::<Hash32>().ok());
+            if here != Some(a.model.vk_sha256) || here_model != Some(a.model.model_hash) {
+                return Err(Error::ModelMismatch {
+                    model: id,
+                    here: info.vk_sha256,
+                    there: a.model.vk_sha256.to_string(),
+                    here_model: info.model_hash,
+                    there_model: a.model.model_hash.to_string(),
+                });
             }
-            Prover::load(&id, &dir, msm)
+            Prover::load(id.as_str(), &dir, msm)
         })
         .await
-        .map_err(|e| Error::Coordinator(format!("setup task failed: {e}")))?
+        .map_err(|_| Error::Panicked("setting up a fetched model"))?
     }
 }

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 
 /// Seed of the development SRS: public, so its trapdoor is known to everyone.
-const DEV_SRS_SEED: u64 = 0x7a6b_696e_6665_72;
+const DEV_SRS_SEED: u64 = 0x007a_6b69_6e66_6572;
 
 /// Params with their provenance.
 #[derive(Debug)]

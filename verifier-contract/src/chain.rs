@@ -18,6 +18,36 @@ pub const DEFAULT_HARDFORK: &str = "osaka";
 /// verifier larger than this is split ([`crate::split`]).
 pub const EIP170_CODE_SIZE_LIMIT: usize = 0x6000;
 
+/// Deploys contracts from one funded account, on any chain.
+#[derive(Clone, Debug)]
+pub struct Deployer {
+    provider: DynProvider,
+}
+
+impl Deployer {
+    /// Deploys through `rpc_url`, paying with `key`.
+    pub fn connect(rpc_url: &str, key: PrivateKeySigner) -> Result<Self> {
+        let url = rpc_url.parse().map_err(|e| Error::Rpc { call: "connect", message: format!("RPC URL `{rpc_url}`: {e}") })?;
+        Ok(Deployer { provider: ProviderBuilder::new().wallet(EthereumWallet::from(key)).connect_http(url).erased() })
+    }
+
+    /// Deploys `code` (with its constructor arguments appended); returns the address.
+    pub async fn deploy(&self, code: Vec<u8>) -> Result<Address> {
+        let tx = TransactionRequest::default().with_deploy_code(code);
+        let pending = self.provider.send_transaction(tx).await.map_err(|e| Error::Reverted(format!("deployment: {e}")))?;
+        let r = pending.get_receipt().await.map_err(|e| rpc("receipt")(e.to_string()))?;
+        match (r.status(), r.contract_address) {
+            (true, Some(a)) => Ok(a),
+            _ => Err(Error::Reverted("deployment".into())),
+        }
+    }
+
+    /// The block of the latest chain head (the escrow watcher starts from a deployment block).
+    pub async fn block_number(&self) -> Result<u64> {
+        self.provider.get_block_number().await.map_err(|e| rpc("eth_blockNumber")(e.to_string()))
+    }
+}
+
 /// A running anvil with funded accounts. The node stops when this is dropped.
 pub struct LocalChain {
     anvil: AnvilInstance,
@@ -39,14 +69,20 @@ pub struct Mined {
     pub contract: Option<Address>,
 }
 
-fn chain_err(e: impl std::fmt::Display) -> Error {
-    Error::Chain(e.to_string())
+/// An RPC failure of the local node.
+fn rpc(call: &'static str) -> impl Fn(String) -> Error {
+    move |message| Error::Rpc { call, message }
 }
 
 impl LocalChain {
     /// Starts anvil from `binary` on 127.0.0.1 and a free port, with EIP-170's code size limit.
     pub fn start(binary: &Path, hardfork: &str) -> Result<Self> {
-        let anvil = Anvil::at(binary).host("127.0.0.1").port(0u16).args(["--hardfork", hardfork]).try_spawn().map_err(chain_err)?;
+        let anvil = Anvil::at(binary)
+            .host("127.0.0.1")
+            .port(0u16)
+            .args(["--hardfork", hardfork])
+            .try_spawn()
+            .map_err(|e| rpc("starting anvil")(e.to_string()))?;
         let signers = anvil.keys().iter().map(|k| PrivateKeySigner::from(k.clone())).collect();
         Ok(LocalChain { anvil, signers, hardfork: hardfork.to_string() })
     }
@@ -63,7 +99,7 @@ impl LocalChain {
 
     /// Account `i`'s private key, 0x-hex (anvil's well-known development keys).
     pub fn key_hex(&self, i: usize) -> String {
-        format!("0x{}", hex::encode(self.signers[i].to_bytes()))
+        zkinfer_protocol::to_hex(self.signers[i].to_bytes().as_slice())
     }
 
     /// Wei paid for gas by a mined transaction.
@@ -73,8 +109,8 @@ impl LocalChain {
 
     /// Gas used by a mined transaction, and the wei paid for it.
     pub async fn gas(&self, tx: alloy::primitives::B256) -> Result<(u64, U256)> {
-        let r = self.provider(0).get_transaction_receipt(tx).await.map_err(chain_err)?;
-        let r = r.ok_or_else(|| Error::Chain(format!("no receipt for {tx:#x}")))?;
+        let r = self.provider(0).get_transaction_receipt(tx).await.map_err(|e| rpc("eth_getTransactionReceipt")(e.to_string()))?;
+        let r = r.ok_or_else(|| Error::Decode(format!("no receipt for {tx:#x}")))?;
         Ok((r.gas_used, U256::from(r.gas_used) * U256::from(r.effective_gas_price)))
     }
 
@@ -82,6 +118,11 @@ impl LocalChain {
     pub fn provider(&self, i: usize) -> DynProvider {
         let wallet = EthereumWallet::from(self.signers[i].clone());
         ProviderBuilder::new().wallet(wallet).connect_http(self.anvil.endpoint_url()).erased()
+    }
+
+    /// A deployer paying with account `i`.
+    pub fn deployer(&self, i: usize) -> Deployer {
+        Deployer { provider: self.provider(i) }
     }
 
     /// Deploys `code` from account `from`.
@@ -111,7 +152,7 @@ impl LocalChain {
 
     async fn send(&self, from: usize, tx: TransactionRequest) -> Result<Mined> {
         let pending = self.provider(from).send_transaction(tx).await.map_err(|e| Error::Reverted(e.to_string()))?;
-        let r = pending.get_receipt().await.map_err(chain_err)?;
+        let r = pending.get_receipt().await.map_err(|e| rpc("receipt")(e.to_string()))?;
         Ok(Mined {
             success: r.status(),
             gas_used: r.gas_used,
@@ -122,20 +163,35 @@ impl LocalChain {
 
     /// Balance of an address.
     pub async fn balance(&self, a: Address) -> Result<U256> {
-        self.provider(0).get_balance(a).await.map_err(chain_err)
+        self.provider(0).get_balance(a).await.map_err(|e| rpc("eth_getBalance")(e.to_string()))
     }
 
     /// Latest block timestamp.
     pub async fn timestamp(&self) -> Result<u64> {
-        let block = self.provider(0).get_block_by_number(alloy::eips::BlockNumberOrTag::Latest).await.map_err(chain_err)?;
-        block.map(|b| b.header.timestamp).ok_or_else(|| Error::Chain("no latest block".into()))
+        let block = self
+            .provider(0)
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .map_err(|e| rpc("eth_getBlockByNumber")(e.to_string()))?;
+        block.map(|b| b.header.timestamp).ok_or_else(|| Error::Decode("no latest block".into()))
     }
 
     /// Moves the chain's clock forward and mines a block.
     pub async fn increase_time(&self, secs: u64) -> Result<()> {
         let p = self.provider(0);
-        let _: serde_json::Value = p.raw_request("evm_increaseTime".into(), (secs,)).await.map_err(chain_err)?;
-        let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await.map_err(chain_err)?;
+        let _: serde_json::Value =
+            p.raw_request("evm_increaseTime".into(), (secs,)).await.map_err(|e| rpc("evm_increaseTime")(e.to_string()))?;
+        let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await.map_err(|e| rpc("evm_mine")(e.to_string()))?;
         Ok(())
+    }
+
+    /// The private key of account `i`.
+    pub fn signer(&self, i: usize) -> PrivateKeySigner {
+        self.signers[i].clone()
+    }
+
+    /// A client of the escrow at `address` that sends as account `i`.
+    pub fn escrow(&self, address: Address, i: usize) -> Result<crate::escrow::EscrowClient> {
+        crate::escrow::EscrowClient::connect(&self.endpoint(), address, Some(self.signer(i)))
     }
 }

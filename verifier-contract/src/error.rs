@@ -25,18 +25,45 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The local node or an RPC call failed.
-    #[error("chain: {0}")]
-    Chain(String),
-    /// A call or transaction reverted.
+    /// An RPC call failed (the node is unreachable or answered with an error): retry later.
+    #[error("chain: {call}: {message}")]
+    Rpc {
+        /// The call.
+        call: &'static str,
+        /// The node's or the transport's message.
+        message: String,
+    },
+    /// An RPC call took longer than the client's timeout: retry later.
+    #[error("chain: {call} took over {secs} s")]
+    Timeout {
+        /// The call.
+        call: &'static str,
+        /// The timeout.
+        secs: u64,
+    },
+    /// A call or transaction reverted: retrying the same thing fails the same way.
     #[error("reverted: {0}")]
     Reverted(String),
+    /// What the chain returned does not decode as the escrow's types.
+    #[error("chain: unexpected data: {0}")]
+    Decode(String),
+    /// A transaction was asked of a client without a key.
+    #[error("this escrow client has no key to send transactions with")]
+    NoSigner,
+    /// A protocol value out of range (an escrow job id above u64, say).
+    #[error(transparent)]
+    Protocol(#[from] zkinfer_protocol::Error),
     /// An error from the prover crate.
     #[error(transparent)]
     Prover(#[from] zkinfer_prover::Error),
 }
 
 impl Error {
+    /// Whether trying again later may succeed (the node was unreachable or slow).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Rpc { .. } | Error::Timeout { .. })
+    }
+
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         Error::Io { path: path.display().to_string(), source }
     }

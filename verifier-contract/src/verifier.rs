@@ -5,7 +5,7 @@ use std::path::Path;
 
 use alloy::primitives::Address;
 
-use crate::chain::{LocalChain, EIP170_CODE_SIZE_LIMIT};
+use crate::chain::{Deployer, EIP170_CODE_SIZE_LIMIT};
 use crate::error::{Error, Result};
 use crate::solc::{read_artifact, Artifact, Toolchain};
 use crate::split::{part_name, split_source, WRAPPER};
@@ -82,16 +82,16 @@ impl CompiledVerifier {
         write("deploy.json", serde_json::to_string_pretty(&manifest).map_err(|e| Error::Codegen(e.to_string()))?.as_bytes())
     }
 
-    /// Deploys the parts, then the verifier, from account `from`; returns the verifier's address.
-    pub async fn deploy(&self, chain: &LocalChain, from: usize) -> Result<Address> {
+    /// Deploys the parts, then the verifier; returns the verifier's address.
+    pub async fn deploy(&self, deployer: &Deployer) -> Result<Address> {
         let mut code = self.verifier.bytecode.clone();
         for p in &self.parts {
-            let addr = chain.deploy(from, p.bytecode.clone()).await?.contract.ok_or_else(|| Error::Reverted("part deployment".into()))?;
+            let addr = deployer.deploy(p.bytecode.clone()).await?;
             // ABI encoding of an address constructor argument: left-padded to 32 bytes.
             code.extend_from_slice(&[0u8; 12]);
             code.extend_from_slice(addr.as_slice());
         }
-        chain.deploy(from, code).await?.contract.ok_or_else(|| Error::Reverted("verifier deployment".into()))
+        deployer.deploy(code).await
     }
 }
 

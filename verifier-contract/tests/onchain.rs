@@ -52,7 +52,7 @@ async fn deploy_verifier(chain: &LocalChain, tc: &Toolchain, solidity: &str) -> 
         v.total_code(),
         v.largest_contract()
     );
-    v.deploy(chain, 0).await.unwrap()
+    v.deploy(&chain.deployer(0)).await.unwrap()
 }
 
 const VERIFY_GAS: u64 = 3_000_000;

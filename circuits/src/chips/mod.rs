@@ -148,13 +148,6 @@ pub fn i64_from_fr(f: &Fr) -> Option<i64> {
     small(&-*f).filter(|v| *v <= 1u64 << 63).map(|v| (v as i128).wrapping_neg() as i64)
 }
 
-/// A field element as 0x-prefixed big-endian hex (the uint256 that Solidity and circom print).
-pub fn fr_to_hex(f: &Fr) -> String {
-    let mut be = f.to_repr();
-    be.reverse();
-    format!("0x{}", hex::encode(be))
-}
-
 /// MockProver failures as names: `"<gate name>…"` for a constraint, `"lookup <name>"` for a
 /// lookup, so negative tests can assert which gate or lookup caught a wrong witness.
 #[cfg(test)]

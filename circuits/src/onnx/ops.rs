@@ -162,7 +162,7 @@ fn import_reshape(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
     }
     if let Some(i) = infer {
         let known: usize = shape.iter().product();
-        if known == 0 || numel % known != 0 {
+        if known == 0 || !numel.is_multiple_of(known) {
             return Err(Error::ShapeMismatch { node: ImportCtx::node_name(node), lhs: in_shape, rhs: shape });
         }
         shape[i] = numel / known;

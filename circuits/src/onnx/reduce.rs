@@ -90,7 +90,7 @@ pub(super) fn import_div(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
         (Value::Const(_), Value::Act(_)) => return Err(unsupported(node, "a constant divided by an activation is not supported")),
         (_, Value::Const(c)) => c,
     };
-    if c.data.iter().any(|&v| v == 0.0) {
+    if c.data.contains(&0.0) {
         return Err(unsupported(node, "division by zero"));
     }
     match a {

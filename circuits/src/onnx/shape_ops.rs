@@ -130,7 +130,10 @@ pub(super) fn import_gather(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()>
 }
 
 /// For each output position of a concatenation, which input and which of its elements.
-fn concat_layout(node: &NodeProto, shapes: &[Vec<usize>]) -> Result<(Vec<usize>, Vec<(usize, usize)>)> {
+/// A concatenation's output shape, and each input's (offset, length) along the axis.
+type ConcatLayout = (Vec<usize>, Vec<(usize, usize)>);
+
+fn concat_layout(node: &NodeProto, shapes: &[Vec<usize>]) -> Result<ConcatLayout> {
     let first = shapes.first().ok_or_else(|| unsupported(node, "no inputs"))?;
     let rank = first.len() as i64;
     let axis = super::ops::attr_int(node, "axis", 0);

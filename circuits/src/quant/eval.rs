@@ -73,6 +73,34 @@ impl QModel {
             .ok_or_else(|| self.overflow(node, a >> shift, self.settings.scale_bits))
     }
 
+    /// Splits one flat list (every model input flattened, in ONNX input order, as the market
+    /// sends them) into the model's inputs.
+    pub fn split_inputs(&self, flat: &[f32]) -> Result<Vec<Vec<f32>>> {
+        let sizes = self.input_sizes();
+        let expected: usize = sizes.iter().sum();
+        if flat.len() != expected {
+            let shape = if sizes.len() == 1 { self.tensors[self.inputs[0]].shape.clone() } else { vec![expected] };
+            return Err(Error::InputLength { index: 0, got: flat.len(), expected, shape });
+        }
+        let mut rest = flat;
+        Ok(sizes
+            .iter()
+            .map(|&n| {
+                let (head, tail) = rest.split_at(n);
+                rest = tail;
+                head.to_vec()
+            })
+            .collect())
+    }
+
+    /// The Poseidon commitment to the inputs (design.md §1.2): the first public value of a
+    /// proof with a hashed input, which customers recompute from the public model.
+    pub fn input_commitment(&self, inputs: &[Vec<f32>]) -> Result<halo2_proofs::halo2curves::bn256::Fr> {
+        let q = self.quantize_inputs(inputs)?;
+        let flat: Vec<_> = q.iter().flatten().map(|&v| crate::chips::fr_from_i64(v)).collect();
+        Ok(crate::chips::poseidon::commit(&flat))
+    }
+
     /// Checks input lengths and quantizes them.
     pub fn quantize_inputs(&self, inputs: &[Vec<f32>]) -> Result<Vec<Vec<i64>>> {
         if inputs.len() != self.inputs.len() {

@@ -9,9 +9,10 @@
 //! ```
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Where a job is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Waiting for an executor.
@@ -43,6 +44,19 @@ pub const ALL_STATES: [JobState; 8] = [
     JobState::Expired,
     JobState::Refunded,
 ];
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for JobState {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        JobState::parse(s).ok_or_else(|| crate::Error::Malformed { what: "job state", value: s.chars().take(40).collect() })
+    }
+}
 
 impl JobState {
     /// The name stored in the database and shown to clients.
@@ -83,6 +97,16 @@ impl JobState {
     /// Whether nothing more can happen to the job.
     pub fn is_terminal(self) -> bool {
         matches!(self, JobState::Settled | JobState::Failed | JobState::Refunded)
+    }
+
+    /// Whether the job is at or past `other` in the happy path (queued → assigned → proving →
+    /// proved → settled); the other states are only "at" themselves.
+    pub fn reached(self, other: JobState) -> bool {
+        let rank = |s: JobState| ALL_STATES[..5].iter().position(|&x| x == s);
+        match (rank(self), rank(other)) {
+            (Some(a), Some(b)) => a >= b,
+            _ => self == other,
+        }
     }
 
     /// Whether an executor holds a lease on the job.

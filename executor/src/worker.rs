@@ -1,0 +1,277 @@
+//! The executor's loop: register, resume the journal, claim, prove, deliver, get paid.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use zkinfer_protocol::client::{Client, ExecutorClient};
+use zkinfer_protocol::seal::{EscrowBinding, SealContext, SealKey};
+use zkinfer_protocol::types::{ExecutorRegistration, Lease};
+use zkinfer_protocol::{ErrorCode, EscrowJobId, ExecutorId, HexBytes, JobId, ModelId, Wei};
+use zkinfer_verifier_contract::escrow::EscrowClient;
+
+use crate::prover::{ProveFailure, Prover};
+use crate::settle::{settle, Journal, Pending, Settled};
+use crate::{Error, ExecutorConfig, Result};
+
+/// How long a delivery waits for an unreachable coordinator, one try a second.
+const DELIVERY_RETRIES: u32 = 60;
+/// The longest pause between retries of a coordinator that keeps failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// A running executor's parts.
+pub(crate) struct Executor {
+    pub(crate) cfg: ExecutorConfig,
+    pub(crate) client: ExecutorClient,
+    pub(crate) provers: HashMap<ModelId, Arc<Prover>>,
+    seal: SealKey,
+    /// The escrow and the chain's id.
+    escrow: Option<(EscrowClient, u64)>,
+    journal: Journal,
+}
+
+/// Doubles a pause, up to [`MAX_BACKOFF`].
+fn backoff(d: Duration) -> Duration {
+    (d * 2).min(MAX_BACKOFF)
+}
+
+impl Executor {
+    /// Loads the models and connects to the escrow.
+    pub(crate) async fn start(cfg: ExecutorConfig) -> Result<Self> {
+        let mut provers = HashMap::new();
+        for (id, dir) in &cfg.models {
+            let (id2, dir, msm) = (id.to_string(), dir.clone(), cfg.msm);
+            let p = tokio::task::spawn_blocking(move || Prover::load(&id2, &dir, msm))
+                .await
+                .map_err(|_| Error::Panicked("loading a model"))??;
+            provers.insert(id.clone(), Arc::new(p));
+        }
+        let escrow = match &cfg.chain {
+            Some(c) => {
+                let client = EscrowClient::connect(&c.rpc_url, c.escrow, Some(cfg.key.clone()))?;
+                let chain_id = client.chain_id().await?;
+                Some((client, chain_id))
+            }
+            None => None,
+        };
+        Ok(Executor {
+            client: Client::new(&cfg.coordinator)?.executor(cfg.key.clone()),
+            seal: SealKey::derive(cfg.key.to_bytes().as_slice()),
+            journal: Journal::new(&cfg.state_dir),
+            provers,
+            escrow,
+            cfg,
+        })
+    }
+
+    pub(crate) fn id(&self) -> ExecutorId {
+        self.client.id()
+    }
+
+    pub(crate) async fn run(mut self, shutdown: CancellationToken) -> Result<()> {
+        self.sync_models().await;
+        self.register(&shutdown).await?;
+        let mut pause = Duration::from_secs(1);
+        while !shutdown.is_cancelled() {
+            if self.sync_models().await {
+                self.register(&shutdown).await?;
+            }
+            // Unpaid proofs first (left by a crash, or by a chain that was unreachable).
+            self.resume().await;
+            let claimed = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                c = self.client.claim() => c,
+            };
+            match claimed {
+                Ok(None) => pause = Duration::from_secs(1), // the long-poll ended empty
+                Ok(Some(lease)) => {
+                    pause = Duration::from_secs(1);
+                    if let Err(e) = self.work(lease).await {
+                        tracing::warn!(executor = %self.id(), error = %e, "job ended with an error");
+                    }
+                }
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(executor = %self.id(), error = %e, retry_s = pause.as_secs(), "claim failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = backoff(pause);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tracing::info!(executor = %self.id(), "stopped");
+        Ok(())
+    }
+
+    /// Tells the coordinator what it serves, retrying while the coordinator is unreachable.
+    async fn register(&self, shutdown: &CancellationToken) -> Result<()> {
+        let mut models: Vec<ModelId> = self.provers.keys().cloned().collect();
+        models.sort();
+        let info = ExecutorRegistration {
+            hpke_public_key: HexBytes(self.seal.public_bytes()),
+            price_wei: Wei(self.cfg.price_wei),
+            gpu: false,
+            models,
+        };
+        let mut pause = Duration::from_secs(1);
+        loop {
+            match self.client.register(&info).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_transient() && !shutdown.is_cancelled() => {
+                    tracing::warn!(executor = %self.id(), error = %e, "registering failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = backoff(pause);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Finishes what a previous run left in the journal: deliver, then get paid. One entry's
+    /// failure is logged and does not stop the others.
+    async fn resume(&self) {
+        let entries = match self.journal.entries() {
+            Ok(e) => e,
+            Err(e) => return tracing::warn!(executor = %self.id(), error = %e, "reading the journal failed"),
+        };
+        for mut entry in entries {
+            tracing::info!(executor = %self.id(), job = %entry.job, escrow_job = %entry.escrow_job, "resuming a journaled proof");
+            if let Err(e) = self.deliver_and_settle(&mut entry).await {
+                tracing::warn!(executor = %self.id(), job = %entry.job, error = %e, "journaled proof not settled yet");
+            }
+        }
+    }
+
+    /// What a sealed input of this lease must have been sealed for.
+    fn seal_context<'a>(&self, lease: &'a Lease) -> std::result::Result<SealContext<'a>, ProveFailure> {
+        let input_commitment = lease.input_commitment.ok_or(ProveFailure::NoCommitment)?;
+        let escrow = match (lease.escrow_job, &self.escrow) {
+            (Some(job), Some((client, chain_id))) => Some(EscrowBinding { chain_id: *chain_id, escrow: client.address(), job }),
+            _ => None,
+        };
+        Ok(SealContext { model_id: &lease.model_id, input_commitment, escrow })
+    }
+
+    async fn work(&self, lease: Lease) -> Result<()> {
+        let job = lease.job;
+        let Some(prover) = self.provers.get(&lease.model_id).cloned() else {
+            // Not ours to prove: let the lease lapse so another executor gets it.
+            tracing::warn!(executor = %self.id(), %job, model = %lease.model_id, "job for a model not loaded here; letting its lease lapse");
+            return Ok(());
+        };
+        self.client.start(job).await?;
+        tracing::info!(executor = %self.id(), %job, model = %lease.model_id, "proving");
+        let beat = self.heartbeat(job);
+        let payload = if lease.sealed {
+            self.seal_context(&lease).and_then(|ctx| self.seal.open(&ctx, &lease.input.0).map_err(ProveFailure::Open))
+        } else {
+            Ok(lease.input.0.clone())
+        };
+        let proved = match payload {
+            Ok(payload) => match tokio::task::spawn_blocking(move || prover.prove(job, &payload)).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::Prove { job, reason: ProveFailure::Panicked }),
+            },
+            Err(reason) => Err(Error::Prove { job, reason }),
+        };
+        let result = match proved {
+            Ok(proof) => self.finish(job, lease.escrow_job, proof).await,
+            Err(e) => {
+                tracing::warn!(executor = %self.id(), %job, error = %e, "cannot prove; reporting the failure");
+                let reason = match &e {
+                    Error::Prove { reason, .. } => reason.to_string(),
+                    other => other.to_string(),
+                };
+                self.client.fail(job, &reason).await.map_err(Error::from)
+            }
+        };
+        beat.abort();
+        result
+    }
+
+    fn heartbeat(&self, job: JobId) -> tokio::task::JoinHandle<()> {
+        let (client, every) = (self.client.clone(), self.cfg.heartbeat);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = client.heartbeat(job).await {
+                    tracing::warn!(executor = %client.id(), %job, error = %e, "heartbeat failed");
+                }
+            }
+        })
+    }
+
+    /// Delivers a proof; for a paid job, journals it first and then gets paid.
+    async fn finish(&self, job: JobId, escrow_job: Option<EscrowJobId>, proof: Vec<u8>) -> Result<()> {
+        match (escrow_job, &self.escrow) {
+            (Some(escrow_job), Some(_)) => {
+                let mut entry = Pending { job, escrow_job, proof: hex::encode(&proof), delivered: false, tx: None };
+                self.journal.put(&entry)?;
+                self.deliver_and_settle(&mut entry).await
+            }
+            (Some(escrow_job), None) => {
+                tracing::warn!(executor = %self.id(), %job, %escrow_job, "the job is paid through an escrow, but no --rpc-url/--escrow is set: delivering only");
+                self.deliver(job, &proof).await.map(|_| ())
+            }
+            (None, _) => self.deliver(job, &proof).await.map(|_| ()),
+        }
+    }
+
+    /// Delivers a proof. `Ok(false)` when the job moved on (its lease lapsed and it was
+    /// re-leased or proved by another executor): the proof is still valid on chain.
+    async fn deliver(&self, job: JobId, proof: &[u8]) -> Result<bool> {
+        // An unreachable coordinator (restarting, say) gets DELIVERY_RETRIES seconds to come back.
+        let mut tries = 0;
+        loop {
+            match self.client.deliver(job, proof).await {
+                Ok(()) => {
+                    tracing::info!(executor = %self.id(), %job, "delivered");
+                    return Ok(true);
+                }
+                Err(e) if matches!(e.code(), Some(ErrorCode::BadState | ErrorCode::NotLeaseHolder)) => {
+                    tracing::warn!(executor = %self.id(), %job, error = %e, "the job moved on before delivery");
+                    return Ok(false);
+                }
+                Err(e) if e.is_transient() && tries < DELIVERY_RETRIES => {
+                    tries += 1;
+                    tracing::warn!(executor = %self.id(), %job, error = %e, "delivery failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    async fn deliver_and_settle(&self, entry: &mut Pending) -> Result<()> {
+        if !entry.delivered {
+            let proof = entry.proof_bytes()?;
+            if let Err(e) = self.deliver(entry.job, &proof).await {
+                if matches!(&e, Error::Coordinator(p) if p.code() == Some(ErrorCode::InvalidProof)) {
+                    // The proof itself was refused: the escrow would refuse it too.
+                    self.journal.done(entry.escrow_job)?;
+                }
+                return Err(e);
+            }
+            entry.delivered = true;
+            self.journal.put(entry)?;
+        }
+        let Some((escrow, _)) = &self.escrow else { return Ok(()) };
+        let settled = match settle(escrow, &self.journal, entry).await {
+            Err(e @ Error::Unpayable { .. }) => {
+                // Refunded or never opened: nothing will ever pay for it, so stop trying.
+                self.journal.done(entry.escrow_job)?;
+                return Err(e);
+            }
+            other => other?,
+        };
+        match settled {
+            Settled::Paid(tx) => {
+                tracing::info!(executor = %self.id(), job = %entry.job, escrow_job = %entry.escrow_job, tx = %tx, "paid")
+            }
+            Settled::AlreadyPaid { to } => {
+                tracing::info!(executor = %self.id(), escrow_job = %entry.escrow_job, payee = %to, "already paid; not submitting again")
+            }
+        }
+        self.journal.done(entry.escrow_job)
+    }
+}

@@ -1,0 +1,289 @@
+//! [`EscrowClient`]: reads the escrow, sends its transactions, and reads its events, with a
+//! timeout on every RPC call.
+
+use std::future::{Future, IntoFuture};
+use std::time::Duration;
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, FixedBytes, B256, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::{Filter, TransactionReceipt};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolEvent;
+use zkinfer_protocol::{Commitment, EscrowJobId, ExecutorId};
+use zkinfer_prover::ProofEnvelope;
+
+use super::InferenceEscrow::{self, InferenceEscrowErrors, InferenceEscrowInstance};
+use super::{instance_words, EscrowEvent, EscrowJob, EscrowModel, JobState, Logged};
+use crate::error::{Error, Result};
+
+/// How long one RPC call may take by default.
+pub const RPC_TIMEOUT: Duration = Duration::from_secs(20);
+/// Gas cap of setup transactions (registration, opening, claiming, refunding).
+const SETUP_GAS: u64 = 5_000_000;
+
+/// A mined transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Submission {
+    /// Its hash.
+    pub tx: B256,
+    /// Whether it succeeded.
+    pub success: bool,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Wei paid for gas.
+    pub fee: U256,
+    /// Its block.
+    pub block: u64,
+}
+
+impl From<&TransactionReceipt> for Submission {
+    fn from(r: &TransactionReceipt) -> Self {
+        Submission {
+            tx: r.transaction_hash,
+            success: r.status(),
+            gas_used: r.gas_used,
+            fee: U256::from(r.gas_used) * U256::from(r.effective_gas_price),
+            block: r.block_number.unwrap_or_default(),
+        }
+    }
+}
+
+/// A client of one escrow contract through one JSON-RPC endpoint; with a key, it can send.
+#[derive(Clone, Debug)]
+pub struct EscrowClient {
+    provider: DynProvider,
+    contract: InferenceEscrowInstance<DynProvider>,
+    sender: Option<Address>,
+    timeout: Duration,
+}
+
+/// The message of a failed RPC call, with the escrow's custom error decoded when it reverted.
+fn describe(e: &alloy::contract::Error) -> (bool, String) {
+    if let Some(decoded) = e.as_decoded_interface_error::<InferenceEscrowErrors>() {
+        return (true, format!("{decoded:?}"));
+    }
+    let reverted = e.as_revert_data().is_some() || e.to_string().contains("revert");
+    (reverted, e.to_string())
+}
+
+impl EscrowClient {
+    /// The escrow at `address` through `rpc_url`; with `key`, transactions are signed and paid by it.
+    pub fn connect(rpc_url: &str, address: Address, key: Option<PrivateKeySigner>) -> Result<Self> {
+        let url = rpc_url.parse().map_err(|e| Error::Rpc { call: "connect", message: format!("RPC URL `{rpc_url}`: {e}") })?;
+        let sender = key.as_ref().map(|k| k.address());
+        let provider = match key {
+            Some(k) => ProviderBuilder::new().wallet(EthereumWallet::from(k)).connect_http(url).erased(),
+            None => ProviderBuilder::new().connect_http(url).erased(),
+        };
+        let contract = InferenceEscrow::new(address, provider.clone());
+        Ok(EscrowClient { provider, contract, sender, timeout: RPC_TIMEOUT })
+    }
+
+    /// The same client with another per-call timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The escrow's address.
+    pub fn address(&self) -> Address {
+        *self.contract.address()
+    }
+
+    /// The sending account, when the client has a key.
+    pub fn sender(&self) -> Option<Address> {
+        self.sender
+    }
+
+    /// The provider, for calls the escrow does not cover (balances, blocks).
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    /// Runs one RPC future under the timeout.
+    async fn rpc<T, E: std::fmt::Display>(&self, call: &'static str, fut: impl Future<Output = std::result::Result<T, E>>) -> Result<T> {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(r) => r.map_err(|e| Error::Rpc { call, message: e.to_string() }),
+            Err(_) => Err(Error::Timeout { call, secs: self.timeout.as_secs() }),
+        }
+    }
+
+    /// Runs one contract call under the timeout, decoding a revert into the escrow's error.
+    async fn contract<T>(&self, call: &'static str, fut: impl IntoFuture<Output = alloy::contract::Result<T>>) -> Result<T> {
+        match tokio::time::timeout(self.timeout, fut.into_future()).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                let (reverted, message) = describe(&e);
+                Err(if reverted { Error::Reverted(format!("{call}: {message}")) } else { Error::Rpc { call, message } })
+            }
+            Err(_) => Err(Error::Timeout { call, secs: self.timeout.as_secs() }),
+        }
+    }
+
+    /// The chain's id.
+    pub async fn chain_id(&self) -> Result<u64> {
+        self.rpc("eth_chainId", self.provider.get_chain_id()).await
+    }
+
+    /// The latest block's number.
+    pub async fn block_number(&self) -> Result<u64> {
+        self.rpc("eth_blockNumber", self.provider.get_block_number()).await
+    }
+
+    /// Registered model `id`.
+    pub async fn model(&self, id: u64) -> Result<EscrowModel> {
+        let m = self.contract("models", self.contract.models(U256::from(id)).call()).await?;
+        Ok(EscrowModel { id, verifier: m.verifier, model_hash: m.modelHash.0, num_instances: m.numInstances, owner: m.owner })
+    }
+
+    /// How many models are registered (ids run from 1).
+    pub async fn model_count(&self) -> Result<u64> {
+        let n = self.contract("modelCount", self.contract.modelCount().call()).await?;
+        u64::try_from(n).map_err(|_| Error::Decode(format!("model count {n} out of range")))
+    }
+
+    /// The newest registered model with this model hash, if any.
+    pub async fn find_model(&self, model_hash: &[u8; 32]) -> Result<Option<EscrowModel>> {
+        for id in (1..=self.model_count().await?).rev() {
+            let m = self.model(id).await?;
+            if &m.model_hash == model_hash {
+                return Ok(Some(m));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Escrow job `id`, with its model.
+    pub async fn job(&self, id: EscrowJobId) -> Result<EscrowJob> {
+        let j = self.contract("jobs", self.contract.jobs(id.to_u256()).call()).await?;
+        let model = self.model(j.modelId).await?;
+        Ok(EscrowJob {
+            id,
+            customer: j.customer,
+            model,
+            deadline: j.deadline,
+            state: JobState::try_from(j.state)?,
+            executor: j.executor,
+            input_commitment: j.inputCommitment,
+            price: j.price,
+            outputs_hash: j.outputsHash,
+            restricted: j.restricted,
+        })
+    }
+
+    /// Whether `executor` may be paid for job `id`.
+    pub async fn allows(&self, id: EscrowJobId, executor: Address) -> Result<bool> {
+        self.contract("allowedExecutor", self.contract.allowedExecutor(id.to_u256(), executor).call()).await
+    }
+
+    /// `JobPaid` and `JobRefunded` events in blocks `from..=to`, in chain order.
+    pub async fn events(&self, from: u64, to: u64) -> Result<Vec<Logged>> {
+        let filter = Filter::new()
+            .address(self.address())
+            .event_signature(vec![InferenceEscrow::JobPaid::SIGNATURE_HASH, InferenceEscrow::JobRefunded::SIGNATURE_HASH])
+            .from_block(from)
+            .to_block(to);
+        let logs = self.rpc("eth_getLogs", self.provider.get_logs(&filter)).await?;
+        let mut out = Vec::with_capacity(logs.len());
+        for log in logs {
+            let event = if log.topic0() == Some(&InferenceEscrow::JobPaid::SIGNATURE_HASH) {
+                let e = log.log_decode::<InferenceEscrow::JobPaid>().map_err(|e| Error::Decode(e.to_string()))?.inner.data;
+                EscrowEvent::Paid { job: EscrowJobId::try_from(e.jobId)?, executor: ExecutorId(e.executor), price: e.price }
+            } else {
+                let e = log.log_decode::<InferenceEscrow::JobRefunded>().map_err(|e| Error::Decode(e.to_string()))?.inner.data;
+                EscrowEvent::Refunded { job: EscrowJobId::try_from(e.jobId)?, amount: e.amount }
+            };
+            let missing = || Error::Decode("a log without its block or transaction (pending?)".into());
+            out.push(Logged {
+                event,
+                tx: log.transaction_hash.ok_or_else(missing)?,
+                block: log.block_number.ok_or_else(missing)?,
+                block_hash: log.block_hash.ok_or_else(missing)?,
+                log_index: log.log_index.ok_or_else(missing)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn need_sender(&self) -> Result<Address> {
+        self.sender.ok_or(Error::NoSigner)
+    }
+
+    /// Waits for a sent transaction to be mined; a revert is an error naming `call`.
+    async fn mined(&self, call: &'static str, tx: B256) -> Result<TransactionReceipt> {
+        let r = self.wait_receipt(tx, Duration::from_secs(120)).await?.ok_or(Error::Timeout { call, secs: 120 })?;
+        if !r.status() {
+            return Err(Error::Reverted(format!("{call} (tx {tx:#x})")));
+        }
+        Ok(r)
+    }
+
+    /// Registers a model's verifier and model hash; returns its escrow model id.
+    pub async fn register_model(&self, verifier: Address, model_hash: [u8; 32], num_instances: u32) -> Result<u64> {
+        self.need_sender()?;
+        let call = self.contract.registerModel(verifier, FixedBytes(model_hash), num_instances).gas(SETUP_GAS);
+        let tx = *self.contract("registerModel", call.send()).await?.tx_hash();
+        let r = self.mined("registerModel", tx).await?;
+        let e = r.decoded_log::<InferenceEscrow::ModelRegistered>().ok_or_else(|| Error::Decode("no ModelRegistered event".into()))?;
+        u64::try_from(e.data.modelId).map_err(|_| Error::Decode("model id out of range".into()))
+    }
+
+    /// Opens a job paying `price` for the input committed to by `commitment`, refundable after
+    /// `deadline` (unix seconds), payable only to `allow` (anyone when empty); returns its id.
+    pub async fn open_job(&self, model: u64, commitment: Commitment, deadline: u64, allow: &[Address], price: U256) -> Result<EscrowJobId> {
+        self.need_sender()?;
+        let call = self.contract.openJob(U256::from(model), commitment.to_u256(), deadline, allow.to_vec()).value(price).gas(SETUP_GAS);
+        let tx = *self.contract("openJob", call.send()).await?.tx_hash();
+        let r = self.mined("openJob", tx).await?;
+        let e = r.decoded_log::<InferenceEscrow::JobOpened>().ok_or_else(|| Error::Decode("no JobOpened event".into()))?;
+        EscrowJobId::try_from(e.data.jobId).map_err(Error::from)
+    }
+
+    /// Claims job `id` for the sender.
+    pub async fn claim(&self, id: EscrowJobId) -> Result<Submission> {
+        self.need_sender()?;
+        let tx = *self.contract("claimJob", self.contract.claimJob(id.to_u256()).gas(SETUP_GAS).send()).await?.tx_hash();
+        Ok(Submission::from(&self.mined("claimJob", tx).await?))
+    }
+
+    /// Refunds job `id` to its customer (after its deadline).
+    pub async fn refund(&self, id: EscrowJobId) -> Result<Submission> {
+        self.need_sender()?;
+        let tx = *self.contract("refund", self.contract.refund(id.to_u256()).gas(SETUP_GAS).send()).await?.tx_hash();
+        Ok(Submission::from(&self.mined("refund", tx).await?))
+    }
+
+    /// Sends `submitProof` for job `id` with a gas cap (a rejected proof burns what it is
+    /// given); returns the transaction's hash as soon as the node has it, so that the caller
+    /// can record it before waiting ([`Self::wait_receipt`]).
+    pub async fn send_submit_proof(&self, id: EscrowJobId, env: &ProofEnvelope, gas: u64) -> Result<B256> {
+        self.need_sender()?;
+        let call = self.contract.submitProof(id.to_u256(), instance_words(env), env.proof.clone().into()).gas(gas);
+        Ok(*self.contract("submitProof", call.send()).await?.tx_hash())
+    }
+
+    /// The receipt of a mined transaction, `None` while it is not mined.
+    pub async fn receipt(&self, tx: B256) -> Result<Option<TransactionReceipt>> {
+        self.rpc("eth_getTransactionReceipt", self.provider.get_transaction_receipt(tx)).await
+    }
+
+    /// Whether the node knows the transaction (mined or pending).
+    pub async fn known(&self, tx: B256) -> Result<bool> {
+        Ok(self.rpc("eth_getTransactionByHash", self.provider.get_transaction_by_hash(tx)).await?.is_some())
+    }
+
+    /// Polls for the receipt of `tx` for up to `limit`; `None` if it was not mined by then.
+    pub async fn wait_receipt(&self, tx: B256, limit: Duration) -> Result<Option<TransactionReceipt>> {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(r) = self.receipt(tx).await? {
+                return Ok(Some(r));
+            }
+            if start.elapsed() >= limit {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The `InferenceEscrow` contract (`contracts/InferenceEscrow.sol`): bindings generated from
+//! its ABI by alloy's `sol!` (`abi/InferenceEscrow.abi.json`, checked against the source by a
+//! test), its job states as an enum, and the one client everyone uses ([`EscrowClient`]).
+
+mod client;
+
+use alloy::primitives::{Address, B256, U256};
+use zkinfer_protocol::{EscrowJobId, ExecutorId};
+
+pub use client::{EscrowClient, Submission, RPC_TIMEOUT};
+
+/// The generated bindings (their items are documented by the contract's NatSpec, not here).
+#[allow(missing_docs)]
+mod bindings {
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug, PartialEq, Eq)]
+        InferenceEscrow,
+        "abi/InferenceEscrow.abi.json"
+    );
+}
+
+pub use bindings::InferenceEscrow;
+
+/// An escrow job's state (`InferenceEscrow.State`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JobState {
+    /// No such job.
+    None,
+    /// Paid in, not yet claimed.
+    Open,
+    /// Claimed by one executor.
+    Claimed,
+    /// Paid out to an executor.
+    Paid,
+    /// Returned to the customer.
+    Refunded,
+}
+
+impl TryFrom<u8> for JobState {
+    type Error = crate::Error;
+    fn try_from(v: u8) -> crate::Result<Self> {
+        Ok(match v {
+            0 => JobState::None,
+            1 => JobState::Open,
+            2 => JobState::Claimed,
+            3 => JobState::Paid,
+            4 => JobState::Refunded,
+            other => return Err(crate::Error::Decode(format!("escrow job state {other} is not one the contract defines"))),
+        })
+    }
+}
+
+impl JobState {
+    /// Whether a valid proof can still be paid for.
+    pub fn is_payable(self) -> bool {
+        matches!(self, JobState::Open | JobState::Claimed)
+    }
+}
+
+/// A model registered in the escrow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EscrowModel {
+    /// Its id in the escrow.
+    pub id: u64,
+    /// The verifier contract proofs are checked with.
+    pub verifier: Address,
+    /// The zkinfer model hash it was registered with.
+    pub model_hash: [u8; 32],
+    /// How many public instances its proofs have.
+    pub num_instances: u32,
+    /// Who registered it.
+    pub owner: Address,
+}
+
+/// An escrow job, with its model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EscrowJob {
+    /// The job.
+    pub id: EscrowJobId,
+    /// Who paid.
+    pub customer: Address,
+    /// Its model.
+    pub model: EscrowModel,
+    /// The unix time after which it can be refunded.
+    pub deadline: u64,
+    /// Its state.
+    pub state: JobState,
+    /// The claimant, or once paid, the payee.
+    pub executor: Address,
+    /// The commitment to the input its proof must bind, as stored.
+    pub input_commitment: U256,
+    /// The payment held (wei).
+    pub price: U256,
+    /// Keccak-256 of the outputs it was paid for.
+    pub outputs_hash: B256,
+    /// Whether only allow-listed executors may be paid.
+    pub restricted: bool,
+}
+
+/// What the escrow did, as its events say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EscrowEvent {
+    /// `JobPaid`: a valid proof paid an executor.
+    Paid {
+        /// The job.
+        job: EscrowJobId,
+        /// The payee.
+        executor: ExecutorId,
+        /// Wei paid.
+        price: U256,
+    },
+    /// `JobRefunded`: the customer got the payment back.
+    Refunded {
+        /// The job.
+        job: EscrowJobId,
+        /// Wei returned.
+        amount: U256,
+    },
+}
+
+/// An event with where it was logged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Logged {
+    /// The event.
+    pub event: EscrowEvent,
+    /// Its transaction.
+    pub tx: B256,
+    /// Its block.
+    pub block: u64,
+    /// Its block's hash (a reorg changes it).
+    pub block_hash: B256,
+    /// Its index in the block.
+    pub log_index: u64,
+}
+
+/// The escrow job a proof submission needs: 32-byte big-endian words of the proof's
+/// instances, as `submitProof` and the verifier take them.
+pub fn instance_words(env: &zkinfer_prover::ProofEnvelope) -> Vec<U256> {
+    env.instances.iter().map(|b| U256::from_le_bytes(*b)).collect()
+}
