@@ -2,17 +2,15 @@
 //! job holds, and what customers recompute. One type, one conversion each way between the
 //! field element, its canonical bytes, the on-chain `uint256` and 0x-hex.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
 use alloy::primitives::U256;
 use halo2curves::bn256::Fr;
 use halo2curves::ff::PrimeField;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
-use crate::hexbytes::{from_hex, string_schema, to_hex, truncated};
+use crate::hexbytes::{from_hex, string_schema, string_serde, to_hex, truncated};
 
 /// A commitment: a canonical BN254 scalar (below the field modulus), so that a commitment
 /// has exactly one encoding everywhere.
@@ -94,17 +92,7 @@ impl FromStr for Commitment {
     }
 }
 
-impl Serialize for Commitment {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for Commitment {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Cow::<str>::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-    }
-}
+string_serde!(Commitment);
 
 impl utoipa::PartialSchema for Commitment {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {

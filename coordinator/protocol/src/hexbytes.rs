@@ -1,10 +1,8 @@
 //! Bytes on the wire: 0x-prefixed lowercase hex, the one hex formatter of the market.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 
@@ -35,6 +33,25 @@ pub(crate) fn string_schema(pattern: &str, description: &str) -> RefOr<Schema> {
     ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern)).description(Some(description)).into()
 }
 
+/// Serializes a type as its `Display` string and deserializes it through its `FromStr`, so
+/// that the wire form and the printed form are one.
+macro_rules! string_serde {
+    ($t:ty) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                std::borrow::Cow::<str>::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use string_serde;
+
 /// Arbitrary bytes (ciphertexts, proofs, ONNX files), as 0x-hex on the wire.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct HexBytes(pub Vec<u8>);
@@ -64,18 +81,7 @@ impl From<Vec<u8>> for HexBytes {
     }
 }
 
-impl Serialize for HexBytes {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&to_hex(&self.0))
-    }
-}
-
-impl<'de> Deserialize<'de> for HexBytes {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = Cow::<str>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+string_serde!(HexBytes);
 
 impl utoipa::PartialSchema for HexBytes {
     fn schema() -> RefOr<Schema> {
@@ -116,18 +122,7 @@ impl From<[u8; 32]> for Hash32 {
     }
 }
 
-impl Serialize for Hash32 {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for Hash32 {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = Cow::<str>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+string_serde!(Hash32);
 
 impl utoipa::PartialSchema for Hash32 {
     fn schema() -> RefOr<Schema> {

@@ -1,16 +1,15 @@
 //! The identifiers and amounts the protocol passes around, each with one conversion each way.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
 use alloy::primitives::{Address, U256};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 
 use crate::error::{Error, Result};
-use crate::hexbytes::{string_schema, truncated};
+use crate::hexbytes::{string_schema, string_serde, truncated};
 
 /// A job's id at the coordinator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -101,17 +100,7 @@ impl FromStr for ExecutorId {
     }
 }
 
-impl Serialize for ExecutorId {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for ExecutorId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Cow::<str>::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-    }
-}
+string_serde!(ExecutorId);
 
 impl utoipa::PartialSchema for ExecutorId {
     fn schema() -> RefOr<Schema> {
@@ -155,17 +144,7 @@ impl FromStr for ModelId {
     }
 }
 
-impl Serialize for ModelId {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for ModelId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        ModelId::new(&Cow::<str>::deserialize(d)?).map_err(serde::de::Error::custom)
-    }
-}
+string_serde!(ModelId);
 
 impl utoipa::PartialSchema for ModelId {
     fn schema() -> RefOr<Schema> {
@@ -201,17 +180,7 @@ impl From<U256> for Wei {
     }
 }
 
-impl Serialize for Wei {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for Wei {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Cow::<str>::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-    }
-}
+string_serde!(Wei);
 
 impl utoipa::PartialSchema for Wei {
     fn schema() -> RefOr<Schema> {

@@ -188,7 +188,11 @@ async fn with_metrics(State(state): State<AppState>, req: Request, next: Next) -
 /// The body, or 413 `body_too_large` over the limit.
 fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
     body.map_err(|r| {
-        ApiError::from(if r.status() == StatusCode::PAYLOAD_TOO_LARGE { Error::TooLarge { limit } } else { Error::BadRequest(r.body_text()) })
+        ApiError::from(if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Error::TooLarge { limit }
+        } else {
+            Error::BadRequest(r.body_text())
+        })
     })
 }
 
@@ -258,5 +262,8 @@ impl FromRequest<AppState> for Signed {
 
 /// Runs blocking work (proof checks, compiling) off the async workers.
 pub(crate) async fn blocking<T: Send + 'static>(what: &'static str, f: impl FnOnce() -> crate::Result<T> + Send + 'static) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::from(Error::Internal(format!("{what} task failed: {e}"))))?.map_err(ApiError::from)
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::from(Error::Internal(format!("{what} task failed: {e}"))))?
+        .map_err(ApiError::from)
 }
