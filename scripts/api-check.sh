@@ -38,5 +38,5 @@ echo "api-check: schemathesis against $addr/v1/openapi.json, $examples examples 
 "$venv/bin/schemathesis" run "$addr/v1/openapi.json" \
   --header "x-api-key: KEY" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
-  --max-examples "$examples" --seed 7 --workers 2 --request-timeout 30 --no-color --generation-database none \
+  --max-examples "$examples" --seed 7 --workers 1 --request-timeout 30 --no-color --generation-database none \
   --report junit --report-junit-path target/api-check.junit.xml
