@@ -72,7 +72,7 @@ fn bench_model(name: &str, dir: &std::path::Path) -> Result<Row> {
     let q = model.quantize_inputs(&input)?;
     let outputs = model.eval_quantized(&q)?.outputs(&model);
     let t = Instant::now();
-    let env = prove(&params, &pk, model.clone(), q, bindings)?;
+    let env = prove(&params, &pk, model.clone(), zkinfer_prover::Statement::unbound(q), bindings)?;
     let prove_s = secs(t);
     let t = Instant::now();
     verify(&srs.params, pk.get_vk(), &env, bindings, model.num_instances())?;

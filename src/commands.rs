@@ -4,15 +4,16 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use zkinfer_circuits::chips::i64_from_fr;
+use zkinfer_circuits::circuit::{PayeeBinding, BINDING_INSTANCES};
 use zkinfer_circuits::compile::CompileOptions;
 use zkinfer_circuits::data::{InputData, OutputData};
 use zkinfer_circuits::quant::Visibility;
 use zkinfer_circuits::Fr;
-use zkinfer_protocol::Commitment;
-use zkinfer_prover::{fs::atomic_write, Loaded, ModelDir, ProofEnvelope, Srs};
+use zkinfer_protocol::{Binding, Commitment, EscrowJobId, ExecutorId, Salt};
+use zkinfer_prover::{fs::atomic_write, Loaded, ModelDir, ProofEnvelope, Srs, Statement};
 
 use crate::ui::{fmt_values, timed};
-use crate::{CompileArgs, Outcome, ProveArgs, SetupArgs, VerifyArgs};
+use crate::{CommitArgs, CompileArgs, Outcome, ProveArgs, SetupArgs, VerifyArgs};
 
 /// Reads an EZKL-format input file.
 pub(crate) fn read_input(path: &Path) -> Result<Vec<Vec<f32>>> {
@@ -102,8 +103,20 @@ pub(crate) fn prove(a: &ProveArgs) -> Result<Outcome> {
     if let Some(reason) = fallback {
         eprintln!("note: CUDA MSM unavailable ({reason}); using the CPU's precomputed tables");
     }
+    let salt = a.salt.unwrap_or_else(Salt::zero);
+    let binding = a.payee.map(|payee| Binding {
+        payee: ExecutorId(payee),
+        chain_id: a.chain_id,
+        escrow: a.escrow.unwrap_or_default(),
+        escrow_job: EscrowJobId(a.escrow_job),
+    });
+    let statement = Statement {
+        inputs: q,
+        salt: salt.to_fr(),
+        binding: binding.map_or_else(PayeeBinding::default, |b| PayeeBinding::from_values(b.to_fields())),
+    };
     let (env, t) = timed(&format!("proving (k = {}, MSM {})", loaded.setup.k, params.msm().name()), || {
-        zkinfer_prover::prove(&params, &pk, loaded.model.clone(), q, loaded.bindings)
+        zkinfer_prover::prove(&params, &pk, loaded.model.clone(), statement, loaded.bindings)
     });
     let env = env?;
     let outputs: Vec<Vec<f32>> = trace.outputs(&loaded.model).iter().map(|o| dequantize(&loaded, o)).collect();
@@ -116,6 +129,13 @@ pub(crate) fn prove(a: &ProveArgs) -> Result<Outcome> {
     if loaded.model.settings.input_visibility == Visibility::Hashed {
         let c = env.instances.first().and_then(|b| Commitment::from_le_bytes(*b).ok());
         println!("  input commitment {}", c.map_or("<none>".to_string(), |c| c.to_string()));
+        if a.salt.is_none() {
+            println!("  (salt zero: the commitment is not hiding; pass --salt to make it so)");
+        }
+    }
+    match binding {
+        Some(b) => println!("  bound to {b}"),
+        None => println!("  bound to no payee (--payee binds one)"),
     }
     for (i, o) in outputs.iter().enumerate() {
         println!("  output {i}: {}", fmt_values(o));
@@ -162,7 +182,8 @@ pub(crate) fn verify(a: &VerifyArgs) -> Result<Outcome> {
         Err(e) => return Err(e.into()),
     };
     let model = &loaded.model;
-    let (input_part, output_part) = instances.split_at(model.input_instances());
+    let (input_part, rest) = instances.split_at(model.binding_offset());
+    let (binding_part, output_part) = rest.split_at(BINDING_INSTANCES);
     let decode = |values: &[Fr]| -> Result<Vec<f32>> {
         let ints: Option<Vec<i64>> = values.iter().map(i64_from_fr).collect();
         Ok(dequantize(&loaded, &ints.context("an instance is not a small integer")?))
@@ -193,6 +214,12 @@ pub(crate) fn verify(a: &VerifyArgs) -> Result<Outcome> {
         Visibility::Public => println!("  input (public)   {}", fmt_values(&decode(input_part)?)),
         Visibility::Private => println!("  input            private: the proof says nothing about which input was used"),
     }
+    let binding: [Fr; BINDING_INSTANCES] = binding_part.try_into().context("a proof without a payee binding")?;
+    match Binding::from_fields(&binding) {
+        Ok(b) if b.payee.0.is_zero() => println!("  bound to         no payee"),
+        Ok(b) => println!("  bound to         {b}"),
+        Err(e) => println!("  bound to         nothing a chain can pay ({e})"),
+    }
     match model.settings.output_visibility {
         Visibility::Hashed => println!(
             "  output commitment {} (Poseidon chain over the quantized outputs at scale 2^-{})",
@@ -204,6 +231,18 @@ pub(crate) fn verify(a: &VerifyArgs) -> Result<Outcome> {
                 println!("  output {i} {shape:?} (scale 2^-{}): {}", model.settings.scale_bits, fmt_values(values));
             }
         }
+    }
+    Ok(Outcome::Ok)
+}
+
+pub(crate) fn commit(a: &CommitArgs) -> Result<Outcome> {
+    let compiled = ModelDir::new(&a.dir).read_compiled()?;
+    let input = read_input(&a.input)?;
+    let salt = a.salt.unwrap_or_else(Salt::zero);
+    let c = compiled.model.input_commitment(&input, salt.to_fr()).with_context(|| a.input.display().to_string())?;
+    println!("{}", Commitment::from(c));
+    if a.salt.is_none() {
+        eprintln!("note: salt zero: this commitment is not hiding (pass --salt)");
     }
     Ok(Outcome::Ok)
 }

@@ -13,9 +13,9 @@ use clap::{Args, Subcommand};
 use zkinfer_protocol::client::{Client, CustomerClient};
 use zkinfer_protocol::seal::{seal, EscrowBinding, SealContext};
 use zkinfer_protocol::types::{InputPayload, JobView, SubmitJob};
-use zkinfer_protocol::{Commitment, EscrowJobId, ExecutorId, HexBytes, JobId, JobState, ModelId};
+use zkinfer_protocol::{Commitment, EscrowJobId, ExecutorId, HexBytes, JobId, JobState, ModelId, Salt};
 use zkinfer_prover::{model_hash, ModelDir};
-use zkinfer_verifier_contract::escrow::EscrowClient;
+use zkinfer_verifier_contract::escrow::{EscrowClient, OpenJob};
 
 use crate::Outcome;
 
@@ -75,9 +75,18 @@ pub(crate) struct SubmitArgs {
     /// The customer's Ethereum private key (0x-hex): it pays for the job.
     #[arg(long, env = "ZKINFER_CUSTOMER_KEY", hide_env_values = true)]
     key: Option<String>,
-    /// The payment, in wei.
+    /// The payment, in wei (or the token's smallest unit with --token).
     #[arg(long, default_value = "0")]
     price_wei: U256,
+    /// Pay in this ERC-20 token (approved to the escrow first) instead of ETH.
+    #[arg(long)]
+    token: Option<Address>,
+    /// The active stake (wei) an executor needs in the escrow to be paid for the job.
+    #[arg(long, default_value = "1000000000")]
+    min_bond_wei: U256,
+    /// The input commitment's salt (a BN254 scalar, hex); default: a fresh random one, printed.
+    #[arg(long, env = "ZKINFER_SALT", hide_env_values = true)]
+    salt: Option<Salt>,
     /// The model's id in the escrow (default: the newest registration with this model hash).
     #[arg(long)]
     escrow_model: Option<u64>,
@@ -131,8 +140,14 @@ pub(crate) fn job(a: &JobArgs) -> Result<Outcome> {
 pub(crate) struct Payment {
     /// The escrow, sending as the customer.
     pub escrow: EscrowClient,
+    /// The customer's key: it opens the escrow job and signs the submission.
+    pub key: alloy::signers::local::PrivateKeySigner,
     /// The payment.
     pub price: U256,
+    /// The token it is paid in (`None`: ETH).
+    pub token: Option<Address>,
+    /// The stake an executor needs to be paid.
+    pub min_bond: U256,
     /// The model's escrow id, if known.
     pub escrow_model: Option<u64>,
 }
@@ -148,6 +163,8 @@ pub(crate) struct Order<'a> {
     pub payment: Option<Payment>,
     /// How long to wait for the coordinator and for an executor serving the model.
     pub wait: Duration,
+    /// The salt (`None`: a fresh random one).
+    pub salt: Option<Salt>,
 }
 
 /// A submitted job.
@@ -155,6 +172,7 @@ pub(crate) struct Placed {
     pub job: JobId,
     pub escrow_job: Option<EscrowJobId>,
     pub commitment: Commitment,
+    pub salt: Salt,
     pub sealed_to: Vec<ExecutorId>,
 }
 
@@ -169,25 +187,36 @@ pub(crate) async fn place(client: &CustomerClient, order: Order<'_>) -> Result<P
         bail!("the coordinator's model `{}` is not the model in {} (model hashes differ)", order.model, order.model_dir.display());
     }
     let inputs = compiled.model.split_inputs(&order.input)?;
-    let commitment = Commitment::from(compiled.model.input_commitment(&inputs)?);
+    let salt = order.salt.unwrap_or_else(Salt::random);
+    let commitment = Commitment::from(compiled.model.input_commitment(&inputs, salt.to_fr())?);
     let sealed_to = if order.plain { Vec::new() } else { choose_executors(client, order.model, order.executors, order.wait).await? };
-    let (escrow_job, binding) = match &order.payment {
+    // Each executor's HPKE key must be signed by its own Ethereum key: whoever relays the
+    // keys (the coordinator) cannot swap in one of its own.
+    let executors = client.executors().await?;
+    let mut keys = Vec::with_capacity(sealed_to.len());
+    for e in &sealed_to {
+        let info = executors.iter().find(|i| &i.address == e).with_context(|| format!("executor {e} is not registered"))?;
+        zkinfer_protocol::seal::verify_hpke_key(*e, &info.hpke_public_key.0, &info.hpke_key_signature.0).with_context(|| {
+            format!("executor {e}'s HPKE key is not signed by it (the coordinator may have swapped it): refusing to seal to it")
+        })?;
+        keys.push(info.hpke_public_key.0.clone());
+    }
+    let (escrow_job, binding, customer_signature) = match &order.payment {
         Some(p) => {
             let (job, binding) = pay(p, &hash, commitment, &sealed_to, order.deadline_s).await?;
-            (Some(job), Some(binding))
+            let signature = zkinfer_protocol::auth::sign_submission(&p.key, &binding, order.model, &commitment)?;
+            (Some(job), Some(binding), Some(HexBytes(signature)))
         }
-        None => (None, None),
+        None => (None, None, None),
     };
-    let payload = serde_json::to_vec(&InputPayload { input: order.input.clone() })?;
     let sealed = if order.plain {
         None
     } else {
+        let payload = serde_json::to_vec(&InputPayload { input: order.input.clone(), salt })?;
         let ctx = SealContext { model_id: order.model, input_commitment: commitment, escrow: binding };
-        let executors = client.executors().await?;
         let mut out = std::collections::BTreeMap::new();
-        for e in &sealed_to {
-            let info = executors.iter().find(|i| &i.address == e).with_context(|| format!("executor {e} is not registered"))?;
-            out.insert(*e, HexBytes(seal(&info.hpke_public_key.0, &ctx, &payload)?));
+        for (e, key) in sealed_to.iter().zip(&keys) {
+            out.insert(*e, HexBytes(seal(key, &ctx, &payload)?));
         }
         Some(out)
     };
@@ -196,11 +225,13 @@ pub(crate) async fn place(client: &CustomerClient, order: Order<'_>) -> Result<P
         input: order.plain.then(|| order.input.clone()),
         sealed,
         input_commitment: Some(commitment),
+        salt: order.plain.then_some(salt),
         escrow_job,
         deadline_s: order.deadline_s,
+        customer_signature,
     };
     let submitted = client.submit(&job).await?;
-    Ok(Placed { job: submitted.job_id, escrow_job, commitment, sealed_to })
+    Ok(Placed { job: submitted.job_id, escrow_job, commitment, salt, sealed_to })
 }
 
 /// Calls `f` until it answers or fails for good, retrying transient failures (a coordinator
@@ -262,8 +293,17 @@ async fn pay(
         .context("the chain has no latest block")?
         .header
         .timestamp;
-    let allow: Vec<Address> = allow.iter().map(|e| e.address()).collect();
-    let job = p.escrow.open_job(model, commitment, now + deadline_s, &allow, p.price).await?;
+    let open = OpenJob {
+        model,
+        commitment,
+        deadline: now + deadline_s,
+        allow: allow.iter().map(|e| e.address()).collect(),
+        token: p.token,
+        price: p.price,
+        min_bond: p.min_bond,
+        claimable: false,
+    };
+    let job = p.escrow.open_job(&open).await?;
     let chain_id = p.escrow.chain_id().await?;
     Ok((job, EscrowBinding { chain_id, escrow: p.escrow.address(), job }))
 }
@@ -274,7 +314,14 @@ async fn submit_cmd(client: &CustomerClient, a: &SubmitArgs) -> Result<Outcome> 
     let payment = match (&a.rpc_url, a.escrow, &a.key) {
         (Some(rpc), Some(escrow), Some(key)) => {
             let key: alloy::signers::local::PrivateKeySigner = key.parse().context("--key: not a private key (0x and 64 hex digits)")?;
-            Some(Payment { escrow: EscrowClient::connect(rpc, escrow, Some(key))?, price: a.price_wei, escrow_model: a.escrow_model })
+            Some(Payment {
+                escrow: EscrowClient::connect(rpc, escrow, Some(key.clone()))?,
+                key,
+                price: a.price_wei,
+                token: a.token,
+                min_bond: a.min_bond_wei,
+                escrow_model: a.escrow_model,
+            })
         }
         _ => None,
     };
@@ -287,11 +334,15 @@ async fn submit_cmd(client: &CustomerClient, a: &SubmitArgs) -> Result<Outcome> 
         deadline_s: a.deadline_s,
         payment,
         wait: Duration::from_secs(a.wait_s),
+        salt: a.salt,
     };
     let placed = place(client, order).await?;
     match placed.escrow_job {
-        Some(e) => eprintln!("paid {} wei into escrow job {e} for input commitment {}", a.price_wei, placed.commitment),
+        Some(e) => eprintln!("paid {} into escrow job {e} for input commitment {}", a.price_wei, placed.commitment),
         None => eprintln!("input commitment {} (no escrow: the job is not paid on chain)", placed.commitment),
+    }
+    if a.salt.is_none() {
+        eprintln!("salt {} (keep it: with the input it recomputes the commitment, zkinfer commit)", placed.salt);
     }
     if !placed.sealed_to.is_empty() {
         let to: Vec<String> = placed.sealed_to.iter().map(ExecutorId::to_string).collect();

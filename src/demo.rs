@@ -41,6 +41,11 @@ pub(crate) fn demo(a: &DemoArgs) -> Result<Outcome> {
         out: proof.clone(),
         output: Some(work.join("output.json")),
         msm: zkinfer_prover::MsmChoice::Precomputed,
+        salt: None,
+        payee: None,
+        chain_id: 0,
+        escrow: None,
+        escrow_job: 0,
     })?;
     step(5, "verify off chain");
     if let Outcome::Invalid = commands::verify(&VerifyArgs { dir: dir.clone(), proof: proof.clone(), trust_cached_vk: false })? {
@@ -50,7 +55,7 @@ pub(crate) fn demo(a: &DemoArgs) -> Result<Outcome> {
         println!("\non-chain step skipped (--off-chain-only)");
     } else {
         step(6, "verify on chain (anvil) and settle through the escrow");
-        crate::onchain::demo_on_chain(&dir, &proof, &a.toolchain, &work.join("evm"))?;
+        crate::onchain::demo_on_chain(&dir, &proof, &model.join("input.json"), &a.toolchain, &work.join("evm"))?;
     }
     if a.market {
         step(7, "the proving market on anvil: escrow, coordinator, two executors, a sealed paid job");

@@ -22,6 +22,8 @@ use crate::ui::timed;
 
 /// The customer's payment: 0.1 ETH.
 const PRICE_WEI: u128 = 100_000_000_000_000_000;
+/// The stake the job asks of its executor, and what each executor stakes: 0.01 ETH.
+const MIN_BOND_WEI: u128 = 10_000_000_000_000_000;
 /// anvil accounts: 0 deploys, 1 is the customer, 2 and 3 are the executors.
 const CUSTOMER: usize = 1;
 const EXECUTORS: [usize; 2] = [2, 3];
@@ -66,7 +68,7 @@ pub(crate) fn demo_market(model_dir: &Path, input: &[f32], toolchain_dir: &Path,
     let exe = std::env::current_exe()?;
     let rpc = chain.endpoint();
     let mut children = Children(Vec::new());
-    let addr = start_coordinator(&exe, &mut children, &market_dir, model_dir, &rpc, contracts.escrow)?;
+    let addr = start_coordinator(&exe, &mut children, &market_dir, model_dir, &rpc, contracts.escrow, toolchain_dir)?;
     println!("coordinator at http://{addr} (logs in {})", market_dir.display());
     for (n, &account) in EXECUTORS.iter().enumerate() {
         let state = market_dir.join(format!("executor{n}"));
@@ -76,6 +78,7 @@ pub(crate) fn demo_market(model_dir: &Path, input: &[f32], toolchain_dir: &Path,
                 .args(["executor", "--coordinator", &format!("http://{addr}"), "--key", &chain.key_hex(account)])
                 .args(["--model", &format!("demo:{}", model_dir.display()), "--heartbeat-secs", "2", "--price-wei", &price.to_string()])
                 .args(["--state-dir", &state.display().to_string(), "--rpc-url", &rpc, "--escrow", &format!("{:#x}", contracts.escrow)])
+                .args(["--stake-wei", &MIN_BOND_WEI.to_string()])
                 .stdout(log(&market_dir, &format!("executor{n}.log"))?)
                 .stderr(log(&market_dir, &format!("executor{n}.err"))?)
                 .spawn()?,
@@ -91,7 +94,10 @@ pub(crate) fn demo_market(model_dir: &Path, input: &[f32], toolchain_dir: &Path,
         // (what `zkinfer job submit` does).
         let payment = Payment {
             escrow: chain.escrow(contracts.escrow, CUSTOMER)?,
+            key: chain.signer(CUSTOMER),
             price: U256::from(PRICE_WEI),
+            token: None,
+            min_bond: U256::from(MIN_BOND_WEI),
             escrow_model: Some(contracts.escrow_model),
         };
         let order = Order {
@@ -103,6 +109,7 @@ pub(crate) fn demo_market(model_dir: &Path, input: &[f32], toolchain_dir: &Path,
             deadline_s: 3600,
             payment: Some(payment),
             wait: Duration::from_secs(120),
+            salt: None,
         };
         let placed = place(&client, order).await?;
         println!(
@@ -122,13 +129,22 @@ fn log(dir: &Path, name: &str) -> Result<Stdio> {
     Ok(Stdio::from(std::fs::File::create(dir.join(name))?))
 }
 
-fn start_coordinator(exe: &Path, children: &mut Children, dir: &Path, model: &Path, rpc: &str, escrow: Address) -> Result<String> {
+fn start_coordinator(
+    exe: &Path,
+    children: &mut Children,
+    dir: &Path,
+    model: &Path,
+    rpc: &str,
+    escrow: Address,
+    toolchain: &Path,
+) -> Result<String> {
     let db = format!("sqlite:{}", dir.join("coordinator.db").display());
     children.0.push(
         Command::new(exe)
             .args(["coordinator", "--listen", "127.0.0.1:0", "--database-url", &db, "--api-key", &format!("customer:{API_KEY}")])
             .args(["--model", &format!("demo:{}", model.display()), "--lease-secs", "10", "--long-poll-secs", "5"])
-            .args(["--rpc-url", rpc, "--escrow", &format!("{escrow:#x}"), "--chain-poll-ms", "200"])
+            .args(["--rpc-url", rpc, "--escrow", &format!("{escrow:#x}"), "--chain-poll-ms", "200", "--confirmations", "0"])
+            .args(["--toolchain", &toolchain.display().to_string()])
             .stdout(log(dir, "coordinator.log")?)
             .stderr(log(dir, "coordinator.err")?)
             .spawn()?,

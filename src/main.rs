@@ -50,6 +50,9 @@ enum Command {
     Prove(ProveArgs),
     /// Verify a proof: exit 0 when valid, 1 when invalid, 2 on a usage or format error.
     Verify(VerifyArgs),
+    /// Print the input commitment a proof of this input (with this salt) carries, as a
+    /// customer computes it from the public model.
+    Commit(CommitArgs),
     /// Show the circuit's size, layout and error bound.
     Info(InfoArgs),
     /// Generate and compile the Solidity verifier for a set-up model directory.
@@ -197,6 +200,35 @@ pub(crate) struct ProveArgs {
     /// same commitments, so the same proof for the same blinding randomness.
     #[arg(long, env = "ZKINFER_MSM", default_value = "precomputed")]
     pub(crate) msm: zkinfer_prover::MsmChoice,
+    /// The input commitment's salt (a BN254 scalar, hex), as the customer chose it; without it
+    /// the salt is zero and the commitment is not hiding.
+    #[arg(long, env = "ZKINFER_SALT", hide_env_values = true)]
+    pub(crate) salt: Option<zkinfer_protocol::Salt>,
+    /// Bind the proof to this payee: the escrow pays only this address, whoever submits it.
+    #[arg(long)]
+    pub(crate) payee: Option<alloy::primitives::Address>,
+    /// The chain id of the escrow job the proof is for (with --payee).
+    #[arg(long, default_value_t = 0, requires = "payee")]
+    pub(crate) chain_id: u64,
+    /// The escrow contract the proof is for (with --payee).
+    #[arg(long, requires = "payee")]
+    pub(crate) escrow: Option<alloy::primitives::Address>,
+    /// The escrow job the proof is for (with --payee).
+    #[arg(long, default_value_t = 0, requires = "payee")]
+    pub(crate) escrow_job: u64,
+}
+
+/// Arguments of `zkinfer commit`.
+#[derive(Debug, Args)]
+pub(crate) struct CommitArgs {
+    /// The compiled model directory (its quantization scale).
+    pub(crate) dir: PathBuf,
+    /// Input in EZKL's format: {"input_data": [[...]]}.
+    #[arg(long, env = "ZKINFER_INPUT")]
+    pub(crate) input: PathBuf,
+    /// The salt (a BN254 scalar, hex); without it the salt is zero (not hiding).
+    #[arg(long, env = "ZKINFER_SALT", hide_env_values = true)]
+    pub(crate) salt: Option<zkinfer_protocol::Salt>,
 }
 
 /// Arguments of `zkinfer verify`.
@@ -277,6 +309,9 @@ pub(crate) struct CoordinatorArgs {
     /// Customer API keys as NAME:KEY, comma-separated.
     #[arg(long = "api-key", env = "ZKINFER_API_KEYS", value_delimiter = ',', required = true)]
     api_keys: Vec<String>,
+    /// Admin API keys (may register models over HTTP), comma-separated.
+    #[arg(long = "admin-key", env = "ZKINFER_ADMIN_KEYS", value_delimiter = ',', hide_env_values = true)]
+    admin_keys: Vec<String>,
     /// Models as ID:DIR, DIR a model directory made by `zkinfer compile` and `zkinfer setup`
     /// (its keys verify delivered proofs), comma-separated.
     #[arg(long = "model", env = "ZKINFER_MODELS", value_delimiter = ',', required_unless_present = "models_dir")]
@@ -312,6 +347,29 @@ pub(crate) struct CoordinatorArgs {
     /// The most blocks one eth_getLogs request may cover (providers cap it).
     #[arg(long, env = "ZKINFER_MAX_BLOCK_RANGE", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
     max_block_range: u64,
+    /// Blocks on top of an escrow event before it counts (a local dev chain that mines only
+    /// on transactions needs 0); a reorg deeper than this is undone when noticed.
+    #[arg(long, env = "ZKINFER_CONFIRMATIONS", default_value_t = 2)]
+    confirmations: u64,
+    /// Directory with compile.js and node_modules (solc): each model's verifier is compiled
+    /// with it, and escrow jobs whose registered verifier has another code hash are refused.
+    #[arg(long, env = "ZKINFER_EVM_TOOLCHAIN", default_value = "verifier-contract")]
+    toolchain: PathBuf,
+    /// Seconds an escrow job must have left at submission.
+    #[arg(long, env = "ZKINFER_MIN_DEADLINE_SECS", default_value_t = 300)]
+    min_deadline_secs: u64,
+    /// Active stake (wei) an executor needs in the escrow to be leased jobs.
+    #[arg(long, env = "ZKINFER_MIN_STAKE_WEI", default_value = "1")]
+    min_stake_wei: alloy::primitives::U256,
+    /// Least price (wei) a paid job must offer (besides what the executors it is sealed to ask).
+    #[arg(long, env = "ZKINFER_MIN_PRICE_WEI", default_value = "0")]
+    min_price_wei: alloy::primitives::U256,
+    /// Longest heartbeats can keep one lease alive, in seconds.
+    #[arg(long, env = "ZKINFER_MAX_LEASE_SECS", default_value_t = 3600)]
+    max_lease_secs: u64,
+    /// Longest a model registration (compile and keygen) may take, in seconds.
+    #[arg(long, env = "ZKINFER_REGISTER_TIMEOUT_SECS", default_value_t = 1800)]
+    register_timeout_secs: u64,
 }
 
 /// Arguments of `zkinfer bench`.
@@ -355,9 +413,14 @@ pub(crate) struct ExecutorArgs {
     /// Seconds between lease renewals while proving (keep it well under the coordinator's lease).
     #[arg(long, env = "ZKINFER_HEARTBEAT_SECS", default_value_t = 10)]
     heartbeat_secs: u64,
-    /// Price asked per job, in wei (the coordinator's router prefers cheaper executors).
+    /// Price asked per job, in wei (the coordinator's router prefers cheaper executors; an
+    /// escrow job paying less is not proved).
     #[arg(long, env = "ZKINFER_PRICE_WEI", default_value = "0")]
     price_wei: alloy::primitives::U256,
+    /// Top the executor's active stake in the escrow up to this much (wei) at start; the
+    /// coordinator leases jobs only to staked executors.
+    #[arg(long, env = "ZKINFER_STAKE_WEI")]
+    stake_wei: Option<alloy::primitives::U256>,
     /// Directory for the journal of proofs not yet paid for (resumed after a crash).
     #[arg(long, env = "ZKINFER_STATE_DIR", default_value = "executor-state")]
     state_dir: PathBuf,
@@ -398,6 +461,7 @@ fn main() -> ExitCode {
         Command::Setup(a) => commands::setup(&a),
         Command::Prove(a) => commands::prove(&a),
         Command::Verify(a) => commands::verify(&a),
+        Command::Commit(a) => commands::commit(&a),
         Command::Info(a) => info::info(&a),
         Command::Coordinator(a) => market::coordinator(&a),
         Command::Executor(a) => market::executor(&a),

@@ -74,9 +74,19 @@ pub(crate) fn coordinator(a: &CoordinatorArgs) -> Result<Outcome> {
                 every: Duration::from_millis(a.chain_poll_ms.max(50)),
                 from_block: a.from_block,
                 max_range: a.max_block_range,
+                confirmations: a.confirmations,
             },
+            toolchain: a.toolchain.clone(),
         }),
         _ => None,
+    };
+    let policy = zkinfer_coordinator::Policy {
+        min_deadline: Duration::from_secs(a.min_deadline_secs),
+        min_stake: a.min_stake_wei,
+        min_price: a.min_price_wei,
+        max_lease: Duration::from_secs(a.max_lease_secs.max(a.lease_secs)),
+        register_timeout: Duration::from_secs(a.register_timeout_secs),
+        admin_keys: a.admin_keys.iter().cloned().collect(),
     };
     let config = Config {
         listen: a.listen,
@@ -87,6 +97,7 @@ pub(crate) fn coordinator(a: &CoordinatorArgs) -> Result<Outcome> {
         lease: Duration::from_secs(a.lease_secs),
         long_poll: Duration::from_secs(a.long_poll_secs),
         chain,
+        policy,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
@@ -119,6 +130,7 @@ pub(crate) fn executor(a: &ExecutorArgs) -> Result<Outcome> {
         models,
         heartbeat: Duration::from_secs(a.heartbeat_secs.max(1)),
         price_wei: a.price_wei,
+        stake_wei: a.stake_wei,
         state_dir: a.state_dir.clone(),
         chain,
         fetch_models: match (a.fetch_models, srs_choice(&a.srs, a.dev_srs)) {

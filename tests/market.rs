@@ -5,261 +5,20 @@
 //! other, which is paid; the coordinator's database and logs never hold the input in
 //! plaintext; jobs queued and running survive a coordinator kill -9 (SQLite and Postgres).
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::U256;
+use common::*;
 use serde_json::Value;
-use zkinfer_protocol::client::{Client, CustomerClient};
-use zkinfer_protocol::seal::{seal, EscrowBinding, SealContext};
-use zkinfer_protocol::types::{InputPayload, JobView, RegisterModelRequest, SubmitJob};
-use zkinfer_protocol::{Commitment, EscrowJobId, HexBytes, JobId, ModelId};
+use zkinfer_protocol::client::Client;
+use zkinfer_protocol::types::RegisterModelRequest;
+use zkinfer_protocol::{HexBytes, JobId, ModelId, Salt};
 use zkinfer_verifier_contract::chain::{LocalChain, DEFAULT_HARDFORK};
-use zkinfer_verifier_contract::escrow::{EscrowEvent, Logged};
-use zkinfer_verifier_contract::market::{deploy_market, MarketContracts};
-use zkinfer_verifier_contract::solc::Toolchain;
-
-const BIN: &str = env!("CARGO_BIN_EXE_zkinfer");
-
-/// Kills its processes when dropped (also when a test fails).
-struct Procs(Vec<Child>);
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn example(f: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/mlp").join(f)
-}
-
-/// Compiles and sets up the shipped MLP in `dir`; returns its directory.
-fn mlp_dir(dir: &Path) -> PathBuf {
-    let d = dir.join("mlp");
-    let cal = example("calibration.json");
-    for args in [
-        vec!["compile", example("model.onnx").to_str().unwrap(), "-o", d.to_str().unwrap(), "--calibration", cal.to_str().unwrap()],
-        vec!["setup", d.to_str().unwrap(), "--dev-srs"],
-    ] {
-        let out = Command::new(BIN).args(&args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    d
-}
-
-fn log_file(dir: &Path, name: &str) -> Stdio {
-    Stdio::from(std::fs::File::create(dir.join(name)).unwrap())
-}
-
-/// Starts the coordinator on a free port, its output in `dir`; returns it and its address.
-fn coordinator(dir: &Path, model: &Path, lease_secs: &str, chain: Option<(&str, Address)>) -> (Child, String) {
-    coordinator_on(&format!("sqlite:{}", dir.join("coordinator.db").display()), dir, model, lease_secs, chain)
-}
-
-fn coordinator_on(db: &str, dir: &Path, model: &Path, lease_secs: &str, chain: Option<(&str, Address)>) -> (Child, String) {
-    coordinator_at("127.0.0.1:0", db, dir, model, lease_secs, chain)
-}
-
-fn coordinator_at(listen: &str, db: &str, dir: &Path, model: &Path, lease_secs: &str, chain: Option<(&str, Address)>) -> (Child, String) {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["coordinator", "--listen", listen, "--database-url", db, "--api-key", "alice:key-alice"]).args([
-        "--model",
-        &format!("mlp:{}", model.display()),
-        "--lease-secs",
-        lease_secs,
-        "--long-poll-secs",
-        "1",
-    ]);
-    if let Some((rpc, escrow)) = chain {
-        cmd.args(["--rpc-url", rpc, "--escrow", &format!("{escrow:#x}"), "--chain-poll-ms", "200"]);
-    }
-    let child = cmd.stdout(log_file(dir, "coordinator.out")).stderr(log_file(dir, "coordinator.err")).spawn().unwrap();
-    let start = Instant::now();
-    loop {
-        let out = std::fs::read_to_string(dir.join("coordinator.out")).unwrap_or_default();
-        if let Some(addr) = out.split("http://").nth(1).and_then(|r| r.split_whitespace().next()) {
-            return (child, addr.to_string());
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the coordinator did not start: {}",
-            std::fs::read_to_string(dir.join("coordinator.err")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn executor(dir: &Path, addr: &str, key: &str, model: &Path, chain: Option<(&str, Address)>, n: usize) -> Child {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["executor", "--coordinator", &format!("http://{addr}"), "--key", key, "--heartbeat-secs", "1"])
-        .args(["--model", &format!("mlp:{}", model.display()), "--price-wei", "1000"])
-        .args(["--state-dir", dir.join(format!("executor{n}")).to_str().unwrap()]);
-    if let Some((rpc, escrow)) = chain {
-        cmd.args(["--rpc-url", rpc, "--escrow", &format!("{escrow:#x}")]);
-    }
-    cmd.stdout(log_file(dir, &format!("executor{n}.out"))).stderr(log_file(dir, &format!("executor{n}.err"))).spawn().unwrap()
-}
-
-/// Customer alice's client of the coordinator at `addr`.
-fn alice(addr: &str) -> CustomerClient {
-    Client::new(&format!("http://{addr}")).unwrap().customer("key-alice")
-}
-
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
-}
-
-fn wait_for(addr: &str, id: JobId, state: &str, limit: Duration) -> JobView {
-    let c = alice(addr);
-    let start = Instant::now();
-    loop {
-        let j = block_on(c.job(id)).unwrap();
-        if j.state.as_str() == state {
-            return j;
-        }
-        assert!(start.elapsed() < limit, "job {id} never reached {state}: {j:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn mlp_id() -> ModelId {
-    ModelId::new("mlp").unwrap()
-}
-
-/// A plain job for the shipped input.
-fn plain_job(values: Vec<f32>, deadline_s: u64) -> SubmitJob {
-    SubmitJob { model_id: mlp_id(), input: Some(values), sealed: None, input_commitment: None, escrow_job: None, deadline_s }
-}
-
-fn input_values() -> Vec<f32> {
-    let input: Value = serde_json::from_str(&std::fs::read_to_string(example("input.json")).unwrap()).unwrap();
-    input["input_data"][0].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect()
-}
-
-/// The customer's commitment to its input, computed locally from the public model.
-fn commitment(model: &Path, values: &[f32]) -> Commitment {
-    let loaded = zkinfer_prover::ModelDir::new(model).load().unwrap();
-    Commitment::from(loaded.model.input_commitment(&loaded.model.split_inputs(values).unwrap()).unwrap())
-}
-
-/// A chain with the market's contracts, a coordinator settling through them, and two
-/// executors (anvil accounts 2 and 3); account 1 is the customer.
-struct Market {
-    dir: tempfile::TempDir,
-    model: PathBuf,
-    chain: LocalChain,
-    contracts: MarketContracts,
-    rt: tokio::runtime::Runtime,
-    procs: Procs,
-    addr: String,
-}
-
-const CUSTOMER: usize = 1;
-const EXECUTORS: [usize; 2] = [2, 3];
-
-impl Market {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let model = mlp_dir(dir.path());
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let tc = Toolchain::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("verifier-contract")).expect("run scripts/setup.sh");
-        let chain = LocalChain::start(&tc.anvil().unwrap(), DEFAULT_HARDFORK).unwrap();
-        let loaded = zkinfer_prover::ModelDir::new(&model).load().unwrap();
-        let contracts = rt.block_on(deploy_market(&chain, &tc, &loaded, 0)).unwrap();
-        let on_chain = Some((chain.endpoint(), contracts.escrow));
-        let on_chain = on_chain.as_ref().map(|(r, e)| (r.as_str(), *e));
-        let (c, addr) = coordinator(dir.path(), &model, "3", on_chain);
-        let mut procs = Procs(vec![c]);
-        for (n, &account) in EXECUTORS.iter().enumerate() {
-            procs.0.push(executor(dir.path(), &addr, &chain.key_hex(account), &model, on_chain, n));
-        }
-        let start = Instant::now();
-        while block_on(alice(&addr).executors()).unwrap().len() < 2 {
-            assert!(start.elapsed() < Duration::from_secs(120), "the executors did not register");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Market { dir, model, chain, contracts, rt, procs, addr }
-    }
-
-    fn balance(&self, account: usize) -> U256 {
-        self.rt.block_on(self.chain.balance(self.chain.account(account))).unwrap()
-    }
-
-    /// Pays `price` into the escrow for the input, sealed to both executors, and submits the
-    /// job; returns the coordinator's and the escrow's job ids, and the commitment.
-    fn submit_paid_sealed(&self, values: &[f32], price: U256) -> (JobId, EscrowJobId, Commitment) {
-        let c = commitment(&self.model, values);
-        let allow: Vec<Address> = EXECUTORS.iter().map(|&a| self.chain.account(a)).collect();
-        let escrow = self.chain.escrow(self.contracts.escrow, CUSTOMER).unwrap();
-        let deadline = self.rt.block_on(self.chain.timestamp()).unwrap() + 3600;
-        let escrow_job = self.rt.block_on(escrow.open_job(self.contracts.escrow_model, c, deadline, &allow, price)).unwrap();
-        let chain_id = self.rt.block_on(escrow.chain_id()).unwrap();
-        let plaintext = serde_json::to_vec(&InputPayload { input: values.to_vec() }).unwrap();
-        let model = mlp_id();
-        let binding = EscrowBinding { chain_id, escrow: self.contracts.escrow, job: escrow_job };
-        let ctx = SealContext { model_id: &model, input_commitment: c, escrow: Some(binding) };
-        let client = alice(&self.addr);
-        let mut sealed = std::collections::BTreeMap::new();
-        for e in self.rt.block_on(client.executors()).unwrap() {
-            sealed.insert(e.address, HexBytes(seal(&e.hpke_public_key.0, &ctx, &plaintext).unwrap()));
-        }
-        let job = SubmitJob {
-            model_id: model.clone(),
-            input: None,
-            sealed: Some(sealed),
-            input_commitment: Some(c),
-            escrow_job: Some(escrow_job),
-            deadline_s: 3600,
-        };
-        let submitted = self.rt.block_on(client.submit(&job)).unwrap();
-        (submitted.job_id, escrow_job, c)
-    }
-
-    /// Asserts the payment: the payee got exactly `price` less its gas, every other executor
-    /// nothing, the escrow holds nothing, and the escrow paid this job exactly once.
-    fn assert_paid_once(&self, job: &JobView, escrow_job: EscrowJobId, before: &[U256], price: U256) -> usize {
-        let payment = job.payment.as_ref().expect("a payment");
-        let payee = payment.executor.address();
-        assert_eq!(payment.price_wei.to_string(), price.to_string());
-        let fee = self.rt.block_on(self.chain.fee(payment.tx.0.into())).unwrap();
-        let winner = EXECUTORS.iter().position(|&a| self.chain.account(a) == payee).expect("a test executor was paid");
-        for (i, &account) in EXECUTORS.iter().enumerate() {
-            let expected = if i == winner { before[i] + price - fee } else { before[i] };
-            assert_eq!(self.balance(account), expected, "executor {i}'s balance");
-        }
-        assert_eq!(self.rt.block_on(self.chain.balance(self.contracts.escrow)).unwrap(), U256::ZERO);
-        let escrow = zkinfer_verifier_contract::escrow::EscrowClient::connect(&self.chain.endpoint(), self.contracts.escrow, None).unwrap();
-        let latest = self.rt.block_on(escrow.block_number()).unwrap();
-        let events = self.rt.block_on(escrow.events(0, latest)).unwrap();
-        let paid = |l: &&Logged| matches!(l.event, EscrowEvent::Paid { job, .. } if job == escrow_job);
-        assert_eq!(events.iter().filter(paid).count(), 1, "paid exactly once: {events:?}");
-        winner
-    }
-
-    /// An auditor downloads the proof and checks it offline against the model.
-    fn audit(&self, id: JobId, commitment: Commitment) {
-        let proof = self.rt.block_on(alice(&self.addr).proof(id)).unwrap();
-        let env = zkinfer_prover::ProofEnvelope::from_bytes(&proof).unwrap();
-        assert_eq!(Commitment::from_le_bytes(env.instances[0]).unwrap(), commitment, "the proof binds the customer's input");
-        let file = self.dir.path().join(format!("job{id}.zkp"));
-        std::fs::write(&file, proof).unwrap();
-        let out = Command::new(BIN).args(["verify", self.model.to_str().unwrap(), file.to_str().unwrap()]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    }
-}
-
-fn states(job: &JobView) -> Vec<String> {
-    job.events.iter().map(|e| e.state.as_str().to_string()).collect()
-}
-
-fn price() -> U256 {
-    U256::from(10u64).pow(U256::from(17u64)) // 0.1 ETH
-}
+use zkinfer_verifier_contract::market::deploy_market;
 
 #[test]
 fn a_sealed_job_is_proved_paid_on_chain_and_settled_and_its_input_never_reaches_the_coordinator() {
@@ -275,7 +34,6 @@ fn a_sealed_job_is_proved_paid_on_chain_and_settled_and_its_input_never_reaches_
 
     // Nothing the coordinator wrote holds the input: not the database (with its WAL), not its logs.
     let plaintext = serde_json::to_vec(&values).unwrap();
-    let payload = serde_json::to_vec(&InputPayload { input: values.clone() }).unwrap();
     let head = serde_json::to_string(&values[..3]).unwrap();
     let head = head.trim_matches(|ch| ch == '[' || ch == ']').to_string();
     let floats: Vec<u8> = values[..4].iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -286,7 +44,6 @@ fn a_sealed_job_is_proved_paid_on_chain_and_settled_and_its_input_never_reaches_
     let has = |needle: &[u8]| scanned.windows(needle.len()).any(|w| w == needle);
     assert!(has(c.to_string().as_bytes()), "control: the scan sees what the coordinator stores (the commitment)");
     assert!(!has(&plaintext), "the input's JSON is in the coordinator's files");
-    assert!(!has(&payload), "the input's payload is in the coordinator's files");
     assert!(!has(head.as_bytes()), "the input's first values are in the coordinator's files: {head}");
     assert!(!has(&floats), "the input's f32 bytes are in the coordinator's files");
 }
@@ -391,31 +148,46 @@ fn a_restarted_executor_never_submits_a_proof_twice() {
     use zkinfer_executor::settle::{settle, Journal, Pending, Settled};
     let dir = tempfile::tempdir().unwrap();
     let model = mlp_dir(dir.path());
-    let proof_file = dir.path().join("job.zkp");
-    let out = Command::new(BIN)
-        .args(["prove", model.to_str().unwrap(), "--input", example("input.json").to_str().unwrap(), "-o", proof_file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let proof = std::fs::read(&proof_file).unwrap();
-    let env = zkinfer_prover::ProofEnvelope::from_bytes(&proof).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let tc = Toolchain::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("verifier-contract")).unwrap();
+    let tc = toolchain();
     let chain = LocalChain::start(&tc.anvil().unwrap(), DEFAULT_HARDFORK).unwrap();
     let loaded = zkinfer_prover::ModelDir::new(&model).load().unwrap();
     let contracts = rt.block_on(deploy_market(&chain, &tc, &loaded, 0)).unwrap();
     let me = chain.account(2);
-    let commitment = Commitment::from_le_bytes(env.instances[0]).unwrap();
+    rt.block_on(chain.escrow(contracts.escrow, 2).unwrap().stake(U256::from(BOND_WEI))).unwrap();
+    // The customer commits with a salt and opens the job; the executor proves bound to it.
+    let salt = Salt::random();
+    let commitment = commitment(&model, &input_values(), salt);
     let deadline = rt.block_on(chain.timestamp()).unwrap() + 3600;
-    let customer = chain.escrow(contracts.escrow, CUSTOMER).unwrap();
-    let escrow_job = rt.block_on(customer.open_job(contracts.escrow_model, commitment, deadline, &[me], price())).unwrap();
+    let open = zkinfer_verifier_contract::escrow::OpenJob {
+        model: contracts.escrow_model,
+        commitment,
+        deadline,
+        allow: vec![me],
+        token: None,
+        price: price(),
+        min_bond: U256::from(BOND_WEI),
+        claimable: false,
+    };
+    let escrow_job = rt.block_on(chain.escrow(contracts.escrow, CUSTOMER).unwrap().open_job(&open)).unwrap();
+    let proof_file = dir.path().join("job.zkp");
+    let chain_id = rt.block_on(chain.escrow(contracts.escrow, 0).unwrap().chain_id()).unwrap().to_string();
+    let out = Command::new(BIN)
+        .args(["prove", model.to_str().unwrap(), "--input", example("input.json").to_str().unwrap(), "-o", proof_file.to_str().unwrap()])
+        .args(["--salt", &salt.to_string(), "--payee", &format!("{me:#x}"), "--chain-id", &chain_id])
+        .args(["--escrow", &format!("{:#x}", contracts.escrow), "--escrow-job", &escrow_job.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let proof = std::fs::read(&proof_file).unwrap();
     let escrow = chain.escrow(contracts.escrow, 2).unwrap();
     let journal = Journal::new(&dir.path().join("state"));
     let nonce = || rt.block_on(async { chain.provider(0).get_transaction_count(me).await }).unwrap();
     let balance = || rt.block_on(chain.balance(me)).unwrap();
     let (before, nonce0) = (balance(), nonce());
 
-    let fresh = Pending { job: JobId(1), escrow_job, proof: hex::encode(&proof), delivered: true, tx: None };
+    let mut fresh = Pending::new(JobId(1), escrow_job, &proof);
+    fresh.delivered = true;
     let mut entry = fresh.clone();
     journal.put(&entry).unwrap();
     let Settled::Paid(tx) = rt.block_on(settle(&escrow, &journal, &mut entry)).unwrap() else { panic!("not paid") };
@@ -449,6 +221,8 @@ fn a_model_registered_over_http_is_set_up_by_an_executor_that_fetches_it_and_pro
                 &db,
                 "--api-key",
                 "alice:key-alice",
+                "--admin-key",
+                "admin-secret",
                 "--long-poll-secs",
                 "1",
             ])
@@ -470,7 +244,8 @@ fn a_model_registered_over_http_is_set_up_by_an_executor_that_fetches_it_and_pro
     let (c, addr) = start_coordinator();
     let mut procs = Procs(vec![c]);
     let client = alice(&addr);
-    let register = |id: &str, onnx: &Path| {
+    let admin = customer(&addr, "admin-secret");
+    let register_as = |who: &zkinfer_protocol::client::CustomerClient, id: &str, onnx: &Path| {
         let calibration: Value = serde_json::from_str(&std::fs::read_to_string(example("calibration.json")).unwrap()).unwrap();
         let calibration: Vec<Vec<f32>> = serde_json::from_value(calibration["input_data"].clone()).unwrap();
         let req = RegisterModelRequest {
@@ -478,8 +253,12 @@ fn a_model_registered_over_http_is_set_up_by_an_executor_that_fetches_it_and_pro
             onnx: HexBytes(std::fs::read(onnx).unwrap()),
             calibration: Some(calibration),
         };
-        block_on(client.register_model(&req))
+        block_on(who.register_model(&req))
     };
+    let register = |id: &str, onnx: &Path| register_as(&admin, id, onnx);
+    // A customer's key may not register models (they run compile and keygen on the coordinator).
+    let refused = register_as(&client, "mlp", &example("model.onnx")).unwrap_err();
+    assert!(matches!(refused, zkinfer_protocol::Error::Api { status: 403, code: zkinfer_protocol::ErrorCode::Forbidden, .. }), "{refused}");
     let registered = register("mlp", &example("model.onnx")).unwrap();
     assert_eq!((registered.model_id.as_str(), registered.input_len), ("mlp", 784));
     let unsupported = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/unsupported/model.onnx");
@@ -517,26 +296,6 @@ fn a_model_registered_over_http_is_set_up_by_an_executor_that_fetches_it_and_pro
     let listed = block_on(alice(&addr).public().models()).unwrap();
     assert_eq!(listed[0].id.as_str(), "mlp", "{listed:?}");
     assert_eq!(listed[0].model_hash, Some(registered.model_hash));
-}
-
-/// Starts `zkinfer coordinator` with `args`, its output in `dir`; returns it and its address.
-fn spawn_coordinator(dir: &Path, args: &[&str]) -> (Child, String) {
-    let child = Command::new(BIN)
-        .arg("coordinator")
-        .args(args)
-        .stdout(log_file(dir, "coordinator.out"))
-        .stderr(log_file(dir, "coordinator.err"))
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    loop {
-        let out = std::fs::read_to_string(dir.join("coordinator.out")).unwrap_or_default();
-        if let Some(addr) = out.split("http://").nth(1).and_then(|r| r.split_whitespace().next()) {
-            return (child, addr.to_string());
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "the coordinator did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

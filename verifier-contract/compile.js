@@ -1,22 +1,41 @@
 #!/usr/bin/env node
 // Compiles Solidity with solcjs (the npm `solc` package; there is no native solc here).
-// Usage: node compile.js [--optimize RUNS] OUTDIR FILE.sol [FILE.sol ...]
-// Writes OUTDIR/<Contract>.bin (deployment bytecode, hex) and OUTDIR/<Contract>.abi.json
-// for every contract defined in the given files.
+// Usage: node compile.js [--solc MODULE] [--optimize RUNS] OUTDIR FILE.sol [FILE.sol ...]
+// MODULE is the npm package of the compiler (default `solc`, 0.8.19, which snark-verifier's
+// verifiers pin; `solc-escrow` is 0.8.28, which OpenZeppelin 5 needs). Imports resolve from
+// node_modules. Writes, for every contract defined in the given files:
+//   OUTDIR/<Contract>.bin             deployment bytecode, hex
+//   OUTDIR/<Contract>.runtime.bin     runtime (deployed) bytecode, hex, immutables zeroed
+//   OUTDIR/<Contract>.immutables.json immutable references: [{start, length}] per id
+//   OUTDIR/<Contract>.abi.json        ABI
 "use strict";
 const fs = require("fs");
 const path = require("path");
-const solc = require("solc");
+
+function findImports(p) {
+  for (const base of [path.join(__dirname, "node_modules"), path.join(__dirname, "contracts")]) {
+    const f = path.join(base, p);
+    if (fs.existsSync(f)) return { contents: fs.readFileSync(f, "utf8") };
+  }
+  return { error: `import not found: ${p}` };
+}
 
 function main(argv) {
   let runs = null;
-  if (argv[0] === "--optimize") {
-    runs = parseInt(argv[1], 10);
-    argv = argv.slice(2);
+  let module = "solc";
+  for (;;) {
+    if (argv[0] === "--optimize") {
+      runs = parseInt(argv[1], 10);
+      argv = argv.slice(2);
+    } else if (argv[0] === "--solc") {
+      module = argv[1];
+      argv = argv.slice(2);
+    } else break;
   }
+  const solc = require(module);
   const [outDir, ...files] = argv;
   if (!outDir || files.length === 0) {
-    console.error("usage: node compile.js [--optimize RUNS] OUTDIR FILE.sol [FILE.sol ...]");
+    console.error("usage: node compile.js [--solc MODULE] [--optimize RUNS] OUTDIR FILE.sol [FILE.sol ...]");
     return 2;
   }
   const sources = {};
@@ -26,24 +45,27 @@ function main(argv) {
     sources,
     settings: {
       optimizer: runs === null ? { enabled: false } : { enabled: true, runs },
-      outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } },
+      outputSelection: { "*": { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "evm.deployedBytecode.immutableReferences"] } },
     },
   };
-  const output = JSON.parse(solc.compile(JSON.stringify(input)));
+  const output = JSON.parse(solc.compile(JSON.stringify(input), { import: findImports }));
   const errors = (output.errors || []).filter((e) => e.severity === "error");
   if (errors.length > 0) {
     for (const e of errors) console.error(e.formattedMessage || e.message);
     return 1;
   }
   fs.mkdirSync(outDir, { recursive: true });
+  const write = (p, data) => {
+    const tmp = p + ".tmp";
+    fs.writeFileSync(tmp, data);
+    fs.renameSync(tmp, p);
+  };
   for (const file of Object.keys(output.contracts || {})) {
+    if (!(file in sources)) continue; // imported libraries are not written out
     for (const [name, c] of Object.entries(output.contracts[file])) {
-      const write = (p, data) => {
-        const tmp = p + ".tmp";
-        fs.writeFileSync(tmp, data);
-        fs.renameSync(tmp, p);
-      };
       write(path.join(outDir, name + ".bin"), c.evm.bytecode.object);
+      write(path.join(outDir, name + ".runtime.bin"), c.evm.deployedBytecode.object);
+      write(path.join(outDir, name + ".immutables.json"), JSON.stringify(c.evm.deployedBytecode.immutableReferences || {}));
       write(path.join(outDir, name + ".abi.json"), JSON.stringify(c.abi, null, 2));
       console.log(`${name}: ${c.evm.bytecode.object.length / 2} bytes`);
     }

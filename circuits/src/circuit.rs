@@ -1,7 +1,8 @@
 //! The model circuit: chips wired together, one layout function per step kind.
 //!
-//! Public instances (one column): row 0 is the Poseidon commitment to the quantized
-//! input, rows 1.. are the quantized outputs, flattened in output order.
+//! Public instances (one column), by default: row 0 is the salted Poseidon commitment to the
+//! quantized input, rows 1 to 4 the payee binding ([`PayeeBinding`]), rows 5.. the quantized
+//! outputs, flattened in output order.
 
 use std::sync::Arc;
 
@@ -38,7 +39,47 @@ pub fn step_rows(kind: &StepKind, lanes: usize) -> usize {
     }
 }
 
-/// Rows the whole model occupies (commitment, input range checks, steps, the zero cell).
+/// Public instance rows of the payee binding.
+pub const BINDING_INSTANCES: usize = 4;
+
+/// Who a proof pays and for which escrow job: public instance rows right after the input
+/// part, each copied into the circuit and read by a gate, so that a proof is valid for one
+/// binding only and a copied proof pays only the executor that made it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PayeeBinding {
+    /// The payee's address (160 bits).
+    pub payee: Fr,
+    /// The chain's id (EIP-155).
+    pub chain_id: Fr,
+    /// The escrow contract's address.
+    pub escrow: Fr,
+    /// The job's id in the escrow.
+    pub escrow_job: Fr,
+}
+
+impl PayeeBinding {
+    /// The instance values, in row order.
+    pub fn values(&self) -> [Fr; BINDING_INSTANCES] {
+        [self.payee, self.chain_id, self.escrow, self.escrow_job]
+    }
+
+    /// From the instance values, in row order.
+    pub fn from_values(v: [Fr; BINDING_INSTANCES]) -> Self {
+        PayeeBinding { payee: v[0], chain_id: v[1], escrow: v[2], escrow_job: v[3] }
+    }
+}
+
+/// The commitment to quantized inputs with a salt: the Poseidon chain over
+/// `[salt, x_0, …, x_{n-1}]` (design.md §1.2). A random salt makes it hiding.
+pub fn salted_commitment(inputs: &[Vec<i64>], salt: Fr) -> Fr {
+    poseidon::commit(&salted(inputs, salt))
+}
+
+fn salted(inputs: &[Vec<i64>], salt: Fr) -> Vec<Fr> {
+    std::iter::once(salt).chain(inputs.iter().flatten().map(|&v| fr_from_i64(v))).collect()
+}
+
+/// Rows the whole model occupies (commitment, input range checks, binding, steps, the zero cell).
 pub fn model_rows(model: &QModel, lanes: usize) -> usize {
     let n_in: usize = model.input_sizes().iter().sum();
     let steps: usize = model
@@ -58,12 +99,14 @@ pub fn model_rows(model: &QModel, lanes: usize) -> usize {
         .sum();
     let zero = model.steps.iter().any(|s| matches!(&s.kind, StepKind::View { index, .. } if index.iter().any(Option::is_none)));
     let inputs = match model.settings.input_visibility {
-        Visibility::Hashed => poseidon::commitment_rows(n_in),
+        Visibility::Hashed => poseidon::commitment_rows(n_in + 1),
         Visibility::Public | Visibility::Private => n_in,
     };
     let n_out: usize = model.output_shapes().iter().map(|s| s.iter().product::<usize>()).sum();
     let outputs = if model.settings.output_visibility == Visibility::Hashed { poseidon::commitment_rows(n_out) } else { 0 };
-    inputs + n_in + steps + usize::from(zero) + outputs
+    // The binding: its cells, then one square row per cell.
+    let binding = 2 * BINDING_INSTANCES;
+    inputs + n_in + binding + steps + usize::from(zero) + outputs
 }
 
 /// Column configuration of the model circuit.
@@ -84,20 +127,39 @@ pub struct ModelConfig {
 pub struct ModelCircuit {
     model: Arc<QModel>,
     inputs: Vec<Vec<i64>>,
+    /// The input commitment's salt (private; used when the input is hashed).
+    salt: Fr,
+    /// Who the proof pays (public).
+    binding: PayeeBinding,
     /// A deliberately wrong witness, for negative tests only.
     #[cfg(test)]
     tamper: Option<tamper_tests::Tamper>,
 }
 
 impl ModelCircuit {
-    /// A circuit for quantized inputs (use [`QModel::quantize_inputs`]).
+    /// A circuit for quantized inputs (use [`QModel::quantize_inputs`]), with a zero salt and
+    /// an empty binding until [`Self::with_salt`] and [`Self::with_binding`] set them.
     pub fn new(model: Arc<QModel>, quantized_inputs: Vec<Vec<i64>>) -> Self {
         ModelCircuit {
             model,
             inputs: quantized_inputs,
+            salt: Fr::zero(),
+            binding: PayeeBinding::default(),
             #[cfg(test)]
             tamper: None,
         }
+    }
+
+    /// The same circuit with the input commitment's salt.
+    pub fn with_salt(mut self, salt: Fr) -> Self {
+        self.salt = salt;
+        self
+    }
+
+    /// The same circuit bound to a payee and an escrow job.
+    pub fn with_binding(mut self, binding: PayeeBinding) -> Self {
+        self.binding = binding;
+        self
     }
 
     /// A circuit with an all-zero input, for key generation.
@@ -114,19 +176,19 @@ impl ModelCircuit {
     /// Evaluates the model and returns the public instances.
     pub fn instances(&self) -> Result<Vec<Fr>> {
         let trace = self.model.eval_quantized(&self.inputs)?;
-        Ok(public_instances(&self.model, &self.inputs, &trace))
+        Ok(public_instances(&self.model, &self.inputs, self.salt, &self.binding, &trace))
     }
 }
 
-/// The public instances for a quantized input and its trace: the input part (commitment,
-/// values or nothing), then the output part (values or commitment).
-pub fn public_instances(model: &QModel, inputs: &[Vec<i64>], trace: &Trace) -> Vec<Fr> {
-    let flat: Vec<Fr> = inputs.iter().flatten().map(|&v| fr_from_i64(v)).collect();
+/// The public instances for a quantized input and its trace: the input part (salted
+/// commitment, values or nothing), the payee binding, then the output part (values or commitment).
+pub fn public_instances(model: &QModel, inputs: &[Vec<i64>], salt: Fr, binding: &PayeeBinding, trace: &Trace) -> Vec<Fr> {
     let mut out = match model.settings.input_visibility {
-        Visibility::Hashed => vec![poseidon::commit(&flat)],
-        Visibility::Public => flat,
+        Visibility::Hashed => vec![salted_commitment(inputs, salt)],
+        Visibility::Public => inputs.iter().flatten().map(|&v| fr_from_i64(v)).collect(),
         Visibility::Private => Vec::new(),
     };
+    out.extend(binding.values());
     let outputs: Vec<Fr> = trace.outputs(model).iter().flatten().map(|&v| fr_from_i64(v)).collect();
     match model.settings.output_visibility {
         Visibility::Hashed => out.push(poseidon::commit(&outputs)),
@@ -284,6 +346,7 @@ impl Circuit<Fr> for ModelCircuit {
         for &o in &model.outputs {
             outputs.extend(tensors[o].as_ref().ok_or(PlonkError::Synthesis)?.iter().copied());
         }
+        self.expose_binding(&config, &mut ly, &mut layouter)?;
         self.expose_outputs(&config, &mut ly, &mut layouter, &outputs)
     }
 }
@@ -307,13 +370,15 @@ impl ModelCircuit {
     ) -> SynthResult<Vec<Cell>> {
         let visibility = self.model.settings.input_visibility;
         if visibility == Visibility::Hashed {
-            let cw = CommitmentWitness::compute(&flat.iter().map(|&v| fr_from_i64(v)).collect::<Vec<_>>());
-            let off = ly.cursor.alloc(poseidon::commitment_rows(flat.len()))?;
+            // The salt is the chain's first element: a free private cell, read only by the hash.
+            let values: Vec<Fr> = std::iter::once(self.salt).chain(flat.iter().map(|&v| fr_from_i64(v))).collect();
+            let cw = CommitmentWitness::compute(&values);
+            let off = ly.cursor.alloc(poseidon::commitment_rows(values.len()))?;
             let chip = PoseidonChip::construct(config.poseidon.clone());
             let (cells, digest) =
                 layouter.assign_region(|| "input commitment", |mut region| chip.assign_commitment(&mut region, off, &cw))?;
             layouter.constrain_instance(digest, config.instance, 0);
-            return Ok(cells);
+            return Ok(cells[1..].to_vec());
         }
         let off = ly.cursor.alloc(flat.len())?;
         let col = config.zero_column;
@@ -331,6 +396,28 @@ impl ModelCircuit {
         Ok(cells)
     }
 
+    /// Copies the payee binding from its instance rows into cells that a gate reads
+    /// (each squared by the elementwise gate), so that no layout leaves a binding row unused.
+    fn expose_binding(&self, config: &ModelConfig, ly: &mut Layout, layouter: &mut impl Layouter<Fr>) -> SynthResult<()> {
+        let values = self.binding.values();
+        let off = ly.cursor.alloc(2 * BINDING_INSTANCES)?;
+        let (col, chip) = (config.zero_column, &ly.elementwise);
+        let cells = layouter.assign_region(
+            || "payee binding",
+            |mut region| {
+                let cells: Vec<(Cell, Fr)> =
+                    values.iter().enumerate().map(|(i, v)| (region.assign_advice(col, off + i, Value::known(*v)).cell(), *v)).collect();
+                chip.assign_squares(&mut region, off + BINDING_INSTANCES, &cells)?;
+                Ok(cells)
+            },
+        )?;
+        let first = self.model.binding_offset();
+        for (i, (cell, _)) in cells.iter().enumerate() {
+            layouter.constrain_instance(*cell, config.instance, first + i);
+        }
+        Ok(())
+    }
+
     /// Copies the outputs to the instances, or commits to them and exposes the commitment.
     fn expose_outputs(
         &self,
@@ -339,7 +426,7 @@ impl ModelCircuit {
         layouter: &mut impl Layouter<Fr>,
         outputs: &[QCell],
     ) -> SynthResult<()> {
-        let first = self.model.input_instances();
+        let first = self.model.output_offset();
         match self.model.settings.output_visibility {
             Visibility::Public => {
                 for (i, c) in outputs.iter().enumerate() {

@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 use alloy::primitives::B256;
 use alloy::signers::local::PrivateKeySigner;
 use tokio::sync::Semaphore;
-use zkinfer_coordinator::check::ProofChecker;
+use zkinfer_coordinator::check::{ExpectedProof, ProofChecker};
 use zkinfer_coordinator::routes::{app, AppState};
 use zkinfer_coordinator::store::Store;
 use zkinfer_coordinator::{Error, Result};
 use zkinfer_protocol::client::Client;
 use zkinfer_protocol::types::SubmitJob;
-use zkinfer_protocol::{Commitment, ModelId};
+use zkinfer_protocol::{Commitment, ModelId, Salt};
 
 const RECORDED: &[u8] = b"recorded proof of the load-test model";
 
@@ -32,11 +32,11 @@ impl ProofChecker for Recorded {
         (model_id.as_str() == "load").then_some(4)
     }
 
-    fn commitment(&self, _model: &ModelId, _input: &[f32]) -> Result<Commitment> {
+    fn commitment(&self, _model: &ModelId, _input: &[f32], _salt: Salt) -> Result<Commitment> {
         Ok("0x01".parse().expect("a commitment"))
     }
 
-    fn check(&self, _model: &ModelId, _commitment: &Commitment, proof: &[u8]) -> Result<()> {
+    fn check(&self, _model: &ModelId, _expect: &ExpectedProof, proof: &[u8]) -> Result<()> {
         if proof == RECORDED {
             Ok(())
         } else {
@@ -67,8 +67,10 @@ async fn main() {
         input: Some(vec![0.25, -0.5, 0.75, 1.0]),
         sealed: None,
         input_commitment: None,
+        salt: None,
         escrow_job: None,
         deadline_s: 3600,
+        customer_signature: None,
     };
 
     let gate = Arc::new(Semaphore::new(64));

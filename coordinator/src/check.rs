@@ -2,18 +2,42 @@
 //! hashes and proof checks ([`ProofChecker`]), and compiling models sent over HTTP
 //! ([`ModelRegistrar`]). [`crate::registry::ModelRegistry`] implements both.
 
+use alloy::primitives::{Address, B256};
 use zkinfer_protocol::types::{RegisterModelRequest, RegisteredModel};
-use zkinfer_protocol::{Commitment, ModelId};
+use zkinfer_protocol::{Binding, Commitment, ModelId, Salt};
 
 use crate::error::Result;
+
+/// What a delivered proof must bind: the job's input commitment and its payee binding (the
+/// delivering executor, and the job's escrow job when it is paid on chain).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpectedProof {
+    /// The job's input commitment.
+    pub commitment: Commitment,
+    /// Who it pays and for which escrow job.
+    pub binding: Binding,
+}
 
 /// Checks delivered proofs. The API calls it before accepting one.
 pub trait ProofChecker: Send + Sync {
     /// The number of input values a model takes, or `None` for an unknown model.
     fn input_len(&self, model_id: &ModelId) -> Option<usize>;
 
-    /// The commitment to a plain input, which the proof's first public value must equal.
-    fn commitment(&self, model_id: &ModelId, input: &[f32]) -> Result<Commitment>;
+    /// The commitment to a plain input with `salt`, which the proof's first public value must equal.
+    fn commitment(&self, model_id: &ModelId, input: &[f32], salt: Salt) -> Result<Commitment>;
+
+    /// How many public instances the model's proofs have.
+    fn num_instances(&self, model_id: &ModelId) -> Option<usize> {
+        let _ = model_id;
+        None
+    }
+
+    /// The code hash an escrow registration of the model's verifier (calling `parts`) must
+    /// have (`InferenceEscrow.getModel(id).codeHash`), or `None` when it cannot be computed here.
+    fn expected_code_hash(&self, model_id: &ModelId, parts: &[Address]) -> Result<Option<B256>> {
+        let _ = (model_id, parts);
+        Ok(None)
+    }
 
     /// The model hash that the model's proofs and its escrow registration carry.
     fn model_hash(&self, model_id: &ModelId) -> Option<[u8; 32]> {
@@ -21,8 +45,8 @@ pub trait ProofChecker: Send + Sync {
         None
     }
 
-    /// `Ok` when `proof` is a valid proof, for `model_id`, whose input commitment is `commitment`.
-    fn check(&self, model_id: &ModelId, commitment: &Commitment, proof: &[u8]) -> Result<()>;
+    /// `Ok` when `proof` is a valid proof for `model_id` that binds what `expect` says.
+    fn check(&self, model_id: &ModelId, expect: &ExpectedProof, proof: &[u8]) -> Result<()>;
 }
 
 /// Registers models sent over HTTP: compiles them, runs keygen, and serves them to executors.

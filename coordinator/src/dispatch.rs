@@ -116,6 +116,8 @@ mod tests {
         ExecutorInfo {
             address: ExecutorId(Address::repeat_byte(byte)),
             hpke_public_key: HexBytes(vec![]),
+            hpke_key_signature: HexBytes(vec![]),
+            stake_wei: Wei::default(),
             price_wei: Wei(U256::from(price)),
             gpu: false,
             models: vec![],

@@ -22,6 +22,49 @@ pub enum EscrowMismatch {
     /// An executor the input is sealed to could not be paid.
     #[error("executor {0} is sealed to but not on its allow-list")]
     NotAllowListed(ExecutorId),
+    /// Its model's verifier is not the one generated for this model's key.
+    #[error("its model's verifier has code hash {got:#x}, the verifier of this model's key has {expected:#x}")]
+    OtherVerifier {
+        /// What this coordinator's verifier hashes to.
+        expected: alloy::primitives::B256,
+        /// What the escrow recorded.
+        got: alloy::primitives::B256,
+    },
+    /// Its model takes another number of public instances.
+    #[error("its model takes {got} public instances, this model's proofs have {expected}")]
+    InstanceCount {
+        /// This model's.
+        expected: usize,
+        /// The registration's.
+        got: u32,
+    },
+    /// It runs out before a proof could be made and paid.
+    #[error("its deadline {deadline} is before {needed} (now plus the least time this coordinator gives a job)")]
+    ShortDeadline {
+        /// Its deadline (unix seconds).
+        deadline: u64,
+        /// The earliest deadline accepted.
+        needed: u64,
+    },
+    /// It pays less than the executors it is sealed to ask.
+    #[error("it pays {price}, the executors it is sealed to ask up to {needed}")]
+    LowPrice {
+        /// What it pays.
+        price: alloy::primitives::U256,
+        /// What they ask.
+        needed: alloy::primitives::U256,
+    },
+    /// It was opened by someone else than the submitter.
+    #[error("it was opened by {customer}, the submission is signed by {signer}")]
+    OtherCustomer {
+        /// Its customer.
+        customer: alloy::primitives::Address,
+        /// Who signed the submission.
+        signer: alloy::primitives::Address,
+    },
+    /// It can be claimed on chain, so that one claim would lock out the executors the market routes to.
+    #[error("it is claimable: a market job must be opened with claimable = false")]
+    Claimable,
 }
 
 /// Errors of the coordinator.
@@ -70,6 +113,21 @@ pub enum Error {
         /// The proof's.
         got: String,
     },
+    /// A delivered proof verifies but pays someone else, or is for another escrow job.
+    #[error("invalid proof: it is bound to {got}, this delivery must be bound to {expected}")]
+    ProofForOtherPayee {
+        /// What the job needs.
+        expected: zkinfer_protocol::Binding,
+        /// What the proof binds.
+        got: String,
+    },
+    /// The key is known but may not do this (an unstaked executor, a customer's key where an
+    /// admin's is needed).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Too busy for the request now (another model registration is running): retry later.
+    #[error("busy: {0}")]
+    Busy(&'static str),
     /// An executor request whose signature is missing or wrong.
     #[error("bad executor signature: {0}")]
     BadSignature(String),
@@ -153,7 +211,9 @@ impl Error {
             Error::InputLength { .. } => ErrorCode::InputLength,
             Error::BadTransition { .. } => ErrorCode::BadState,
             Error::NotLeaseHolder { .. } => ErrorCode::NotLeaseHolder,
-            Error::InvalidProof(_) | Error::ProofForOtherInput { .. } => ErrorCode::InvalidProof,
+            Error::InvalidProof(_) | Error::ProofForOtherInput { .. } | Error::ProofForOtherPayee { .. } => ErrorCode::InvalidProof,
+            Error::Forbidden(_) => ErrorCode::Forbidden,
+            Error::Busy(_) => ErrorCode::Timeout,
             Error::BadSignature(_) => ErrorCode::BadSignature,
             Error::Replayed { .. } => ErrorCode::ReplayedRequest,
             Error::Unauthorized => ErrorCode::Unauthorized,

@@ -17,6 +17,7 @@ pub mod dispatch;
 mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod policy;
 pub mod registry;
 pub mod routes;
 pub mod routing;
@@ -24,5 +25,6 @@ mod service;
 pub mod store;
 
 pub use error::{Error, EscrowMismatch, Result};
+pub use policy::Policy;
 pub use service::{serve, ChainConfig, Config, Service};
 pub use zkinfer_protocol::JobState;

@@ -3,16 +3,20 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+
+use alloy::primitives::{Address, B256};
+use zkinfer_verifier_contract::solc::Toolchain;
+use zkinfer_verifier_contract::verifier::CompiledVerifier;
 
 use zkinfer_circuits::compile::{compile, CompileOptions};
 use zkinfer_circuits::quant::Visibility;
 use zkinfer_protocol::types::{RegisterModelRequest, RegisteredModel};
-use zkinfer_protocol::{Commitment, Hash32, ModelId};
+use zkinfer_protocol::{Binding, Commitment, Hash32, ModelId, Salt};
 use zkinfer_prover::srs::SrsChoice;
 use zkinfer_prover::{Loaded, ModelDir, ProofEnvelope};
 
-use crate::check::{ModelRegistrar, ProofChecker};
+use crate::check::{ExpectedProof, ModelRegistrar, ProofChecker};
 use crate::error::{Error, Result};
 
 /// Where models registered over HTTP go, and the SRS their keys use.
@@ -28,6 +32,11 @@ pub struct Registration {
 pub struct ModelRegistry {
     models: RwLock<HashMap<ModelId, (Arc<Loaded>, PathBuf)>>,
     registration: Option<Registration>,
+    /// The Solidity toolchain, when escrow registrations must be pinned to the verifier
+    /// generated here.
+    toolchain: Option<Toolchain>,
+    /// Each model's compiled verifier (cached in `DIR/evm/verifier-build.json`).
+    verifiers: Mutex<HashMap<ModelId, Arc<CompiledVerifier>>>,
 }
 
 fn check_hashed(id: &ModelId, loaded: &Loaded) -> Result<()> {
@@ -78,7 +87,29 @@ impl ModelRegistry {
                 }
             }
         }
-        Ok(ModelRegistry { models: RwLock::new(models), registration })
+        Ok(ModelRegistry { models: RwLock::new(models), registration, toolchain: None, verifiers: Mutex::new(HashMap::new()) })
+    }
+
+    /// Pins escrow registrations to the verifiers this toolchain compiles from the models'
+    /// keys ([`ProofChecker::expected_code_hash`]).
+    pub fn with_toolchain(mut self, toolchain: Toolchain) -> Self {
+        self.toolchain = Some(toolchain);
+        self
+    }
+
+    /// The model's verifier as generated and compiled here (blocking: solcjs, seconds to a
+    /// minute the first time; then the cache).
+    pub fn verifier(&self, id: &ModelId) -> Result<Arc<CompiledVerifier>> {
+        if let Some(v) = self.verifiers.lock().map_err(|_| Error::Internal("verifier cache poisoned".into()))?.get(id) {
+            return Ok(v.clone());
+        }
+        let tc = self.toolchain.as_ref().ok_or_else(|| Error::Internal("no Solidity toolchain to pin verifiers with".into()))?;
+        let (loaded, dir) = self.get(id)?;
+        let built = CompiledVerifier::for_model(tc, &loaded, Some(&dir.join("evm/verifier-build.json")))
+            .map_err(|e| Error::Internal(format!("model `{id}`: building its verifier: {e}")))?;
+        let built = Arc::new(built);
+        self.verifiers.lock().map_err(|_| Error::Internal("verifier cache poisoned".into()))?.insert(id.clone(), built.clone());
+        Ok(built)
     }
 
     /// Whether models can be registered over HTTP.
@@ -136,26 +167,46 @@ impl ProofChecker for ModelRegistry {
         self.get(model_id).ok().map(|(l, _)| l.model.input_sizes().iter().sum())
     }
 
-    fn commitment(&self, model_id: &ModelId, input: &[f32]) -> Result<Commitment> {
+    fn commitment(&self, model_id: &ModelId, input: &[f32], salt: Salt) -> Result<Commitment> {
         let (loaded, _) = self.get(model_id)?;
         let inputs = loaded.model.split_inputs(input).map_err(|e| Error::BadRequest(format!("input: {e}")))?;
-        let c = loaded.model.input_commitment(&inputs).map_err(|e| Error::BadRequest(format!("input: {e}")))?;
+        let c = loaded.model.input_commitment(&inputs, salt.to_fr()).map_err(|e| Error::BadRequest(format!("input: {e}")))?;
         Ok(Commitment::from(c))
+    }
+
+    fn num_instances(&self, model_id: &ModelId) -> Option<usize> {
+        self.get(model_id).ok().map(|(l, _)| l.model.num_instances())
+    }
+
+    fn expected_code_hash(&self, model_id: &ModelId, parts: &[Address]) -> Result<Option<B256>> {
+        if self.toolchain.is_none() {
+            return Ok(None);
+        }
+        // Another number of parts than this verifier has cannot be it.
+        let v = self.verifier(model_id)?;
+        Ok(Some(v.code_hash(parts).unwrap_or(B256::ZERO)))
     }
 
     fn model_hash(&self, model_id: &ModelId) -> Option<[u8; 32]> {
         self.get(model_id).ok().map(|(l, _)| l.bindings.model_hash)
     }
 
-    fn check(&self, model_id: &ModelId, commitment: &Commitment, proof: &[u8]) -> Result<()> {
+    fn check(&self, model_id: &ModelId, expect: &ExpectedProof, proof: &[u8]) -> Result<()> {
         let (loaded, _) = self.get(model_id)?;
         let env = ProofEnvelope::from_bytes(proof).map_err(Error::InvalidProof)?;
         let n = loaded.model.num_instances();
         let instances = zkinfer_prover::verify(&loaded.params, &loaded.vk, &env, loaded.bindings, n).map_err(Error::InvalidProof)?;
         let got = instances.first().copied().map(Commitment::from);
-        if got != Some(*commitment) {
-            return Err(Error::ProofForOtherInput { expected: *commitment, got: got.map_or("nothing".into(), |c| c.to_string()) });
+        if got != Some(expect.commitment) {
+            return Err(Error::ProofForOtherInput { expected: expect.commitment, got: got.map_or("nothing".into(), |c| c.to_string()) });
         }
-        Ok(())
+        let at = loaded.model.binding_offset();
+        let fields: Option<[_; 4]> = instances.get(at..at + 4).and_then(|f| f.try_into().ok());
+        let bound = fields.map(|f| Binding::from_fields(&f));
+        match bound {
+            Some(Ok(b)) if b == expect.binding => Ok(()),
+            Some(Ok(b)) => Err(Error::ProofForOtherPayee { expected: expect.binding, got: b.to_string() }),
+            _ => Err(Error::ProofForOtherPayee { expected: expect.binding, got: "no binding a chain can pay".into() }),
+        }
     }
 }

@@ -18,9 +18,11 @@ use crate::chain::WatchConfig;
 use crate::check::ProofChecker;
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
+use crate::policy::Policy;
 use crate::registry::{ModelRegistry, Registration};
 use crate::routes::{app, AppState};
 use crate::store::Store;
+use zkinfer_verifier_contract::solc::Toolchain;
 
 /// How often deadlines are checked.
 const EXPIRY_SWEEP: Duration = Duration::from_secs(5);
@@ -34,6 +36,9 @@ pub struct ChainConfig {
     pub escrow: Address,
     /// How events are read.
     pub watch: WatchConfig,
+    /// The Solidity toolchain: each model's verifier is compiled with it, and escrow jobs
+    /// whose registered verifier differs are refused.
+    pub toolchain: PathBuf,
 }
 
 /// What a coordinator serves, and how.
@@ -55,6 +60,8 @@ pub struct Config {
     pub long_poll: Duration,
     /// Settle through this escrow; `None` runs the market off chain.
     pub chain: Option<ChainConfig>,
+    /// What it accepts.
+    pub policy: Policy,
 }
 
 /// A bound, wired coordinator, ready to run.
@@ -71,9 +78,24 @@ impl Service {
     /// escrow (which must answer), and binds the listener.
     pub async fn bind(config: Config) -> Result<Self> {
         let (models, registration) = (config.models.clone(), config.registration.clone());
-        let registry = tokio::task::spawn_blocking(move || ModelRegistry::load(&models, registration))
-            .await
-            .map_err(|e| Error::Internal(format!("loading models: {e}")))??;
+        let toolchain = match &config.chain {
+            Some(c) => Some(Toolchain::new(&c.toolchain).map_err(|e| Error::BadRequest(format!("--toolchain: {e}")))?),
+            None => None,
+        };
+        let registry = tokio::task::spawn_blocking(move || {
+            let mut r = ModelRegistry::load(&models, registration)?;
+            if let Some(tc) = toolchain {
+                // Each served model's verifier, as escrow registrations are checked against it.
+                r = r.with_toolchain(tc);
+                for id in r.ids() {
+                    tracing::info!(model = %id, "building the model's verifier to pin escrow registrations to (cached after the first time)");
+                    r.verifier(&id)?;
+                }
+            }
+            Ok::<_, Error>(r)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("loading models: {e}")))??;
         let registry = Arc::new(registry);
         let store = Store::open(&config.database_url).await?;
         for id in registry.ids() {
@@ -82,7 +104,8 @@ impl Service {
         }
         let shutdown = CancellationToken::new();
         let mut state = AppState::new(store.clone(), registry.clone(), config.customers.clone(), config.lease, config.long_poll)
-            .with_shutdown(shutdown.clone());
+            .with_shutdown(shutdown.clone())
+            .with_policy(config.policy.clone());
         if registry.accepts_registrations() {
             state = state.with_registrar(registry.clone());
         }
@@ -91,8 +114,9 @@ impl Service {
             let client = EscrowClient::connect(&c.rpc_url, c.escrow, None)?;
             // Fail now, not at the first job, when the endpoint or the contract is wrong.
             client.model_count().await?;
-            tracing::info!(escrow = %c.escrow, rpc = %c.rpc_url, "settling jobs through the escrow");
-            state = state.with_escrow(client.clone());
+            let chain_id = client.chain_id().await?;
+            tracing::info!(escrow = %c.escrow, rpc = %c.rpc_url, chain_id, "settling jobs through the escrow");
+            state = state.with_escrow(client.clone(), chain_id);
             escrow = Some((client, c.watch));
         }
         let listener = tokio::net::TcpListener::bind(config.listen)

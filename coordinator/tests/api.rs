@@ -11,13 +11,13 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
-use zkinfer_coordinator::check::ProofChecker;
+use zkinfer_coordinator::check::{ExpectedProof, ProofChecker};
 use zkinfer_coordinator::routes::{AppState, MAX_BODY};
 use zkinfer_coordinator::store::Store;
 use zkinfer_coordinator::{Error, Result};
 use zkinfer_protocol::auth::sign;
 use zkinfer_protocol::seal::{seal, SealContext, SealKey};
-use zkinfer_protocol::{Commitment, ExecutorId, HexBytes, ModelId};
+use zkinfer_protocol::{Commitment, ExecutorId, HexBytes, ModelId, Salt};
 
 /// A test double for the proof check (the real one, against a model's keys, is exercised by
 /// the CLI's market test): model `mlp` takes 4 values and only the bytes `proof` verify.
@@ -28,11 +28,11 @@ impl ProofChecker for Fake {
         (model_id.as_str() == "mlp").then_some(4)
     }
 
-    fn commitment(&self, _model: &ModelId, _input: &[f32]) -> Result<Commitment> {
+    fn commitment(&self, _model: &ModelId, _input: &[f32], _salt: Salt) -> Result<Commitment> {
         Ok("0x01".parse().unwrap())
     }
 
-    fn check(&self, _model: &ModelId, _commitment: &Commitment, proof: &[u8]) -> Result<()> {
+    fn check(&self, _model: &ModelId, _expect: &ExpectedProof, proof: &[u8]) -> Result<()> {
         if proof == b"proof" {
             Ok(())
         } else {
@@ -242,10 +242,15 @@ async fn a_sealed_job_goes_only_to_an_executor_it_was_sealed_to_and_can_be_faile
     let (app, _d) = app().await;
     let (a, b) = (key(1), key(2));
     let seal_a = SealKey::derive(&[1; 32]);
+    let signed_key = hex::encode(zkinfer_protocol::seal::sign_hpke_key(&a, &seal_a.public_bytes()).unwrap());
     let info = |models: &[&str]| {
-        serde_json::to_vec(
-            &json!({ "hpke_public_key": hex::encode(seal_a.public_bytes()), "price_wei": "5", "gpu": false, "models": models }),
-        )
+        serde_json::to_vec(&json!({
+            "hpke_public_key": hex::encode(seal_a.public_bytes()),
+            "hpke_key_signature": signed_key,
+            "price_wei": "5",
+            "gpu": false,
+            "models": models
+        }))
         .unwrap()
     };
     let register = |k: &PrivateKeySigner| format!("/v1/executors/{}/register", addr(k));

@@ -76,6 +76,8 @@ macro_rules! on_both {
 }
 
 on_both!(
+    a_reorg_that_removes_a_payment_or_a_refund_undoes_it_and_the_job_settles_once_when_it_is_seen_again,
+    heartbeats_cannot_extend_a_lease_past_its_cap,
     a_job_goes_through_every_state_in_order,
     bad_requests_get_structured_errors,
     a_silent_executor_loses_its_lease_and_the_job_is_redispatched_once,
@@ -95,7 +97,7 @@ async fn a_job_goes_through_every_state_in_order(db: Db) {
     assert_eq!((lease.job, lease.model_id.as_str(), lease.input.0.as_slice()), (id, "mlp", &b"sealed"[..]));
     assert!(s.claim(&exec(EXEC_B), 3, LEASE).await.unwrap().is_none(), "one queued job, one lease");
     s.start_proving(id, &exec(EXEC_A), 4, LEASE).await.unwrap();
-    s.heartbeat(id, &exec(EXEC_A), 5, LEASE).await.unwrap();
+    s.heartbeat(id, &exec(EXEC_A), 5, LEASE, 10 * LEASE).await.unwrap();
     s.complete(id, &exec(EXEC_A), b"proof", 6).await.unwrap();
     s.settle(id, 7).await.unwrap();
     let job = s.job(id).await.unwrap();
@@ -190,6 +192,7 @@ async fn chain_events_settle_paid_jobs_once_and_refund_expired_ones_and_survive_
         input_commitment: Some("0x01".parse().unwrap()),
         escrow_job: Some(EscrowJobId(escrow_job)),
         deadline_ms,
+        min_bond_gwei: None,
     };
     let paid = s.submit_job(&job(7, 1_000_000), 0).await.unwrap();
     let late = s.submit_job(&job(8, 50), 0).await.unwrap();
@@ -203,7 +206,7 @@ async fn chain_events_settle_paid_jobs_once_and_refund_expired_ones_and_survive_
     s.start_proving(paid, &aa, 2, LEASE).await.unwrap();
     let logged = |event, block| Logged { event, tx: B256::repeat_byte(1), block, block_hash: B256::ZERO, log_index: 0 };
     let payment = logged(EscrowEvent::Paid { job: EscrowJobId(7), executor: aa, price: U256::from(5) }, 3);
-    assert_eq!(s.record_chain_events(std::slice::from_ref(&payment), 4, 3).await.unwrap(), 1);
+    assert_eq!(s.record_chain_events(std::slice::from_ref(&payment), 4, (3, B256::repeat_byte(3)), 3).await.unwrap(), 1);
     assert_eq!(s.job(paid).await.unwrap().state, Proving);
     s.complete(paid, &aa, b"proof", 5).await.unwrap();
     let v = s.job(paid).await.unwrap();
@@ -213,13 +216,68 @@ async fn chain_events_settle_paid_jobs_once_and_refund_expired_ones_and_survive_
     s.close().await;
     let s = db.store().await;
     assert_eq!(s.chain_cursor().await.unwrap(), 4);
-    assert_eq!(s.record_chain_events(&[payment], 5, 6).await.unwrap(), 0);
+    assert_eq!(s.record_chain_events(&[payment], 5, (4, B256::repeat_byte(4)), 6).await.unwrap(), 0);
     assert_eq!(states(&s.job(paid).await.unwrap().events).len(), 5);
 
     // An expired job is refunded when the escrow's refund event is seen; a settled one is not.
     assert_eq!(s.expire(60).await.unwrap(), 1);
-    let refunds = [8, 7].map(|j| logged(EscrowEvent::Refunded { job: EscrowJobId(j), amount: U256::from(5) }, 5));
-    s.record_chain_events(&refunds, 6, 70).await.unwrap();
+    let refunds = [8, 7].map(|j| logged(EscrowEvent::Refunded { job: EscrowJobId(j), amount: U256::from(5), slashed: U256::ZERO }, 5));
+    s.record_chain_events(&refunds, 6, (5, B256::repeat_byte(5)), 70).await.unwrap();
     assert_eq!(states(&s.job(late).await.unwrap().events), [Queued, Expired, Refunded]);
     assert_eq!(s.job(paid).await.unwrap().state, Settled);
+}
+
+async fn a_reorg_that_removes_a_payment_or_a_refund_undoes_it_and_the_job_settles_once_when_it_is_seen_again(db: Db) {
+    use zkinfer_coordinator::store::{JobInput, NewJob};
+    use zkinfer_verifier_contract::escrow::{EscrowEvent, Logged};
+    let s = db.store().await;
+    let mlp = model("mlp");
+    let job = |escrow_job: u64, deadline_ms: i64| NewJob {
+        model_id: &mlp,
+        customer: "alice",
+        input: JobInput::Plain { json: b"[]", values: 784 },
+        input_commitment: Some("0x01".parse().unwrap()),
+        escrow_job: Some(EscrowJobId(escrow_job)),
+        deadline_ms,
+        min_bond_gwei: Some(1),
+    };
+    let (paid, late) = (s.submit_job(&job(1, 1_000_000), 0).await.unwrap(), s.submit_job(&job(2, 50), 0).await.unwrap());
+    let aa = exec(0xaa);
+    s.claim(&aa, 1, LEASE).await.unwrap().unwrap();
+    s.start_proving(paid, &aa, 2, LEASE).await.unwrap();
+    s.complete(paid, &aa, b"proof", 3).await.unwrap();
+    s.expire(60).await.unwrap();
+    let at = |event, block| Logged { event, tx: B256::repeat_byte(1), block, block_hash: B256::ZERO, log_index: 0 };
+    let pay = at(EscrowEvent::Paid { job: EscrowJobId(1), executor: aa, price: U256::from(5) }, 10);
+    let refund = at(EscrowEvent::Refunded { job: EscrowJobId(2), amount: U256::from(5), slashed: U256::ZERO }, 11);
+    s.record_chain_events(&[pay.clone(), refund.clone()], 12, (11, B256::repeat_byte(11)), 70).await.unwrap();
+    assert_eq!((s.job(paid).await.unwrap().state, s.job(late).await.unwrap().state), (Settled, Refunded));
+    assert_eq!(s.chain_checkpoints().await.unwrap(), vec![(11, B256::repeat_byte(11))]);
+    // Blocks 10 and up are replaced: both events are gone; the jobs go back.
+    s.rewind_chain(10, 80).await.unwrap();
+    assert_eq!(s.chain_cursor().await.unwrap(), 10);
+    assert!(s.chain_checkpoints().await.unwrap().is_empty());
+    let v = s.job(paid).await.unwrap();
+    assert_eq!((v.state, v.payment.clone()), (Proved, None));
+    assert_eq!(s.job(late).await.unwrap().state, Expired);
+    // The payment is mined again in the new chain: it settles, once.
+    let again = Logged { block: 13, ..pay };
+    assert_eq!(s.record_chain_events(std::slice::from_ref(&again), 14, (13, B256::repeat_byte(13)), 90).await.unwrap(), 1);
+    assert_eq!(s.record_chain_events(&[again], 15, (14, B256::repeat_byte(14)), 91).await.unwrap(), 0);
+    let v = s.job(paid).await.unwrap();
+    assert_eq!(states(&v.events), [Queued, Assigned, Proving, Proved, Settled, Proved, Settled]);
+    assert_eq!(v.payment.unwrap().block, 13);
+}
+
+async fn heartbeats_cannot_extend_a_lease_past_its_cap(db: Db) {
+    let s = db.store().await;
+    let id = s.submit(&model("mlp"), "alice", b"x", 784, 1_000_000, 0).await.unwrap();
+    let a = exec(EXEC_A);
+    s.claim(&a, 100, LEASE).await.unwrap().unwrap();
+    // Renewed every few seconds, the lease still ends at 100 + 3 leases.
+    for t in (1..40).map(|i| 100 + i * 1_000) {
+        s.heartbeat(id, &a, t, LEASE, 3 * LEASE).await.unwrap();
+    }
+    assert!(s.claim(&exec(EXEC_B), 100 + 3 * LEASE - 1, LEASE).await.unwrap().is_none(), "still leased before the cap");
+    assert_eq!(s.claim(&exec(EXEC_B), 100 + 3 * LEASE + 1, LEASE).await.unwrap().unwrap().job, id, "the cap ends it");
 }

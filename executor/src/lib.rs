@@ -129,8 +129,11 @@ pub struct ExecutorConfig {
     pub models: HashMap<ModelId, PathBuf>,
     /// How often to renew a lease while proving.
     pub heartbeat: Duration,
-    /// The price it asks per job (wei), told to the coordinator's router.
+    /// The price it asks per job (wei), told to the coordinator's router; it does not prove
+    /// an escrow job that pays less.
     pub price_wei: U256,
+    /// Top its active stake in the escrow up to this much (wei) at start.
+    pub stake_wei: Option<U256>,
     /// Where the journal of unpaid proofs lives.
     pub state_dir: PathBuf,
     /// The escrow to submit proofs to; `None` delivers to the coordinator only.

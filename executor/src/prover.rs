@@ -2,9 +2,10 @@
 
 use std::path::Path;
 
+use zkinfer_circuits::circuit::{salted_commitment, PayeeBinding};
 use zkinfer_protocol::types::InputPayload;
-use zkinfer_protocol::JobId;
-use zkinfer_prover::{CommitParams, Loaded, ModelDir, MsmChoice};
+use zkinfer_protocol::{Binding, Commitment, JobId};
+use zkinfer_prover::{CommitParams, Loaded, ModelDir, MsmChoice, Statement};
 
 use crate::{Error, Result};
 
@@ -20,9 +21,16 @@ pub enum ProveFailure {
     /// The input payload is not the protocol's JSON.
     #[error("the input is not an input payload ({0})")]
     Payload(String),
-    /// The input does not fit the model (length, range).
+    /// The input does not fit the model (length, range). The text names the node, never a value.
     #[error("the input does not fit the model: {0}")]
-    Input(#[source] zkinfer_circuits::Error),
+    Input(String),
+    /// The opened input and salt do not hash to the job's commitment (the customer sealed
+    /// another input than it committed to): the job cannot be proved, and is not retried.
+    #[error("input does not match commitment")]
+    CommitmentMismatch,
+    /// The escrow job cannot pay this executor (so it is not proved).
+    #[error("escrow job {0}")]
+    Unpayable(String),
     /// Proving failed.
     #[error("proving failed: {0}")]
     Prover(#[source] zkinfer_prover::Error),
@@ -51,17 +59,35 @@ impl Prover {
         Ok(Prover { loaded, pk, params })
     }
 
-    /// Proves the job's input payload (JSON); returns the proof file's bytes.
-    pub(crate) fn prove(&self, job: JobId, payload: &[u8]) -> Result<Vec<u8>> {
+    /// Proves the job's input payload (JSON) bound to `binding`, after checking that it
+    /// hashes to `commitment`; returns the proof file's bytes.
+    pub(crate) fn prove(&self, job: JobId, payload: &[u8], commitment: Commitment, binding: &Binding) -> Result<Vec<u8>> {
         let fail = |reason| Error::Prove { job, reason };
         // The payload's own error text could quote input values: keep only its position.
         let p: InputPayload =
             serde_json::from_slice(payload).map_err(|e| fail(ProveFailure::Payload(format!("line {} column {}", e.line(), e.column()))))?;
         let model = self.loaded.model.clone();
-        let inputs = model.split_inputs(&p.input).map_err(|e| fail(ProveFailure::Input(e)))?;
-        let q = model.quantize_inputs(&inputs).map_err(|e| fail(ProveFailure::Input(e)))?;
-        let env =
-            zkinfer_prover::prove(&self.params, &self.pk, model, q, self.loaded.bindings).map_err(|e| fail(ProveFailure::Prover(e)))?;
+        let inputs = model.split_inputs(&p.input).map_err(|e| fail(ProveFailure::Input(input_reason(&e))))?;
+        let q = model.quantize_inputs(&inputs).map_err(|e| fail(ProveFailure::Input(input_reason(&e))))?;
+        if Commitment::from(salted_commitment(&q, p.salt.to_fr())) != commitment {
+            return Err(fail(ProveFailure::CommitmentMismatch));
+        }
+        let statement = Statement { inputs: q, salt: p.salt.to_fr(), binding: PayeeBinding::from_values(binding.to_fields()) };
+        let env = zkinfer_prover::prove(&self.params, &self.pk, model, statement, self.loaded.bindings)
+            .map_err(|e| fail(ProveFailure::Prover(e)))?;
         env.to_bytes().map_err(|e| fail(ProveFailure::Prover(e)))
+    }
+}
+
+/// What went wrong with an input, naming the node but never a value (failure reasons reach
+/// the coordinator and the customer's job record).
+fn input_reason(e: &zkinfer_circuits::Error) -> String {
+    use zkinfer_circuits::Error as E;
+    match e {
+        E::Overflow { node, .. } => format!("an intermediate value overflows at node `{node}`"),
+        E::OutsideTable { node, .. } => format!("a value falls outside the calibrated table range at node `{node}`"),
+        E::NonFinite { index, .. } => format!("input {index} holds a value that is not finite"),
+        E::InputLength { .. } | E::InputCount { .. } => e.to_string(),
+        _ => "the input does not fit the model".to_string(),
     }
 }

@@ -38,9 +38,36 @@ pub struct Pending {
     pub delivered: bool,
     /// The submission transaction, once sent.
     pub tx: Option<B256>,
+    /// Failed tries so far.
+    #[serde(default)]
+    pub tries: u32,
+    /// Not tried again before this time (ms since the epoch).
+    #[serde(default)]
+    pub next_try_ms: i64,
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Pending {
+    /// A fresh entry for a proof of job `job`, paid by `escrow_job`.
+    pub fn new(job: JobId, escrow_job: EscrowJobId, proof: &[u8]) -> Self {
+        Pending { job, escrow_job, proof: hex::encode(proof), delivered: false, tx: None, tries: 0, next_try_ms: 0 }
+    }
+
+    /// One more failed try: the next waits twice as long (2 s, 4 s, … up to 10 minutes).
+    pub fn backoff(&mut self) {
+        self.tries = self.tries.saturating_add(1);
+        self.next_try_ms = now_ms() + 1000 * self.retry_in_s() as i64;
+    }
+
+    /// Seconds until the next try.
+    pub fn retry_in_s(&self) -> u64 {
+        (1u64 << self.tries.min(10)).min(600)
+    }
+
     /// The proof file's bytes.
     pub fn proof_bytes(&self) -> Result<Vec<u8>> {
         hex::decode(&self.proof)
@@ -69,6 +96,14 @@ impl Journal {
         let path = self.path(p.escrow_job);
         let bytes = serde_json::to_vec_pretty(p).map_err(|e| Error::Journal { path: path.clone(), reason: e.to_string() })?;
         zkinfer_prover::fs::atomic_write(&path, &bytes).map_err(|e| Error::Journal { path, reason: e.to_string() })
+    }
+
+    /// Rewrites an entry that is still there (another path may have finished it meanwhile).
+    pub fn put_if_present(&self, p: &Pending) -> Result<()> {
+        if self.path(p.escrow_job).exists() {
+            self.put(p)?;
+        }
+        Ok(())
     }
 
     /// Removes an entry (the payment is final, or nothing can pay any more).
@@ -128,19 +163,29 @@ async fn journaled_tx_paid(escrow: &EscrowClient, tx: B256) -> Result<bool> {
 }
 
 /// Gets the entry's proof paid for: waits for its recorded transaction if there is one,
-/// else submits unless the escrow already paid. Records the transaction in `journal`
-/// before waiting for it.
+/// else submits unless the escrow already paid or cannot pay. Records the transaction in
+/// `journal` before waiting for it. An entry gets at most one transaction: one that reverted
+/// is not sent again.
 pub async fn settle(escrow: &EscrowClient, journal: &Journal, entry: &mut Pending) -> Result<Settled> {
     if let Some(tx) = entry.tx {
         if journaled_tx_paid(escrow, tx).await? {
             return Ok(Settled::Paid(tx));
         }
+        let after = escrow.job(entry.escrow_job).await?;
+        if after.state == JobState::Paid {
+            return Ok(Settled::AlreadyPaid { to: after.executor });
+        }
+        if escrow.known(tx).await? {
+            return Err(Error::SubmissionReverted { escrow_job: entry.escrow_job, tx });
+        }
+        // Dropped before it was mined (never in a block): it cost nothing; send it again.
     }
     let job = escrow.job(entry.escrow_job).await?;
+    let now = (now_ms() / 1000) as u64;
     match job.state {
         JobState::Paid => return Ok(Settled::AlreadyPaid { to: job.executor }),
-        s if s.is_payable() => {}
-        state => return Err(Error::Unpayable { escrow_job: entry.escrow_job, state }),
+        state if !state.is_payable() || job.deadline < now => return Err(Error::Unpayable { escrow_job: entry.escrow_job, state }),
+        _ => {}
     }
     let env = ProofEnvelope::from_bytes(&entry.proof_bytes()?)
         .map_err(|e| Error::Journal { path: journal.path(entry.escrow_job), reason: e.to_string() })?;

@@ -8,8 +8,8 @@ use tokio_util::sync::CancellationToken;
 use zkinfer_protocol::client::{Client, ExecutorClient};
 use zkinfer_protocol::seal::{EscrowBinding, SealContext, SealKey};
 use zkinfer_protocol::types::{ExecutorRegistration, Lease};
-use zkinfer_protocol::{ErrorCode, EscrowJobId, ExecutorId, HexBytes, JobId, ModelId, Wei};
-use zkinfer_verifier_contract::escrow::EscrowClient;
+use zkinfer_protocol::{Binding, ErrorCode, EscrowJobId, ExecutorId, HexBytes, JobId, ModelId, Wei};
+use zkinfer_verifier_contract::escrow::{EscrowClient, JobState as EscrowState};
 
 use crate::prover::{ProveFailure, Prover};
 use crate::settle::{settle, Journal, Pending, Settled};
@@ -19,6 +19,8 @@ use crate::{Error, ExecutorConfig, Result};
 const DELIVERY_RETRIES: u32 = 60;
 /// The longest pause between retries of a coordinator that keeps failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The least time an escrow job must have left for this executor to prove it.
+const MIN_TIME_LEFT: Duration = Duration::from_secs(60);
 
 /// A running executor's parts.
 pub(crate) struct Executor {
@@ -51,6 +53,14 @@ impl Executor {
             Some(c) => {
                 let client = EscrowClient::connect(&c.rpc_url, c.escrow, Some(cfg.key.clone()))?;
                 let chain_id = client.chain_id().await?;
+                if let Some(want) = cfg.stake_wei {
+                    let active = client.stake_of(cfg.key.address()).await?.active();
+                    if active < want {
+                        let top_up = want - active;
+                        client.stake(top_up).await?;
+                        tracing::info!(executor = %ExecutorId(cfg.key.address()), stake_wei = %want, added = %top_up, "staked in the escrow");
+                    }
+                }
                 Some((client, chain_id))
             }
             None => None,
@@ -107,8 +117,10 @@ impl Executor {
     async fn register(&self, shutdown: &CancellationToken) -> Result<()> {
         let mut models: Vec<ModelId> = self.provers.keys().cloned().collect();
         models.sort();
+        let public = self.seal.public_bytes();
         let info = ExecutorRegistration {
-            hpke_public_key: HexBytes(self.seal.public_bytes()),
+            hpke_key_signature: HexBytes(zkinfer_protocol::seal::sign_hpke_key(&self.cfg.key, &public)?),
+            hpke_public_key: HexBytes(public),
             price_wei: Wei(self.cfg.price_wei),
             gpu: false,
             models,
@@ -134,10 +146,16 @@ impl Executor {
             Ok(e) => e,
             Err(e) => return tracing::warn!(executor = %self.id(), error = %e, "reading the journal failed"),
         };
-        for mut entry in entries {
+        let now = crate::settle::now_ms();
+        for mut entry in entries.into_iter().filter(|e| e.next_try_ms <= now) {
             tracing::info!(executor = %self.id(), job = %entry.job, escrow_job = %entry.escrow_job, "resuming a journaled proof");
             if let Err(e) = self.deliver_and_settle(&mut entry).await {
-                tracing::warn!(executor = %self.id(), job = %entry.job, error = %e, "journaled proof not settled yet");
+                // This entry waits longer each time; the others are not held up by it.
+                entry.backoff();
+                tracing::warn!(executor = %self.id(), job = %entry.job, error = %e, retry_in_s = entry.retry_in_s(), "journaled proof not settled yet");
+                if let Err(e) = self.journal.put_if_present(&entry) {
+                    tracing::warn!(executor = %self.id(), error = %e, "recording the retry failed");
+                }
             }
         }
     }
@@ -152,6 +170,39 @@ impl Executor {
         Ok(SealContext { model_id: &lease.model_id, input_commitment, escrow })
     }
 
+    /// Who this lease's proof pays: this executor, for the lease's escrow job if it has one.
+    fn binding(&self, lease: &Lease) -> Binding {
+        match (lease.escrow_job, &self.escrow) {
+            (Some(job), Some((client, chain_id))) => {
+                Binding { payee: self.id(), chain_id: *chain_id, escrow: client.address(), escrow_job: job }
+            }
+            _ => Binding::off_chain(self.id()),
+        }
+    }
+
+    /// Why the lease's escrow job would not pay this executor, if it would not: checked before
+    /// any work, from the chain (state, deadline, allow-list, price, bond).
+    async fn unpayable(&self, lease: &Lease) -> Result<Option<String>> {
+        let (Some(job), Some((escrow, _))) = (lease.escrow_job, &self.escrow) else { return Ok(None) };
+        let j = escrow.job(job).await?;
+        let me = self.id().address();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let why = if !(j.state == EscrowState::Open || (j.state == EscrowState::Claimed && j.executor == me)) {
+            format!("{job} is {:?} on chain", j.state)
+        } else if j.deadline <= now + MIN_TIME_LEFT.as_secs() {
+            format!("{job} ends at {}, too soon to prove and submit", j.deadline)
+        } else if j.restricted && !escrow.allows(job, me).await? {
+            format!("{job} does not allow this executor")
+        } else if j.token.is_zero() && j.price < self.cfg.price_wei {
+            format!("{job} pays {} wei, this executor asks {}", j.price, self.cfg.price_wei)
+        } else if escrow.stake_of(me).await?.active() < j.min_bond && j.state == EscrowState::Open {
+            format!("{job} needs {} wei of active stake", j.min_bond)
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(why))
+    }
+
     async fn work(&self, lease: Lease) -> Result<()> {
         let job = lease.job;
         let Some(prover) = self.provers.get(&lease.model_id).cloned() else {
@@ -160,6 +211,10 @@ impl Executor {
             return Ok(());
         };
         self.client.start(job).await?;
+        if let Some(why) = self.unpayable(&lease).await? {
+            tracing::warn!(executor = %self.id(), %job, %why, "the escrow job cannot pay: not proving it");
+            return Ok(self.client.fail(job, &ProveFailure::Unpayable(why).to_string()).await?);
+        }
         tracing::info!(executor = %self.id(), %job, model = %lease.model_id, "proving");
         let beat = self.heartbeat(job);
         let payload = if lease.sealed {
@@ -167,8 +222,15 @@ impl Executor {
         } else {
             Ok(lease.input.0.clone())
         };
+        let binding = self.binding(&lease);
+        let commitment = lease.input_commitment;
         let proved = match payload {
-            Ok(payload) => match tokio::task::spawn_blocking(move || prover.prove(job, &payload)).await {
+            Ok(payload) => match tokio::task::spawn_blocking(move || match commitment {
+                Some(c) => prover.prove(job, &payload, c, &binding),
+                None => Err(Error::Prove { job, reason: ProveFailure::NoCommitment }),
+            })
+            .await
+            {
                 Ok(r) => r,
                 Err(_) => Err(Error::Prove { job, reason: ProveFailure::Panicked }),
             },
@@ -205,7 +267,7 @@ impl Executor {
     async fn finish(&self, job: JobId, escrow_job: Option<EscrowJobId>, proof: Vec<u8>) -> Result<()> {
         match (escrow_job, &self.escrow) {
             (Some(escrow_job), Some(_)) => {
-                let mut entry = Pending { job, escrow_job, proof: hex::encode(&proof), delivered: false, tx: None };
+                let mut entry = Pending::new(job, escrow_job, &proof);
                 self.journal.put(&entry)?;
                 self.deliver_and_settle(&mut entry).await
             }
@@ -257,8 +319,9 @@ impl Executor {
         }
         let Some((escrow, _)) = &self.escrow else { return Ok(()) };
         let settled = match settle(escrow, &self.journal, entry).await {
-            Err(e @ Error::Unpayable { .. }) => {
-                // Refunded or never opened: nothing will ever pay for it, so stop trying.
+            Err(e @ (Error::Unpayable { .. } | Error::SubmissionReverted { .. })) => {
+                // Nothing will pay for it (refunded, expired, claimed by another), or the one
+                // submission it gets reverted: stop, rather than pay gas again and again.
                 self.journal.done(entry.escrow_job)?;
                 return Err(e);
             }

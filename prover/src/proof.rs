@@ -13,7 +13,7 @@ use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
 use snark_verifier::loader::native::NativeLoader;
 use snark_verifier::system::halo2::transcript::evm::{ChallengeEvm, EvmTranscript};
-use zkinfer_circuits::circuit::ModelCircuit;
+use zkinfer_circuits::circuit::{ModelCircuit, PayeeBinding};
 use zkinfer_circuits::quant::QModel;
 
 use crate::commit::{CommitKzg, CommitParams, CommitShplonk};
@@ -39,7 +39,8 @@ pub struct ProofEnvelope {
     pub srs_hash: [u8; 32],
     /// Circuit size.
     pub k: u32,
-    /// Public instances, little-endian field elements: `[input commitment, outputs…]`.
+    /// Public instances, little-endian field elements: `[input commitment, payee, chain id,
+    /// escrow, escrow job, outputs…]` (the default visibilities).
     pub instances: Vec<[u8; 32]>,
     /// The SHPLONK proof (EVM transcript encoding).
     pub proof: Vec<u8>,
@@ -85,18 +86,38 @@ pub struct Bindings {
     pub srs_hash: [u8; 32],
 }
 
-/// Proves the model on quantized inputs, committing with `params`' MSM. Blinding factors
-/// come from the OS's CSPRNG (halo2 also draws the vanishing argument's random polynomial
-/// from `thread_rng`), so two proofs of the same statement differ.
+/// What one proof states about its model: the quantized inputs, the salt of their commitment
+/// (private) and who the proof pays (public).
+#[derive(Clone, Debug)]
+pub struct Statement {
+    /// Quantized inputs (`QModel::quantize_inputs`).
+    pub inputs: Vec<Vec<i64>>,
+    /// The input commitment's salt.
+    pub salt: Fr,
+    /// The payee binding.
+    pub binding: PayeeBinding,
+}
+
+impl Statement {
+    /// Inputs with a zero salt and an empty binding: a proof that pays nobody (benchmarks,
+    /// tests, and proofs checked off chain only).
+    pub fn unbound(inputs: Vec<Vec<i64>>) -> Self {
+        Statement { inputs, salt: Fr::zero(), binding: PayeeBinding::default() }
+    }
+}
+
+/// Proves the model on a statement, committing with `params`' MSM. Blinding factors come
+/// from the OS's CSPRNG (halo2 also draws the vanishing argument's random polynomial from
+/// `thread_rng`), so two proofs of the same statement differ.
 pub fn prove(
     params: &CommitParams,
     pk: &ProvingKey<G1Affine>,
     model: Arc<QModel>,
-    inputs: Vec<Vec<i64>>,
+    statement: Statement,
     bindings: Bindings,
 ) -> Result<ProofEnvelope> {
     let k = model.settings.k;
-    let circuit = ModelCircuit::new(model, inputs);
+    let circuit = ModelCircuit::new(model, statement.inputs).with_salt(statement.salt).with_binding(statement.binding);
     let instances = circuit.instances()?;
     let mut transcript = EvmWrite::new(Vec::new());
     create_proof::<CommitKzg, CommitShplonk<'_>, ChallengeEvm<G1Affine>, _, EvmWrite, _>(

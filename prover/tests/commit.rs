@@ -55,7 +55,7 @@ fn every_msm_backend_computes_halo2s_commitments_inside_a_proof() {
     for msm in msms {
         let name = msm.name();
         let (params, check) = CommitParams::new(srs.params.clone(), msm).unwrap().cross_checked();
-        let env = prove(&params, &pk, model.clone(), q.clone(), bindings).unwrap();
+        let env = prove(&params, &pk, model.clone(), zkinfer_prover::Statement::unbound(q.clone()), bindings).unwrap();
         verify(&srs.params, pk.get_vk(), &env, bindings, model.num_instances()).unwrap();
         // Advice, lookups, permutation and quotient: well over a dozen commitments, every one
         // computed by the backend (none fell back to halo2's) and equal to halo2's.
@@ -77,7 +77,7 @@ fn the_cross_check_sees_a_backend_that_computes_wrong_commitments() {
     let pk = keygen(&srs.params, model.clone()).unwrap();
     let bindings = Bindings { model_hash: model_hash(&model).unwrap(), vk_hash: vk_hash(pk.get_vk()), srs_hash: srs.source_sha256 };
     let q = model.quantize_inputs(&read("input.json")).unwrap();
-    let env = prove(&params, &pk, model.clone(), q, bindings).unwrap();
+    let env = prove(&params, &pk, model.clone(), zkinfer_prover::Statement::unbound(q), bindings).unwrap();
     assert!(check.requested() >= 12 && check.mismatches() > 0, "{check:?}");
     // And the proof made with them does not verify.
     assert!(verify(&srs.params, pk.get_vk(), &env, bindings, model.num_instances()).unwrap_err().is_invalid_proof());
@@ -152,7 +152,7 @@ fn a_model_directory_caches_its_tables_and_rebuilds_a_bad_cache() {
     assert_eq!(std::fs::read(&tables[0]).unwrap(), good, "rebuilt as it was");
     let pk = dir.load_pk(&loaded).unwrap();
     let q = loaded.model.quantize_inputs(&read("input.json")).unwrap();
-    let env = zkinfer_prover::prove(&params, &pk, loaded.model.clone(), q, loaded.bindings).unwrap();
+    let env = zkinfer_prover::prove(&params, &pk, loaded.model.clone(), zkinfer_prover::Statement::unbound(q), loaded.bindings).unwrap();
     verify(&loaded.params, &loaded.vk, &env, loaded.bindings, loaded.model.num_instances()).unwrap();
     // Without a cache, verification's key check still works (with halo2's MSM).
     std::fs::remove_file(&tables[0]).unwrap();

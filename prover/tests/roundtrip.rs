@@ -39,7 +39,7 @@ fn setup_and_prove(opts: &CompileOptions) -> Fixture {
     let pk = dir.load_pk(&loaded).unwrap();
     let q = loaded.model.quantize_inputs(&read_input("tiny", "input.json")).unwrap();
     let params = dir.commit_params(&loaded, zkinfer_prover::MsmChoice::Precomputed).unwrap();
-    let envelope = prove(&params, &pk, loaded.model.clone(), q, loaded.bindings).unwrap();
+    let envelope = prove(&params, &pk, loaded.model.clone(), zkinfer_prover::Statement::unbound(q), loaded.bindings).unwrap();
     Fixture { _tmp: tmp, dir, envelope }
 }
 
@@ -59,11 +59,11 @@ fn proof_roundtrip_and_tampering() {
     let bytes = f.envelope.to_bytes().unwrap();
     check(&f.dir, &bytes).expect("honest proof verifies");
 
-    // Instances are the commitment and the model's outputs.
+    // Instances are the commitment, the payee binding and the model's outputs.
     let loaded = f.dir.load().unwrap();
     let trace = loaded.model.eval(&read_input("tiny", "input.json")).unwrap();
     let outs: Vec<_> = trace.outputs(&loaded.model).concat();
-    assert_eq!(f.envelope.instances.len(), 1 + outs.len());
+    assert_eq!(f.envelope.instances.len(), 1 + zkinfer_circuits::circuit::BINDING_INSTANCES + outs.len());
 
     // Every single byte of the SNARK proof, flipped, is an invalid proof.
     for i in 0..f.envelope.proof.len() {

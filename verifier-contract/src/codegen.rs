@@ -28,7 +28,43 @@ pub fn verifier_solidity(params: &ParamsKZG<Bn256>, vk: &VerifyingKey<G1Affine>,
     let instances = transcript.load_instances(vec![num_instances]);
     let proof = Shplonk::read_proof(&dk, &protocol, &instances, &mut transcript).map_err(|e| Error::Codegen(format!("{e:?}")))?;
     Shplonk::verify(&dk, &protocol, &instances, &proof).map_err(|e| Error::Codegen(format!("{e:?}")))?;
-    Ok(loader.solidity_code())
+    canonical_only(&loader.solidity_code())
+}
+
+/// Makes snark-verifier's verifier accept only canonical data, as the Rust verifier does: it
+/// reads every instance and proof scalar as `mod(calldataload(x), f_q)`, so `v` and `v + r`
+/// would verify alike; each such read is preceded by a check that the word is below `f_q`,
+/// and the calldata must be exactly as long as the words it reads (no trailing bytes).
+fn canonical_only(code: &str) -> Result<String> {
+    let scalar = regex::Regex::new(r"mod\(calldataload\((0x[0-9a-f]+)\), f_q\)").map_err(|e| Error::Codegen(e.to_string()))?;
+    let any_read = regex::Regex::new(r"calldataload\((0x[0-9a-f]+)\)").map_err(|e| Error::Codegen(e.to_string()))?;
+    let end = any_read
+        .captures_iter(code)
+        .filter_map(|c| usize::from_str_radix(c[1].trim_start_matches("0x"), 16).ok())
+        .max()
+        .map(|last| last + 32)
+        .ok_or_else(|| Error::Codegen("the verifier reads no calldata".into()))?;
+    let mut out = String::with_capacity(code.len() + 64 * 1024);
+    let (mut checks, mut sized) = (0, false);
+    for line in code.lines() {
+        let indent = &line[..line.len() - line.trim_start().len()];
+        // Before the first read (not in the preamble, which a split verifier's later parts,
+        // called with the previous part's memory, repeat).
+        if !sized && line.contains("calldataload(") {
+            out.push_str(&format!("{indent}success := and(eq(calldatasize(), {end:#x}), success)\n"));
+            sized = true;
+        }
+        if let Some(c) = scalar.captures(line) {
+            out.push_str(&format!("{indent}success := and(lt(calldataload({}), f_q), success)\n", &c[1]));
+            checks += 1;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if checks == 0 || !sized {
+        return Err(Error::Codegen("the verifier's scalar reads were not found: snark-verifier's output changed".into()));
+    }
+    Ok(out)
 }
 
 /// The exact calldata the generated verifier takes: 32-byte big-endian instances, then the proof.

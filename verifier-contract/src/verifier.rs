@@ -3,18 +3,18 @@
 
 use std::path::Path;
 
-use alloy::primitives::Address;
+use alloy::primitives::{keccak256, Address, B256};
 
 use crate::chain::{Deployer, EIP170_CODE_SIZE_LIMIT};
 use crate::error::{Error, Result};
-use crate::solc::{read_artifact, Artifact, Toolchain};
+use crate::solc::{read_artifact, Artifact, Compiler, Toolchain};
 use crate::split::{part_name, split_source, WRAPPER};
 
 /// Most parts tried before giving up.
 const MAX_PARTS: usize = 16;
 
 /// A verifier ready to deploy.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CompiledVerifier {
     /// The Solidity source of every contract.
     pub source: String,
@@ -46,6 +46,33 @@ impl CompiledVerifier {
             parts += 1;
         }
         Err(Error::Codegen(format!("the verifier does not fit EIP-170 even in {MAX_PARTS} parts")))
+    }
+
+    /// Generates the Solidity verifier for a set-up model and compiles it (seconds to a minute:
+    /// solcjs). With `cache`, the build is kept in that file, keyed by the model's vk hash, and
+    /// reused while the key is the same.
+    pub fn for_model(toolchain: &Toolchain, loaded: &zkinfer_prover::Loaded, cache: Option<&Path>) -> Result<Self> {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Cached {
+            vk_sha256: String,
+            verifier: CompiledVerifier,
+        }
+        let key = hex::encode(loaded.bindings.vk_hash);
+        if let Some(path) = cache {
+            if let Some(c) = std::fs::read(path).ok().and_then(|b| serde_json::from_slice::<Cached>(&b).ok()).filter(|c| c.vk_sha256 == key)
+            {
+                return Ok(c.verifier);
+            }
+        }
+        let source = crate::codegen::verifier_solidity(&loaded.params, &loaded.vk, loaded.model.num_instances())?;
+        let verifier = Self::build(toolchain, &source)?;
+        if let Some(path) = cache {
+            // A cache that cannot be written is only slower next time.
+            if let Ok(bytes) = serde_json::to_vec(&Cached { vk_sha256: key, verifier: verifier.clone() }) {
+                let _ = zkinfer_prover::fs::atomic_write(path, &bytes);
+            }
+        }
+        Ok(verifier)
     }
 
     /// The largest contract's code, in bytes.
@@ -82,16 +109,46 @@ impl CompiledVerifier {
         write("deploy.json", serde_json::to_string_pretty(&manifest).map_err(|e| Error::Codegen(e.to_string()))?.as_bytes())
     }
 
-    /// Deploys the parts, then the verifier; returns the verifier's address.
-    pub async fn deploy(&self, deployer: &Deployer) -> Result<Address> {
+    /// Deploys the parts, then the verifier; returns the verifier's address and the parts'.
+    pub async fn deploy(&self, deployer: &Deployer) -> Result<(Address, Vec<Address>)> {
         let mut code = self.verifier.bytecode.clone();
+        let mut parts = Vec::with_capacity(self.parts.len());
         for p in &self.parts {
             let addr = deployer.deploy(p.bytecode.clone()).await?;
             // ABI encoding of an address constructor argument: left-padded to 32 bytes.
             code.extend_from_slice(&[0u8; 12]);
             code.extend_from_slice(addr.as_slice());
+            parts.push(addr);
         }
-        deployer.deploy(code).await
+        Ok((deployer.deploy(code).await?, parts))
+    }
+
+    /// The code hash the escrow records for this verifier deployed with its parts at `parts`
+    /// (`InferenceEscrow.registerModel`): keccak-256 of the code hashes of the verifier and of
+    /// each part, in order. The wrapper's runtime code holds the part addresses as immutables,
+    /// so its expected code is rebuilt here with them, and a registration that names other
+    /// parts than the wrapper calls does not match.
+    pub fn code_hash(&self, parts: &[Address]) -> Result<B256> {
+        if parts.len() != self.parts.len() {
+            return Err(Error::Codegen(format!("{} parts named, the verifier has {}", parts.len(), self.parts.len())));
+        }
+        let mut wrapper = self.verifier.runtime.clone();
+        if self.verifier.immutables.len() != parts.len() {
+            return Err(Error::Codegen("the wrapper's immutables are not its parts".into()));
+        }
+        for (spans, addr) in self.verifier.immutables.iter().zip(parts) {
+            for &(start, len) in spans {
+                let slot = wrapper
+                    .get_mut(start..start + len)
+                    .filter(|s| s.len() == 32)
+                    .ok_or_else(|| Error::Codegen("immutable out of the code".into()))?;
+                slot[..12].fill(0);
+                slot[12..].copy_from_slice(addr.as_slice());
+            }
+        }
+        let mut hashes = vec![keccak256(&wrapper)];
+        hashes.extend(self.parts.iter().map(|p| keccak256(&p.runtime)));
+        Ok(keccak256(hashes.concat()))
     }
 }
 
@@ -101,6 +158,6 @@ fn compile(toolchain: &Toolchain, source: &str, names: &[&str]) -> Result<Vec<Ar
     let src = dir.path().join("Verifier.sol");
     std::fs::write(&src, source).map_err(|e| Error::io(&src, e))?;
     let build = dir.path().join("build");
-    toolchain.compile(&build, &[&src], None)?;
+    toolchain.compile(Compiler::Verifier, &build, &[&src], None)?;
     names.iter().map(|n| read_artifact(&build, n)).collect()
 }

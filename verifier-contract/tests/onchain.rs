@@ -1,49 +1,75 @@
 //! On a real EVM node (anvil): the generated verifier accepts the shipped MLP's proof and
-//! rejects every tampered byte and instance; the escrow pays exactly once, only for a valid
-//! proof of the job's input, and refunds after the deadline. Every case asserts balances.
+//! rejects every tampered byte and instance, every instance or proof scalar plus r, and
+//! calldata of the wrong length; the escrow pays only the payee a valid proof binds, exactly
+//! once, whoever submits it, in ETH or an ERC-20; it refunds after the deadline, slashes a
+//! claimant that did not deliver to the customer, and makes unstaking wait. Every case asserts
+//! balances to the wei.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use alloy::primitives::{Address, FixedBytes, U256};
-use alloy::sol_types::SolCall;
+use alloy::primitives::{Address, U256};
+use halo2_proofs::halo2curves::bn256::G1Affine;
+use halo2_proofs::plonk::ProvingKey;
+use zkinfer_circuits::circuit::PayeeBinding;
 use zkinfer_circuits::compile::{compile, CompileOptions};
 use zkinfer_circuits::data::InputData;
+use zkinfer_circuits::quant::QModel;
+use zkinfer_protocol::{Binding, Commitment, EscrowJobId, ExecutorId, Salt};
 use zkinfer_prover::keys::{keygen, vk_hash};
-use zkinfer_prover::{model_hash, prove, Bindings, ProofEnvelope, Srs};
+use zkinfer_prover::{model_hash, prove, Bindings, CommitParams, ProofEnvelope, Srs, Statement};
 use zkinfer_verifier_contract::chain::{LocalChain, DEFAULT_HARDFORK, EIP170_CODE_SIZE_LIMIT};
 use zkinfer_verifier_contract::codegen::{calldata, verifier_solidity};
-use zkinfer_verifier_contract::escrow::InferenceEscrow;
-use zkinfer_verifier_contract::solc::Toolchain;
+use zkinfer_verifier_contract::escrow::{instance_words, EscrowClient, JobState, OpenJob, Submission, IERC20};
+use zkinfer_verifier_contract::market::{escrow_code, EscrowTerms};
+use zkinfer_verifier_contract::solc::{Compiler, Toolchain};
 use zkinfer_verifier_contract::verifier::CompiledVerifier;
 
+/// The BN254 scalar field modulus.
+fn r() -> U256 {
+    U256::from_str_radix("30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001", 16).unwrap()
+}
+
 struct Fixture {
-    env: ProofEnvelope,
+    model: Arc<QModel>,
+    pk: ProvingKey<G1Affine>,
+    params: CommitParams,
+    bindings: Bindings,
+    inputs: Vec<Vec<i64>>,
     solidity: String,
-    model_hash: [u8; 32],
 }
 
 fn example(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/mlp").join(file)
 }
 
-fn mlp_proof() -> Fixture {
+fn fixture() -> Fixture {
     let read = |f: &str| InputData::from_json(&std::fs::read_to_string(example(f)).unwrap()).unwrap().input_data;
     let onnx = std::fs::read(example("model.onnx")).unwrap();
     let compiled = compile(&onnx, Some(&read("calibration.json")), &CompileOptions::default()).unwrap();
     let model = Arc::new(compiled.model);
     let srs = Srs::dev(model.settings.k).unwrap();
     let pk = keygen(&srs.params, model.clone()).unwrap();
-    let mh = model_hash(&model).unwrap();
-    let bindings = Bindings { model_hash: mh, vk_hash: vk_hash(pk.get_vk()), srs_hash: srs.source_sha256 };
-    let q = model.quantize_inputs(&read("input.json")).unwrap();
-    let env = prove(&zkinfer_prover::CommitParams::halo2(srs.params.clone()), &pk, model.clone(), q, bindings).unwrap();
-    let solidity = verifier_solidity(&srs.params, pk.get_vk(), env.instances.len()).unwrap();
-    Fixture { env, solidity, model_hash: mh }
+    let bindings = Bindings { model_hash: model_hash(&model).unwrap(), vk_hash: vk_hash(pk.get_vk()), srs_hash: srs.source_sha256 };
+    let inputs = model.quantize_inputs(&read("input.json")).unwrap();
+    let solidity = verifier_solidity(&srs.params, pk.get_vk(), model.num_instances()).unwrap();
+    Fixture { model, pk, params: CommitParams::halo2(srs.params), bindings, inputs, solidity }
+}
+
+impl Fixture {
+    fn prove(&self, salt: Salt, binding: Option<&Binding>) -> ProofEnvelope {
+        let binding = binding.map_or_else(PayeeBinding::default, |b| PayeeBinding::from_values(b.to_fields()));
+        let statement = Statement { inputs: self.inputs.clone(), salt: salt.to_fr(), binding };
+        prove(&self.params, &self.pk, self.model.clone(), statement, self.bindings).unwrap()
+    }
+
+    fn commitment(&self, salt: Salt) -> Commitment {
+        Commitment::from(zkinfer_circuits::circuit::salted_commitment(&self.inputs, salt.to_fr()))
+    }
 }
 
 /// Deploys the verifier on a chain that enforces EIP-170 (split into parts when it must be).
-async fn deploy_verifier(chain: &LocalChain, tc: &Toolchain, solidity: &str) -> Address {
+async fn deploy_verifier(chain: &LocalChain, tc: &Toolchain, solidity: &str) -> (Address, Vec<Address>, CompiledVerifier) {
     let v = CompiledVerifier::build(tc, solidity).unwrap();
     assert!(v.largest_contract() <= EIP170_CODE_SIZE_LIMIT);
     println!(
@@ -52,141 +78,285 @@ async fn deploy_verifier(chain: &LocalChain, tc: &Toolchain, solidity: &str) -> 
         v.total_code(),
         v.largest_contract()
     );
-    v.deploy(&chain.deployer(0)).await.unwrap()
+    let (verifier, parts) = v.deploy(&chain.deployer(0)).await.unwrap();
+    (verifier, parts, v)
 }
 
 const VERIFY_GAS: u64 = 3_000_000;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn verifier_accepts_the_proof_and_rejects_every_tampered_byte_and_instance() {
+async fn verifier_accepts_the_proof_and_rejects_every_tampered_byte_instance_non_canonical_scalar_and_length() {
     let tc = Toolchain::in_repo().expect("run `npm ci --prefix verifier-contract`");
-    let f = mlp_proof();
+    let f = fixture();
+    let env = f.prove(Salt::zero(), None);
     let chain = LocalChain::start(&tc.anvil().unwrap(), DEFAULT_HARDFORK).unwrap();
-    let verifier = deploy_verifier(&chain, &tc, &f.solidity).await;
-    let data = calldata(&f.env).unwrap();
+    let (verifier, _, _) = deploy_verifier(&chain, &tc, &f.solidity).await;
+    let data = calldata(&env).unwrap();
     chain.call(verifier, data.clone(), VERIFY_GAS).await.expect("valid proof verifies on chain");
     let mined = chain.transact(0, verifier, data.clone(), U256::ZERO, None).await.unwrap();
     assert!(mined.success);
-    println!("verifyProof gas ({}): {} (MLP 784-128-10, {} public instances)", chain.hardfork, mined.gas_used, f.env.instances.len());
+    println!("verifyProof gas ({}): {} (MLP 784-128-10, {} public instances)", chain.hardfork, mined.gas_used, env.instances.len());
 
-    let header = 32 * f.env.instances.len();
+    let header = 32 * env.instances.len();
     // Every proof byte flipped is rejected.
     for i in header..data.len() {
         let mut d = data.clone();
         d[i] ^= 0x01;
         assert!(chain.call(verifier, d, VERIFY_GAS).await.is_err(), "proof byte {} flipped verifies on chain", i - header);
     }
-    // Every public instance changed (by one unit: another output or another commitment) is rejected.
-    for i in 0..f.env.instances.len() {
+    // Every public instance changed (by one unit), and every instance plus r, is rejected.
+    let word = |d: &[u8], at: usize| U256::from_be_slice(&d[at..at + 32]);
+    for i in 0..env.instances.len() {
         let mut d = data.clone();
         d[32 * i + 31] ^= 0x01;
         assert!(chain.call(verifier, d, VERIFY_GAS).await.is_err(), "instance {i} changed verifies on chain");
+        let mut d = data.clone();
+        d[32 * i..32 * i + 32].copy_from_slice(&(word(&data, 32 * i) + r()).to_be_bytes::<32>());
+        assert!(chain.call(verifier, d, VERIFY_GAS).await.is_err(), "instance {i} plus r verifies on chain");
     }
-    // Truncated calldata is rejected.
+    // Every proof word below r read as a scalar, plus r, is rejected (points are checked on the curve).
+    let mut scalars = 0;
+    for at in (header..data.len()).step_by(32) {
+        let v = word(&data, at);
+        if v >= r() || v + r() < v {
+            continue;
+        }
+        let mut d = data.clone();
+        d[at..at + 32].copy_from_slice(&(v + r()).to_be_bytes::<32>());
+        assert!(chain.call(verifier, d, VERIFY_GAS).await.is_err(), "proof word at {at} plus r verifies on chain");
+        scalars += 1;
+    }
+    assert!(scalars > 10, "the proof has scalar words: {scalars}");
+    // Truncated and trailing calldata are rejected.
     assert!(chain.call(verifier, data[..data.len() - 32].to_vec(), VERIFY_GAS).await.is_err());
+    for extra in [&[0u8][..], &[0u8; 32][..]] {
+        let d = [data.as_slice(), extra].concat();
+        assert!(chain.call(verifier, d, VERIFY_GAS).await.is_err(), "{} trailing bytes verify on chain", extra.len());
+    }
 }
 
-fn u256(b: &[u8; 32]) -> U256 {
-    U256::from_le_bytes(*b)
+/// An escrow on a chain, with the MLP registered; accounts: 0 deploys, 1 is the customer,
+/// 2 the executor, 3 a stranger.
+struct Escrow {
+    chain: LocalChain,
+    address: Address,
+    model: u64,
+    chain_id: u64,
+}
+
+const CUSTOMER: usize = 1;
+const EXECUTOR: usize = 2;
+const STRANGER: usize = 3;
+const SUBMIT_GAS: u64 = 4_000_000;
+
+impl Escrow {
+    async fn deploy(tc: &Toolchain, f: &Fixture, terms: EscrowTerms) -> Self {
+        let chain = LocalChain::start(&tc.anvil().unwrap(), DEFAULT_HARDFORK).unwrap();
+        let (verifier, parts, compiled) = deploy_verifier(&chain, tc, &f.solidity).await;
+        let address = chain.deployer(0).deploy(escrow_code(tc, terms).unwrap()).await.unwrap();
+        let n = f.model.num_instances() as u32;
+        let client = chain.escrow(address, 0).unwrap();
+        let model = client.register_model(verifier, &parts, f.bindings.model_hash, n).await.unwrap();
+        let recorded = client.model(model).await.unwrap();
+        assert_eq!(recorded.code_hash, compiled.code_hash(&parts).unwrap(), "the escrow pins the verifier the toolchain built");
+        assert_eq!(recorded.parts, parts);
+        let chain_id = client.chain_id().await.unwrap();
+        Escrow { chain, address, model, chain_id }
+    }
+
+    fn client(&self, i: usize) -> EscrowClient {
+        self.chain.escrow(self.address, i).unwrap()
+    }
+
+    async fn balance(&self, who: Address) -> U256 {
+        self.chain.balance(who).await.unwrap()
+    }
+
+    fn binding(&self, payee: usize, job: EscrowJobId) -> Binding {
+        Binding { payee: ExecutorId(self.chain.account(payee)), chain_id: self.chain_id, escrow: self.address, escrow_job: job }
+    }
+
+    async fn open(
+        &self,
+        c: Commitment,
+        ttl: u64,
+        allow: Vec<Address>,
+        token: Option<Address>,
+        price: U256,
+        bond: U256,
+        claimable: bool,
+    ) -> EscrowJobId {
+        let deadline = self.chain.timestamp().await.unwrap() + ttl;
+        let open = OpenJob { model: self.model, commitment: c, deadline, allow, token, price, min_bond: bond, claimable };
+        self.client(CUSTOMER).open_job(&open).await.unwrap()
+    }
+
+    /// Submits from `from` and returns the mined outcome.
+    async fn submit(&self, from: usize, job: EscrowJobId, instances: Vec<U256>, proof: Vec<u8>) -> Submission {
+        let c = self.client(from);
+        let tx = c.send_submit_raw(job, instances, proof, SUBMIT_GAS).await.unwrap();
+        Submission::from(&c.wait_receipt(tx, std::time::Duration::from_secs(30)).await.unwrap().unwrap())
+    }
+
+    /// A submission that must be mined, rejected, cost the sender its gas, and move no money.
+    async fn rejected(&self, what: &str, from: usize, job: EscrowJobId, instances: Vec<U256>, proof: Vec<u8>) {
+        let (sender, holding) = (self.balance(self.chain.account(from)).await, self.balance(self.address).await);
+        let mined = self.submit(from, job, instances, proof).await;
+        assert!(!mined.success, "{what} was accepted");
+        assert_eq!(self.balance(self.chain.account(from)).await, sender - mined.fee, "{what}: sender balance");
+        assert_eq!(self.balance(self.address).await, holding, "{what}: escrow balance");
+    }
+}
+
+fn eth(x: u64, decimals: u32) -> U256 {
+    U256::from(x) * U256::from(10u64).pow(U256::from(decimals))
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn escrow_pays_once_for_a_valid_proof_and_refunds_after_the_deadline() {
+async fn the_escrow_pays_the_bound_payee_once_whoever_submits_and_rejects_every_other_proof() {
     let tc = Toolchain::in_repo().expect("run `npm ci --prefix verifier-contract`");
-    let f = mlp_proof();
-    let chain = LocalChain::start(&tc.anvil().unwrap(), DEFAULT_HARDFORK).unwrap();
-    let verifier = deploy_verifier(&chain, &tc, &f.solidity).await;
-    let escrow_code = tc.compile_one(&tc.escrow_source(), "InferenceEscrow", Some(200)).unwrap();
-    let escrow = chain.deploy(0, escrow_code.bytecode).await.unwrap().contract.unwrap();
-    let (customer, executor, stranger) = (1, 2, 3);
-    let price = U256::from(10u64).pow(U256::from(18u64)); // 1 ETH
-    let n = f.env.instances.len() as u32;
-    let instances: Vec<U256> = f.env.instances.iter().map(u256).collect();
-    let commitment = instances[0];
-    let proof = f.env.proof.clone();
-    let gas = Some(4_000_000);
-
-    let reg = InferenceEscrow::registerModelCall { verifier, modelHash: FixedBytes(f.model_hash), numInstances: n }.abi_encode();
-    assert!(chain.transact(0, escrow, reg, U256::ZERO, gas).await.unwrap().success);
-    let model_id = U256::from(1);
-
-    let now = chain.timestamp().await.unwrap();
-    let open = |commitment: U256, deadline: u64, allow: Vec<Address>| {
-        InferenceEscrow::openJobCall { modelId: model_id, inputCommitment: commitment, deadline, allowList: allow }.abi_encode()
-    };
-    // An unknown model cannot be used.
-    let bad =
-        InferenceEscrow::openJobCall { modelId: U256::from(99), inputCommitment: commitment, deadline: now + 3600, allowList: vec![] }
-            .abi_encode();
-    assert!(!chain.transact(customer, escrow, bad, price, gas).await.unwrap().success);
-
-    // Job 1: the real input. Job 2: another input commitment.
-    assert!(chain.transact(customer, escrow, open(commitment, now + 3600, vec![]), price, gas).await.unwrap().success);
-    assert!(chain.transact(customer, escrow, open(commitment + U256::from(1), now + 3600, vec![]), price, gas).await.unwrap().success);
-    assert_eq!(chain.balance(escrow).await.unwrap(), price * U256::from(2));
-    for job in [1u64, 2] {
-        let claim = InferenceEscrow::claimJobCall { jobId: U256::from(job) }.abi_encode();
-        assert!(chain.transact(executor, escrow, claim, U256::ZERO, gas).await.unwrap().success);
+    let f = fixture();
+    let e = Escrow::deploy(&tc, &f, EscrowTerms::default()).await;
+    let (price, bond) = (eth(1, 18), eth(1, 16));
+    let staked = e.client(EXECUTOR).stake(bond).await.unwrap();
+    println!("escrow stake gas ({}): {}", e.chain.hardfork, staked.gas_used);
+    let salt = Salt::random();
+    let c = f.commitment(salt);
+    // An unknown model, a zero bond, a commitment at or above r, a wrong payment: refused.
+    let bad = [
+        OpenJob { model: 99, commitment: c, deadline: u64::MAX / 2, allow: vec![], token: None, price, min_bond: bond, claimable: false },
+        OpenJob {
+            model: e.model,
+            commitment: c,
+            deadline: u64::MAX / 2,
+            allow: vec![],
+            token: None,
+            price,
+            min_bond: U256::ZERO,
+            claimable: false,
+        },
+    ];
+    for open in bad {
+        assert!(e.client(CUSTOMER).open_job(&open).await.is_err(), "{open:?}");
     }
-    let submit = |job: u64, instances: Vec<U256>, proof: Vec<u8>| {
-        InferenceEscrow::submitProofCall { jobId: U256::from(job), instances, proof: proof.into() }.abi_encode()
-    };
+    let before_open = e.balance(e.chain.account(CUSTOMER)).await;
+    let job = e.open(c, 3600, vec![], None, price, bond, false).await;
+    assert!(e.balance(e.chain.account(CUSTOMER)).await < before_open - price, "the customer paid the price");
+    let other = e.open(f.commitment(Salt::random()), 3600, vec![], None, price, bond, false).await;
+    assert_eq!(e.balance(e.address).await, bond + price * U256::from(2));
 
-    // Each rejected submission is mined, costs the executor its gas, and pays nothing.
-    let expect_rejected_from = |from: usize, what: &'static str, data: Vec<u8>| {
-        let chain = &chain;
-        async move {
-            let (before_exec, before_escrow) = (chain.balance(chain.account(from)).await.unwrap(), chain.balance(escrow).await.unwrap());
-            let mined = chain.transact(from, escrow, data, U256::ZERO, gas).await.unwrap();
-            assert!(!mined.success, "{what} was accepted");
-            assert_eq!(chain.balance(chain.account(from)).await.unwrap(), before_exec - mined.fee, "{what}: sender balance");
-            assert_eq!(chain.balance(escrow).await.unwrap(), before_escrow, "{what}: escrow balance");
-        }
-    };
-    let expect_rejected = |what: &'static str, data: Vec<u8>| expect_rejected_from(executor, what, data);
+    let env = f.prove(salt, Some(&e.binding(EXECUTOR, job)));
+    let (words, proof) = (instance_words(&env), env.proof.clone());
     let mut tampered = proof.clone();
     tampered[100] ^= 1;
-    expect_rejected("a tampered proof", submit(1, instances.clone(), tampered)).await;
-    let mut wrong_output = instances.clone();
-    wrong_output[3] += U256::from(1);
-    expect_rejected("a changed output", submit(1, wrong_output, proof.clone())).await;
-    expect_rejected("a proof for another input", submit(2, instances.clone(), proof.clone())).await;
-    expect_rejected_from(stranger, "a submission by a non-claimant", submit(1, instances.clone(), proof.clone())).await;
+    e.rejected("a tampered proof", STRANGER, job, words.clone(), tampered).await;
+    let mut output = words.clone();
+    output[6] += U256::from(1);
+    e.rejected("a changed output", STRANGER, job, output, proof.clone()).await;
+    for row in 0..words.len() {
+        let mut plus_r = words.clone();
+        plus_r[row] += r();
+        e.rejected("an instance plus r", STRANGER, job, plus_r, proof.clone()).await;
+    }
+    e.rejected("a proof bound to another escrow job", STRANGER, other, words.clone(), proof.clone()).await;
+    let mut payee = words.clone();
+    payee[1] = U256::from_be_slice(e.chain.account(STRANGER).as_slice());
+    e.rejected("a copied proof with another payee written in", STRANGER, job, payee, proof.clone()).await;
+    // A proof bound to an unstaked payee cannot be paid, even though it verifies.
+    let unstaked = f.prove(salt, Some(&e.binding(STRANGER, job)));
+    e.rejected("a proof paying an unstaked key", STRANGER, job, instance_words(&unstaked), unstaked.proof.clone()).await;
 
-    // The valid proof pays the executor exactly the price, once.
-    let before = chain.balance(chain.account(executor)).await.unwrap();
-    let mined = chain.transact(executor, escrow, submit(1, instances.clone(), proof.clone()), U256::ZERO, gas).await.unwrap();
-    assert!(mined.success);
-    println!("escrow submitProof gas ({}): {}", chain.hardfork, mined.gas_used);
-    assert_eq!(chain.balance(chain.account(executor)).await.unwrap(), before + price - mined.fee);
-    assert_eq!(chain.balance(escrow).await.unwrap(), price);
-    expect_rejected("a replayed submission", submit(1, instances.clone(), proof.clone())).await;
+    // The valid proof, sent by a stranger, pays the executor exactly the price, once.
+    let (exec_before, stranger_before) = (e.balance(e.chain.account(EXECUTOR)).await, e.balance(e.chain.account(STRANGER)).await);
+    let paid = e.submit(STRANGER, job, words.clone(), proof.clone()).await;
+    assert!(paid.success);
+    println!("escrow submitProof gas ({}): {}", e.chain.hardfork, paid.gas_used);
+    assert_eq!(e.balance(e.chain.account(EXECUTOR)).await, exec_before + price, "the bound payee is paid, not the sender");
+    assert_eq!(e.balance(e.chain.account(STRANGER)).await, stranger_before - paid.fee);
+    assert_eq!(e.balance(e.address).await, bond + price, "the stake and the other job's payment remain");
+    let j = e.client(0).job(job).await.unwrap();
+    assert_eq!((j.state, j.executor), (JobState::Paid, e.chain.account(EXECUTOR)));
+    e.rejected("a replayed submission", EXECUTOR, job, words.clone(), proof.clone()).await;
 
-    // Refunds: not before the deadline, then exactly the price to the customer, once.
-    let refund = |job: u64| InferenceEscrow::refundCall { jobId: U256::from(job) }.abi_encode();
-    let c_before = chain.balance(chain.account(customer)).await.unwrap();
-    let early = chain.transact(customer, escrow, refund(2), U256::ZERO, gas).await.unwrap();
-    assert!(!early.success);
-    chain.increase_time(3601).await.unwrap();
-    let late = chain.transact(customer, escrow, refund(2), U256::ZERO, gas).await.unwrap();
-    assert!(late.success);
-    assert_eq!(chain.balance(chain.account(customer)).await.unwrap(), c_before - early.fee - late.fee + price);
-    assert_eq!(chain.balance(escrow).await.unwrap(), U256::ZERO);
-    assert!(!chain.transact(customer, escrow, refund(2), U256::ZERO, gas).await.unwrap().success, "double refund");
-    assert!(!chain.transact(customer, escrow, refund(1), U256::ZERO, gas).await.unwrap().success, "refund of a paid job");
+    // Refunds: not before the deadline; then exactly the price to the customer, once.
+    let customer = e.client(CUSTOMER);
+    let refund = |job| customer.refund(job);
+    assert!(refund(other).await.is_err(), "early refund");
+    e.chain.increase_time(3601).await.unwrap();
+    let c_before = e.balance(e.chain.account(CUSTOMER)).await;
+    let r = refund(other).await.unwrap();
+    println!("escrow refund gas ({}): {}", e.chain.hardfork, r.gas_used);
+    assert_eq!(e.balance(e.chain.account(CUSTOMER)).await, c_before - r.fee + price);
+    assert_eq!(e.balance(e.address).await, bond, "only the stake remains");
+    assert!(refund(other).await.is_err(), "double refund");
+    assert!(refund(job).await.is_err(), "refund of a paid job");
+}
 
-    // A late claim is rejected and the job stays refundable; an allow-list is enforced.
-    let now = chain.timestamp().await.unwrap();
-    assert!(
-        chain.transact(customer, escrow, open(commitment, now + 100, vec![chain.account(stranger)]), price, gas).await.unwrap().success
-    );
-    expect_rejected("a direct submission outside the allow-list", submit(3, instances.clone(), proof.clone())).await;
-    let claim3 = InferenceEscrow::claimJobCall { jobId: U256::from(3) }.abi_encode();
-    assert!(!chain.transact(executor, escrow, claim3.clone(), U256::ZERO, gas).await.unwrap().success, "claim outside the allow-list");
-    chain.increase_time(200).await.unwrap();
-    assert!(!chain.transact(stranger, escrow, claim3, U256::ZERO, gas).await.unwrap().success, "late claim");
-    let c_before = chain.balance(chain.account(customer)).await.unwrap();
-    let r = chain.transact(customer, escrow, refund(3), U256::ZERO, gas).await.unwrap();
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claimant_that_does_not_deliver_is_slashed_to_the_customer_and_unstaking_waits() {
+    let tc = Toolchain::in_repo().expect("run `npm ci --prefix verifier-contract`");
+    let f = fixture();
+    let terms = EscrowTerms { unstake_delay: 600, slash_bps: 5_000 };
+    let e = Escrow::deploy(&tc, &f, terms).await;
+    let (price, bond) = (eth(1, 17), eth(2, 16));
+    let c = f.commitment(Salt::random());
+    let claimable = e.open(c, 100, vec![], None, price, bond, true).await;
+    let market = e.open(c, 100, vec![], None, price, bond, false).await;
+    // An unstaked key cannot claim, and nobody can claim a market job.
+    assert!(e.client(STRANGER).claim(claimable).await.is_err(), "an unstaked key claimed");
+    e.client(EXECUTOR).stake(bond).await.unwrap();
+    assert!(e.client(EXECUTOR).claim(market).await.is_err(), "a market job was claimed");
+    e.client(EXECUTOR).claim(claimable).await.unwrap();
+    let s = e.client(0).stake_of(e.chain.account(EXECUTOR)).await.unwrap();
+    assert_eq!((s.locked, s.active()), (bond, U256::ZERO), "the claim locks the bond");
+    assert!(e.client(EXECUTOR).request_unstake(bond).await.is_err(), "a locked bond cannot be unstaked");
+
+    // The claimant vanishes: after the deadline anyone's refund pays the customer the price
+    // and half the bond.
+    e.chain.increase_time(101).await.unwrap();
+    let c_before = e.balance(e.chain.account(CUSTOMER)).await;
+    let r = e.client(STRANGER).refund(claimable).await.unwrap();
     assert!(r.success);
-    assert_eq!(chain.balance(chain.account(customer)).await.unwrap(), c_before - r.fee + price);
+    assert_eq!(e.balance(e.chain.account(CUSTOMER)).await, c_before + price + bond / U256::from(2), "price and slash to the customer");
+    let s = e.client(0).stake_of(e.chain.account(EXECUTOR)).await.unwrap();
+    assert_eq!((s.amount, s.locked), (bond / U256::from(2), U256::ZERO));
+    e.client(CUSTOMER).refund(market).await.unwrap();
+    assert_eq!(e.balance(e.address).await, bond / U256::from(2), "only the rest of the stake remains");
+
+    // Unstaking waits out the delay, then returns the stake to the wei.
+    let left = bond / U256::from(2);
+    e.client(EXECUTOR).request_unstake(left).await.unwrap();
+    assert!(e.client(EXECUTOR).withdraw_stake().await.is_err(), "withdrawn before the delay");
+    e.chain.increase_time(601).await.unwrap();
+    let x_before = e.balance(e.chain.account(EXECUTOR)).await;
+    let w = e.client(EXECUTOR).withdraw_stake().await.unwrap();
+    assert_eq!(e.balance(e.chain.account(EXECUTOR)).await, x_before - w.fee + left);
+    assert_eq!(e.balance(e.address).await, U256::ZERO);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_paid_in_an_erc20_token_pays_the_token_to_the_bound_payee() {
+    let tc = Toolchain::in_repo().expect("run `npm ci --prefix verifier-contract`");
+    let f = fixture();
+    let e = Escrow::deploy(&tc, &f, EscrowTerms::default()).await;
+    let token_code = tc.compile_one(Compiler::Escrow, &tc.test_contracts_source(), "TestToken", Some(200)).unwrap().bytecode;
+    let token = e.chain.deployer(0).deploy(token_code).await.unwrap();
+    let usd = |x: u64| eth(x, 18);
+    let erc20 = IERC20::new(token, e.chain.provider(0));
+    erc20.mint(e.chain.account(CUSTOMER), usd(100)).send().await.unwrap().get_receipt().await.unwrap();
+    let bond = eth(1, 16);
+    e.client(EXECUTOR).stake(bond).await.unwrap();
+    let salt = Salt::random();
+    let job = e.open(f.commitment(salt), 3600, vec![e.chain.account(EXECUTOR)], Some(token), usd(25), bond, false).await;
+    let balance = |who: Address| {
+        let e = &e;
+        async move { e.client(0).balance(Some(token), who).await.unwrap() }
+    };
+    assert_eq!(balance(e.chain.account(CUSTOMER)).await, usd(75));
+    assert_eq!(balance(e.address).await, usd(25));
+    let env = f.prove(salt, Some(&e.binding(EXECUTOR, job)));
+    let paid = e.submit(STRANGER, job, instance_words(&env), env.proof.clone()).await;
+    assert!(paid.success);
+    assert_eq!(balance(e.chain.account(EXECUTOR)).await, usd(25), "the token goes to the bound payee");
+    assert_eq!(balance(e.address).await, U256::ZERO);
 }

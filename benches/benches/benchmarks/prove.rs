@@ -9,7 +9,7 @@ use zkinfer_circuits::compile::{compile, CompileOptions};
 use zkinfer_circuits::data::InputData;
 use zkinfer_prover::commit::SrsTables;
 use zkinfer_prover::keys::{keygen, vk_hash};
-use zkinfer_prover::{prove, verify, Bindings, CommitMsm, CommitParams, Srs};
+use zkinfer_prover::{prove, verify, Bindings, CommitMsm, CommitParams, Srs, Statement};
 
 fn mlp(c: &mut Criterion) {
     let onnx = std::fs::read(example("mlp", "model.onnx")).expect("examples/mlp/model.onnx");
@@ -32,10 +32,14 @@ fn mlp(c: &mut Criterion) {
     group.bench_function("keygen", |b| b.iter(|| keygen(&params, model.clone()).expect("keygen")));
     let pk = keygen(&params, model.clone()).expect("keygen");
     let bindings = Bindings { model_hash: [0; 32], vk_hash: vk_hash(pk.get_vk()), srs_hash: srs.source_sha256 };
-    group.bench_function("prove_halo2_msm", |b| b.iter(|| prove(&halo2, &pk, model.clone(), q.clone(), bindings).expect("prove")));
-    group.bench_function("prove", |b| b.iter(|| prove(&params, &pk, model.clone(), q.clone(), bindings).expect("prove")));
+    group.bench_function("prove_halo2_msm", |b| {
+        b.iter(|| prove(&halo2, &pk, model.clone(), Statement::unbound(q.clone()), bindings).expect("prove"))
+    });
+    group.bench_function("prove", |b| {
+        b.iter(|| prove(&params, &pk, model.clone(), Statement::unbound(q.clone()), bindings).expect("prove"))
+    });
     let t = Instant::now();
-    let env = prove(&params, &pk, model.clone(), q.clone(), bindings).expect("prove");
+    let env = prove(&params, &pk, model.clone(), Statement::unbound(q.clone()), bindings).expect("prove");
     let single = t.elapsed();
     let n = env.instances.len();
     group.bench_function("verify", |b| b.iter(|| verify(&srs.params, pk.get_vk(), &env, bindings, n).expect("valid")));

@@ -79,6 +79,24 @@ impl ElementwiseInstructions for ElementwiseChip {
         }
         Ok(out)
     }
+
+    fn assign_squares(&self, region: &mut Region<'_, Fr>, offset: usize, cells: &[(Cell, Fr)]) -> Result<Vec<Cell>, PlonkError> {
+        let c = &self.config;
+        let mut out = Vec::with_capacity(cells.len());
+        for (i, (cell, v)) in cells.iter().enumerate() {
+            let row = offset + i;
+            c.q_elt.enable(region, row)?;
+            for (col, coeff) in c.fixed.iter().zip([Fr::zero(), Fr::zero(), Fr::one(), Fr::zero()]) {
+                region.assign_fixed(*col, row, coeff);
+            }
+            for col in &c.advice[..2] {
+                let a = region.assign_advice(*col, row, Value::known(*v));
+                region.constrain_equal(a.cell(), *cell);
+            }
+            out.push(region.assign_advice(c.advice[2], row, Value::known(v.square())).cell());
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -165,5 +183,50 @@ mod tests {
                 "row {i}: {failures:?}"
             );
         }
+    }
+
+    /// The binding rows: a value copied from the instance into a cell, then squared by the
+    /// gate from copies of that cell.
+    #[derive(Clone, Default)]
+    struct SquareCircuit {
+        /// What the square rows are told the value is (the cell holds the real one).
+        claimed: Option<Fr>,
+    }
+
+    const V: u64 = 0xf39f_d6e5_1aad;
+
+    impl Circuit<Fr> for SquareCircuit {
+        type Config = (ElementwiseConfig, Column<Advice>, Column<Instance>);
+        type FloorPlanner = SimpleFloorPlanner;
+        type Params = ();
+        fn without_witnesses(&self) -> Self {
+            self.clone()
+        }
+        fn configure(meta: &mut ConstraintSystem<Fr>) -> Self::Config {
+            TestCircuit::configure(meta)
+        }
+        fn synthesize(&self, (config, col, instance): Self::Config, mut layouter: impl Layouter<Fr>) -> Result<(), PlonkError> {
+            let chip = ElementwiseChip::construct(config);
+            let cell = layouter.assign_region(
+                || "binding",
+                |mut region| {
+                    let cell = region.assign_advice(col, 0, Value::known(Fr::from(V))).cell();
+                    chip.assign_squares(&mut region, 1, &[(cell, self.claimed.unwrap_or(Fr::from(V)))])?;
+                    Ok(cell)
+                },
+            )?;
+            layouter.constrain_instance(cell, instance, 0);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_square_row_reads_its_cell_and_a_consistent_wrong_value_fails_the_copy() {
+        MockProver::run(5, &SquareCircuit::default(), vec![vec![Fr::from(V)]]).unwrap().assert_satisfied();
+        // The square rows hold V+1 and its true square: only the copies from the cell catch it.
+        let wrong = SquareCircuit { claimed: Some(Fr::from(V + 1)) };
+        let failures = MockProver::run(5, &wrong, vec![vec![Fr::from(V)]]).unwrap().verify().unwrap_err();
+        assert!(failures.iter().all(|f| matches!(f, VerifyFailure::Permutation { .. })), "{failures:?}");
+        assert!(!failures.is_empty());
     }
 }

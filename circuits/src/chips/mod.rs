@@ -118,6 +118,10 @@ pub trait ElementwiseInstructions {
         coeffs: &[[Fr; 4]],
         z: &[Fr],
     ) -> Result<Vec<Cell>, PlonkError>;
+
+    /// Lays out one row per value `v` with `x = y = v` (copied from `cells`) and `z = v²`
+    /// (`cxy = 1`): a gate that reads each cell, for values that are not small integers.
+    fn assign_squares(&self, region: &mut Region<'_, Fr>, offset: usize, cells: &[(Cell, Fr)]) -> Result<Vec<Cell>, PlonkError>;
 }
 
 /// Poseidon commitment to a vector of field elements.

@@ -93,12 +93,14 @@ impl QModel {
             .collect())
     }
 
-    /// The Poseidon commitment to the inputs (design.md §1.2): the first public value of a
-    /// proof with a hashed input, which customers recompute from the public model.
-    pub fn input_commitment(&self, inputs: &[Vec<f32>]) -> Result<halo2_proofs::halo2curves::bn256::Fr> {
-        let q = self.quantize_inputs(inputs)?;
-        let flat: Vec<_> = q.iter().flatten().map(|&v| crate::chips::fr_from_i64(v)).collect();
-        Ok(crate::chips::poseidon::commit(&flat))
+    /// The Poseidon commitment to the inputs with `salt` (design.md §1.2): the first public
+    /// value of a proof with a hashed input, which customers recompute from the public model.
+    pub fn input_commitment(
+        &self,
+        inputs: &[Vec<f32>],
+        salt: halo2_proofs::halo2curves::bn256::Fr,
+    ) -> Result<halo2_proofs::halo2curves::bn256::Fr> {
+        Ok(crate::circuit::salted_commitment(&self.quantize_inputs(inputs)?, salt))
     }
 
     /// Checks input lengths and quantizes them.

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::ir::{BinaryKind, ConstTensor, Graph, Op, Operand, TensorId, TensorInfo};
 
 /// Version of [`Settings`] and [`QModel`]; bump on any change that alters the circuit.
-pub const SETTINGS_VERSION: u32 = 3;
+pub const SETTINGS_VERSION: u32 = 4;
 
 /// What the public instances reveal about the inputs or the outputs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,13 +175,23 @@ impl QModel {
         }
     }
 
-    /// Total number of public instances: the input part, then the output part.
+    /// The first instance row of the payee binding (after the input part).
+    pub fn binding_offset(&self) -> usize {
+        self.input_instances()
+    }
+
+    /// The first instance row of the output part (after the payee binding).
+    pub fn output_offset(&self) -> usize {
+        self.input_instances() + crate::circuit::BINDING_INSTANCES
+    }
+
+    /// Total number of public instances: the input part, the payee binding, the output part.
     pub fn num_instances(&self) -> usize {
         let outputs = match self.settings.output_visibility {
             Visibility::Hashed => 1,
             _ => self.output_shapes().iter().map(|s| s.iter().product::<usize>()).sum(),
         };
-        self.input_instances() + outputs
+        self.output_offset() + outputs
     }
 
     /// Shapes of the outputs.

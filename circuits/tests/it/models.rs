@@ -167,8 +167,12 @@ fn every_visibility_binds_what_it_exposes() {
         }
         if vout == Hashed {
             let outs: Vec<Fr> = model.eval_quantized(&q).unwrap().outputs(&model).concat().into_iter().map(fr_from_i64).collect();
-            assert_eq!(inst[n_in], poseidon::commit(&outs));
+            assert_eq!(inst[model.output_offset()], poseidon::commit(&outs));
         }
+        if vin == Hashed {
+            assert_eq!(inst[0], zkinfer_circuits::circuit::salted_commitment(&q, Fr::zero()));
+        }
+        assert_eq!(&inst[n_in..model.output_offset()], &[Fr::zero(); 4], "an unbound circuit binds no payee");
         assert_eq!(MockProver::run(model.settings.k, &circuit, vec![inst.clone()]).unwrap().verify(), Ok(()), "{vin:?}/{vout:?}");
         for i in 0..inst.len() {
             let mut bad = inst.clone();

@@ -30,6 +30,36 @@ pub fn sign(key: &PrivateKeySigner, method: &str, path: &str, body: &[u8], nonce
     Ok([(EXECUTOR, ExecutorId(key.address()).to_string()), (NONCE, nonce.to_string()), (SIGNATURE, to_hex(&sig.as_bytes()))])
 }
 
+/// What the customer who opened an escrow job signs to submit it to a coordinator: the
+/// escrow job (chain, escrow, id), the model and the input commitment.
+pub fn submission_message(binding: &crate::seal::EscrowBinding, model: &crate::ModelId, commitment: &crate::Commitment) -> Vec<u8> {
+    format!("zkinfer-submit-v1\n{}\n{:#x}\n{}\n{model}\n{commitment}", binding.chain_id, binding.escrow, binding.job).into_bytes()
+}
+
+/// Signs [`submission_message`] with the customer's key.
+pub fn sign_submission(
+    key: &PrivateKeySigner,
+    binding: &crate::seal::EscrowBinding,
+    model: &crate::ModelId,
+    commitment: &crate::Commitment,
+) -> Result<Vec<u8>> {
+    let sig =
+        key.sign_message_sync(&submission_message(binding, model, commitment)).map_err(|_| Error::BadSignature("the key cannot sign"))?;
+    Ok(sig.as_bytes().to_vec())
+}
+
+/// The address that signed a submission.
+pub fn submission_signer(
+    binding: &crate::seal::EscrowBinding,
+    model: &crate::ModelId,
+    commitment: &crate::Commitment,
+    signature: &[u8],
+) -> Result<Address> {
+    let sig = Signature::try_from(signature).map_err(|_| Error::BadSignature("the customer signature is not 65 bytes"))?;
+    sig.recover_address_from_msg(submission_message(binding, model, commitment))
+        .map_err(|_| Error::BadSignature("no signer recovers from the customer signature"))
+}
+
 /// Checks a request's signature; returns the executor and the nonce (the caller must still
 /// check that the nonce is fresh).
 pub fn verify(method: &str, path: &str, body: &[u8], executor: &str, nonce: &str, signature: &str) -> Result<(ExecutorId, u64)> {

@@ -12,6 +12,7 @@
 //! None.
 
 pub mod auth;
+mod binding;
 pub mod client;
 mod commitment;
 mod error;
@@ -21,6 +22,7 @@ pub mod seal;
 mod state;
 pub mod types;
 
+pub use binding::{Binding, Salt};
 pub use commitment::Commitment;
 pub use error::{Error, ErrorBody, ErrorCode, ErrorDetail, Result};
 pub use hexbytes::{to_hex, Hash32, HexBytes};

@@ -7,7 +7,9 @@
 //! job, chain, escrow and escrow job), so a ciphertext opens only for the job it was made for.
 //! An executor's HPKE key is derived from its Ethereum key, so it has one secret to keep.
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, Signature};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::signers::SignerSync;
 use hpke::aead::ChaCha20Poly1305;
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
@@ -15,7 +17,7 @@ use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::{Commitment, EscrowJobId, ModelId};
+use crate::{Commitment, EscrowJobId, ExecutorId, ModelId};
 
 type Kem = X25519HkdfSha256;
 
@@ -88,6 +90,30 @@ impl SealKey {
     }
 }
 
+fn hpke_key_message(executor: ExecutorId, public: &[u8]) -> Vec<u8> {
+    format!("zkinfer-hpke-key-v1\n{executor}\n{}", hex::encode(public)).into_bytes()
+}
+
+/// The executor's EIP-191 signature of its HPKE public key: what customers check before
+/// sealing to it, so that whoever relays the key (the coordinator) cannot swap in its own.
+pub fn sign_hpke_key(key: &PrivateKeySigner, public: &[u8]) -> Result<Vec<u8>> {
+    let sig =
+        key.sign_message_sync(&hpke_key_message(ExecutorId(key.address()), public)).map_err(|_| Error::Seal("the key cannot sign"))?;
+    Ok(sig.as_bytes().to_vec())
+}
+
+/// Checks that `executor` signed the HPKE key `public`.
+pub fn verify_hpke_key(executor: ExecutorId, public: &[u8], signature: &[u8]) -> Result<()> {
+    let sig = Signature::try_from(signature).map_err(|_| Error::BadSignature("the HPKE key signature is not 65 bytes"))?;
+    let signer = sig
+        .recover_address_from_msg(hpke_key_message(executor, public))
+        .map_err(|_| Error::BadSignature("no signer recovers from the HPKE key signature"))?;
+    if signer != executor.0 {
+        return Err(Error::BadSignature("the HPKE key is not signed by its executor"));
+    }
+    Ok(())
+}
+
 /// Seals `plaintext` for the job `ctx` describes to the executor whose HPKE public key is `public`.
 pub fn seal(public: &[u8], ctx: &SealContext<'_>, plaintext: &[u8]) -> Result<Vec<u8>> {
     let pk = <Kem as hpke::Kem>::PublicKey::from_bytes(public).map_err(|_| Error::Seal("the HPKE public key is not 32 bytes of X25519"))?;
@@ -103,6 +129,20 @@ pub fn seal(public: &[u8], ctx: &SealContext<'_>, plaintext: &[u8]) -> Result<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_hpke_key_is_signed_by_its_executor_and_a_swapped_key_is_caught() {
+        let key = PrivateKeySigner::random();
+        let me = ExecutorId(key.address());
+        let public = SealKey::derive(&key.to_bytes()[..]).public_bytes();
+        let sig = sign_hpke_key(&key, &public).unwrap();
+        verify_hpke_key(me, &public, &sig).unwrap();
+        let swapped = SealKey::derive(&[9; 32]).public_bytes();
+        assert!(verify_hpke_key(me, &swapped, &sig).is_err(), "another key under the executor's signature");
+        let other = ExecutorId(PrivateKeySigner::random().address());
+        assert!(verify_hpke_key(other, &public, &sig).is_err(), "the signature of another executor");
+        assert!(verify_hpke_key(me, &public, &sig[..64]).is_err());
+    }
 
     #[test]
     fn only_the_recipient_opens_and_only_for_the_job() {

@@ -5,7 +5,8 @@
 //!   ▲                  │                   │                  │
 //!   └── lease expired ─┴───────────────────┘                  └─ deadline ─▶ refunded
 //! queued / assigned / proving ── deadline ──▶ expired ──▶ refunded
-//! proving ── executor reports failure ──▶ failed (after the last attempt) or queued
+//! proving ── executor reports failure ──▶ failed
+//! settled ──▶ proved, refunded ──▶ expired / proved: only when a reorg removed the event
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -92,6 +93,14 @@ impl JobState {
                 | (Queued | Assigned | Proving, Expired)
                 | (Expired | Proved, Refunded)
         )
+    }
+
+    /// Whether a reorg that removed the payment or refund that moved the job to `self` may
+    /// move it back to `prev` (settled → proved, refunded → expired or proved). This is the
+    /// only way out of a "terminal" state, and only the chain watcher takes it.
+    pub fn can_revert_to(self, prev: JobState) -> bool {
+        use JobState::*;
+        matches!((self, prev), (Settled, Proved) | (Refunded, Expired | Proved))
     }
 
     /// Whether nothing more can happen to the job.

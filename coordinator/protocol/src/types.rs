@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{Commitment, EscrowJobId, ExecutorId, Hash32, HexBytes, JobId, JobState, ModelId, Wei};
+use crate::{Commitment, EscrowJobId, ExecutorId, Hash32, HexBytes, JobId, JobState, ModelId, Salt, Wei};
 
 /// `POST /v1/jobs`: a job for a model. Send exactly one of `input` (plain: the coordinator
 /// sees it) and `sealed` (HPKE ciphertexts of an [`InputPayload`], one per executor allowed
@@ -25,11 +25,19 @@ pub struct SubmitJob {
     /// The commitment to the input: required when sealed; checked when plain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_commitment: Option<Commitment>,
+    /// A plain job's salt (a sealed job's salt is inside its ciphertexts); when left out, the
+    /// coordinator draws one and returns it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<Salt>,
     /// The escrow job paying for this job (required when the coordinator settles on chain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escrow_job: Option<EscrowJobId>,
-    /// Seconds until the job expires (at most 30 days).
+    /// Seconds until the job expires (at most 30 days; on chain, no later than the escrow job's deadline).
     pub deadline_s: u64,
+    /// For a paid job: the EIP-191 signature, by the key that opened the escrow job, of
+    /// [`crate::auth::submission_message`], so that nobody else can submit its escrow job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_signature: Option<HexBytes>,
 }
 
 /// What a sealed ciphertext (or a plain job's stored input) holds.
@@ -38,6 +46,8 @@ pub struct SubmitJob {
 pub struct InputPayload {
     /// The input values (all model inputs flattened in order).
     pub input: Vec<f32>,
+    /// The salt of the input commitment.
+    pub salt: Salt,
 }
 
 /// `201` answer to a submission.
@@ -49,6 +59,9 @@ pub struct Submitted {
     pub state: JobState,
     /// The commitment its proof must bind.
     pub input_commitment: Commitment,
+    /// The salt the coordinator drew for a plain job that came without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<Salt>,
 }
 
 /// One step of a job's life.
@@ -104,6 +117,9 @@ pub struct JobView {
 pub struct ExecutorRegistration {
     /// Its HPKE public key (32 bytes of X25519), to seal inputs to.
     pub hpke_public_key: HexBytes,
+    /// Its Ethereum key's EIP-191 signature of the HPKE key ([`crate::seal::sign_hpke_key`]):
+    /// customers check it, so a coordinator cannot swap in a key of its own.
+    pub hpke_key_signature: HexBytes,
     /// Its price per job.
     pub price_wei: Wei,
     /// Whether it proves on a GPU.
@@ -119,6 +135,10 @@ pub struct ExecutorInfo {
     pub address: ExecutorId,
     /// Its HPKE public key, to seal inputs to.
     pub hpke_public_key: HexBytes,
+    /// The executor's signature of it: check with [`crate::seal::verify_hpke_key`] before sealing.
+    pub hpke_key_signature: HexBytes,
+    /// Its stake in the escrow, as the coordinator last read it (0 off chain).
+    pub stake_wei: Wei,
     /// Its price per job.
     pub price_wei: Wei,
     /// Whether it proves on a GPU.
@@ -214,8 +234,10 @@ mod tests {
             input: Some(vec![0.5, 1.0]),
             sealed: None,
             input_commitment: Some("0x2a".parse().unwrap()),
+            salt: None,
             escrow_job: Some(EscrowJobId(3)),
             deadline_s: 60,
+            customer_signature: None,
         };
         let text = serde_json::to_string(&j).unwrap();
         assert_eq!(serde_json::from_str::<SubmitJob>(&text).unwrap(), j);

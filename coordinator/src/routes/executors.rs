@@ -8,7 +8,7 @@ use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use zkinfer_protocol::types::{ExecutorInfo, ExecutorRegistration, Lease};
-use zkinfer_protocol::{ErrorBody, ExecutorId};
+use zkinfer_protocol::{ErrorBody, ExecutorId, Wei};
 
 use super::{decode, ApiPath, ApiResult, AppState, Customer, Signed};
 use crate::clock::now_ms;
@@ -26,7 +26,13 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         (status = 401, description = "No or unknown API key", body = ErrorBody),
     ))]
 async fn list(_customer: Customer, State(api): State<AppState>) -> ApiResult<Json<Vec<ExecutorInfo>>> {
-    Ok(Json(api.store.executors().await?))
+    let mut list = api.store.executors().await?;
+    if let Some(chain) = &api.chain {
+        for e in &mut list {
+            e.stake_wei = Wei(chain.stakes.active(&chain.escrow, e.address).await?);
+        }
+    }
+    Ok(Json(list))
 }
 
 /// The path must name the signer.
@@ -54,6 +60,8 @@ async fn register(State(api): State<AppState>, ApiPath(address): ApiPath<Executo
     if info.hpke_public_key.0.len() != 32 {
         return Err(Error::BadRequest("hpke_public_key must be 32 bytes (X25519)".into()).into());
     }
+    zkinfer_protocol::seal::verify_hpke_key(signed.executor, &info.hpke_public_key.0, &info.hpke_key_signature.0)
+        .map_err(|e| Error::BadSignature(e.to_string()))?;
     for m in &info.models {
         api.checker.input_len(m).ok_or_else(|| Error::UnknownModel(m.to_string()))?;
     }
@@ -71,11 +79,29 @@ async fn register(State(api): State<AppState>, ApiPath(address): ApiPath<Executo
         (status = 204, description = "No job came during the long-poll"),
         (status = 400, description = "The address does not parse", body = ErrorBody),
         (status = 401, description = "Missing or bad signature, or the path names another executor", body = ErrorBody),
+        (status = 403, description = "On chain: the executor has less active stake in the escrow than the coordinator needs", body = ErrorBody),
         (status = 409, description = "replayed_request: sign again with a fresh nonce", body = ErrorBody),
     ))]
 async fn claim(State(api): State<AppState>, ApiPath(address): ApiPath<ExecutorId>, signed: Signed) -> ApiResult<Response> {
     same_executor(address, &signed)?;
     let me = signed.executor;
+    // On chain, only staked executors get work (a throwaway key cannot hold jobs), and each
+    // only the jobs whose minimum bond its stake covers.
+    let stake_gwei = match &api.chain {
+        Some(chain) => {
+            let active = chain.stakes.active(&chain.escrow, me).await?;
+            if active < api.policy.min_stake {
+                return Err(Error::Forbidden(format!(
+                    "executor {me} has {active} wei of active stake in the escrow at {:#x}; stake at least {} wei (zkinfer executor --stake-wei)",
+                    chain.escrow.address(),
+                    api.policy.min_stake
+                ))
+                .into());
+            }
+            Some(crate::chain::gwei(active, false))
+        }
+        None => None,
+    };
     let deadline = tokio::time::Instant::now() + api.long_poll;
     let _waiting = api.dispatch.waiting(me)?;
     loop {
@@ -88,7 +114,7 @@ async fn claim(State(api): State<AppState>, ApiPath(address): ApiPath<ExecutorId
         if !d.preferred && d.contended {
             tokio::time::sleep(ROUTE_GRACE).await;
         }
-        if let Some(lease) = api.store.claim(&me, now_ms(), api.lease_ms()).await? {
+        if let Some(lease) = api.store.claim_staked(&me, stake_gwei, now_ms(), api.lease_ms()).await? {
             if d.preferred {
                 api.metrics.picked_claim(me);
             }

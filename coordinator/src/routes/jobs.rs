@@ -7,9 +7,10 @@ use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use zkinfer_protocol::types::{FailReport, InputPayload, JobView, SubmitJob, Submitted};
-use zkinfer_protocol::{Commitment, ErrorBody, ExecutorId, JobId, JobState};
+use zkinfer_protocol::{Binding, Commitment, ErrorBody, ExecutorId, JobId, JobState, Salt};
 
 use super::{blocking, decode, ApiError, ApiJson, ApiPath, ApiResult, AppState, Customer, Signed};
+use crate::check::ExpectedProof;
 use crate::clock::now_ms;
 use crate::error::Error;
 use crate::openapi::ProofFile;
@@ -34,12 +35,14 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 
 /// Submit a job: plain (`input`, the coordinator sees it) or sealed (`sealed`: HPKE
 /// ciphertexts per executor, with `input_commitment`). On chain, `escrow_job` must name an
-/// open escrow job for this model and input, payable to every executor sealed to.
+/// open escrow job for this model, its verifier and this input, payable to every executor
+/// sealed to, on this coordinator's terms (price, deadline), opened by the key that signed
+/// `customer_signature`.
 #[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = SubmitJob, security(("api_key" = [])),
     responses(
         (status = 201, description = "Queued", body = Submitted),
         (status = 400, description = "Malformed, or the input has the wrong length (input_length)", body = ErrorBody),
-        (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 401, description = "No or unknown API key, or a bad customer signature", body = ErrorBody),
         (status = 404, description = "Unknown model", body = ErrorBody),
         (status = 409, description = "The escrow job does not pay for it (escrow_mismatch)", body = ErrorBody),
         (status = 502, description = "The chain could not be read", body = ErrorBody),
@@ -51,28 +54,37 @@ async fn submit(
 ) -> ApiResult<Response> {
     let expected = api.checker.input_len(&b.model_id).ok_or_else(|| Error::UnknownModel(b.model_id.to_string()))?;
     let bad = |m: &str| ApiError::from(Error::BadRequest(m.to_string()));
-    let (plain, sealed, commitment) = match (&b.input, &b.sealed) {
+    let (plain, sealed, commitment, drawn) = match (&b.input, &b.sealed) {
         (Some(values), None) => {
             if values.len() != expected {
                 return Err(Error::InputLength { got: values.len(), expected }.into());
             }
-            let c = api.checker.commitment(&b.model_id, values)?;
+            let salt = b.salt.unwrap_or_else(Salt::random);
+            let c = api.checker.commitment(&b.model_id, values, salt)?;
             if b.input_commitment.is_some_and(|given| given != c) {
-                return Err(bad("input_commitment is not the commitment to input"));
+                return Err(bad("input_commitment is not the commitment to input with salt"));
             }
-            let json = serde_json::to_vec(&InputPayload { input: values.clone() }).map_err(|e| bad(&e.to_string()))?;
-            (Some(json), Vec::new(), c)
+            let json = serde_json::to_vec(&InputPayload { input: values.clone(), salt }).map_err(|e| bad(&e.to_string()))?;
+            (Some(json), Vec::new(), c, b.salt.is_none().then_some(salt))
         }
         (None, Some(by_executor)) => {
+            if b.salt.is_some() {
+                return Err(bad("a sealed job's salt goes inside its ciphertexts, not beside them"));
+            }
             let c = b.input_commitment.ok_or_else(|| bad("a sealed input needs input_commitment"))?;
             let sealed: Vec<(ExecutorId, Vec<u8>)> = by_executor.iter().map(|(e, ct)| (*e, ct.0.clone())).collect();
-            (None, sealed, c)
+            (None, sealed, c, None)
         }
         _ => return Err(bad("send exactly one of input (plain) and sealed")),
     };
-    check_escrow(&api, &b, commitment, &sealed).await?;
+    let escrow_job = check_escrow(&api, &b, commitment, &sealed).await?;
     let now = now_ms();
-    let deadline = now + (b.deadline_s.min(MAX_DEADLINE_S) * 1000) as i64;
+    let mut deadline = now + (b.deadline_s.min(MAX_DEADLINE_S) * 1000) as i64;
+    if let Some(job) = &escrow_job {
+        // Off chain the job ends before the escrow job does, leaving time to submit the proof.
+        let margin = (api.policy.min_deadline.as_millis() as i64) / 2;
+        deadline = deadline.min((job.deadline as i64) * 1000 - margin);
+    }
     let input = match &plain {
         Some(json) => JobInput::Plain { json, values: expected },
         None => JobInput::Sealed(&sealed),
@@ -84,29 +96,68 @@ async fn submit(
         input_commitment: Some(commitment),
         escrow_job: b.escrow_job,
         deadline_ms: deadline,
+        min_bond_gwei: escrow_job.as_ref().map(|j| crate::chain::gwei(j.min_bond, true)),
     };
     let id = api.store.submit_job(&job, now).await?;
     api.submitted.notify_waiters();
     tracing::info!(job = %id, model = %b.model_id, sealed = plain.is_none(), "job submitted");
-    Ok((StatusCode::CREATED, Json(Submitted { job_id: id, state: JobState::Queued, input_commitment: commitment })).into_response())
+    let body = Submitted { job_id: id, state: JobState::Queued, input_commitment: commitment, salt: drawn };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// On chain, a job must name an open escrow job for its model and input, payable to every
-/// executor its input is sealed to.
-async fn check_escrow(api: &AppState, b: &SubmitJob, commitment: Commitment, sealed: &[(ExecutorId, Vec<u8>)]) -> ApiResult<()> {
-    let Some(escrow) = &api.escrow else {
+/// On chain, a job must name an escrow job that pays for it (see [`submit`]); returns it.
+async fn check_escrow(
+    api: &AppState,
+    b: &SubmitJob,
+    commitment: Commitment,
+    sealed: &[(ExecutorId, Vec<u8>)],
+) -> ApiResult<Option<zkinfer_verifier_contract::escrow::EscrowJob>> {
+    let Some(chain) = &api.chain else {
         if b.escrow_job.is_some() {
             return Err(Error::BadRequest("this coordinator is not connected to a chain: omit escrow_job".into()).into());
         }
-        return Ok(());
+        return Ok(None);
     };
     let id = b
         .escrow_job
         .ok_or_else(|| Error::BadRequest("this coordinator settles on chain: open an escrow job and pass escrow_job".into()))?;
-    let hash = api.checker.model_hash(&b.model_id).ok_or_else(|| Error::UnknownModel(b.model_id.to_string()))?;
+    let signature = b.customer_signature.as_ref().ok_or_else(|| {
+        Error::BadRequest(
+            "a paid job needs customer_signature: the escrow job's customer signs the submission (zkinfer_protocol::auth::sign_submission)"
+                .into(),
+        )
+    })?;
+    let signer = zkinfer_protocol::auth::submission_signer(&chain.binding(id), &b.model_id, &commitment, &signature.0)
+        .map_err(|e| Error::BadSignature(e.to_string()))?;
+    let unknown = || Error::UnknownModel(b.model_id.to_string());
+    let model_hash = api.checker.model_hash(&b.model_id).ok_or_else(unknown)?;
+    let num_instances = api.checker.num_instances(&b.model_id).ok_or_else(unknown)?;
+    let job = chain.escrow.job(id).await?;
+    let (checker, model, parts) = (api.checker.clone(), b.model_id.clone(), job.model.parts.clone());
+    let code_hash = blocking("verifier pin", move || checker.expected_code_hash(&model, &parts)).await?;
     let sealed_to: Vec<ExecutorId> = sealed.iter().map(|(e, _)| *e).collect();
-    crate::chain::check_pays_for(escrow, id, &hash, commitment, &sealed_to).await?;
-    Ok(())
+    let asked = api.store.executors().await?.into_iter().filter(|e| sealed_to.contains(&e.address)).map(|e| e.price_wei.0).max();
+    let now_s = (now_ms() / 1000) as u64;
+    let wanted = crate::chain::Wanted {
+        model_hash,
+        num_instances,
+        code_hash,
+        commitment,
+        sealed_to: &sealed_to,
+        deadline_at_least: now_s + api.policy.min_deadline.as_secs(),
+        price_at_least: asked.unwrap_or_default().max(api.policy.min_price),
+        signer,
+    };
+    crate::chain::check_pays_for(&chain.escrow, &job, &wanted).await?;
+    Ok(Some(job))
+}
+
+/// The job, if it is the customer's (another customer's job is an unknown job: its id tells nothing).
+async fn own_job(api: &AppState, customer: &Customer, id: JobId) -> ApiResult<JobView> {
+    if api.store.customer_of(id).await? != customer.0 {
+        return Err(Error::UnknownJob(id).into());
+    }
+    Ok(api.store.job(id).await?)
 }
 
 /// A job: state, executor, attempts, lifecycle events with times, escrow job, input
@@ -117,37 +168,37 @@ async fn check_escrow(api: &AppState, b: &SubmitJob, commitment: Commitment, sea
         (status = 200, description = "The job", body = JobView),
         (status = 400, description = "The id is not a number", body = ErrorBody),
         (status = 401, description = "No or unknown API key", body = ErrorBody),
-        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 404, description = "No such job (or not this customer's)", body = ErrorBody),
     ))]
 async fn job(
-    _customer: Customer,
+    customer: Customer,
     axum::extract::State(api): axum::extract::State<AppState>,
     ApiPath(id): ApiPath<JobId>,
 ) -> ApiResult<Json<JobView>> {
-    Ok(Json(api.store.job(id).await?))
+    Ok(Json(own_job(&api, &customer, id).await?))
 }
 
-/// Download the proof file once the job is proved.
+/// Download the proof file: the job's own customer only, once the job is proved (off chain)
+/// or settled (paid on chain, so that nobody can race the executor to the payment with it).
 #[utoipa::path(get, path = "/v1/jobs/{id}/proof", tag = "jobs", security(("api_key" = [])),
     params(("id" = JobId, Path, description = "The job")),
     responses(
         (status = 200, description = "The proof file", body = ProofFile, content_type = "application/octet-stream"),
         (status = 400, description = "The id is not a number", body = ErrorBody),
         (status = 401, description = "No or unknown API key", body = ErrorBody),
-        (status = 404, description = "No such job", body = ErrorBody),
-        (status = 409, description = "Not proved yet (bad_state)", body = ErrorBody),
+        (status = 404, description = "No such job (or not this customer's)", body = ErrorBody),
+        (status = 409, description = "Not proved, or paid on chain but not settled yet (bad_state)", body = ErrorBody),
     ))]
 async fn proof(
-    _customer: Customer,
+    customer: Customer,
     axum::extract::State(api): axum::extract::State<AppState>,
     ApiPath(id): ApiPath<JobId>,
 ) -> ApiResult<Response> {
+    let job = own_job(&api, &customer, id).await?;
+    let ready = if job.escrow_job.is_some() { job.state == JobState::Settled } else { job.state.reached(JobState::Proved) };
     match api.store.proof(id).await? {
-        Some(p) => Ok(([(header::CONTENT_TYPE, "application/octet-stream")], p).into_response()),
-        None => {
-            let state = api.store.job(id).await?.state;
-            Err(Error::BadTransition { job: id, state, action: "download a proof" }.into())
-        }
+        Some(p) if ready => Ok(([(header::CONTENT_TYPE, "application/octet-stream")], p).into_response()),
+        _ => Err(Error::BadTransition { job: id, state: job.state, action: "download a proof" }.into()),
     }
 }
 
@@ -191,7 +242,7 @@ async fn heartbeat(
     ApiPath(id): ApiPath<JobId>,
     signed: Signed,
 ) -> ApiResult<StatusCode> {
-    api.store.heartbeat(id, &signed.executor, now_ms(), api.lease_ms()).await?;
+    api.store.heartbeat(id, &signed.executor, now_ms(), api.lease_ms(), api.policy.max_lease.as_millis() as i64).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -219,9 +270,18 @@ async fn deliver(
     api.store.ensure_holder(id, &executor, "deliver a proof").await?;
     let (model_id, commitment) = api.store.job_commitment(id).await?;
     let commitment = commitment.ok_or_else(|| Error::Internal(format!("job {id} has no input commitment")))?;
+    // The proof must pay this executor, for the job's escrow job when it has one.
+    let binding = match (api.store.job(id).await?.escrow_job, &api.chain) {
+        (Some(job), Some(chain)) => {
+            let b = chain.binding(job);
+            Binding { payee: executor, chain_id: b.chain_id, escrow: b.escrow, escrow_job: job }
+        }
+        _ => Binding::off_chain(executor),
+    };
+    let expect = ExpectedProof { commitment, binding };
     // Verifying takes milliseconds of CPU: keep it off the async workers.
     let (checker, proof) = (api.checker.clone(), signed.body.clone());
-    blocking("proof check", move || checker.check(&model_id, &commitment, &proof)).await?;
+    blocking("proof check", move || checker.check(&model_id, &expect, &proof)).await?;
     api.store.complete(id, &executor, &signed.body, now_ms()).await?;
     let seconds = api.store.proving_since(id).await?.map_or(0.0, |t| (now_ms() - t).max(0) as f64 / 1e3);
     api.metrics.proved(seconds);

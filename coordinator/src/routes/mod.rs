@@ -30,10 +30,12 @@ use utoipa_axum::router::OpenApiRouter;
 use zkinfer_protocol::{ErrorBody, ErrorDetail, ExecutorId};
 use zkinfer_verifier_contract::escrow::EscrowClient;
 
+use crate::chain::StakeCache;
 use crate::check::{ModelRegistrar, ProofChecker};
 use crate::dispatch::Dispatch;
 use crate::error::Error;
 use crate::metrics::Metrics;
+use crate::policy::Policy;
 use crate::store::Store;
 
 /// Largest request body: a sealed input of a few hundred thousand values, or a proof.
@@ -56,7 +58,11 @@ pub struct AppState {
     pub(crate) submitted: Arc<Notify>,
     pub(crate) dispatch: Dispatch,
     /// The escrow paying for jobs, when the market runs on chain.
-    pub(crate) escrow: Option<EscrowClient>,
+    pub(crate) chain: Option<Arc<Chain>>,
+    /// What the coordinator accepts.
+    pub(crate) policy: Arc<Policy>,
+    /// One model registration at a time.
+    pub(crate) registering: Arc<tokio::sync::Semaphore>,
     /// Registers models sent over HTTP, when enabled.
     pub(crate) registrar: Option<Arc<dyn ModelRegistrar>>,
     pub(crate) metrics: Arc<Metrics>,
@@ -83,7 +89,9 @@ impl AppState {
             long_poll,
             submitted: Arc::new(Notify::new()),
             dispatch: Dispatch::default(),
-            escrow: None,
+            chain: None,
+            policy: Arc::new(Policy::default()),
+            registering: Arc::new(tokio::sync::Semaphore::new(1)),
             registrar: None,
             metrics: Arc::new(Metrics::new()),
             shutdown: CancellationToken::new(),
@@ -96,10 +104,16 @@ impl AppState {
         self
     }
 
-    /// Requires every job to be paid through this escrow (checked at submission); the
-    /// service runs [`crate::chain::watch`] to settle them.
-    pub fn with_escrow(mut self, escrow: EscrowClient) -> Self {
-        self.escrow = Some(escrow);
+    /// Requires every job to be paid through this escrow on the chain `chain_id` (checked at
+    /// submission); the service runs [`crate::chain::watch`] to settle them.
+    pub fn with_escrow(mut self, escrow: EscrowClient, chain_id: u64) -> Self {
+        self.chain = Some(Arc::new(Chain { escrow, chain_id, stakes: StakeCache::new(Duration::from_secs(10)) }));
+        self
+    }
+
+    /// Accepts on these terms.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = Arc::new(policy);
         self
     }
 
@@ -117,6 +131,23 @@ impl AppState {
     /// which compiles and runs keygen, is exempt.
     fn request_timeout(&self) -> Duration {
         self.long_poll + Duration::from_secs(30)
+    }
+}
+
+/// The chain a coordinator settles on.
+pub struct Chain {
+    /// The escrow.
+    pub escrow: EscrowClient,
+    /// The chain's id.
+    pub chain_id: u64,
+    /// Executors' stake, read from the escrow.
+    pub stakes: StakeCache,
+}
+
+impl Chain {
+    /// What a sealed input or a proof of escrow job `job` is bound to.
+    pub fn binding(&self, job: zkinfer_protocol::EscrowJobId) -> zkinfer_protocol::seal::EscrowBinding {
+        zkinfer_protocol::seal::EscrowBinding { chain_id: self.chain_id, escrow: self.escrow.address(), job }
     }
 }
 
@@ -234,6 +265,23 @@ impl FromRequestParts<AppState> for Customer {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let key = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()).ok_or(Error::Unauthorized)?;
         Ok(Customer(state.customers.get(key).cloned().ok_or(Error::Unauthorized)?))
+    }
+}
+
+/// A request with an admin's API key (`x-api-key` among the coordinator's admin keys).
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()).ok_or(Error::Unauthorized)?;
+        if state.policy.admin_keys.contains(key) {
+            return Ok(Admin);
+        }
+        if state.customers.contains_key(key) {
+            return Err(Error::Forbidden("registering models needs an admin key (coordinator --admin-key)".into()).into());
+        }
+        Err(Error::Unauthorized.into())
     }
 }
 

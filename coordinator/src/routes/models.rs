@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 use zkinfer_protocol::types::{ModelArtifact, ModelSummary, RegisterModelRequest, RegisteredModel};
 use zkinfer_protocol::{ErrorBody, Hash32, HexBytes, ModelId};
 
-use super::{blocking, ApiJson, ApiPath, ApiResult, AppState, Customer};
+use super::{blocking, Admin, ApiJson, ApiPath, ApiResult, AppState};
 use crate::clock::now_ms;
 use crate::error::Error;
 
@@ -34,19 +34,31 @@ async fn list(State(api): State<AppState>) -> ApiResult<Json<Vec<ModelSummary>>>
     Ok(Json(list))
 }
 
-/// Register an ONNX model: compiles it, runs keygen with the coordinator's SRS, and serves it.
+/// Register an ONNX model (an admin's key): compiles it, runs keygen with the coordinator's
+/// SRS, and serves it. One registration runs at a time, under a time limit.
 #[utoipa::path(post, path = "/v1/models", tag = "models", request_body = RegisterModelRequest, security(("api_key" = [])),
     responses(
         (status = 201, description = "Registered", body = RegisteredModel),
         (status = 400, description = "Malformed, does not compile (the op and node are named), already registered, or registration is off", body = ErrorBody),
         (status = 401, description = "No or unknown API key", body = ErrorBody),
+        (status = 403, description = "A customer's key, not an admin's", body = ErrorBody),
+        (status = 503, description = "Another registration is running, or this one ran out of time: retry", body = ErrorBody),
     ))]
-async fn register(_customer: Customer, State(api): State<AppState>, ApiJson(req): ApiJson<RegisterModelRequest>) -> ApiResult<Response> {
+async fn register(_admin: Admin, State(api): State<AppState>, ApiJson(req): ApiJson<RegisterModelRequest>) -> ApiResult<Response> {
     let registrar = api.registrar.clone().ok_or_else(|| {
         Error::BadRequest("this coordinator does not register models (start it with --models-dir and --srs or --dev-srs)".into())
     })?;
-    // Compiling and keygen take seconds to minutes of CPU: off the async workers.
-    let out = blocking("registration", move || registrar.register(&req)).await?;
+    let permit =
+        api.registering.clone().try_acquire_owned().map_err(|_| Error::Busy("another model registration is running; retry later"))?;
+    // Compiling and keygen take seconds to minutes of CPU: off the async workers. The permit
+    // goes with the work, so a registration that ran out of time still blocks the next one
+    // until it has really finished.
+    let work = blocking("registration", move || {
+        let _permit = permit;
+        registrar.register(&req)
+    });
+    let limit = api.policy.register_timeout;
+    let out = tokio::time::timeout(limit, work).await.map_err(|_| Error::Timeout { secs: limit.as_secs() })??;
     api.store.register_model(&out.model_id, out.input_len as usize, now_ms()).await?;
     tracing::info!(model = %out.model_id, k = out.k, "model registered");
     Ok((StatusCode::CREATED, Json(out)).into_response())

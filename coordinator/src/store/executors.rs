@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 use zkinfer_protocol::types::{ExecutorInfo, ExecutorRegistration};
-use zkinfer_protocol::{ExecutorId, HexBytes};
+use zkinfer_protocol::{ExecutorId, HexBytes, Wei};
 
 use super::{db_executor, executor_id, model_id, Store};
 use crate::error::{Error, Result};
@@ -13,14 +13,15 @@ impl Store {
         let address = db_executor(executor);
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO executors (address, hpke_public_key, price_wei, gpu, registered_ms) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT(address) DO UPDATE SET hpke_public_key = $2, price_wei = $3, gpu = $4, registered_ms = $5",
+            "INSERT INTO executors (address, hpke_public_key, price_wei, gpu, registered_ms, hpke_key_signature) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT(address) DO UPDATE SET hpke_public_key = $2, price_wei = $3, gpu = $4, registered_ms = $5, hpke_key_signature = $6",
         )
         .bind(&address)
         .bind(&info.hpke_public_key.0)
         .bind(info.price_wei.to_string())
         .bind(info.gpu)
         .bind(now_ms)
+        .bind(&info.hpke_key_signature.0)
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM executor_models WHERE executor = $1").bind(&address).execute(&mut *tx).await?;
@@ -38,7 +39,7 @@ impl Store {
     /// Registered executors, with their models.
     pub async fn executors(&self) -> Result<Vec<ExecutorInfo>> {
         let rows = sqlx::query(
-            "SELECT address, hpke_public_key, price_wei, CAST(CASE WHEN gpu THEN 1 ELSE 0 END AS BIGINT) FROM executors ORDER BY address",
+            "SELECT address, hpke_public_key, price_wei, CAST(CASE WHEN gpu THEN 1 ELSE 0 END AS BIGINT), hpke_key_signature FROM executors ORDER BY address",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -53,6 +54,8 @@ impl Store {
             out.push(ExecutorInfo {
                 address: executor_id(&address)?,
                 hpke_public_key: HexBytes(r.try_get(1)?),
+                hpke_key_signature: HexBytes(r.try_get(4)?),
+                stake_wei: Wei::default(),
                 price_wei: price.parse().map_err(|_| Error::Internal(format!("stored price `{price}` of {address}")))?,
                 gpu: r.try_get::<i64, _>(3)? != 0,
                 models: models.iter().map(|m| model_id(m)).collect::<Result<_>>()?,

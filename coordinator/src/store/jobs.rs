@@ -22,6 +22,8 @@ pub struct NewJob<'a> {
     pub escrow_job: Option<EscrowJobId>,
     /// Deadline (ms since the epoch).
     pub deadline_ms: i64,
+    /// The escrow job's minimum bond in gwei (rounded up), for a paid job.
+    pub min_bond_gwei: Option<i64>,
 }
 
 /// A job's input as submitted.
@@ -56,6 +58,7 @@ impl Store {
             input_commitment: None,
             escrow_job: None,
             deadline_ms,
+            min_bond_gwei: None,
         };
         self.submit_job(&job, now_ms).await
     }
@@ -73,8 +76,8 @@ impl Store {
             job.escrow_job.map(|j| i64::try_from(j.0)).transpose().map_err(|_| Error::BadRequest("escrow job id too large".into()))?;
         let mut tx = self.begin().await?;
         let id: i64 = sqlx::query(
-            "INSERT INTO jobs (model_id, customer, input, state, deadline_ms, created_ms, input_commitment, escrow_job, sealed) \
-             VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO jobs (model_id, customer, input, state, deadline_ms, created_ms, input_commitment, escrow_job, sealed, min_bond_gwei) \
+             VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(job.model_id.as_str())
         .bind(job.customer)
@@ -84,6 +87,7 @@ impl Store {
         .bind(job.input_commitment.map(|c| c.to_string()))
         .bind(escrow_job)
         .bind(!sealed.is_empty())
+        .bind(job.min_bond_gwei)
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| match e {
@@ -107,15 +111,22 @@ impl Store {
     /// Leases the oldest queued job that `executor` can prove to it until `now + lease_ms`,
     /// after re-queueing jobs whose lease ran out. `None` when there is none. A registered
     /// executor gets only jobs for its models; a sealed job goes only to an executor it was
-    /// sealed to. Exclusive: a job is leased to one executor at a time.
+    /// sealed to, and a paid job only to an executor with at least its minimum bond of active
+    /// stake (`stake_gwei`; `None`: not checked). Exclusive: a job is leased to one executor at a time.
     pub async fn claim(&self, executor: &ExecutorId, now_ms: i64, lease_ms: i64) -> Result<Option<Lease>> {
+        self.claim_staked(executor, None, now_ms, lease_ms).await
+    }
+
+    /// [`Self::claim`] for an executor with `stake_gwei` of active stake.
+    pub async fn claim_staked(&self, executor: &ExecutorId, stake_gwei: Option<i64>, now_ms: i64, lease_ms: i64) -> Result<Option<Lease>> {
         let who = db_executor(executor);
         let mut tx = self.begin().await?;
         // Callers that learn from lapsed leases call `requeue_lapsed` first; this catches the rest.
         requeue_expired_leases(&mut tx, now_ms).await?;
         let row = sqlx::query(
-            "UPDATE jobs SET state = 'assigned', executor = $1, lease_until_ms = $2, attempts = attempts + 1 \
+            "UPDATE jobs SET state = 'assigned', executor = $1, lease_until_ms = $2, attempts = attempts + 1, leased_ms = $3 \
              WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND deadline_ms > $3 \
+               AND (min_bond_gwei IS NULL OR min_bond_gwei <= $4) \
                AND (NOT sealed OR EXISTS (SELECT 1 FROM sealed_inputs s WHERE s.job_id = jobs.id AND s.executor = $1)) \
                AND (NOT EXISTS (SELECT 1 FROM executor_models WHERE executor = $1) \
                     OR model_id IN (SELECT model_id FROM executor_models WHERE executor = $1)) \
@@ -125,6 +136,7 @@ impl Store {
         .bind(&who)
         .bind(now_ms + lease_ms)
         .bind(now_ms)
+        .bind(stake_gwei.unwrap_or(i64::MAX))
         .fetch_optional(&mut *tx)
         .await?;
         let lease = match row {
@@ -184,13 +196,22 @@ impl Store {
         self.move_held(job, executor, JobState::Proving, "start proving", now_ms, Some(now_ms + lease_ms), None).await
     }
 
-    /// The lease holder is still working: extends the lease (assigned or proving only).
-    pub async fn heartbeat(&self, job: JobId, executor: &ExecutorId, now_ms: i64, lease_ms: i64) -> Result<()> {
+    /// The lease holder is still working: extends the lease (assigned or proving only), but
+    /// never past `max_lease_ms` from when the lease began, so that heartbeats alone cannot
+    /// hold a job.
+    pub async fn heartbeat(&self, job: JobId, executor: &ExecutorId, now_ms: i64, lease_ms: i64, max_lease_ms: i64) -> Result<()> {
         let id = db_id(job)?;
         let mut tx = self.begin().await?;
         let (state, holder) = current(&mut tx, job).await?;
         check_holder(job, state, holder.as_deref(), executor, "heartbeat")?;
-        sqlx::query("UPDATE jobs SET lease_until_ms = $1 WHERE id = $2").bind(now_ms + lease_ms).bind(id).execute(&mut *tx).await?;
+        sqlx::query(
+            "UPDATE jobs SET lease_until_ms = CASE WHEN $1 < COALESCE(leased_ms, $1) + $3 THEN $1 ELSE COALESCE(leased_ms, $1) + $3 END WHERE id = $2",
+        )
+            .bind(now_ms + lease_ms)
+            .bind(id)
+            .bind(max_lease_ms)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -41,7 +41,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     escrow_job {int} UNIQUE,
     -- True when the input is sealed: `input` is empty and the ciphertexts are in sealed_inputs.
     sealed {bool} NOT NULL DEFAULT FALSE,
-    failure TEXT
+    failure TEXT,
+    -- The escrow job's minimum bond, in gwei (rounded up): only executors with that much
+    -- active stake are leased it. NULL off chain.
+    min_bond_gwei {int},
+    -- When the current lease began: heartbeats extend it up to a cap from here.
+    leased_ms {int}
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, id);
 CREATE TABLE IF NOT EXISTS sealed_inputs (
@@ -53,6 +58,7 @@ CREATE TABLE IF NOT EXISTS sealed_inputs (
 CREATE TABLE IF NOT EXISTS executors (
     address TEXT PRIMARY KEY,
     hpke_public_key {bytes} NOT NULL,
+    hpke_key_signature {bytes} NOT NULL,
     price_wei TEXT NOT NULL,
     gpu {bool} NOT NULL,
     registered_ms {int} NOT NULL
@@ -69,6 +75,16 @@ CREATE TABLE IF NOT EXISTS payments (
     tx TEXT NOT NULL,
     block {int} NOT NULL,
     seen_ms {int} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refunds (
+    escrow_job {int} PRIMARY KEY,
+    block {int} NOT NULL,
+    seen_ms {int} NOT NULL
+);
+-- The hash of the last block of each read, to notice a reorg (the newest few are kept).
+CREATE TABLE IF NOT EXISTS chain_checkpoints (
+    number {int} PRIMARY KEY,
+    hash TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS chain_cursor (
     id {int} PRIMARY KEY CHECK (id = 1),

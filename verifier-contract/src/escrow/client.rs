@@ -1,7 +1,7 @@
 //! [`EscrowClient`]: reads the escrow, sends its transactions, and reads its events, with a
 //! timeout on every RPC call.
 
-use std::future::{Future, IntoFuture};
+use std::future::IntoFuture;
 use std::time::Duration;
 
 use alloy::network::EthereumWallet;
@@ -14,7 +14,7 @@ use zkinfer_protocol::{Commitment, EscrowJobId, ExecutorId};
 use zkinfer_prover::ProofEnvelope;
 
 use super::InferenceEscrow::{self, InferenceEscrowErrors, InferenceEscrowInstance};
-use super::{instance_words, EscrowEvent, EscrowJob, EscrowModel, JobState, Logged};
+use super::{instance_words, EscrowEvent, EscrowJob, EscrowModel, JobState, Logged, IERC20};
 use crate::error::{Error, Result};
 
 /// How long one RPC call may take by default.
@@ -46,6 +46,47 @@ impl From<&TransactionReceipt> for Submission {
             fee: U256::from(r.gas_used) * U256::from(r.effective_gas_price),
             block: r.block_number.unwrap_or_default(),
         }
+    }
+}
+
+/// A job to open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenJob {
+    /// The model's id in the escrow.
+    pub model: u64,
+    /// The commitment to the input.
+    pub commitment: Commitment,
+    /// Unix time after which it can be refunded.
+    pub deadline: u64,
+    /// Who may be paid (anyone staked when empty).
+    pub allow: Vec<Address>,
+    /// The token it pays in (`None`: ETH).
+    pub token: Option<Address>,
+    /// The payment.
+    pub price: U256,
+    /// The active stake (wei) an executor needs to be paid or to claim; at least 1.
+    pub min_bond: U256,
+    /// Whether an executor may claim it (a market job is not claimable).
+    pub claimable: bool,
+}
+
+/// An executor's stake.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StakeInfo {
+    /// Everything staked (wei).
+    pub amount: U256,
+    /// Locked by claims.
+    pub locked: U256,
+    /// Being unstaked.
+    pub unstaking: U256,
+    /// When what is being unstaked can be withdrawn.
+    pub unlock_at: u64,
+}
+
+impl StakeInfo {
+    /// What can back a claim or a payment now.
+    pub fn active(&self) -> U256 {
+        self.amount.saturating_sub(self.locked).saturating_sub(self.unstaking)
     }
 }
 
@@ -102,8 +143,12 @@ impl EscrowClient {
     }
 
     /// Runs one RPC future under the timeout.
-    async fn rpc<T, E: std::fmt::Display>(&self, call: &'static str, fut: impl Future<Output = std::result::Result<T, E>>) -> Result<T> {
-        match tokio::time::timeout(self.timeout, fut).await {
+    async fn rpc<T, E: std::fmt::Display>(
+        &self,
+        call: &'static str,
+        fut: impl IntoFuture<Output = std::result::Result<T, E>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.timeout, fut.into_future()).await {
             Ok(r) => r.map_err(|e| Error::Rpc { call, message: e.to_string() }),
             Err(_) => Err(Error::Timeout { call, secs: self.timeout.as_secs() }),
         }
@@ -133,8 +178,16 @@ impl EscrowClient {
 
     /// Registered model `id`.
     pub async fn model(&self, id: u64) -> Result<EscrowModel> {
-        let m = self.contract("models", self.contract.models(U256::from(id)).call()).await?;
-        Ok(EscrowModel { id, verifier: m.verifier, model_hash: m.modelHash.0, num_instances: m.numInstances, owner: m.owner })
+        let m = self.contract("getModel", self.contract.getModel(U256::from(id)).call()).await?;
+        Ok(EscrowModel {
+            id,
+            verifier: m.verifier,
+            model_hash: m.modelHash.0,
+            num_instances: m.numInstances,
+            owner: m.owner,
+            code_hash: m.codeHash,
+            parts: m.parts,
+        })
     }
 
     /// How many models are registered (ids run from 1).
@@ -156,7 +209,7 @@ impl EscrowClient {
 
     /// Escrow job `id`, with its model.
     pub async fn job(&self, id: EscrowJobId) -> Result<EscrowJob> {
-        let j = self.contract("jobs", self.contract.jobs(id.to_u256()).call()).await?;
+        let j = self.contract("getJob", self.contract.getJob(id.to_u256()).call()).await?;
         let model = self.model(j.modelId).await?;
         Ok(EscrowJob {
             id,
@@ -166,10 +219,40 @@ impl EscrowClient {
             state: JobState::try_from(j.state)?,
             executor: j.executor,
             input_commitment: j.inputCommitment,
+            token: j.token,
             price: j.price,
+            min_bond: j.minBond,
             outputs_hash: j.outputsHash,
             restricted: j.restricted,
+            claimable: j.claimable,
         })
+    }
+
+    /// An executor's stake.
+    pub async fn stake_of(&self, executor: Address) -> Result<StakeInfo> {
+        let s = self.contract("stakes", self.contract.stakes(executor).call()).await?;
+        Ok(StakeInfo { amount: s.amount, locked: s.locked, unstaking: s.unstaking, unlock_at: s.unlockAt })
+    }
+
+    /// ETH credited to `who` because a push to it failed.
+    pub async fn credit_of(&self, who: Address) -> Result<U256> {
+        self.contract("credit", self.contract.credit(who).call()).await
+    }
+
+    /// The escrow's unstake delay (seconds) and slash share (basis points).
+    pub async fn terms(&self) -> Result<(u64, u16)> {
+        Ok((
+            self.contract("unstakeDelay", self.contract.unstakeDelay().call()).await?,
+            self.contract("slashBps", self.contract.slashBps().call()).await?,
+        ))
+    }
+
+    /// `who`'s balance of `token` (`None`: ETH).
+    pub async fn balance(&self, token: Option<Address>, who: Address) -> Result<U256> {
+        match token {
+            None => self.rpc("eth_getBalance", self.provider.get_balance(who)).await,
+            Some(t) => self.contract("balanceOf", IERC20::new(t, self.provider.clone()).balanceOf(who).call()).await,
+        }
     }
 
     /// Whether `executor` may be paid for job `id`.
@@ -192,7 +275,7 @@ impl EscrowClient {
                 EscrowEvent::Paid { job: EscrowJobId::try_from(e.jobId)?, executor: ExecutorId(e.executor), price: e.price }
             } else {
                 let e = log.log_decode::<InferenceEscrow::JobRefunded>().map_err(|e| Error::Decode(e.to_string()))?.inner.data;
-                EscrowEvent::Refunded { job: EscrowJobId::try_from(e.jobId)?, amount: e.amount }
+                EscrowEvent::Refunded { job: EscrowJobId::try_from(e.jobId)?, amount: e.amount, slashed: e.slashed }
             };
             let missing = || Error::Decode("a log without its block or transaction (pending?)".into());
             out.push(Logged {
@@ -219,48 +302,95 @@ impl EscrowClient {
         Ok(r)
     }
 
-    /// Registers a model's verifier and model hash; returns its escrow model id.
-    pub async fn register_model(&self, verifier: Address, model_hash: [u8; 32], num_instances: u32) -> Result<u64> {
+    /// Registers a model's verifier (with the parts a split verifier calls), model hash and
+    /// instance count; returns its escrow model id.
+    pub async fn register_model(&self, verifier: Address, parts: &[Address], model_hash: [u8; 32], num_instances: u32) -> Result<u64> {
         self.need_sender()?;
-        let call = self.contract.registerModel(verifier, FixedBytes(model_hash), num_instances).gas(SETUP_GAS);
+        let call = self.contract.registerModel(verifier, parts.to_vec(), FixedBytes(model_hash), num_instances).gas(SETUP_GAS);
         let tx = *self.contract("registerModel", call.send()).await?.tx_hash();
         let r = self.mined("registerModel", tx).await?;
         let e = r.decoded_log::<InferenceEscrow::ModelRegistered>().ok_or_else(|| Error::Decode("no ModelRegistered event".into()))?;
         u64::try_from(e.data.modelId).map_err(|_| Error::Decode("model id out of range".into()))
     }
 
-    /// Opens a job paying `price` for the input committed to by `commitment`, refundable after
-    /// `deadline` (unix seconds), payable only to `allow` (anyone when empty); returns its id.
-    pub async fn open_job(&self, model: u64, commitment: Commitment, deadline: u64, allow: &[Address], price: U256) -> Result<EscrowJobId> {
+    /// Opens (and pays for) a job; returns its id. A token payment is approved first.
+    pub async fn open_job(&self, job: &OpenJob) -> Result<EscrowJobId> {
         self.need_sender()?;
-        let call = self.contract.openJob(U256::from(model), commitment.to_u256(), deadline, allow.to_vec()).value(price).gas(SETUP_GAS);
+        if let Some(token) = job.token {
+            let erc20 = IERC20::new(token, self.provider.clone());
+            let approve = erc20.approve(self.address(), job.price).gas(SETUP_GAS);
+            let tx = *self.contract("approve", approve.send()).await?.tx_hash();
+            self.mined("approve", tx).await?;
+        }
+        let value = if job.token.is_none() { job.price } else { U256::ZERO };
+        let call = self
+            .contract
+            .openJob(
+                U256::from(job.model),
+                job.commitment.to_u256(),
+                job.deadline,
+                job.allow.clone(),
+                job.token.unwrap_or_default(),
+                job.price,
+                job.min_bond,
+                job.claimable,
+            )
+            .value(value)
+            .gas(SETUP_GAS);
         let tx = *self.contract("openJob", call.send()).await?.tx_hash();
         let r = self.mined("openJob", tx).await?;
         let e = r.decoded_log::<InferenceEscrow::JobOpened>().ok_or_else(|| Error::Decode("no JobOpened event".into()))?;
         EscrowJobId::try_from(e.data.jobId).map_err(Error::from)
     }
 
-    /// Claims job `id` for the sender.
+    /// Adds `amount` wei to the sender's stake.
+    pub async fn stake(&self, amount: U256) -> Result<Submission> {
+        self.need_sender()?;
+        let tx = *self.contract("stake", self.contract.stake().value(amount).gas(SETUP_GAS).send()).await?.tx_hash();
+        Ok(Submission::from(&self.mined("stake", tx).await?))
+    }
+
+    /// Starts unstaking `amount` wei of the sender's active stake.
+    pub async fn request_unstake(&self, amount: U256) -> Result<Submission> {
+        self.need_sender()?;
+        let tx = *self.contract("requestUnstake", self.contract.requestUnstake(amount).gas(SETUP_GAS).send()).await?.tx_hash();
+        Ok(Submission::from(&self.mined("requestUnstake", tx).await?))
+    }
+
+    /// Withdraws what the sender is unstaking, once its delay is over.
+    pub async fn withdraw_stake(&self) -> Result<Submission> {
+        self.need_sender()?;
+        let tx = *self.contract("withdrawStake", self.contract.withdrawStake().gas(SETUP_GAS).send()).await?.tx_hash();
+        Ok(Submission::from(&self.mined("withdrawStake", tx).await?))
+    }
+
+    /// Claims job `id` for the sender (locking its bond).
     pub async fn claim(&self, id: EscrowJobId) -> Result<Submission> {
         self.need_sender()?;
         let tx = *self.contract("claimJob", self.contract.claimJob(id.to_u256()).gas(SETUP_GAS).send()).await?.tx_hash();
         Ok(Submission::from(&self.mined("claimJob", tx).await?))
     }
 
-    /// Refunds job `id` to its customer (after its deadline).
+    /// Refunds job `id` to its customer (after its deadline; slashes a failed claimant).
     pub async fn refund(&self, id: EscrowJobId) -> Result<Submission> {
         self.need_sender()?;
         let tx = *self.contract("refund", self.contract.refund(id.to_u256()).gas(SETUP_GAS).send()).await?.tx_hash();
         Ok(Submission::from(&self.mined("refund", tx).await?))
     }
 
+    /// Sends `submitProof` with raw instance words and proof bytes (which need not be a valid
+    /// proof: tests send tampered ones); returns the hash once the node has it.
+    pub async fn send_submit_raw(&self, id: EscrowJobId, instances: Vec<U256>, proof: Vec<u8>, gas: u64) -> Result<B256> {
+        self.need_sender()?;
+        let call = self.contract.submitProof(id.to_u256(), instances, proof.into()).gas(gas);
+        Ok(*self.contract("submitProof", call.send()).await?.tx_hash())
+    }
+
     /// Sends `submitProof` for job `id` with a gas cap (a rejected proof burns what it is
     /// given); returns the transaction's hash as soon as the node has it, so that the caller
     /// can record it before waiting ([`Self::wait_receipt`]).
     pub async fn send_submit_proof(&self, id: EscrowJobId, env: &ProofEnvelope, gas: u64) -> Result<B256> {
-        self.need_sender()?;
-        let call = self.contract.submitProof(id.to_u256(), instance_words(env), env.proof.clone().into()).gas(gas);
-        Ok(*self.contract("submitProof", call.send()).await?.tx_hash())
+        self.send_submit_raw(id, instance_words(env), env.proof.clone(), gas).await
     }
 
     /// The receipt of a mined transaction, `None` while it is not mined.

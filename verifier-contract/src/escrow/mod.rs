@@ -7,7 +7,7 @@ mod client;
 use alloy::primitives::{Address, B256, U256};
 use zkinfer_protocol::{EscrowJobId, ExecutorId};
 
-pub use client::{EscrowClient, Submission, RPC_TIMEOUT};
+pub use client::{EscrowClient, OpenJob, StakeInfo, Submission, RPC_TIMEOUT};
 
 /// The generated bindings (their items are documented by the contract's NatSpec, not here).
 #[allow(missing_docs)]
@@ -18,9 +18,19 @@ mod bindings {
         InferenceEscrow,
         "abi/InferenceEscrow.abi.json"
     );
+
+    alloy::sol! {
+        /// The ERC-20 calls the market makes (and the test token's mint).
+        #[sol(rpc)]
+        interface IERC20 {
+            function approve(address spender, uint256 amount) external returns (bool);
+            function balanceOf(address owner) external view returns (uint256);
+            function mint(address to, uint256 amount) external;
+        }
+    }
 }
 
-pub use bindings::InferenceEscrow;
+pub use bindings::{InferenceEscrow, IERC20};
 
 /// An escrow job's state (`InferenceEscrow.State`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -71,6 +81,10 @@ pub struct EscrowModel {
     pub num_instances: u32,
     /// Who registered it.
     pub owner: Address,
+    /// keccak-256 of the code hashes of the verifier and its parts, as recorded at registration.
+    pub code_hash: B256,
+    /// The parts a split verifier calls, in order (empty for one contract).
+    pub parts: Vec<Address>,
 }
 
 /// An escrow job, with its model.
@@ -90,12 +104,18 @@ pub struct EscrowJob {
     pub executor: Address,
     /// The commitment to the input its proof must bind, as stored.
     pub input_commitment: U256,
-    /// The payment held (wei).
+    /// The token it pays in (zero: ETH).
+    pub token: Address,
+    /// The payment held (wei, or the token's smallest unit).
     pub price: U256,
+    /// The active stake an executor needs to be paid or to claim (wei).
+    pub min_bond: U256,
     /// Keccak-256 of the outputs it was paid for.
     pub outputs_hash: B256,
     /// Whether only allow-listed executors may be paid.
     pub restricted: bool,
+    /// Whether an executor may claim (lock) it.
+    pub claimable: bool,
 }
 
 /// What the escrow did, as its events say.
@@ -107,15 +127,17 @@ pub enum EscrowEvent {
         job: EscrowJobId,
         /// The payee.
         executor: ExecutorId,
-        /// Wei paid.
+        /// The amount paid.
         price: U256,
     },
-    /// `JobRefunded`: the customer got the payment back.
+    /// `JobRefunded`: the customer got the payment back (and a failed claimant's slashed bond).
     Refunded {
         /// The job.
         job: EscrowJobId,
-        /// Wei returned.
+        /// The payment returned.
         amount: U256,
+        /// The bond slashed to the customer (wei).
+        slashed: U256,
     },
 }
 

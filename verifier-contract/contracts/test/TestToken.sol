@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
+
+/// @title TestToken: a stablecoin stand-in for tests (anyone may mint).
+contract TestToken is ERC20 {
+    constructor() ERC20("Test USD", "tUSD") {}
+
+    function mint(address to, uint256 amount) external {
+        _mint(to, amount);
+    }
+}
+
+/// @title AlwaysReverts: a "verifier" that rejects everything (a registration no proof can pay).
+contract AlwaysReverts {
+    fallback() external {
+        revert();
+    }
+}
+
+/// @title AlwaysAccepts: a "verifier" that accepts everything (a registration a customer must not trust).
+contract AlwaysAccepts {
+    fallback() external {}
+}
