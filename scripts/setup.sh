@@ -16,7 +16,9 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   $SUDO apt-get install -y -qq postgresql >/dev/null
 fi
 # solcjs and anvil for the on-chain verifier and escrow (pinned in verifier-contract/package-lock.json).
-if [ ! -x verifier-contract/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil ] || [ ! -f verifier-contract/node_modules/solc/package.json ]; then
-  echo "installing solc and anvil from npm (verifier-contract/package-lock.json)…"
+nm=verifier-contract/node_modules
+if [ ! -x $nm/@foundry-rs/anvil-linux-amd64/bin/anvil ] || [ ! -f $nm/solc/package.json ] || [ ! -f $nm/solc-escrow/package.json ] \
+  || [ ! -f $nm/@openzeppelin/contracts/package.json ] || [ ! -f $nm/circomlibjs/package.json ]; then
+  echo "installing solc, OpenZeppelin's contracts, circomlibjs and anvil from npm (verifier-contract/package-lock.json)…"
   npm ci --prefix verifier-contract --no-audit --no-fund --loglevel=error
 fi

@@ -50,13 +50,13 @@ fn a_sealed_job_is_proved_paid_on_chain_and_settled_and_its_input_never_reaches_
 
 #[test]
 fn an_executor_killed_mid_proof_loses_the_job_to_the_other_which_is_paid_exactly_once() {
-    let mut m = Market::start();
+    let m = Market::start();
     let before: Vec<U256> = EXECUTORS.iter().map(|&a| m.balance(a)).collect();
     let (id, escrow_job, c) = m.submit_paid_sealed(&input_values(), price());
     let proving = wait_for(&m.addr, id, "proving", Duration::from_secs(60));
     let holder = proving.executor.unwrap();
     let victim = EXECUTORS.iter().position(|&a| m.chain.account(a) == holder.address()).expect("a test executor holds it");
-    m.procs.0[1 + victim].kill().unwrap(); // SIGKILL mid-proof: no goodbye, its lease just stops
+    m.procs.kill(1 + victim); // SIGKILL mid-proof: no goodbye, its lease just stops
     let job = wait_for(&m.addr, id, "settled", Duration::from_secs(240));
     assert_ne!(job.executor, Some(holder), "{job:?}");
     assert_eq!(job.attempts, 2);
@@ -98,19 +98,18 @@ fn survive_kill_9(db: &str, dir: tempfile::TempDir) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let listen = format!("127.0.0.1:{port}");
     let (first, addr) = coordinator_at(&listen, db, dir.path(), &model, "60", None);
-    let mut procs = Procs(vec![first]);
+    let procs = Procs::new(vec![first]);
     let client = alice(&addr);
     let ids: Vec<JobId> = (0..3).map(|_| block_on(client.submit(&plain_job(input_values(), 3600))).unwrap().job_id).collect();
     assert_eq!(ids, [JobId(1), JobId(2), JobId(3)]);
     let e = block_on(client.submit(&plain_job(vec![1.0], 60))).unwrap_err();
     assert!(matches!(e, zkinfer_protocol::Error::Api { status: 400, code: zkinfer_protocol::ErrorCode::InputLength, .. }), "{e}");
     let key = "0x0101010101010101010101010101010101010101010101010101010101010101";
-    procs.0.push(executor(dir.path(), &addr, key, &model, None, 0));
+    procs.push(executor(dir.path(), &addr, key, &model, None, 0));
     wait_for(&addr, JobId(1), "proving", Duration::from_secs(60));
-    procs.0[0].kill().unwrap(); // SIGKILL while job 1 is proving and jobs 2 and 3 are queued
-    procs.0[0].wait().unwrap();
+    procs.kill(0); // SIGKILL while job 1 is proving and jobs 2 and 3 are queued
     let (second, addr) = coordinator_at(&listen, db, dir.path(), &model, "60", None);
-    procs.0.push(second);
+    procs.push(second);
     for id in ids {
         let job = wait_for(&addr, id, "proved", Duration::from_secs(240));
         assert_eq!(job.attempts, 1, "job {id}: {job:?}");
@@ -242,7 +241,7 @@ fn a_model_registered_over_http_is_set_up_by_an_executor_that_fetches_it_and_pro
         }
     };
     let (c, addr) = start_coordinator();
-    let mut procs = Procs(vec![c]);
+    let procs = Procs::new(vec![c]);
     let client = alice(&addr);
     let admin = customer(&addr, "admin-secret");
     let register_as = |who: &zkinfer_protocol::client::CustomerClient, id: &str, onnx: &Path| {
@@ -279,7 +278,7 @@ fn a_model_registered_over_http_is_set_up_by_an_executor_that_fetches_it_and_pro
         .args(["--state-dir", dir.path().join("executor").to_str().unwrap()])
         .stdout(log_file(dir.path(), "executor.out"))
         .stderr(log_file(dir.path(), "executor.err"));
-    procs.0.push(exec.spawn().unwrap());
+    procs.push(exec.spawn().unwrap());
     let id = block_on(client.submit(&plain_job(input_values(), 600))).unwrap().job_id;
     wait_for(&addr, id, "proved", Duration::from_secs(240));
     let proof = block_on(client.proof(id)).unwrap();
@@ -289,10 +288,9 @@ fn a_model_registered_over_http_is_set_up_by_an_executor_that_fetches_it_and_pro
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 
     // A restarted coordinator serves the models registered before.
-    procs.0[0].kill().unwrap();
-    procs.0[0].wait().unwrap();
+    procs.kill(0);
     let (c, addr) = start_coordinator();
-    procs.0.push(c);
+    procs.push(c);
     let listed = block_on(alice(&addr).public().models()).unwrap();
     assert_eq!(listed[0].id.as_str(), "mlp", "{listed:?}");
     assert_eq!(listed[0].model_hash, Some(registered.model_hash));

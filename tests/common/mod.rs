@@ -28,11 +28,28 @@ pub const EXECUTORS: [usize; 2] = [2, 3];
 pub const BOND_WEI: u64 = 10_000_000_000_000_000;
 
 /// Kills its processes when dropped (also when a test fails).
-pub struct Procs(pub Vec<Child>);
+pub struct Procs(pub std::sync::Mutex<Vec<Child>>);
+
+impl Procs {
+    pub fn new(children: Vec<Child>) -> Self {
+        Procs(std::sync::Mutex::new(children))
+    }
+
+    /// Kills child `i` (SIGKILL).
+    pub fn kill(&self, i: usize) {
+        let mut c = self.0.lock().unwrap();
+        c[i].kill().unwrap();
+        c[i].wait().unwrap();
+    }
+
+    pub fn push(&self, child: Child) {
+        self.0.lock().unwrap().push(child);
+    }
+}
 
 impl Drop for Procs {
     fn drop(&mut self) {
-        for c in &mut self.0 {
+        for c in self.0.get_mut().map(|v| v.iter_mut()).into_iter().flatten() {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -234,9 +251,9 @@ impl Market {
         let endpoint = chain.endpoint();
         let on_chain = Some((endpoint.as_str(), contracts.escrow));
         let (c, addr) = coordinator(dir.path(), &model, "3", on_chain);
-        let mut procs = Procs(vec![c]);
+        let procs = Procs::new(vec![c]);
         for (n, &account) in EXECUTORS.iter().take(executors).enumerate() {
-            procs.0.push(executor(dir.path(), &addr, &chain.key_hex(account), &model, on_chain, n));
+            procs.push(executor(dir.path(), &addr, &chain.key_hex(account), &model, on_chain, n));
         }
         let start = Instant::now();
         while block_on(alice(&addr).executors()).unwrap().len() < executors {
@@ -244,6 +261,11 @@ impl Market {
             std::thread::sleep(Duration::from_millis(100));
         }
         Market { dir, model, chain, contracts, rt, procs, addr }
+    }
+
+    /// Adds a process that dies with the market.
+    pub fn procs_push(&self, child: Child) {
+        self.procs.0.lock().unwrap().push(child);
     }
 
     pub fn balance(&self, account: usize) -> U256 {
@@ -333,6 +355,11 @@ impl Market {
     /// Asserts the payment: the payee got exactly `price` less its gas, every other executor
     /// nothing, the escrow holds nothing but the stakes, and the escrow paid this job exactly once.
     pub fn assert_paid_once(&self, job: &JobView, escrow_job: EscrowJobId, before: &[U256], price: U256) -> usize {
+        self.assert_paid_once_holding(job, escrow_job, before, price, U256::ZERO)
+    }
+
+    /// [`Self::assert_paid_once`] where the escrow also holds `held` for other open jobs.
+    pub fn assert_paid_once_holding(&self, job: &JobView, escrow_job: EscrowJobId, before: &[U256], price: U256, held: U256) -> usize {
         let payment = job.payment.as_ref().expect("a payment");
         let payee = payment.executor.address();
         assert_eq!(payment.price_wei.to_string(), price.to_string());
@@ -344,7 +371,11 @@ impl Market {
         }
         let stakes: U256 =
             EXECUTORS.iter().map(|&a| self.rt.block_on(self.escrow(0).stake_of(self.chain.account(a))).unwrap().amount).sum();
-        assert_eq!(self.rt.block_on(self.chain.balance(self.contracts.escrow)).unwrap(), stakes, "the escrow holds only the stakes");
+        assert_eq!(
+            self.rt.block_on(self.chain.balance(self.contracts.escrow)).unwrap(),
+            stakes + held,
+            "the escrow holds only the stakes (and open jobs' payments)"
+        );
         assert_eq!(self.payments(escrow_job), 1, "paid exactly once");
         winner
     }
