@@ -240,8 +240,11 @@ async fn the_escrow_pays_the_bound_payee_once_whoever_submits_and_rejects_every_
         assert!(e.client(CUSTOMER).open_job(&open).await.is_err(), "{open:?}");
     }
     let before_open = e.balance(e.chain.account(CUSTOMER)).await;
-    let job = e.open(c, 3600, vec![], None, price, bond, false).await;
-    assert!(e.balance(e.chain.account(CUSTOMER)).await < before_open - price, "the customer paid the price");
+    let deadline = e.chain.timestamp().await.unwrap() + 3600;
+    let open = OpenJob { model: e.model, commitment: c, deadline, allow: vec![], token: None, price, min_bond: bond, claimable: false };
+    let (job, opened) = e.client(CUSTOMER).open_job_mined(&open).await.unwrap();
+    println!("escrow openJob gas ({}, ETH, no allow-list): {}", e.chain.hardfork, opened.gas_used);
+    assert_eq!(e.balance(e.chain.account(CUSTOMER)).await, before_open - price - opened.fee, "the customer paid the price");
     let other = e.open(f.commitment(Salt::random()), 3600, vec![], None, price, bond, false).await;
     assert_eq!(e.balance(e.address).await, bond + price * U256::from(2));
 
@@ -306,7 +309,8 @@ async fn a_claimant_that_does_not_deliver_is_slashed_to_the_customer_and_unstaki
     assert!(e.client(STRANGER).claim(claimable).await.is_err(), "an unstaked key claimed");
     e.client(EXECUTOR).stake(bond).await.unwrap();
     assert!(e.client(EXECUTOR).claim(market).await.is_err(), "a market job was claimed");
-    e.client(EXECUTOR).claim(claimable).await.unwrap();
+    let claimed = e.client(EXECUTOR).claim(claimable).await.unwrap();
+    println!("escrow claimJob gas ({}): {}", e.chain.hardfork, claimed.gas_used);
     let s = e.client(0).stake_of(e.chain.account(EXECUTOR)).await.unwrap();
     assert_eq!((s.locked, s.active()), (bond, U256::ZERO), "the claim locks the bond");
     assert!(e.client(EXECUTOR).request_unstake(bond).await.is_err(), "a locked bond cannot be unstaked");
@@ -317,6 +321,7 @@ async fn a_claimant_that_does_not_deliver_is_slashed_to_the_customer_and_unstaki
     let c_before = e.balance(e.chain.account(CUSTOMER)).await;
     let r = e.client(STRANGER).refund(claimable).await.unwrap();
     assert!(r.success);
+    println!("escrow refund with a slash gas ({}): {}", e.chain.hardfork, r.gas_used);
     assert_eq!(e.balance(e.chain.account(CUSTOMER)).await, c_before + price + bond / U256::from(2), "price and slash to the customer");
     let s = e.client(0).stake_of(e.chain.account(EXECUTOR)).await.unwrap();
     assert_eq!((s.amount, s.locked), (bond / U256::from(2), U256::ZERO));
@@ -325,11 +330,13 @@ async fn a_claimant_that_does_not_deliver_is_slashed_to_the_customer_and_unstaki
 
     // Unstaking waits out the delay, then returns the stake to the wei.
     let left = bond / U256::from(2);
-    e.client(EXECUTOR).request_unstake(left).await.unwrap();
+    let requested = e.client(EXECUTOR).request_unstake(left).await.unwrap();
+    println!("escrow requestUnstake gas ({}): {}", e.chain.hardfork, requested.gas_used);
     assert!(e.client(EXECUTOR).withdraw_stake().await.is_err(), "withdrawn before the delay");
     e.chain.increase_time(601).await.unwrap();
     let x_before = e.balance(e.chain.account(EXECUTOR)).await;
     let w = e.client(EXECUTOR).withdraw_stake().await.unwrap();
+    println!("escrow withdrawStake gas ({}): {}", e.chain.hardfork, w.gas_used);
     assert_eq!(e.balance(e.chain.account(EXECUTOR)).await, x_before - w.fee + left);
     assert_eq!(e.balance(e.address).await, U256::ZERO);
 }
@@ -357,6 +364,7 @@ async fn a_job_paid_in_an_erc20_token_pays_the_token_to_the_bound_payee() {
     let env = f.prove(salt, Some(&e.binding(EXECUTOR, job)));
     let paid = e.submit(STRANGER, job, instance_words(&env), env.proof.clone()).await;
     assert!(paid.success);
+    println!("escrow submitProof gas ({}, ERC-20): {}", e.chain.hardfork, paid.gas_used);
     assert_eq!(balance(e.chain.account(EXECUTOR)).await, usd(25), "the token goes to the bound payee");
     assert_eq!(balance(e.address).await, U256::ZERO);
 }

@@ -315,6 +315,11 @@ impl EscrowClient {
 
     /// Opens (and pays for) a job; returns its id. A token payment is approved first.
     pub async fn open_job(&self, job: &OpenJob) -> Result<EscrowJobId> {
+        Ok(self.open_job_mined(job).await?.0)
+    }
+
+    /// [`Self::open_job`], with the `openJob` transaction's outcome (gas, fee).
+    pub async fn open_job_mined(&self, job: &OpenJob) -> Result<(EscrowJobId, Submission)> {
         self.need_sender()?;
         if let Some(token) = job.token {
             let erc20 = IERC20::new(token, self.provider.clone());
@@ -340,7 +345,7 @@ impl EscrowClient {
         let tx = *self.contract("openJob", call.send()).await?.tx_hash();
         let r = self.mined("openJob", tx).await?;
         let e = r.decoded_log::<InferenceEscrow::JobOpened>().ok_or_else(|| Error::Decode("no JobOpened event".into()))?;
-        EscrowJobId::try_from(e.data.jobId).map_err(Error::from)
+        Ok((EscrowJobId::try_from(e.data.jobId)?, Submission::from(&r)))
     }
 
     /// Adds `amount` wei to the sender's stake.
