@@ -13,9 +13,9 @@ use clap::{Args, Subcommand};
 use zkinfer_protocol::client::{Client, CustomerClient};
 use zkinfer_protocol::seal::{seal, EscrowBinding, SealContext};
 use zkinfer_protocol::types::{InputPayload, JobView, SubmitJob};
-use zkinfer_protocol::{Commitment, EscrowJobId, ExecutorId, HexBytes, JobId, JobState, ModelId, Salt};
+use zkinfer_protocol::{Commitment, EscrowJobId, ExecutorId, HexBytes, JobId, JobState, ModelId, Salt, Verification};
 use zkinfer_prover::{model_hash, ModelDir};
-use zkinfer_verifier_contract::escrow::{EscrowClient, OpenJob};
+use zkinfer_verifier_contract::escrow::{EscrowClient, OpenJob, OptimisticTerms};
 
 use crate::Outcome;
 
@@ -36,11 +36,33 @@ pub(crate) struct JobArgs {
 enum JobCommand {
     /// Submit a job: seal the input to the executors serving the model and, on chain, open
     /// and pay the escrow job first. Prints the job id.
-    Submit(SubmitArgs),
+    Submit(Box<SubmitArgs>),
     /// Show a job's state and lifecycle (or wait for a state with --wait).
     Status(StatusArgs),
     /// Download a job's proof, verify it against the model and check it binds the job's input.
     Proof(ProofArgs),
+    /// Challenge an optimistic job's posted result (within its window), posting the bond: its
+    /// executor must then prove it, or be slashed.
+    Challenge(ChainArgs),
+    /// Move a job on on chain when it is due: pay a posted result after its window, slash a
+    /// challenged executor that did not prove in time, or refund an unpaid job after its deadline.
+    Settle(ChainArgs),
+}
+
+/// Arguments of `zkinfer job challenge` and `zkinfer job settle`.
+#[derive(Debug, Args)]
+pub(crate) struct ChainArgs {
+    /// The job.
+    job: JobId,
+    /// JSON-RPC endpoint of the chain with the escrow.
+    #[arg(long, env = "ZKINFER_RPC_URL")]
+    rpc_url: String,
+    /// The InferenceEscrow contract.
+    #[arg(long, env = "ZKINFER_ESCROW")]
+    escrow: Address,
+    /// The Ethereum private key (0x-hex) that sends (and pays for) the transaction.
+    #[arg(long, env = "ZKINFER_CUSTOMER_KEY", hide_env_values = true)]
+    key: String,
 }
 
 /// Arguments of `zkinfer job submit`.
@@ -94,6 +116,41 @@ pub(crate) struct SubmitArgs {
     /// to register (services started just before).
     #[arg(long, default_value_t = 60)]
     wait_s: u64,
+    /// How the result is checked: `zk` (a proof, checked on chain before payment) or
+    /// `optimistic` (the outputs in about the model's run time; paid after a challenge window
+    /// unless a validator or the customer challenges them). Optimistic needs the escrow.
+    #[arg(long, value_enum, default_value = "zk")]
+    verification: VerificationArg,
+    /// Optimistic: the audit probability in basis points (at least the coordinator's minimum
+    /// for this price and bond, which is the default).
+    #[arg(long)]
+    audit_bps: Option<u16>,
+    /// Optimistic: seconds after posting during which the result can be challenged (default:
+    /// the coordinator's minimum).
+    #[arg(long)]
+    challenge_window_s: Option<u32>,
+    /// Optimistic: seconds a challenged executor has to prove (default: the coordinator's minimum).
+    #[arg(long)]
+    prove_window_s: Option<u32>,
+    /// Optimistic: the bond a challenger posts, in wei (default: the coordinator's minimum).
+    #[arg(long)]
+    challenge_bond_wei: Option<U256>,
+}
+
+/// `--verification`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum VerificationArg {
+    Zk,
+    Optimistic,
+}
+
+/// What a customer asks of an optimistic job (`None`: the coordinator's minimum).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct OptimisticAsk {
+    pub audit_bps: Option<u16>,
+    pub challenge_window_s: Option<u32>,
+    pub prove_window_s: Option<u32>,
+    pub challenge_bond: Option<U256>,
 }
 
 /// Arguments of `zkinfer job status`.
@@ -133,6 +190,8 @@ pub(crate) fn job(a: &JobArgs) -> Result<Outcome> {
         JobCommand::Submit(s) => rt.block_on(submit_cmd(&client, s)),
         JobCommand::Status(s) => rt.block_on(status(&client, s)),
         JobCommand::Proof(p) => rt.block_on(proof(&client, p)),
+        JobCommand::Challenge(c) => rt.block_on(challenge(&client, c)),
+        JobCommand::Settle(c) => rt.block_on(settle(&client, c)),
     }
 }
 
@@ -150,6 +209,8 @@ pub(crate) struct Payment {
     pub min_bond: U256,
     /// The model's escrow id, if known.
     pub escrow_model: Option<u64>,
+    /// For an optimistic job, what the customer asks of its terms.
+    pub optimistic: Option<OptimisticAsk>,
 }
 
 /// What a customer wants run.
@@ -203,7 +264,11 @@ pub(crate) async fn place(client: &CustomerClient, order: Order<'_>) -> Result<P
     }
     let (escrow_job, binding, customer_signature) = match &order.payment {
         Some(p) => {
-            let (job, binding) = pay(p, &hash, commitment, &sealed_to, order.deadline_s).await?;
+            let terms = match &p.optimistic {
+                Some(ask) => Some(optimistic_terms(client, p, ask).await?),
+                None => None,
+            };
+            let (job, binding) = pay(p, &hash, commitment, &sealed_to, order.deadline_s, terms).await?;
             let signature = zkinfer_protocol::auth::sign_submission(&p.key, &binding, order.model, &commitment)?;
             (Some(job), Some(binding), Some(HexBytes(signature)))
         }
@@ -229,6 +294,11 @@ pub(crate) async fn place(client: &CustomerClient, order: Order<'_>) -> Result<P
         escrow_job,
         deadline_s: order.deadline_s,
         customer_signature,
+        verification: if order.payment.as_ref().is_some_and(|p| p.optimistic.is_some()) {
+            Verification::Optimistic
+        } else {
+            Verification::Zk
+        },
     };
     let submitted = client.submit(&job).await?;
     Ok(Placed { job: submitted.job_id, escrow_job, commitment, salt, sealed_to })
@@ -267,13 +337,38 @@ async fn choose_executors(client: &CustomerClient, model: &ModelId, wanted: &[Ex
     }
 }
 
-/// Opens and pays the escrow job; returns it and what sealed inputs bind.
+/// An optimistic job's escrow terms: what the customer asks, raised to the coordinator's
+/// minimums (`GET /v1/terms`); the audit probability at least the one that makes cheating on
+/// this price and bond lose money.
+async fn optimistic_terms(client: &CustomerClient, p: &Payment, ask: &OptimisticAsk) -> Result<OptimisticTerms> {
+    let policy = client.public().terms().await?.optimistic;
+    let least = policy.min_audit_bps(p.price, p.min_bond).with_context(|| {
+        format!(
+            "a bond of {} wei cannot deter cheating on a price of {} wei: pass --min-bond-wei {} or more",
+            p.min_bond,
+            p.price,
+            zkinfer_protocol::optimistic::min_bond_for(p.price, policy.audit_safety_bps)
+        )
+    })?;
+    let audit_bps = ask.audit_bps.unwrap_or(least);
+    if audit_bps < least || audit_bps > 10_000 {
+        bail!("--audit-bps {audit_bps}: this coordinator needs {least} to 10000 for this price and bond");
+    }
+    let challenge_window = ask.challenge_window_s.unwrap_or(policy.min_challenge_window_s).max(policy.min_challenge_window_s);
+    let prove_window = ask.prove_window_s.unwrap_or(policy.min_prove_window_s).max(policy.min_prove_window_s);
+    let challenge_bond = ask.challenge_bond.unwrap_or(policy.min_challenge_bond_wei.0).max(policy.min_challenge_bond_wei.0);
+    Ok(OptimisticTerms { audit_bps, challenge_window, prove_window, challenge_bond })
+}
+
+/// Opens and pays the escrow job (optimistic with `optimistic` terms); returns it and what
+/// sealed inputs bind.
 async fn pay(
     p: &Payment,
     hash: &[u8; 32],
     commitment: Commitment,
     allow: &[ExecutorId],
     deadline_s: u64,
+    optimistic: Option<OptimisticTerms>,
 ) -> Result<(EscrowJobId, EscrowBinding)> {
     let model = match p.escrow_model {
         Some(id) => id,
@@ -302,6 +397,7 @@ async fn pay(
         price: p.price,
         min_bond: p.min_bond,
         claimable: false,
+        optimistic,
     };
     let job = p.escrow.open_job(&open).await?;
     let chain_id = p.escrow.chain_id().await?;
@@ -321,7 +417,16 @@ async fn submit_cmd(client: &CustomerClient, a: &SubmitArgs) -> Result<Outcome> 
                 token: a.token,
                 min_bond: a.min_bond_wei,
                 escrow_model: a.escrow_model,
+                optimistic: (a.verification == VerificationArg::Optimistic).then_some(OptimisticAsk {
+                    audit_bps: a.audit_bps,
+                    challenge_window_s: a.challenge_window_s,
+                    prove_window_s: a.prove_window_s,
+                    challenge_bond: a.challenge_bond_wei,
+                }),
             })
+        }
+        _ if a.verification == VerificationArg::Optimistic => {
+            bail!("optimistic verification is paid through the escrow: pass --rpc-url, --escrow and --key")
         }
         _ => None,
     };
@@ -369,6 +474,38 @@ fn print_job(job: &JobView) {
     }
     if let Some(f) = &job.failure {
         println!("  failed: {f}");
+    }
+    if let Some(r) = &job.result {
+        print_result(r);
+    }
+}
+
+fn print_result(r: &zkinfer_protocol::types::ResultView) {
+    println!("  optimistic result posted by {} in tx {} (outputs hash {})", r.executor, r.post_tx, r.outputs_hash);
+    for (i, o) in r.outputs.iter().enumerate() {
+        let shown: Vec<String> = o.iter().take(16).map(|v| format!("{v:.6}")).collect();
+        let more = if o.len() > 16 { format!(" … ({} values)", o.len()) } else { String::new() };
+        println!("  output {i}: [{}]{more}", shown.join(", "));
+    }
+    if r.challenge_ends_s > 0 {
+        println!("  challengeable until {} (unix, chain time)", r.challenge_ends_s);
+    }
+    match &r.audit {
+        Some(a) if a.sampled => {
+            let who = a.validator.map_or("no validator available".into(), |v| format!("validator {v}"));
+            let found = match a.agreed {
+                Some(true) => "agreed",
+                Some(false) => "disagreed and challenged",
+                None => "re-executing",
+            };
+            println!("  audit: sampled; {who}: {found}");
+        }
+        Some(_) => println!("  audit: not sampled"),
+        None => println!("  audit: waiting for the block after the posting"),
+    }
+    if let Some(d) = &r.dispute {
+        let outcome = d.outcome.as_deref().unwrap_or("open");
+        println!("  challenged by {}: the executor must prove by {} (unix); outcome: {outcome}", d.challenger, d.prove_by_s);
     }
 }
 
@@ -418,4 +555,45 @@ async fn proof(client: &CustomerClient, a: &ProofArgs) -> Result<Outcome> {
         println!("the proof of job {} binds its input commitment and is saved to {}", a.job, a.out.display());
     }
     Ok(verified)
+}
+
+/// The escrow job behind a coordinator job, and an escrow client sending as `a.key`.
+async fn escrow_of(client: &CustomerClient, a: &ChainArgs) -> Result<(EscrowClient, EscrowJobId)> {
+    let job = client.job(a.job).await?;
+    let escrow_job = job.escrow_job.with_context(|| format!("job {} is not paid through an escrow", a.job))?;
+    let key: alloy::signers::local::PrivateKeySigner = a.key.parse().context("--key: not a private key (0x and 64 hex digits)")?;
+    Ok((EscrowClient::connect(&a.rpc_url, a.escrow, Some(key))?, escrow_job))
+}
+
+async fn challenge(client: &CustomerClient, a: &ChainArgs) -> Result<Outcome> {
+    let (escrow, escrow_job) = escrow_of(client, a).await?;
+    let o = escrow.optimistic(escrow_job).await?;
+    if !o.is_optimistic() {
+        bail!("job {} is a ZK job: there is no result to challenge (its payment needs a valid proof)", a.job);
+    }
+    let s = escrow.challenge(escrow_job, o.terms.challenge_bond).await?;
+    let after = escrow.optimistic(escrow_job).await?;
+    println!(
+        "challenged escrow job {escrow_job} with a bond of {} wei (tx {:#x}): its executor must prove its outputs by {} (unix), or be slashed",
+        o.terms.challenge_bond, s.tx, after.prove_by
+    );
+    Ok(Outcome::Ok)
+}
+
+async fn settle(client: &CustomerClient, a: &ChainArgs) -> Result<Outcome> {
+    use zkinfer_verifier_contract::escrow::JobState as S;
+    let (escrow, escrow_job) = escrow_of(client, a).await?;
+    let job = escrow.job(escrow_job).await?;
+    let o = escrow.optimistic(escrow_job).await?;
+    let now = escrow.chain_time().await?;
+    let done = match job.state {
+        S::Posted if now > o.challenge_ends() => ("paid the posted result", escrow.finalize(escrow_job).await?),
+        S::Posted => bail!("escrow job {escrow_job}'s challenge window runs until {} (chain time now {now})", o.challenge_ends()),
+        S::Disputed if now > o.prove_by => ("slashed the executor, which did not prove its outputs", escrow.slash_unproven(escrow_job).await?),
+        S::Disputed => bail!("escrow job {escrow_job}'s executor may prove until {} (chain time now {now})", o.prove_by),
+        S::Open | S::Claimed if now > job.deadline => ("refunded the customer", escrow.refund(escrow_job).await?),
+        state => bail!("escrow job {escrow_job} is {state:?}: nothing is due"),
+    };
+    println!("escrow job {escrow_job}: {} (tx {:#x}, {} gas)", done.0, done.1.tx, done.1.gas_used);
+    Ok(Outcome::Ok)
 }

@@ -16,7 +16,7 @@ pub(crate) fn demo(a: &DemoArgs) -> Result<Outcome> {
     }
     let dir = work.join("model");
     let proof = work.join("proof.zkp");
-    let steps = if a.market { 7 } else { 6 };
+    let steps = 6 + u32::from(a.market) + u32::from(a.optimistic);
     let step = |n: u32, what: &str| println!("\n== {n}/{steps} {what}");
     let start = Instant::now();
     step(1, "compile");
@@ -57,9 +57,14 @@ pub(crate) fn demo(a: &DemoArgs) -> Result<Outcome> {
         step(6, "verify on chain (anvil) and settle through the escrow");
         crate::onchain::demo_on_chain(&dir, &proof, &model.join("input.json"), &a.toolchain, &work.join("evm"))?;
     }
+    let mut zk_seconds = None;
     if a.market {
         step(7, "the proving market on anvil: escrow, coordinator, two executors, a sealed paid job");
-        crate::demo_market::demo_market(&dir, &crate::demo_market::example_input(model)?, &a.toolchain, work)?;
+        zk_seconds = crate::demo_market::demo_market(&dir, &crate::demo_market::example_input(model)?, &a.toolchain, work)?;
+    }
+    if a.optimistic {
+        step(steps, "optimistic verification on anvil: an honest executor paid after the window, a cheater caught and slashed");
+        crate::demo_optimistic::demo_optimistic(&dir, &crate::demo_market::example_input(model)?, &a.toolchain, work, zk_seconds)?;
     }
     println!("demo finished in {:.1}s", start.elapsed().as_secs_f64());
     Ok(Outcome::Ok)

@@ -28,10 +28,10 @@ const MIN_BOND_WEI: u128 = 10_000_000_000_000_000;
 const CUSTOMER: usize = 1;
 const EXECUTORS: [usize; 2] = [2, 3];
 /// The demo's customer API key.
-const API_KEY: &str = "demo-key";
+pub(crate) const API_KEY: &str = "demo-key";
 
 /// Child processes, killed when the demo ends (also on error).
-struct Children(Vec<Child>);
+pub(crate) struct Children(pub(crate) Vec<Child>);
 
 impl Drop for Children {
     fn drop(&mut self) {
@@ -42,8 +42,9 @@ impl Drop for Children {
     }
 }
 
-/// Runs the market demo for the compiled, set-up model in `model_dir`.
-pub(crate) fn demo_market(model_dir: &Path, input: &[f32], toolchain_dir: &Path, work: &Path) -> Result<()> {
+/// Runs the market demo for the compiled, set-up model in `model_dir`; returns the seconds
+/// from the job's submission to its verified proof.
+pub(crate) fn demo_market(model_dir: &Path, input: &[f32], toolchain_dir: &Path, work: &Path) -> Result<Option<f64>> {
     let toolchain = Toolchain::new(toolchain_dir)?;
     let loaded = ModelDir::new(model_dir).load()?;
     let market_dir = work.join("market");
@@ -68,7 +69,7 @@ pub(crate) fn demo_market(model_dir: &Path, input: &[f32], toolchain_dir: &Path,
     let exe = std::env::current_exe()?;
     let rpc = chain.endpoint();
     let mut children = Children(Vec::new());
-    let addr = start_coordinator(&exe, &mut children, &market_dir, model_dir, &rpc, contracts.escrow, toolchain_dir)?;
+    let addr = start_coordinator(&exe, &mut children, &market_dir, model_dir, &rpc, contracts.escrow, toolchain_dir, &[])?;
     println!("coordinator at http://{addr} (logs in {})", market_dir.display());
     for (n, &account) in EXECUTORS.iter().enumerate() {
         let state = market_dir.join(format!("executor{n}"));
@@ -99,6 +100,7 @@ pub(crate) fn demo_market(model_dir: &Path, input: &[f32], toolchain_dir: &Path,
             token: None,
             min_bond: U256::from(MIN_BOND_WEI),
             escrow_model: Some(contracts.escrow_model),
+            optimistic: None,
         };
         let order = Order {
             model: &model_id,
@@ -121,15 +123,19 @@ pub(crate) fn demo_market(model_dir: &Path, input: &[f32], toolchain_dir: &Path,
         println!("customer submitted job {}, its input sealed (HPKE) to both executors\n\nlifecycle of job {}:", placed.job, placed.job);
         let job = follow(&client, placed.job).await?;
         audit(&client, &loaded, placed.job, placed.commitment).await?;
-        report_payment(&chain, &job, &before).await
+        report_payment(&chain, &job, &before).await?;
+        let at = |s: JobState| job.events.iter().find(|e| e.state == s).map(|e| e.at_ms);
+        Ok(at(JobState::Proved).zip(at(JobState::Queued)).map(|(p, q)| (p - q) as f64 / 1e3))
     })
 }
 
-fn log(dir: &Path, name: &str) -> Result<Stdio> {
+pub(crate) fn log(dir: &Path, name: &str) -> Result<Stdio> {
     Ok(Stdio::from(std::fs::File::create(dir.join(name))?))
 }
 
-fn start_coordinator(
+/// Starts the coordinator for model `demo` with `extra` arguments; returns its address.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn start_coordinator(
     exe: &Path,
     children: &mut Children,
     dir: &Path,
@@ -137,6 +143,7 @@ fn start_coordinator(
     rpc: &str,
     escrow: Address,
     toolchain: &Path,
+    extra: &[&str],
 ) -> Result<String> {
     let db = format!("sqlite:{}", dir.join("coordinator.db").display());
     children.0.push(
@@ -145,6 +152,7 @@ fn start_coordinator(
             .args(["--model", &format!("demo:{}", model.display()), "--lease-secs", "10", "--long-poll-secs", "5"])
             .args(["--rpc-url", rpc, "--escrow", &format!("{escrow:#x}"), "--chain-poll-ms", "200", "--confirmations", "0"])
             .args(["--toolchain", &toolchain.display().to_string()])
+            .args(extra)
             .stdout(log(dir, "coordinator.log")?)
             .stderr(log(dir, "coordinator.err")?)
             .spawn()?,
@@ -168,7 +176,7 @@ async fn balances(chain: &LocalChain, accounts: &[usize]) -> Result<Vec<U256>> {
     Ok(out)
 }
 
-async fn wait_for_executors(client: &CustomerClient, n: usize) -> Result<()> {
+pub(crate) async fn wait_for_executors(client: &CustomerClient, n: usize) -> Result<()> {
     let start = Instant::now();
     loop {
         let registered = client.executors().await?.len();

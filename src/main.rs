@@ -5,6 +5,7 @@ mod commands;
 mod customer;
 mod demo;
 mod demo_market;
+mod demo_optimistic;
 mod info;
 mod market;
 mod onchain;
@@ -294,6 +295,11 @@ pub(crate) struct DemoArgs {
     /// (its lifecycle printed state by state), and an auditor checks the proof.
     #[arg(long, conflicts_with = "off_chain_only")]
     market: bool,
+    /// Then run optimistic verification on anvil: an honest executor's result paid after the
+    /// challenge window, and a cheating executor's wrong outputs caught by a validator,
+    /// challenged, left unproved and slashed.
+    #[arg(long, conflicts_with = "off_chain_only")]
+    optimistic: bool,
 }
 
 /// Arguments of `zkinfer coordinator`.
@@ -370,6 +376,33 @@ pub(crate) struct CoordinatorArgs {
     /// Longest a model registration (compile and keygen) may take, in seconds.
     #[arg(long, env = "ZKINFER_REGISTER_TIMEOUT_SECS", default_value_t = 1800)]
     register_timeout_secs: u64,
+    /// Optimistic jobs: the shortest challenge window accepted, in seconds (validators
+    /// re-execute within it).
+    #[arg(long, env = "ZKINFER_MIN_CHALLENGE_WINDOW_SECS", default_value_t = 60)]
+    min_challenge_window_secs: u32,
+    /// Optimistic jobs: the shortest prove window accepted, in seconds (a challenged
+    /// executor proves within it).
+    #[arg(long, env = "ZKINFER_MIN_PROVE_WINDOW_SECS", default_value_t = 300)]
+    min_prove_window_secs: u32,
+    /// Optimistic jobs: the least challenge bond accepted (wei); it pays an honest executor
+    /// for proving a frivolous challenge.
+    #[arg(long, env = "ZKINFER_MIN_CHALLENGE_BOND_WEI", default_value = "1000000000000000")]
+    min_challenge_bond_wei: alloy::primitives::U256,
+    /// Optimistic jobs: the safety factor, in basis points, on the least audit probability
+    /// 2 × price / bond at which cheating loses money (15000: 1.5×).
+    #[arg(long, env = "ZKINFER_AUDIT_SAFETY_BPS", default_value_t = 15_000, value_parser = clap::value_parser!(u32).range(10_000..))]
+    audit_safety_bps: u32,
+}
+
+/// What an executor does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Role {
+    /// Takes jobs (proves ZK jobs, runs optimistic ones) and audits sampled optimistic results.
+    Both,
+    /// Takes jobs only.
+    Executor,
+    /// Audits sampled optimistic results only (a validator: staked, it takes no jobs).
+    Validator,
 }
 
 /// Arguments of `zkinfer bench`.
@@ -433,6 +466,15 @@ pub(crate) struct ExecutorArgs {
     /// How proofs' commitments (MSMs) are computed; see `zkinfer prove --help`.
     #[arg(long, env = "ZKINFER_MSM", default_value = "precomputed")]
     pub(crate) msm: zkinfer_prover::MsmChoice,
+    /// What this executor does: take jobs, audit sampled optimistic results (as a validator,
+    /// challenging wrong ones on chain), or both.
+    #[arg(long, env = "ZKINFER_ROLE", value_enum, default_value = "both")]
+    role: Role,
+    /// FOR DEMONSTRATIONS AND TESTS ONLY: post wrong outputs for optimistic jobs (the first
+    /// output value plus one), as a cheating executor would; a validator catches it, and its
+    /// bond is slashed.
+    #[arg(long)]
+    post_wrong_outputs: bool,
 }
 
 /// How a command ended: the exit code says which.

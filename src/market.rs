@@ -87,6 +87,12 @@ pub(crate) fn coordinator(a: &CoordinatorArgs) -> Result<Outcome> {
         max_lease: Duration::from_secs(a.max_lease_secs.max(a.lease_secs)),
         register_timeout: Duration::from_secs(a.register_timeout_secs),
         admin_keys: a.admin_keys.iter().cloned().collect(),
+        optimistic: zkinfer_protocol::optimistic::OptimisticPolicy {
+            min_challenge_window_s: a.min_challenge_window_secs,
+            min_prove_window_s: a.min_prove_window_secs,
+            min_challenge_bond_wei: zkinfer_protocol::Wei(a.min_challenge_bond_wei),
+            audit_safety_bps: a.audit_safety_bps,
+        },
     };
     let config = Config {
         listen: a.listen,
@@ -139,6 +145,9 @@ pub(crate) fn executor(a: &ExecutorArgs) -> Result<Outcome> {
             (false, _) => None,
         },
         msm: a.msm,
+        claim_jobs: a.role != crate::Role::Validator,
+        validate: a.role != crate::Role::Executor,
+        post_wrong_outputs: a.post_wrong_outputs,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     tracing::info!(executor = %name, models = a.models.len(), coordinator = %a.coordinator, "executor starting");

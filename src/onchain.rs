@@ -162,7 +162,7 @@ pub(crate) fn demo_on_chain(dir: &Path, proof: &Path, input: &Path, toolchain_di
         let commitment = Commitment::from(loaded.model.input_commitment(&inputs, salt.to_fr())?);
         let price = U256::from(10u64).pow(U256::from(17u64));
         let deadline = chain.timestamp().await? + 3600;
-        let open = OpenJob { model, commitment, deadline, allow: vec![], token: None, price, min_bond: bond, claimable: false };
+        let open = OpenJob { model, commitment, deadline, allow: vec![], token: None, price, min_bond: bond, claimable: false, optimistic: None };
         let job = chain.escrow(escrow, customer)?.open_job(&open).await?;
         let binding = Binding { payee: ExecutorId(chain.account(executor)), chain_id: chain_id(&chain).await?, escrow, escrow_job: job };
         let (bound, t) = timed("proving again, bound to the executor and the escrow job", || {

@@ -2,6 +2,8 @@
 //! with real coordinator and executor processes where an attack needs them. Each attack fails,
 //! and balances are asserted to the wei (issue 13's list, numbered as there).
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
+
 mod common;
 
 use std::sync::Arc;

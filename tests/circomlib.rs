@@ -2,6 +2,8 @@
 //! in papers/design.md §1.2 (run with node, circomlibjs from verifier-contract's lockfile) give
 //! the commitment that a proof made with the same salt carries; two salts give two commitments.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
+
 use std::path::PathBuf;
 use std::process::Command;
 

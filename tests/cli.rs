@@ -1,5 +1,7 @@
 //! The `zkinfer` binary as a user runs it: exit codes, messages, files left behind.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

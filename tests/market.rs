@@ -5,6 +5,8 @@
 //! other, which is paid; the coordinator's database and logs never hold the input in
 //! plaintext; jobs queued and running survive a coordinator kill -9 (SQLite and Postgres).
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
+
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -167,6 +169,7 @@ fn a_restarted_executor_never_submits_a_proof_twice() {
         price: price(),
         min_bond: U256::from(BOND_WEI),
         claimable: false,
+        optimistic: None,
     };
     let escrow_job = rt.block_on(chain.escrow(contracts.escrow, CUSTOMER).unwrap().open_job(&open)).unwrap();
     let proof_file = dir.path().join("job.zkp");
@@ -210,6 +213,7 @@ fn a_model_registered_over_http_is_set_up_by_an_executor_that_fetches_it_and_pro
     let dir = tempfile::tempdir().unwrap();
     let models = dir.path().join("models");
     let db = format!("sqlite:{}", dir.path().join("coordinator.db").display());
+    #[allow(clippy::zombie_processes)] // the test kills and waits for each child
     let start_coordinator = || {
         let child = Command::new(BIN)
             .args([

@@ -3,6 +3,8 @@
 //! ports in place of 8545 and the coordinator's default 8080): a chain, the contracts, a
 //! coordinator and an executor, then `zkinfer job submit`, `status` and `proof`.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 

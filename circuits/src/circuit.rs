@@ -189,12 +189,19 @@ pub fn public_instances(model: &QModel, inputs: &[Vec<i64>], salt: Fr, binding: 
         Visibility::Private => Vec::new(),
     };
     out.extend(binding.values());
-    let outputs: Vec<Fr> = trace.outputs(model).iter().flatten().map(|&v| fr_from_i64(v)).collect();
-    match model.settings.output_visibility {
-        Visibility::Hashed => out.push(poseidon::commit(&outputs)),
-        _ => out.extend(outputs),
-    }
+    out.extend(output_instances(model, &trace.outputs(model)));
     out
+}
+
+/// The output part of the public instances for the model's quantized outputs (one flattened
+/// list per output): the values, or their Poseidon commitment when outputs are hashed. An
+/// optimistic job posts exactly these on chain.
+pub fn output_instances(model: &QModel, outputs: &[Vec<i64>]) -> Vec<Fr> {
+    let values: Vec<Fr> = outputs.iter().flatten().map(|&v| fr_from_i64(v)).collect();
+    match model.settings.output_visibility {
+        Visibility::Hashed => vec![poseidon::commit(&values)],
+        _ => values,
+    }
 }
 
 impl Default for Settings {

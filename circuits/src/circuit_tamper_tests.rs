@@ -46,7 +46,7 @@ fn assert_caught(c: &Compiled, input: &[Vec<f32>], node: &str, expected: &str) {
 fn pooled_max_is_bound_by_its_gate() {
     let (c, input) = example("cnn");
     // The last stage of the first MaxPool's max tree: relu(a − b) + b.
-    let node = c.model.steps.iter().filter(|s| s.op_type == "MaxPool" && s.node.contains("/max")).map(|s| s.node.clone()).last();
+    let node = c.model.steps.iter().filter(|s| s.op_type == "MaxPool" && s.node.contains("/max")).map(|s| s.node.clone()).next_back();
     assert_caught(&c, &input, &node.expect("a MaxPool max step"), "requant output");
 }
 

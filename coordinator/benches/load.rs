@@ -71,6 +71,7 @@ async fn main() {
         escrow_job: None,
         deadline_s: 3600,
         customer_signature: None,
+        verification: zkinfer_protocol::Verification::Zk,
     };
 
     let gate = Arc::new(Semaphore::new(64));

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{Address, B256, U256};
 use tokio_util::sync::CancellationToken;
 use zkinfer_protocol::{Commitment, ExecutorId};
-use zkinfer_verifier_contract::escrow::{EscrowClient, EscrowJob, JobState};
+use zkinfer_protocol::optimistic::OptimisticPolicy;
+use zkinfer_verifier_contract::escrow::{EscrowClient, EscrowJob, JobState, OptimisticState};
 
 use crate::error::{Error, EscrowMismatch, Result};
 use crate::store::Store;
@@ -54,6 +55,9 @@ pub struct Wanted<'a> {
     pub price_at_least: U256,
     /// Who signed the submission (must be the escrow job's customer).
     pub signer: Address,
+    /// For an optimistic job, what its escrow terms must meet (`None`: a ZK job, which must
+    /// not be optimistic on chain).
+    pub optimistic: Option<&'a OptimisticPolicy>,
 }
 
 /// Why `job` does not pay for a job that needs `w`, if it does not.
@@ -81,11 +85,43 @@ fn mismatch(job: &EscrowJob, w: &Wanted<'_>) -> Option<EscrowMismatch> {
     })
 }
 
+/// Why an escrow job with optimistic state `o` and paying `price` with bond `min_bond` does
+/// not meet `policy`, if it does not.
+pub fn optimistic_shortfall(o: &OptimisticState, price: U256, min_bond: U256, policy: &OptimisticPolicy) -> Option<String> {
+    let t = &o.terms;
+    let why = match policy.min_audit_bps(price, min_bond) {
+        None => format!(
+            "a bond of {min_bond} wei cannot deter cheating on a price of {price} wei: bond at least {} wei",
+            zkinfer_protocol::optimistic::min_bond_for(price, policy.audit_safety_bps)
+        ),
+        Some(need) if t.audit_bps < need => format!("audit probability {} bps, at least {need} bps for this price and bond", t.audit_bps),
+        _ if t.challenge_window < policy.min_challenge_window_s => {
+            format!("challenge window {} s, at least {} s", t.challenge_window, policy.min_challenge_window_s)
+        }
+        _ if t.prove_window < policy.min_prove_window_s => format!("prove window {} s, at least {} s", t.prove_window, policy.min_prove_window_s),
+        _ if t.challenge_bond < policy.min_challenge_bond_wei.0 => {
+            format!("challenge bond {} wei, at least {} wei", t.challenge_bond, policy.min_challenge_bond_wei)
+        }
+        _ => return None,
+    };
+    Some(why)
+}
+
 /// Checks that escrow job `job` (as read from `escrow`) pays for a job that needs `w`; a
-/// restricted job must allow every executor the input is sealed to.
-pub async fn check_pays_for(escrow: &EscrowClient, job: &EscrowJob, w: &Wanted<'_>) -> Result<()> {
+/// restricted job must allow every executor the input is sealed to. Returns the job's
+/// optimistic state (all zero for a ZK job).
+pub async fn check_pays_for(escrow: &EscrowClient, job: &EscrowJob, w: &Wanted<'_>) -> Result<OptimisticState> {
     if let Some(reason) = mismatch(job, w) {
         return Err(Error::Escrow { job: job.id, reason });
+    }
+    let o = escrow.optimistic(job.id).await?;
+    let name = |optimistic: bool| if optimistic { "optimistic" } else { "zk" };
+    if o.is_optimistic() != w.optimistic.is_some() {
+        let reason = EscrowMismatch::OtherVerification { on_chain: name(o.is_optimistic()), asked: name(w.optimistic.is_some()) };
+        return Err(Error::Escrow { job: job.id, reason });
+    }
+    if let Some(why) = w.optimistic.and_then(|p| optimistic_shortfall(&o, job.price, job.min_bond, p)) {
+        return Err(Error::Escrow { job: job.id, reason: EscrowMismatch::OptimisticTerms(why) });
     }
     if job.restricted {
         for &executor in w.sealed_to {
@@ -94,7 +130,7 @@ pub async fn check_pays_for(escrow: &EscrowClient, job: &EscrowJob, w: &Wanted<'
             }
         }
     }
-    Ok(())
+    Ok(o)
 }
 
 /// Executors' active stake, read from the escrow and kept for a while.

@@ -2,7 +2,7 @@
 //! hashes and proof checks ([`ProofChecker`]), and compiling models sent over HTTP
 //! ([`ModelRegistrar`]). [`crate::registry::ModelRegistry`] implements both.
 
-use alloy::primitives::{Address, B256};
+use alloy::primitives::{Address, B256, U256};
 use zkinfer_protocol::types::{RegisterModelRequest, RegisteredModel};
 use zkinfer_protocol::{Binding, Commitment, ModelId, Salt};
 
@@ -43,6 +43,13 @@ pub trait ProofChecker: Send + Sync {
     fn model_hash(&self, model_id: &ModelId) -> Option<[u8; 32]> {
         let _ = model_id;
         None
+    }
+
+    /// The output instances (as the escrow's `postResult` takes them) of quantized outputs,
+    /// and the outputs dequantized; an error when they do not fit the model's outputs.
+    fn outputs(&self, model_id: &ModelId, quantized: &[Vec<i64>]) -> Result<(Vec<U256>, Vec<Vec<f64>>)> {
+        let _ = quantized;
+        Err(crate::error::Error::UnknownModel(model_id.to_string()))
     }
 
     /// `Ok` when `proof` is a valid proof for `model_id` that binds what `expect` says.

@@ -65,6 +65,20 @@ pub enum EscrowMismatch {
     /// It can be claimed on chain, so that one claim would lock out the executors the market routes to.
     #[error("it is claimable: a market job must be opened with claimable = false")]
     Claimable,
+    /// The job asks for optimistic verification, the escrow job is a ZK one, or the other way round.
+    #[error("it is a {on_chain} job on chain, the submission asks for {asked} verification")]
+    OtherVerification {
+        /// What the escrow job is (`zk` or `optimistic`).
+        on_chain: &'static str,
+        /// What the submission asks for.
+        asked: &'static str,
+    },
+    /// An optimistic result claimed is not what the escrow holds.
+    #[error("the claimed result is not the one posted on chain: {0}")]
+    ResultNotPosted(String),
+    /// Its optimistic terms fall short of this coordinator's (`GET /v1/terms`).
+    #[error("its optimistic terms fall short: {0}")]
+    OptimisticTerms(String),
 }
 
 /// Errors of the coordinator.

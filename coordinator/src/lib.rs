@@ -1,7 +1,8 @@
 //! The proving market's coordinator, as a service ([`serve`]): the job store ([`store`],
 //! SQLite or Postgres), the HTTP API ([`routes`], with its OpenAPI document [`openapi`]),
 //! adaptive routing ([`dispatch`], [`routing`]), delivered-proof checks ([`check`],
-//! [`registry`]), settlement from the escrow's events ([`chain`]) and metrics ([`metrics`]).
+//! [`registry`]), settlement from the escrow's events ([`chain`]), sampled re-execution of
+//! optimistic results ([`audit`]) and metrics ([`metrics`]).
 //!
 //! The wire types, signatures and sealing are the protocol crate's
 //! ([`zkinfer_protocol`]), which clients share; the escrow client is
@@ -10,6 +11,7 @@
 //! # Feature flags
 //! None.
 
+pub mod audit;
 pub mod chain;
 pub mod check;
 pub mod clock;

@@ -1,10 +1,11 @@
 //! What the coordinator accepts: the terms an escrow job must meet, what executors need to
-//! get work, and who may register models.
+//! get work, who may register models, and what optimistic jobs need.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use alloy::primitives::U256;
+use zkinfer_protocol::optimistic::OptimisticPolicy;
 
 /// The coordinator's terms.
 #[derive(Clone, Debug)]
@@ -22,6 +23,8 @@ pub struct Policy {
     pub register_timeout: Duration,
     /// API keys that may register models (`POST /v1/models`).
     pub admin_keys: HashSet<String>,
+    /// What an optimistic job's escrow terms must meet.
+    pub optimistic: OptimisticPolicy,
 }
 
 impl Default for Policy {
@@ -33,6 +36,7 @@ impl Default for Policy {
             max_lease: Duration::from_secs(3_600),
             register_timeout: Duration::from_secs(1_800),
             admin_keys: HashSet::new(),
+            optimistic: OptimisticPolicy::default(),
         }
     }
 }

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use alloy::primitives::{Address, B256};
+use alloy::primitives::{Address, B256, U256};
+use halo2curves::ff::PrimeField;
 use zkinfer_verifier_contract::solc::Toolchain;
 use zkinfer_verifier_contract::verifier::CompiledVerifier;
 
@@ -189,6 +190,22 @@ impl ProofChecker for ModelRegistry {
 
     fn model_hash(&self, model_id: &ModelId) -> Option<[u8; 32]> {
         self.get(model_id).ok().map(|(l, _)| l.bindings.model_hash)
+    }
+
+    fn outputs(&self, model_id: &ModelId, quantized: &[Vec<i64>]) -> Result<(Vec<U256>, Vec<Vec<f64>>)> {
+        let (loaded, _) = self.get(model_id)?;
+        let model = &loaded.model;
+        let sizes: Vec<usize> = model.output_shapes().iter().map(|s| s.iter().product()).collect();
+        let got: Vec<usize> = quantized.iter().map(Vec::len).collect();
+        if got != sizes {
+            return Err(Error::BadRequest(format!("model `{model_id}` has outputs of {sizes:?} values, the result has {got:?}")));
+        }
+        let words = zkinfer_circuits::circuit::output_instances(model, quantized)
+            .iter()
+            .map(|f| U256::from_le_bytes(f.to_repr()))
+            .collect();
+        let real = quantized.iter().map(|o| o.iter().map(|&v| model.dequantize(v)).collect()).collect();
+        Ok((words, real))
     }
 
     fn check(&self, model_id: &ModelId, expect: &ExpectedProof, proof: &[u8]) -> Result<()> {

@@ -146,6 +146,8 @@ impl Service {
             }
         });
         if let Some((client, watch)) = self.escrow {
+            let min_stake = self.state.policy.min_stake;
+            tasks.spawn(crate::audit::sample(self.store.clone(), client.clone(), min_stake, watch.every, self.shutdown.clone()));
             tasks.spawn(crate::chain::watch(self.store.clone(), client, watch, self.shutdown.clone()));
         }
         let token = self.shutdown.clone();

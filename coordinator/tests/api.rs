@@ -1,6 +1,8 @@
 //! The HTTP API in process: authentication, structured 4xx errors, the body limit, a job's
 //! whole path through the API, and the metrics.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -97,6 +99,7 @@ fn job(model: &str, n: usize) -> Vec<u8> {
 #[tokio::test]
 async fn bad_requests_get_stable_4xx_codes() {
     let (app, _d) = app().await;
+    #[allow(clippy::type_complexity)]
     let cases: [(&[(&str, &str)], Vec<u8>, StatusCode, &str); 6] = [
         (&[], job("mlp", 4), StatusCode::UNAUTHORIZED, "unauthorized"),
         (&[("x-api-key", "stolen")], job("mlp", 4), StatusCode::UNAUTHORIZED, "unauthorized"),

@@ -5,6 +5,8 @@
 //! The Postgres runs need a server: `ZKINFER_TEST_DATABASE_URL` (scripts/test.sh starts a
 //! throwaway one with scripts/pg-test.sh); without it they print SKIPPED and pass.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
+
 use alloy::primitives::{Address, B256, U256};
 use zkinfer_coordinator::store::Store;
 use zkinfer_coordinator::Error;
@@ -84,6 +86,7 @@ on_both!(
     claims_are_exclusive_across_two_coordinators_on_one_database,
     jobs_survive_a_restart_and_deadlines_expire_them,
     chain_events_settle_paid_jobs_once_and_refund_expired_ones_and_survive_a_restart,
+    optimistic_results_are_claimed_audited_disputed_and_slashed_as_the_chain_says,
 );
 
 fn states(events: &[JobEvent]) -> Vec<JobState> {
@@ -193,6 +196,7 @@ async fn chain_events_settle_paid_jobs_once_and_refund_expired_ones_and_survive_
         escrow_job: Some(EscrowJobId(escrow_job)),
         deadline_ms,
         min_bond_gwei: None,
+        optimistic: None,
     };
     let paid = s.submit_job(&job(7, 1_000_000), 0).await.unwrap();
     let late = s.submit_job(&job(8, 50), 0).await.unwrap();
@@ -240,6 +244,7 @@ async fn a_reorg_that_removes_a_payment_or_a_refund_undoes_it_and_the_job_settle
         escrow_job: Some(EscrowJobId(escrow_job)),
         deadline_ms,
         min_bond_gwei: Some(1),
+        optimistic: None,
     };
     let (paid, late) = (s.submit_job(&job(1, 1_000_000), 0).await.unwrap(), s.submit_job(&job(2, 50), 0).await.unwrap());
     let aa = exec(0xaa);
@@ -280,4 +285,88 @@ async fn heartbeats_cannot_extend_a_lease_past_its_cap(db: Db) {
     }
     assert!(s.claim(&exec(EXEC_B), 100 + 3 * LEASE - 1, LEASE).await.unwrap().is_none(), "still leased before the cap");
     assert_eq!(s.claim(&exec(EXEC_B), 100 + 3 * LEASE + 1, LEASE).await.unwrap().unwrap().job, id, "the cap ends it");
+}
+
+async fn optimistic_results_are_claimed_audited_disputed_and_slashed_as_the_chain_says(db: Db) {
+    use zkinfer_coordinator::store::{ClaimedResult, JobInput, NewJob, OptimisticJob};
+    use zkinfer_protocol::Verification;
+    use zkinfer_verifier_contract::escrow::{DisputeOutcome, EscrowEvent, Logged};
+    let s = db.store().await;
+    let mlp = model("mlp");
+    let (a, v, other) = (exec(EXEC_A), exec(EXEC_B), exec(0xcc));
+    let sealed = vec![(a, b"for a".to_vec()), (v, b"for v".to_vec())];
+    let job = |escrow_job: u64| NewJob {
+        model_id: &mlp,
+        customer: "alice",
+        input: JobInput::Sealed(&sealed),
+        input_commitment: Some("0x01".parse().unwrap()),
+        escrow_job: Some(EscrowJobId(escrow_job)),
+        deadline_ms: 1_000_000,
+        min_bond_gwei: None,
+        optimistic: Some(OptimisticJob { audit_bps: 10_000, challenge_window_s: 60 }),
+    };
+    let id = s.submit_job(&job(3), 0).await.unwrap();
+    let lease = s.claim(&a, 1, LEASE).await.unwrap().unwrap();
+    assert_eq!(lease.verification, Verification::Optimistic);
+    s.start_proving(id, &a, 2, LEASE).await.unwrap();
+    let result = ClaimedResult {
+        quantized: vec![vec![1, -2]],
+        outputs: vec![vec![0.5, -1.0]],
+        outputs_hash: B256::repeat_byte(7),
+        post_tx: B256::repeat_byte(8),
+        block: 4,
+        challenge_ends_s: 1_000,
+        signature: vec![9; 65],
+    };
+    // Only the lease holder claims while the job is leased.
+    assert!(matches!(s.claim_result(id, &other, &result, 3).await.unwrap_err(), Error::NotLeaseHolder { .. }));
+    s.claim_result(id, &a, &result, 3).await.unwrap();
+    let view = s.job(id).await.unwrap();
+    assert_eq!((view.state, view.verification), (Posted, Verification::Optimistic));
+    let r = view.result.unwrap();
+    assert_eq!((r.quantized_outputs, r.outputs, r.challenge_ends_s), (vec![vec![1, -2]], vec![vec![0.5, -1.0]], 1_000));
+    // A claim of other outputs than the recorded ones is refused.
+    let other_hash = ClaimedResult { outputs_hash: B256::repeat_byte(6), ..result.clone() };
+    assert!(s.claim_result(id, &a, &other_hash, 4).await.is_err());
+    // Audit: one decision; the chosen validator gets the task with its own ciphertext.
+    let candidates = s.audit_candidates().await.unwrap();
+    assert_eq!(candidates.len(), 1);
+    assert_eq!((candidates[0].executor, candidates[0].sealed_to.clone(), candidates[0].audit_bps), (a, vec![a, v], 10_000));
+    s.decide_audit(id, U256::from(42), true, Some(v), 5).await.unwrap();
+    s.decide_audit(id, U256::from(43), false, None, 6).await.unwrap();
+    assert!(s.audit_candidates().await.unwrap().is_empty(), "decided once");
+    assert!(s.audit_tasks(&a).await.unwrap().is_empty(), "the executor does not audit itself");
+    let tasks = s.audit_tasks(&v).await.unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!((tasks[0].input.0.as_slice(), tasks[0].executor, tasks[0].quantized_outputs.clone()), (&b"for v"[..], a, vec![vec![1, -2]]));
+    assert!(matches!(s.report_audit(id, &other, false, None).await.unwrap_err(), Error::Forbidden(_)), "only the validator asked");
+    s.report_audit(id, &v, false, Some(B256::repeat_byte(5))).await.unwrap();
+    assert!(s.report_audit(id, &v, true, None).await.is_err(), "once");
+    // The chain: challenged, then slashed (the refund of a challenged job is a slash).
+    let at = |event, block| Logged { event, tx: B256::repeat_byte(1), block, block_hash: B256::ZERO, log_index: 0 };
+    let challenged = at(EscrowEvent::Challenged { job: EscrowJobId(3), challenger: v.address(), prove_by: 2_000 }, 10);
+    s.record_chain_events(&[challenged], 11, (10, B256::repeat_byte(10)), 20).await.unwrap();
+    assert_eq!(s.job(id).await.unwrap().state, Challenged);
+    let resolved = at(EscrowEvent::Resolved { job: EscrowJobId(3), winner: v.address(), outcome: DisputeOutcome::Slashed, reward: U256::from(1) }, 12);
+    let refunded = at(EscrowEvent::Refunded { job: EscrowJobId(3), amount: U256::from(5), slashed: U256::from(1) }, 12);
+    s.record_chain_events(&[resolved, refunded], 13, (12, B256::repeat_byte(12)), 30).await.unwrap();
+    let view = s.job(id).await.unwrap();
+    assert_eq!(states(&view.events), [Queued, Assigned, Proving, Posted, Challenged, Slashed]);
+    let r = view.result.unwrap();
+    let (audit, dispute) = (r.audit.unwrap(), r.dispute.unwrap());
+    assert_eq!((audit.sampled, audit.validator, audit.agreed), (true, Some(v), Some(false)));
+    assert_eq!((dispute.challenger, dispute.prove_by_s, dispute.outcome.as_deref()), (v, 2_000, Some("slashed")));
+    // A reorg that removes the slash and the challenge takes the job back to posted.
+    s.rewind_chain(10, 40).await.unwrap();
+    let view = s.job(id).await.unwrap();
+    assert_eq!(view.state, Posted);
+    assert!(view.result.unwrap().dispute.is_none());
+    // A result seen on chain for a job whose executor went silent posts it too.
+    let id2 = s.submit_job(&job(4), 50).await.unwrap();
+    s.claim(&a, 51, LEASE).await.unwrap().unwrap();
+    let posted = at(EscrowEvent::Posted { job: EscrowJobId(4), executor: a, outputs_hash: B256::repeat_byte(2), outputs: vec![] }, 20);
+    s.record_chain_events(&[posted], 21, (20, B256::repeat_byte(20)), 60).await.unwrap();
+    let view = s.job(id2).await.unwrap();
+    assert_eq!(view.state, Posted);
+    assert!(view.result.unwrap().quantized_outputs.is_empty(), "not claimed yet");
 }

@@ -1,7 +1,10 @@
 //! The proving market's executor: registers with the coordinator (models, price, hardware,
 //! and the HPKE key that customers seal inputs to), long-polls for a job, opens its sealed
 //! input, proves it with the model's local keys while renewing its lease, delivers the proof,
-//! and submits it to the on-chain escrow to be paid ([`settle`], crash-safe).
+//! and submits it to the on-chain escrow to be paid ([`settle`], crash-safe). An optimistic
+//! job is run, not proved: its outputs are posted to the escrow with a bond and paid after
+//! the challenge window, or proved if challenged. As a validator, it re-executes the sampled
+//! optimistic results it is asked to audit, and challenges the ones that differ.
 //!
 //! It talks to the coordinator only through the protocol crate's typed client
 //! ([`zkinfer_protocol::client::ExecutorClient`], every request signed with the executor's
@@ -12,7 +15,10 @@
 //! # Feature flags
 //! None.
 
+pub mod audit;
+pub mod journal;
 mod models;
+pub mod optimistic;
 mod prover;
 pub mod settle;
 mod worker;
@@ -93,6 +99,13 @@ pub enum Error {
         /// How long it was waited for.
         secs: u64,
     },
+    /// A challenged result's proof shows other outputs than the ones posted: it cannot
+    /// settle the dispute (the executor posted wrong outputs).
+    #[error("escrow job {escrow_job}: the proof's outputs are not the posted outputs; the dispute cannot be won")]
+    CannotDefend {
+        /// The escrow job.
+        escrow_job: EscrowJobId,
+    },
     /// A blocking task panicked.
     #[error("{0} panicked")]
     Panicked(&'static str),
@@ -143,6 +156,14 @@ pub struct ExecutorConfig {
     pub fetch_models: Option<zkinfer_prover::srs::SrsChoice>,
     /// How proofs' commitments are computed (`precomputed`: the SRS's cached fixed-base tables).
     pub msm: MsmChoice,
+    /// Claim jobs (run and prove them). Off: a validator only.
+    pub claim_jobs: bool,
+    /// Re-execute the sampled optimistic results the coordinator asks this executor to
+    /// audit, and challenge the wrong ones on chain.
+    pub validate: bool,
+    /// For demonstrations and tests only: post wrong outputs for optimistic jobs (the first
+    /// output value plus one), as a cheating executor would, to be caught and slashed.
+    pub post_wrong_outputs: bool,
 }
 
 /// Runs the executor until `shutdown` is cancelled (the job in hand is finished first):

@@ -2,8 +2,6 @@
 //! `--fetch-models` downloads each one's compiled circuit, sets it up with its own SRS, and
 //! proves it only if its verifying key is the coordinator's (same circuit, same SRS).
 
-use std::sync::Arc;
-
 use zkinfer_protocol::{Hash32, ModelId};
 use zkinfer_prover::srs::SrsChoice;
 use zkinfer_prover::ModelDir;
@@ -15,7 +13,7 @@ use crate::{Error, Result};
 impl Executor {
     /// Sets up models registered since the last look; returns whether any was added. Failures
     /// are logged and retried at the next look (the executor keeps serving what it has).
-    pub(crate) async fn sync_models(&mut self) -> bool {
+    pub(crate) async fn sync_models(&self) -> bool {
         let Some(srs) = self.cfg.fetch_models.clone() else { return false };
         let listed = match self.client.public().models().await {
             Ok(l) => l,
@@ -25,12 +23,12 @@ impl Executor {
             }
         };
         let mut added = false;
-        let new: Vec<_> = listed.into_iter().filter(|m| !self.provers.contains_key(&m.id)).collect();
+        let new: Vec<_> = listed.into_iter().filter(|m| !self.has_model(&m.id)).collect();
         for m in new {
             match self.fetch(&m.id, srs.clone()).await {
                 Ok(p) => {
                     tracing::info!(executor = %self.id(), model = %m.id, "set up a registered model");
-                    self.provers.insert(m.id, Arc::new(p));
+                    self.add_prover(m.id, p);
                     added = true;
                 }
                 Err(e) => tracing::warn!(executor = %self.id(), model = %m.id, error = %e, "setting up a registered model failed"),

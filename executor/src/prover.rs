@@ -2,7 +2,10 @@
 
 use std::path::Path;
 
-use zkinfer_circuits::circuit::{salted_commitment, PayeeBinding};
+use alloy::primitives::U256;
+use halo2_proofs::halo2curves::bn256::Fr;
+use halo2_proofs::halo2curves::ff::PrimeField;
+use zkinfer_circuits::circuit::{output_instances, salted_commitment, PayeeBinding};
 use zkinfer_protocol::types::InputPayload;
 use zkinfer_protocol::{Binding, Commitment, JobId};
 use zkinfer_prover::{CommitParams, Loaded, ModelDir, MsmChoice, Statement};
@@ -59,23 +62,45 @@ impl Prover {
         Ok(Prover { loaded, pk, params })
     }
 
-    /// Proves the job's input payload (JSON) bound to `binding`, after checking that it
-    /// hashes to `commitment`; returns the proof file's bytes.
-    pub(crate) fn prove(&self, job: JobId, payload: &[u8], commitment: Commitment, binding: &Binding) -> Result<Vec<u8>> {
+    /// Opens the job's input payload (JSON): the quantized inputs and the salt, after
+    /// checking that they hash to `commitment`.
+    fn open(&self, job: JobId, payload: &[u8], commitment: Commitment) -> Result<(Vec<Vec<i64>>, Fr)> {
         let fail = |reason| Error::Prove { job, reason };
         // The payload's own error text could quote input values: keep only its position.
         let p: InputPayload =
             serde_json::from_slice(payload).map_err(|e| fail(ProveFailure::Payload(format!("line {} column {}", e.line(), e.column()))))?;
-        let model = self.loaded.model.clone();
+        let model = &self.loaded.model;
         let inputs = model.split_inputs(&p.input).map_err(|e| fail(ProveFailure::Input(input_reason(&e))))?;
         let q = model.quantize_inputs(&inputs).map_err(|e| fail(ProveFailure::Input(input_reason(&e))))?;
         if Commitment::from(salted_commitment(&q, p.salt.to_fr())) != commitment {
             return Err(fail(ProveFailure::CommitmentMismatch));
         }
-        let statement = Statement { inputs: q, salt: p.salt.to_fr(), binding: PayeeBinding::from_values(binding.to_fields()) };
-        let env = zkinfer_prover::prove(&self.params, &self.pk, model, statement, self.loaded.bindings)
-            .map_err(|e| fail(ProveFailure::Prover(e)))?;
-        env.to_bytes().map_err(|e| fail(ProveFailure::Prover(e)))
+        Ok((q, p.salt.to_fr()))
+    }
+
+    /// Proves the job's input payload (JSON) bound to `binding`, after checking that it
+    /// hashes to `commitment`; returns the proof file's bytes.
+    pub(crate) fn prove(&self, job: JobId, payload: &[u8], commitment: Commitment, binding: &Binding) -> Result<Vec<u8>> {
+        let (inputs, salt) = self.open(job, payload, commitment)?;
+        let fail = |e| Error::Prove { job, reason: ProveFailure::Prover(e) };
+        let statement = Statement { inputs, salt, binding: PayeeBinding::from_values(binding.to_fields()) };
+        let env = zkinfer_prover::prove(&self.params, &self.pk, self.loaded.model.clone(), statement, self.loaded.bindings).map_err(fail)?;
+        env.to_bytes().map_err(fail)
+    }
+
+    /// Runs the model on the job's input payload (JSON), after checking that it hashes to
+    /// `commitment`: the quantized outputs, one flattened list per output, exactly what a
+    /// proof would show (an optimistic job posts them; a validator recomputes them).
+    pub(crate) fn evaluate(&self, job: JobId, payload: &[u8], commitment: Commitment) -> Result<Vec<Vec<i64>>> {
+        let (inputs, _) = self.open(job, payload, commitment)?;
+        let model = &self.loaded.model;
+        let trace = model.eval_quantized(&inputs).map_err(|e| Error::Prove { job, reason: ProveFailure::Input(input_reason(&e)) })?;
+        Ok(trace.outputs(model))
+    }
+
+    /// The output instances (the words `postResult` takes) of quantized outputs.
+    pub(crate) fn output_words(&self, quantized: &[Vec<i64>]) -> Vec<U256> {
+        output_instances(&self.loaded.model, quantized).iter().map(|f| U256::from_le_bytes(f.to_repr())).collect()
     }
 }
 

@@ -7,7 +7,7 @@
 //! sending another, and it never submits for a job the escrow has already paid. So a crash
 //! at any point neither loses the payment nor double-submits.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256};
@@ -75,62 +75,13 @@ impl Pending {
     }
 }
 
-/// The journal of proofs not yet paid for.
-#[derive(Clone, Debug)]
-pub struct Journal {
-    dir: PathBuf,
-}
+/// The journal of proofs not yet paid for (`<state-dir>/pending/`).
+pub type Journal = crate::journal::Journal<Pending>;
 
-impl Journal {
-    /// The journal under `state_dir`.
-    pub fn new(state_dir: &Path) -> Self {
-        Journal { dir: state_dir.join("pending") }
-    }
-
-    fn path(&self, escrow_job: EscrowJobId) -> PathBuf {
-        self.dir.join(format!("{escrow_job}.json"))
-    }
-
-    /// Writes (replaces) an entry atomically.
-    pub fn put(&self, p: &Pending) -> Result<()> {
-        let path = self.path(p.escrow_job);
-        let bytes = serde_json::to_vec_pretty(p).map_err(|e| Error::Journal { path: path.clone(), reason: e.to_string() })?;
-        zkinfer_prover::fs::atomic_write(&path, &bytes).map_err(|e| Error::Journal { path, reason: e.to_string() })
-    }
-
-    /// Rewrites an entry that is still there (another path may have finished it meanwhile).
-    pub fn put_if_present(&self, p: &Pending) -> Result<()> {
-        if self.path(p.escrow_job).exists() {
-            self.put(p)?;
-        }
-        Ok(())
-    }
-
-    /// Removes an entry (the payment is final, or nothing can pay any more).
-    pub fn done(&self, escrow_job: EscrowJobId) -> Result<()> {
-        let path = self.path(escrow_job);
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Journal { path, reason: e.to_string() }),
-            _ => Ok(()),
-        }
-    }
-
-    /// Every readable entry, oldest escrow job first. An unreadable entry is logged and
-    /// skipped, so it never blocks the others.
-    pub fn entries(&self) -> Result<Vec<Pending>> {
-        let Ok(dir) = std::fs::read_dir(&self.dir) else { return Ok(Vec::new()) };
-        let mut out = Vec::new();
-        for f in dir.flatten().filter(|f| f.path().extension().is_some_and(|e| e == "json")) {
-            match std::fs::read(f.path())
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<Pending>(&b).map_err(|e| e.to_string()))
-            {
-                Ok(p) => out.push(p),
-                Err(reason) => tracing::warn!(path = %f.path().display(), %reason, "skipping an unreadable journal entry"),
-            }
-        }
-        out.sort_by_key(|p| p.escrow_job);
-        Ok(out)
+impl crate::journal::Entry for Pending {
+    const DIR: &'static str = "pending";
+    fn escrow_job(&self) -> EscrowJobId {
+        self.escrow_job
     }
 }
 

@@ -1,14 +1,16 @@
-//! The executor's loop: register, resume the journal, claim, prove, deliver, get paid.
+//! The executor's loop: register, resume the journal, claim, prove (or, for an optimistic
+//! job, run and post), deliver, get paid; beside it, a loop that follows posted results
+//! and, as a validator, re-executes sampled ones ([`crate::optimistic`], [`crate::audit`]).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use zkinfer_protocol::client::{Client, ExecutorClient};
 use zkinfer_protocol::seal::{EscrowBinding, SealContext, SealKey};
 use zkinfer_protocol::types::{ExecutorRegistration, Lease};
-use zkinfer_protocol::{Binding, ErrorCode, EscrowJobId, ExecutorId, HexBytes, JobId, ModelId, Wei};
+use zkinfer_protocol::{Binding, ErrorCode, EscrowJobId, ExecutorId, HexBytes, JobId, ModelId, Verification, Wei};
 use zkinfer_verifier_contract::escrow::{EscrowClient, JobState as EscrowState};
 
 use crate::prover::{ProveFailure, Prover};
@@ -26,12 +28,21 @@ const MIN_TIME_LEFT: Duration = Duration::from_secs(60);
 pub(crate) struct Executor {
     pub(crate) cfg: ExecutorConfig,
     pub(crate) client: ExecutorClient,
-    pub(crate) provers: HashMap<ModelId, Arc<Prover>>,
-    seal: SealKey,
+    provers: RwLock<HashMap<ModelId, Arc<Prover>>>,
+    pub(crate) seal: SealKey,
     /// The escrow and the chain's id.
-    escrow: Option<(EscrowClient, u64)>,
+    pub(crate) escrow: Option<(EscrowClient, u64)>,
     journal: Journal,
+    pub(crate) posted: crate::optimistic::Journal,
+    pub(crate) challenges: crate::audit::Journal,
+    /// Audits this validator cannot judge, not tried again in this run.
+    pub(crate) unjudgeable: std::sync::Mutex<std::collections::HashSet<JobId>>,
+    /// Optimistic results a task is advancing now.
+    pub(crate) busy: std::sync::Mutex<std::collections::HashSet<EscrowJobId>>,
 }
+
+/// How often posted results, disputes and audits are looked at.
+const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 
 /// Doubles a pause, up to [`MAX_BACKOFF`].
 fn backoff(d: Duration) -> Duration {
@@ -69,7 +80,11 @@ impl Executor {
             client: Client::new(&cfg.coordinator)?.executor(cfg.key.clone()),
             seal: SealKey::derive(cfg.key.to_bytes().as_slice()),
             journal: Journal::new(&cfg.state_dir),
-            provers,
+            posted: crate::optimistic::Journal::new(&cfg.state_dir),
+            challenges: crate::audit::Journal::new(&cfg.state_dir),
+            provers: RwLock::new(provers),
+            unjudgeable: Default::default(),
+            busy: Default::default(),
             escrow,
             cfg,
         })
@@ -79,13 +94,62 @@ impl Executor {
         self.client.id()
     }
 
-    pub(crate) async fn run(mut self, shutdown: CancellationToken) -> Result<()> {
-        self.sync_models().await;
-        self.register(&shutdown).await?;
+    /// The prover of a loaded model.
+    pub(crate) fn prover(&self, model: &ModelId) -> Option<Arc<Prover>> {
+        self.provers.read().ok().and_then(|p| p.get(model).cloned())
+    }
+
+    /// Whether the model is loaded.
+    pub(crate) fn has_model(&self, model: &ModelId) -> bool {
+        self.provers.read().is_ok_and(|p| p.contains_key(model))
+    }
+
+    /// Adds a loaded model.
+    pub(crate) fn add_prover(&self, model: ModelId, prover: Prover) {
+        if let Ok(mut p) = self.provers.write() {
+            p.insert(model, Arc::new(prover));
+        }
+    }
+
+    pub(crate) async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        let me = Arc::new(self);
+        me.sync_models().await;
+        me.register(&shutdown).await?;
+        let follower = tokio::spawn(me.clone().follow(shutdown.clone()));
+        let result = me.claim_loop(&shutdown).await;
+        shutdown.cancel();
+        let _ = follower.await;
+        tracing::info!(executor = %me.id(), "stopped");
+        result
+    }
+
+    /// Follows what outlives a lease until `shutdown`: optimistic results (finalize after the
+    /// window, prove when challenged) and, as a validator, sampled results to re-execute and
+    /// its challenges.
+    async fn follow(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            self.follow_posted().await;
+            if self.cfg.validate {
+                self.audit_round().await;
+                self.follow_challenges().await;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(FOLLOW_EVERY) => {}
+            }
+        }
+    }
+
+    async fn claim_loop(&self, shutdown: &CancellationToken) -> Result<()> {
+        if !self.cfg.claim_jobs {
+            // A validator only: it audits (in `follow`) and never takes jobs.
+            shutdown.cancelled().await;
+            return Ok(());
+        }
         let mut pause = Duration::from_secs(1);
         while !shutdown.is_cancelled() {
             if self.sync_models().await {
-                self.register(&shutdown).await?;
+                self.register(shutdown).await?;
             }
             // Unpaid proofs first (left by a crash, or by a chain that was unreachable).
             self.resume().await;
@@ -109,13 +173,12 @@ impl Executor {
                 Err(e) => return Err(e.into()),
             }
         }
-        tracing::info!(executor = %self.id(), "stopped");
         Ok(())
     }
 
     /// Tells the coordinator what it serves, retrying while the coordinator is unreachable.
     async fn register(&self, shutdown: &CancellationToken) -> Result<()> {
-        let mut models: Vec<ModelId> = self.provers.keys().cloned().collect();
+        let mut models: Vec<ModelId> = self.provers.read().map(|p| p.keys().cloned().collect()).unwrap_or_default();
         models.sort();
         let public = self.seal.public_bytes();
         let info = ExecutorRegistration {
@@ -161,7 +224,7 @@ impl Executor {
     }
 
     /// What a sealed input of this lease must have been sealed for.
-    fn seal_context<'a>(&self, lease: &'a Lease) -> std::result::Result<SealContext<'a>, ProveFailure> {
+    pub(crate) fn seal_context<'a>(&self, lease: &'a Lease) -> std::result::Result<SealContext<'a>, ProveFailure> {
         let input_commitment = lease.input_commitment.ok_or(ProveFailure::NoCommitment)?;
         let escrow = match (lease.escrow_job, &self.escrow) {
             (Some(job), Some((client, chain_id))) => Some(EscrowBinding { chain_id: *chain_id, escrow: client.address(), job }),
@@ -171,7 +234,7 @@ impl Executor {
     }
 
     /// Who this lease's proof pays: this executor, for the lease's escrow job if it has one.
-    fn binding(&self, lease: &Lease) -> Binding {
+    pub(crate) fn binding(&self, lease: &Lease) -> Binding {
         match (lease.escrow_job, &self.escrow) {
             (Some(job), Some((client, chain_id))) => {
                 Binding { payee: self.id(), chain_id: *chain_id, escrow: client.address(), escrow_job: job }
@@ -205,7 +268,7 @@ impl Executor {
 
     async fn work(&self, lease: Lease) -> Result<()> {
         let job = lease.job;
-        let Some(prover) = self.provers.get(&lease.model_id).cloned() else {
+        let Some(prover) = self.prover(&lease.model_id) else {
             // Not ours to prove: let the lease lapse so another executor gets it.
             tracing::warn!(executor = %self.id(), %job, model = %lease.model_id, "job for a model not loaded here; letting its lease lapse");
             return Ok(());
@@ -215,40 +278,46 @@ impl Executor {
             tracing::warn!(executor = %self.id(), %job, %why, "the escrow job cannot pay: not proving it");
             return Ok(self.client.fail(job, &ProveFailure::Unpayable(why).to_string()).await?);
         }
-        tracing::info!(executor = %self.id(), %job, model = %lease.model_id, "proving");
         let beat = self.heartbeat(job);
-        let payload = if lease.sealed {
-            self.seal_context(&lease).and_then(|ctx| self.seal.open(&ctx, &lease.input.0).map_err(ProveFailure::Open))
-        } else {
-            Ok(lease.input.0.clone())
-        };
-        let binding = self.binding(&lease);
-        let commitment = lease.input_commitment;
-        let proved = match payload {
-            Ok(payload) => match tokio::task::spawn_blocking(move || match commitment {
-                Some(c) => prover.prove(job, &payload, c, &binding),
-                None => Err(Error::Prove { job, reason: ProveFailure::NoCommitment }),
-            })
-            .await
-            {
-                Ok(r) => r,
-                Err(_) => Err(Error::Prove { job, reason: ProveFailure::Panicked }),
-            },
-            Err(reason) => Err(Error::Prove { job, reason }),
-        };
-        let result = match proved {
-            Ok(proof) => self.finish(job, lease.escrow_job, proof).await,
-            Err(e) => {
-                tracing::warn!(executor = %self.id(), %job, error = %e, "cannot prove; reporting the failure");
-                let reason = match &e {
-                    Error::Prove { reason, .. } => reason.to_string(),
-                    other => other.to_string(),
-                };
-                self.client.fail(job, &reason).await.map_err(Error::from)
+        let payload = self.open_input(&lease);
+        let result = if lease.verification == Verification::Optimistic {
+            tracing::info!(executor = %self.id(), %job, model = %lease.model_id, "running (optimistic)");
+            match payload {
+                Ok(payload) => self.run_optimistic(&lease, prover, payload).await,
+                Err(reason) => Err(Error::Prove { job, reason }),
             }
+        } else {
+            tracing::info!(executor = %self.id(), %job, model = %lease.model_id, "proving");
+            self.prove_and_finish(&lease, prover, payload).await
         };
         beat.abort();
-        result
+        match result {
+            Err(Error::Prove { reason, .. }) => {
+                tracing::warn!(executor = %self.id(), %job, error = %reason, "cannot prove; reporting the failure");
+                self.client.fail(job, &reason.to_string()).await.map_err(Error::from)
+            }
+            other => other,
+        }
+    }
+
+    /// The lease's input payload (JSON), opened when sealed.
+    pub(crate) fn open_input(&self, lease: &Lease) -> std::result::Result<Vec<u8>, ProveFailure> {
+        if lease.sealed {
+            self.seal_context(lease).and_then(|ctx| self.seal.open(&ctx, &lease.input.0).map_err(ProveFailure::Open))
+        } else {
+            Ok(lease.input.0.clone())
+        }
+    }
+
+    /// Proves a ZK job, then delivers the proof and gets paid.
+    async fn prove_and_finish(&self, lease: &Lease, prover: Arc<Prover>, payload: std::result::Result<Vec<u8>, ProveFailure>) -> Result<()> {
+        let (job, binding, commitment) = (lease.job, self.binding(lease), lease.input_commitment);
+        let payload = payload.map_err(|reason| Error::Prove { job, reason })?;
+        let c = commitment.ok_or(Error::Prove { job, reason: ProveFailure::NoCommitment })?;
+        let proof = tokio::task::spawn_blocking(move || prover.prove(job, &payload, c, &binding))
+            .await
+            .map_err(|_| Error::Prove { job, reason: ProveFailure::Panicked })??;
+        self.finish(job, lease.escrow_job, proof).await
     }
 
     fn heartbeat(&self, job: JobId) -> tokio::task::JoinHandle<()> {

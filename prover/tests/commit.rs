@@ -2,6 +2,8 @@
 //! proof every backend computes every commitment it is asked for, each equal to halo2's own,
 //! and the proof verifies; keygen gives the same keys; cached MSM tables are checked when read.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

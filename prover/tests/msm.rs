@@ -50,7 +50,7 @@ fn runs(rng: &mut ChaCha20Rng, n: usize) -> Vec<Fr> {
     while out.len() < n {
         let v = scalars(rng, 1)[0];
         let len = rng.gen_range(1..=20usize).min(n - out.len());
-        out.extend(std::iter::repeat(v).take(len));
+        out.extend(std::iter::repeat_n(v, len));
     }
     out
 }

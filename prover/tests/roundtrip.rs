@@ -1,6 +1,8 @@
 //! Compile → setup (dev SRS) → prove → verify on the shipped tiny model, and rejection
 //! of every tampered byte, every changed instance and another model's key.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
+
 use std::path::PathBuf;
 
 use zkinfer_circuits::compile::{compile, CompileOptions};

@@ -2,7 +2,7 @@
 //! test, the shipped MLP compiled and set up, coordinators and executors as processes, the
 //! customer's client, and a market on anvil (escrow, coordinator, two staked executors).
 
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -87,6 +87,7 @@ pub fn log_file(dir: &Path, name: &str) -> Stdio {
 }
 
 /// Starts `zkinfer coordinator` with `args`, its output in `dir`; returns it and its address.
+#[allow(clippy::zombie_processes)] // the caller owns the child (Procs kills and waits for it)
 pub fn spawn_coordinator(dir: &Path, args: &[&str]) -> (Child, String) {
     let child = Command::new(BIN)
         .arg("coordinator")
@@ -120,6 +121,19 @@ pub fn coordinator_at(
     lease_secs: &str,
     chain: Option<(&str, Address)>,
 ) -> (Child, String) {
+    coordinator_with(listen, db, dir, model, lease_secs, chain, &[])
+}
+
+/// [`coordinator_at`] with `extra` arguments.
+pub fn coordinator_with(
+    listen: &str,
+    db: &str,
+    dir: &Path,
+    model: &Path,
+    lease_secs: &str,
+    chain: Option<(&str, Address)>,
+    extra: &[&str],
+) -> (Child, String) {
     let model_arg = format!("mlp:{}", model.display());
     let mut args = vec!["--listen", listen, "--database-url", db, "--api-key", "alice:key-alice", "--api-key", "bob:key-bob"];
     args.extend(["--model", &model_arg, "--lease-secs", lease_secs, "--long-poll-secs", "1"]);
@@ -127,6 +141,7 @@ pub fn coordinator_at(
     if let (Some((rpc, _)), Some(escrow)) = (chain, &escrow) {
         args.extend(["--rpc-url", rpc, "--escrow", escrow, "--chain-poll-ms", "200", "--confirmations", "0", "--toolchain", &tc]);
     }
+    args.extend(extra);
     spawn_coordinator(dir, &args)
 }
 
@@ -136,6 +151,11 @@ pub fn coordinator(dir: &Path, model: &Path, lease_secs: &str, chain: Option<(&s
 
 /// Starts executor `n` with `key` for model `mlp`; on chain it stakes [`BOND_WEI`].
 pub fn executor(dir: &Path, addr: &str, key: &str, model: &Path, chain: Option<(&str, Address)>, n: usize) -> Child {
+    executor_with(dir, addr, key, model, chain, n, &[])
+}
+
+/// [`executor`] with `extra` arguments.
+pub fn executor_with(dir: &Path, addr: &str, key: &str, model: &Path, chain: Option<(&str, Address)>, n: usize, extra: &[&str]) -> Child {
     let mut cmd = Command::new(BIN);
     cmd.args(["executor", "--coordinator", &format!("http://{addr}"), "--key", key, "--heartbeat-secs", "1"])
         .args(["--model", &format!("mlp:{}", model.display()), "--price-wei", "1000"])
@@ -143,6 +163,7 @@ pub fn executor(dir: &Path, addr: &str, key: &str, model: &Path, chain: Option<(
     if let Some((rpc, escrow)) = chain {
         cmd.args(["--rpc-url", rpc, "--escrow", &format!("{escrow:#x}"), "--stake-wei", &BOND_WEI.to_string()]);
     }
+    cmd.args(extra);
     cmd.stdout(log_file(dir, &format!("executor{n}.out"))).stderr(log_file(dir, &format!("executor{n}.err"))).spawn().unwrap()
 }
 
@@ -188,6 +209,7 @@ pub fn plain_job(values: Vec<f32>, deadline_s: u64) -> SubmitJob {
         escrow_job: None,
         deadline_s,
         customer_signature: None,
+        verification: zkinfer_protocol::Verification::Zk,
     }
 }
 
@@ -241,22 +263,31 @@ impl Market {
 
     /// The market with the first `executors` of [`EXECUTORS`] running.
     pub fn start_with(executors: usize) -> Self {
+        let specs: Vec<(usize, Vec<&str>)> = EXECUTORS.iter().take(executors).map(|&a| (a, vec![])).collect();
+        Self::start_custom(None, &[], &specs)
+    }
+
+    /// A market on a chain mining a block every `block_time` seconds (`None`: one per
+    /// transaction), with a coordinator given `coordinator_extra` arguments and one executor
+    /// per `(account, extra arguments)`.
+    pub fn start_custom(block_time: Option<u64>, coordinator_extra: &[&str], executors: &[(usize, Vec<&str>)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let model = mlp_dir(dir.path());
         let rt = tokio::runtime::Runtime::new().unwrap();
         let tc = toolchain();
-        let chain = LocalChain::start(&tc.anvil().unwrap(), DEFAULT_HARDFORK).unwrap();
+        let chain = LocalChain::start_with_block_time(&tc.anvil().unwrap(), DEFAULT_HARDFORK, block_time).unwrap();
         let loaded = zkinfer_prover::ModelDir::new(&model).load().unwrap();
         let contracts = rt.block_on(deploy_market(&chain, &tc, &loaded, 0)).unwrap();
         let endpoint = chain.endpoint();
         let on_chain = Some((endpoint.as_str(), contracts.escrow));
-        let (c, addr) = coordinator(dir.path(), &model, "3", on_chain);
+        let db = format!("sqlite:{}", dir.path().join("coordinator.db").display());
+        let (c, addr) = coordinator_with("127.0.0.1:0", &db, dir.path(), &model, "3", on_chain, coordinator_extra);
         let procs = Procs::new(vec![c]);
-        for (n, &account) in EXECUTORS.iter().take(executors).enumerate() {
-            procs.push(executor(dir.path(), &addr, &chain.key_hex(account), &model, on_chain, n));
+        for (n, (account, extra)) in executors.iter().enumerate() {
+            procs.push(executor_with(dir.path(), &addr, &chain.key_hex(*account), &model, on_chain, n, extra));
         }
         let start = Instant::now();
-        while block_on(alice(&addr).executors()).unwrap().len() < executors {
+        while block_on(alice(&addr).executors()).unwrap().len() < executors.len() {
             assert!(start.elapsed() < Duration::from_secs(180), "the executors did not register");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -305,6 +336,7 @@ impl Market {
             price: terms.price,
             min_bond: terms.min_bond,
             claimable: terms.claimable,
+            optimistic: None,
         };
         self.rt.block_on(self.escrow(payer).open_job(&open)).unwrap()
     }
@@ -330,6 +362,7 @@ impl Market {
             escrow_job: Some(escrow_job),
             deadline_s: 3600,
             customer_signature: Some(HexBytes(signature)),
+            verification: zkinfer_protocol::Verification::Zk,
         }
     }
 

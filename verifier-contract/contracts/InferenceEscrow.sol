@@ -15,6 +15,14 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 /// a job requires a minimum bond; a claimable job can be claimed (locking the bond), and a
 /// claimant that does not deliver by the deadline loses part of its bond to the customer.
 /// Unstaking waits out a delay. After the deadline an unpaid job is refunded to the customer.
+///
+/// An optimistic job pays without a proof: its executor posts the outputs, bonding `minBond`;
+/// if nobody challenges them within the challenge window, they are final and paid. The customer
+/// or a staked validator (one that re-executed the job, sampled with `auditBps` by `auditSeed`,
+/// which the executor cannot predict when it posts) can challenge by posting `challengeBond`;
+/// the executor must then prove the posted outputs with a ZK proof within the prove window,
+/// taking the challenger's bond, or lose its bond: half to the challenger, half to the customer,
+/// who is refunded.
 contract InferenceEscrow is ReentrancyGuard {
     using SafeERC20 for IERC20;
 
@@ -50,7 +58,31 @@ contract InferenceEscrow is ReentrancyGuard {
         Open,
         Claimed,
         Paid,
-        Refunded
+        Refunded,
+        Posted,
+        Disputed
+    }
+
+    /// What an optimistic job agrees to.
+    struct OptimisticTerms {
+        /// Probability (basis points) that validators re-execute the posted result.
+        uint16 auditBps;
+        /// Seconds after posting during which the result can be challenged.
+        uint32 challengeWindow;
+        /// Seconds a challenged executor has to prove its posted outputs.
+        uint32 proveWindow;
+        /// What a challenger posts (returned with a reward if it was right, lost if not).
+        uint256 challengeBond;
+    }
+
+    /// An optimistic job's result and dispute.
+    struct Optimistic {
+        OptimisticTerms terms;
+        bytes32 outputsHash;
+        uint64 postedAt;
+        uint64 postedBlock;
+        uint64 proveBy;
+        address challenger;
     }
 
     struct Job {
@@ -83,6 +115,7 @@ contract InferenceEscrow is ReentrancyGuard {
     mapping(address => Stake) public stakes;
     /// @notice ETH that could not be pushed to its recipient, to withdraw with `withdrawCredit`.
     mapping(address => uint256) public credit;
+    mapping(uint256 => Optimistic) internal optimistic;
 
     event ModelRegistered(uint256 indexed modelId, address indexed verifier, bytes32 modelHash, uint32 numInstances, bytes32 codeHash);
     event JobOpened(
@@ -104,6 +137,10 @@ contract InferenceEscrow is ReentrancyGuard {
     event StakeWithdrawn(address indexed executor, uint256 amount);
     event Slashed(address indexed executor, uint256 indexed jobId, uint256 amount);
     event Credited(address indexed to, uint256 amount);
+    event OptimisticJobOpened(uint256 indexed jobId, uint16 auditBps, uint32 challengeWindow, uint32 proveWindow, uint256 challengeBond);
+    event ResultPosted(uint256 indexed jobId, address indexed executor, bytes32 outputsHash, uint256[] outputs);
+    event Challenged(uint256 indexed jobId, address indexed challenger, uint64 proveBy);
+    event DisputeResolved(uint256 indexed jobId, address indexed winner, bool executorProved, uint256 reward);
 
     error UnknownModel(uint256 modelId);
     error BadModel();
@@ -123,6 +160,11 @@ contract InferenceEscrow is ReentrancyGuard {
     error WrongBinding(uint256 row);
     error InvalidProof(uint256 jobId);
     error TransferFailed();
+    error NotOptimistic(uint256 jobId);
+    error OptimisticJob(uint256 jobId);
+    error WindowClosed(uint256 jobId);
+    error WindowOpen(uint256 jobId);
+    error WrongOutputs(uint256 jobId);
 
     /// @param unstakeDelay_ seconds an unstake request waits before its withdrawal.
     /// @param slashBps_ share (basis points, at most 10000) of a failed claimant's bond paid to the customer.
@@ -167,6 +209,38 @@ contract InferenceEscrow is ReentrancyGuard {
         uint256 minBond,
         bool claimable
     ) external payable nonReentrant returns (uint256 jobId) {
+        jobId = _open(modelId, inputCommitment, deadline, allowList, token, price, minBond, claimable);
+    }
+
+    /// @notice Opens an optimistic job: paid when its executor's posted outputs survive the
+    /// challenge window, or are proved when challenged (see the contract's notice). It cannot be
+    /// claimed; the same payment and bond rules as `openJob` apply.
+    function openOptimisticJob(
+        uint256 modelId,
+        uint256 inputCommitment,
+        uint64 deadline,
+        address[] calldata allowList,
+        address token,
+        uint256 price,
+        uint256 minBond,
+        OptimisticTerms calldata terms
+    ) external payable nonReentrant returns (uint256 jobId) {
+        if (terms.auditBps > 10_000 || terms.challengeWindow == 0 || terms.proveWindow == 0 || terms.challengeBond == 0) revert BadJob();
+        jobId = _open(modelId, inputCommitment, deadline, allowList, token, price, minBond, false);
+        optimistic[jobId].terms = terms;
+        emit OptimisticJobOpened(jobId, terms.auditBps, terms.challengeWindow, terms.proveWindow, terms.challengeBond);
+    }
+
+    function _open(
+        uint256 modelId,
+        uint256 inputCommitment,
+        uint64 deadline,
+        address[] calldata allowList,
+        address token,
+        uint256 price,
+        uint256 minBond,
+        bool claimable
+    ) internal returns (uint256 jobId) {
         if (models[modelId].verifier == address(0)) revert UnknownModel(modelId);
         if (price == 0 || minBond == 0 || deadline <= block.timestamp || inputCommitment >= FIELD_MODULUS) revert BadJob();
         if (msg.value != (token == address(0) ? price : 0)) revert WrongPayment();
@@ -247,7 +321,30 @@ contract InferenceEscrow is ReentrancyGuard {
     function submitProof(uint256 jobId, uint256[] calldata instances, bytes calldata proof) external nonReentrant {
         Job storage job = jobs[jobId];
         if (job.state != State.Open && job.state != State.Claimed) revert WrongState(jobId, job.state);
+        if (optimistic[jobId].terms.challengeWindow != 0) revert OptimisticJob(jobId);
         if (block.timestamp > job.deadline) revert DeadlinePassed(jobId);
+        address payee = _bound(jobId, job, instances);
+        if (job.state == State.Claimed) {
+            if (payee != job.executor) revert NotAllowed(jobId, payee);
+        } else {
+            if (job.restricted && !allowedExecutor[jobId][payee]) revert NotAllowed(jobId, payee);
+            uint256 active = activeStake(payee);
+            if (active < job.minBond) revert InsufficientStake(payee, active, job.minBond);
+        }
+        _verify(jobId, job, instances, proof);
+        uint256[] calldata outputs = instances[FIRST_OUTPUT_ROW:];
+        bytes32 outputsHash = keccak256(abi.encodePacked(outputs));
+        if (job.state == State.Claimed) stakes[payee].locked -= job.minBond;
+        job.state = State.Paid;
+        job.executor = payee;
+        job.outputsHash = outputsHash;
+        emit JobPaid(jobId, payee, job.token, job.price, outputsHash, outputs);
+        _pay(job.token, payee, job.price);
+    }
+
+    /// Checks that `instances` are canonical and bind job `jobId` (its input, this chain, this
+    /// escrow, the job); returns the payee they bind.
+    function _bound(uint256 jobId, Job storage job, uint256[] calldata instances) internal view returns (address) {
         Model storage model = models[job.modelId];
         if (instances.length != model.numInstances) revert WrongInstanceCount(model.numInstances, instances.length);
         for (uint256 i = 0; i < instances.length; i++) {
@@ -258,25 +355,131 @@ contract InferenceEscrow is ReentrancyGuard {
         if (instances[ESCROW_ROW] != uint256(uint160(address(this)))) revert WrongBinding(ESCROW_ROW);
         if (instances[JOB_ROW] != jobId) revert WrongBinding(JOB_ROW);
         if (instances[PAYEE_ROW] == 0 || instances[PAYEE_ROW] >> 160 != 0) revert WrongBinding(PAYEE_ROW);
-        address payee = address(uint160(instances[PAYEE_ROW]));
-        if (job.state == State.Claimed) {
-            if (payee != job.executor) revert NotAllowed(jobId, payee);
-        } else {
-            if (job.restricted && !allowedExecutor[jobId][payee]) revert NotAllowed(jobId, payee);
-            uint256 active = activeStake(payee);
-            if (active < job.minBond) revert InsufficientStake(payee, active, job.minBond);
-        }
-        // The verifier takes the raw calldata `instances ‖ proof` and reverts when invalid.
-        (bool ok,) = model.verifier.staticcall{gas: VERIFY_GAS}(abi.encodePacked(instances, proof));
+        return address(uint160(instances[PAYEE_ROW]));
+    }
+
+    /// Calls the model's verifier on the raw calldata `instances ‖ proof`; it reverts when invalid.
+    function _verify(uint256 jobId, Job storage job, uint256[] calldata instances, bytes calldata proof) internal view {
+        (bool ok,) = models[job.modelId].verifier.staticcall{gas: VERIFY_GAS}(abi.encodePacked(instances, proof));
         if (!ok) revert InvalidProof(jobId);
-        uint256[] calldata outputs = instances[FIRST_OUTPUT_ROW:];
-        bytes32 outputsHash = keccak256(abi.encodePacked(outputs));
-        if (job.state == State.Claimed) stakes[payee].locked -= job.minBond;
+    }
+
+    /// @notice Posts an optimistic job's outputs (an allowed executor with `minBond` of active
+    /// stake, before the deadline), bonding `minBond`. The challenge window starts.
+    function postResult(uint256 jobId, uint256[] calldata outputs) external {
+        Job storage job = jobs[jobId];
+        Optimistic storage o = optimistic[jobId];
+        if (o.terms.challengeWindow == 0) revert NotOptimistic(jobId);
+        if (job.state != State.Open) revert WrongState(jobId, job.state);
+        if (block.timestamp > job.deadline) revert DeadlinePassed(jobId);
+        if (job.restricted && !allowedExecutor[jobId][msg.sender]) revert NotAllowed(jobId, msg.sender);
+        if (outputs.length + FIRST_OUTPUT_ROW != models[job.modelId].numInstances) revert WrongOutputs(jobId);
+        for (uint256 i = 0; i < outputs.length; i++) {
+            if (outputs[i] >= FIELD_MODULUS) revert NonCanonicalInstance(FIRST_OUTPUT_ROW + i);
+        }
+        uint256 active = activeStake(msg.sender);
+        if (active < job.minBond) revert InsufficientStake(msg.sender, active, job.minBond);
+        stakes[msg.sender].locked += job.minBond;
+        job.state = State.Posted;
+        job.executor = msg.sender;
+        o.outputsHash = keccak256(abi.encodePacked(outputs));
+        o.postedAt = uint64(block.timestamp);
+        o.postedBlock = uint64(block.number);
+        emit ResultPosted(jobId, msg.sender, o.outputsHash, outputs);
+    }
+
+    /// @notice The seed that decides whether validators re-execute a posted result: the hash of
+    /// the block after the one the result was posted in, with the job id. Zero until that block
+    /// exists, and again once it is more than 256 blocks old (validators read it in between).
+    /// The executor cannot know it when it posts; a block producer could, and could withhold
+    /// a block to change it (design.md §7 says what that assumes).
+    function auditSeed(uint256 jobId) public view returns (uint256) {
+        Optimistic storage o = optimistic[jobId];
+        if (o.postedBlock == 0 || block.number <= o.postedBlock + 1) return 0;
+        bytes32 h = blockhash(o.postedBlock + 1);
+        if (h == bytes32(0)) return 0;
+        return uint256(keccak256(abi.encodePacked(h, jobId)));
+    }
+
+    /// @notice Whether validators re-execute job `jobId`: its seed, below `auditBps` in 10,000.
+    function audited(uint256 jobId) external view returns (bool) {
+        uint256 seed = auditSeed(jobId);
+        return seed != 0 && seed % 10_000 < optimistic[jobId].terms.auditBps;
+    }
+
+    /// @notice Pays a posted result once its challenge window closed unchallenged (anyone may call).
+    function finalize(uint256 jobId) external nonReentrant {
+        Job storage job = jobs[jobId];
+        Optimistic storage o = optimistic[jobId];
+        if (job.state != State.Posted) revert WrongState(jobId, job.state);
+        if (block.timestamp <= o.postedAt + o.terms.challengeWindow) revert WindowOpen(jobId);
+        stakes[job.executor].locked -= job.minBond;
         job.state = State.Paid;
-        job.executor = payee;
-        job.outputsHash = outputsHash;
-        emit JobPaid(jobId, payee, job.token, job.price, outputsHash, outputs);
-        _pay(job.token, payee, job.price);
+        job.outputsHash = o.outputsHash;
+        emit JobPaid(jobId, job.executor, job.token, job.price, o.outputsHash, new uint256[](0));
+        _pay(job.token, job.executor, job.price);
+    }
+
+    /// @notice Challenges a posted result within its window, posting `challengeBond` (ETH): the
+    /// customer or a staked validator other than the executor.
+    function challenge(uint256 jobId) external payable {
+        Job storage job = jobs[jobId];
+        Optimistic storage o = optimistic[jobId];
+        if (job.state != State.Posted) revert WrongState(jobId, job.state);
+        if (block.timestamp > o.postedAt + o.terms.challengeWindow) revert WindowClosed(jobId);
+        if (msg.value != o.terms.challengeBond) revert WrongPayment();
+        if (msg.sender == job.executor || (msg.sender != job.customer && activeStake(msg.sender) == 0)) revert NotAllowed(jobId, msg.sender);
+        job.state = State.Disputed;
+        o.challenger = msg.sender;
+        o.proveBy = uint64(block.timestamp) + o.terms.proveWindow;
+        emit Challenged(jobId, msg.sender, o.proveBy);
+    }
+
+    /// @notice Settles a dispute with a ZK proof of the posted outputs, bound to the executor and
+    /// this job (anyone may send it): the executor is paid the price and the challenger's bond.
+    function resolveWithProof(uint256 jobId, uint256[] calldata instances, bytes calldata proof) external nonReentrant {
+        Job storage job = jobs[jobId];
+        Optimistic storage o = optimistic[jobId];
+        if (job.state != State.Disputed) revert WrongState(jobId, job.state);
+        if (block.timestamp > o.proveBy) revert WindowClosed(jobId);
+        if (_bound(jobId, job, instances) != job.executor) revert NotAllowed(jobId, address(uint160(instances[PAYEE_ROW])));
+        if (keccak256(abi.encodePacked(instances[FIRST_OUTPUT_ROW:])) != o.outputsHash) revert WrongOutputs(jobId);
+        _verify(jobId, job, instances, proof);
+        stakes[job.executor].locked -= job.minBond;
+        job.state = State.Paid;
+        job.outputsHash = o.outputsHash;
+        uint256 bond = o.terms.challengeBond;
+        emit DisputeResolved(jobId, job.executor, true, bond);
+        emit JobPaid(jobId, job.executor, job.token, job.price, o.outputsHash, instances[FIRST_OUTPUT_ROW:]);
+        _pay(job.token, job.executor, job.price);
+        _pay(address(0), job.executor, bond);
+    }
+
+    /// @notice Ends a dispute whose executor did not prove its outputs in time (anyone may call):
+    /// its bond is slashed, half to the challenger (with its own bond back), half to the
+    /// customer, who is refunded the price.
+    function slashUnproven(uint256 jobId) external nonReentrant {
+        Job storage job = jobs[jobId];
+        Optimistic storage o = optimistic[jobId];
+        if (job.state != State.Disputed) revert WrongState(jobId, job.state);
+        if (block.timestamp <= o.proveBy) revert WindowOpen(jobId);
+        Stake storage s = stakes[job.executor];
+        uint256 slashed = job.minBond;
+        s.locked -= slashed;
+        s.amount -= slashed;
+        uint256 reward = slashed / 2;
+        job.state = State.Refunded;
+        emit Slashed(job.executor, jobId, slashed);
+        emit DisputeResolved(jobId, o.challenger, false, reward);
+        emit JobRefunded(jobId, job.customer, job.token, job.price, slashed - reward);
+        _pay(address(0), o.challenger, o.terms.challengeBond + reward);
+        _pay(job.token, job.customer, job.price);
+        _pay(address(0), job.customer, slashed - reward);
+    }
+
+    /// @notice An optimistic job's terms and result.
+    function getOptimistic(uint256 jobId) external view returns (Optimistic memory) {
+        return optimistic[jobId];
     }
 
     /// @notice Returns an unpaid job's payment to its customer after the deadline (anyone may

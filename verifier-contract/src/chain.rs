@@ -75,14 +75,21 @@ fn rpc(call: &'static str) -> impl Fn(String) -> Error {
 }
 
 impl LocalChain {
-    /// Starts anvil from `binary` on 127.0.0.1 and a free port, with EIP-170's code size limit.
+    /// Starts anvil from `binary` on 127.0.0.1 and a free port, with EIP-170's code size
+    /// limit, mining a block for each transaction.
     pub fn start(binary: &Path, hardfork: &str) -> Result<Self> {
-        let anvil = Anvil::at(binary)
-            .host("127.0.0.1")
-            .port(0u16)
-            .args(["--hardfork", hardfork])
-            .try_spawn()
-            .map_err(|e| rpc("starting anvil")(e.to_string()))?;
+        Self::start_with_block_time(binary, hardfork, None)
+    }
+
+    /// [`Self::start`], mining a block every `block_time` seconds instead (when set), as a
+    /// real chain does: optimistic jobs need blocks after the posting (their audit seed) and
+    /// a clock that moves without transactions (their windows).
+    pub fn start_with_block_time(binary: &Path, hardfork: &str, block_time: Option<u64>) -> Result<Self> {
+        let mut builder = Anvil::at(binary).host("127.0.0.1").port(0u16).args(["--hardfork", hardfork]);
+        if let Some(secs) = block_time {
+            builder = builder.block_time(secs);
+        }
+        let anvil = builder.try_spawn().map_err(|e| rpc("starting anvil")(e.to_string()))?;
         let signers = anvil.keys().iter().map(|k| PrivateKeySigner::from(k.clone())).collect();
         Ok(LocalChain { anvil, signers, hardfork: hardfork.to_string() })
     }

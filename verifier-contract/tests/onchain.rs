@@ -5,6 +5,8 @@
 //! claimant that did not deliver to the customer, and makes unstaking wait. Every case asserts
 //! balances to the wei.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -176,6 +178,7 @@ impl Escrow {
         Binding { payee: ExecutorId(self.chain.account(payee)), chain_id: self.chain_id, escrow: self.address, escrow_job: job }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn open(
         &self,
         c: Commitment,
@@ -187,7 +190,7 @@ impl Escrow {
         claimable: bool,
     ) -> EscrowJobId {
         let deadline = self.chain.timestamp().await.unwrap() + ttl;
-        let open = OpenJob { model: self.model, commitment: c, deadline, allow, token, price, min_bond: bond, claimable };
+        let open = OpenJob { model: self.model, commitment: c, deadline, allow, token, price, min_bond: bond, claimable, optimistic: None };
         self.client(CUSTOMER).open_job(&open).await.unwrap()
     }
 
@@ -224,7 +227,7 @@ async fn the_escrow_pays_the_bound_payee_once_whoever_submits_and_rejects_every_
     let c = f.commitment(salt);
     // An unknown model, a zero bond, a commitment at or above r, a wrong payment: refused.
     let bad = [
-        OpenJob { model: 99, commitment: c, deadline: u64::MAX / 2, allow: vec![], token: None, price, min_bond: bond, claimable: false },
+        OpenJob { model: 99, commitment: c, deadline: u64::MAX / 2, allow: vec![], token: None, price, min_bond: bond, claimable: false, optimistic: None },
         OpenJob {
             model: e.model,
             commitment: c,
@@ -234,6 +237,7 @@ async fn the_escrow_pays_the_bound_payee_once_whoever_submits_and_rejects_every_
             price,
             min_bond: U256::ZERO,
             claimable: false,
+            optimistic: None,
         },
     ];
     for open in bad {
@@ -241,7 +245,7 @@ async fn the_escrow_pays_the_bound_payee_once_whoever_submits_and_rejects_every_
     }
     let before_open = e.balance(e.chain.account(CUSTOMER)).await;
     let deadline = e.chain.timestamp().await.unwrap() + 3600;
-    let open = OpenJob { model: e.model, commitment: c, deadline, allow: vec![], token: None, price, min_bond: bond, claimable: false };
+    let open = OpenJob { model: e.model, commitment: c, deadline, allow: vec![], token: None, price, min_bond: bond, claimable: false, optimistic: None };
     let (job, opened) = e.client(CUSTOMER).open_job_mined(&open).await.unwrap();
     println!("escrow openJob gas ({}, ETH, no allow-list): {}", e.chain.hardfork, opened.gas_used);
     assert_eq!(e.balance(e.chain.account(CUSTOMER)).await, before_open - price - opened.fee, "the customer paid the price");
@@ -367,4 +371,132 @@ async fn a_job_paid_in_an_erc20_token_pays_the_token_to_the_bound_payee() {
     println!("escrow submitProof gas ({}, ERC-20): {}", e.chain.hardfork, paid.gas_used);
     assert_eq!(balance(e.chain.account(EXECUTOR)).await, usd(25), "the token goes to the bound payee");
     assert_eq!(balance(e.address).await, U256::ZERO);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn optimistic_jobs_pay_after_an_unchallenged_window_and_disputes_end_with_a_proof_or_a_slash() {
+    use zkinfer_verifier_contract::escrow::OptimisticTerms;
+    let tc = Toolchain::in_repo().expect("run `npm ci --prefix verifier-contract`");
+    let f = fixture();
+    let e = Escrow::deploy(&tc, &f, EscrowTerms::default()).await;
+    let (price, bond, challenge_bond) = (eth(1, 17), eth(1, 18), eth(1, 16));
+    let terms = OptimisticTerms { audit_bps: 5_000, challenge_window: 600, prove_window: 900, challenge_bond };
+    for who in [EXECUTOR, STRANGER] {
+        e.client(who).stake(bond).await.unwrap();
+    }
+    let open = |terms: OptimisticTerms, salt: Salt| {
+        let e = &e;
+        let c = f.commitment(salt);
+        async move {
+            let deadline = e.chain.timestamp().await.unwrap() + 3600;
+            let open = OpenJob { model: e.model, commitment: c, deadline, allow: vec![], token: None, price, min_bond: bond, claimable: false, optimistic: Some(terms) };
+            e.client(CUSTOMER).open_job_mined(&open).await
+        }
+    };
+    // Terms that cannot work are refused.
+    for bad in [
+        OptimisticTerms { audit_bps: 10_001, ..terms },
+        OptimisticTerms { challenge_window: 0, ..terms },
+        OptimisticTerms { prove_window: 0, ..terms },
+        OptimisticTerms { challenge_bond: U256::ZERO, ..terms },
+    ] {
+        assert!(open(bad, Salt::random()).await.is_err(), "{bad:?}");
+    }
+    let salt = Salt::random();
+    let (job, opened) = open(terms, salt).await.unwrap();
+    println!("escrow openOptimisticJob gas ({}): {}", e.chain.hardfork, opened.gas_used);
+    let env = f.prove(salt, Some(&e.binding(EXECUTOR, job)));
+    let words = instance_words(&env);
+    let outputs = words[5..].to_vec();
+    // No proof path, no claim; a post with the wrong count, a non-canonical word, or by an
+    // unstaked key is refused.
+    let ex = e.client(EXECUTOR);
+    assert!(!e.submit(STRANGER, job, words.clone(), env.proof.clone()).await.success, "submitProof on an optimistic job");
+    assert!(ex.claim(job).await.is_err());
+    let post = |who: usize, job: EscrowJobId, outs: Vec<U256>| {
+        let c = e.client(who);
+        async move {
+            let tx = c.send_post_result(job, outs).await.unwrap();
+            Submission::from(&c.wait_receipt(tx, std::time::Duration::from_secs(30)).await.unwrap().unwrap())
+        }
+    };
+    assert!(!post(EXECUTOR, job, outputs[1..].to_vec()).await.success, "too few outputs");
+    let mut big = outputs.clone();
+    big[0] += r();
+    assert!(!post(EXECUTOR, job, big).await.success, "an output plus r");
+    let lone = e.chain.signer(4).address();
+    assert_eq!(e.client(0).stake_of(lone).await.unwrap().amount, U256::ZERO);
+    assert!(!post(4, job, outputs.clone()).await.success, "an unstaked key posted");
+    let posted = post(EXECUTOR, job, outputs.clone()).await;
+    assert!(posted.success);
+    println!("escrow postResult gas ({}, {} outputs): {}", e.chain.hardfork, outputs.len(), posted.gas_used);
+    assert!(!post(STRANGER, job, outputs.clone()).await.success, "a second post");
+    assert_eq!(e.client(0).stake_of(e.chain.account(EXECUTOR)).await.unwrap().locked, bond, "the post bonds the stake");
+    // The audit seed exists once the block after the posting does (anvil mines on demand).
+    let client = e.client(0);
+    assert_eq!(client.audit_seed(job).await.unwrap(), U256::ZERO);
+    e.chain.increase_time(1).await.unwrap();
+    e.chain.increase_time(1).await.unwrap();
+    let seed = client.audit_seed(job).await.unwrap();
+    assert_ne!(seed, U256::ZERO);
+    // Not final before the window; the executor cannot challenge itself; the bond must be exact.
+    assert!(e.client(STRANGER).finalize(job).await.is_err(), "finalized in the window");
+    assert!(ex.challenge(job, challenge_bond).await.is_err(), "the executor challenged itself");
+    assert!(e.client(STRANGER).challenge(job, challenge_bond - U256::from(1)).await.is_err(), "a short bond");
+    e.chain.increase_time(600).await.unwrap();
+    assert!(e.client(STRANGER).challenge(job, challenge_bond).await.unwrap_err().to_string().contains("WindowClosed"));
+    let exec_before = e.balance(e.chain.account(EXECUTOR)).await;
+    let fin = e.client(STRANGER).finalize(job).await.unwrap();
+    println!("escrow finalize gas ({}): {}", e.chain.hardfork, fin.gas_used);
+    assert_eq!(e.balance(e.chain.account(EXECUTOR)).await, exec_before + price, "paid the price, whoever finalizes");
+    assert_eq!(e.balance(e.address).await, bond * U256::from(2), "only the stakes remain");
+
+    // A challenged honest result: the executor's proof wins it the challenger's bond.
+    let salt = Salt::random();
+    let (job, _) = open(terms, salt).await.unwrap();
+    let env = f.prove(salt, Some(&e.binding(EXECUTOR, job)));
+    let words = instance_words(&env);
+    assert!(post(EXECUTOR, job, words[5..].to_vec()).await.success);
+    let challenged = e.client(STRANGER).challenge(job, challenge_bond).await.unwrap();
+    println!("escrow challenge gas ({}): {}", e.chain.hardfork, challenged.gas_used);
+    assert!(e.client(CUSTOMER).challenge(job, challenge_bond).await.unwrap_err().to_string().contains("WrongState"), "a second challenge");
+    assert!(e.client(STRANGER).slash_unproven(job).await.is_err(), "slashed before the prove window closed");
+    let other = f.prove(salt, Some(&e.binding(STRANGER, job)));
+    let resolve = |who: usize, job: EscrowJobId, w: Vec<U256>, p: Vec<u8>| {
+        let c = e.client(who);
+        async move {
+            let tx = c.send_resolve_raw(job, w, p, SUBMIT_GAS).await.unwrap();
+            Submission::from(&c.wait_receipt(tx, std::time::Duration::from_secs(30)).await.unwrap().unwrap())
+        }
+    };
+    assert!(!resolve(STRANGER, job, instance_words(&other), other.proof.clone()).await.success, "a proof paying the challenger");
+    let exec_before = e.balance(e.chain.account(EXECUTOR)).await;
+    let resolved = resolve(STRANGER, job, words.clone(), env.proof.clone()).await;
+    assert!(resolved.success);
+    println!("escrow resolveWithProof gas ({}): {}", e.chain.hardfork, resolved.gas_used);
+    assert_eq!(e.balance(e.chain.account(EXECUTOR)).await, exec_before + price + challenge_bond, "the price and the challenger's bond");
+    assert_eq!(e.balance(e.address).await, bond * U256::from(2));
+
+    // A wrong result, challenged: the true proof cannot settle it, and the bond is slashed.
+    let salt = Salt::random();
+    let (job, _) = open(terms, salt).await.unwrap();
+    let env = f.prove(salt, Some(&e.binding(EXECUTOR, job)));
+    let words = instance_words(&env);
+    let mut wrong = words[5..].to_vec();
+    wrong[0] += U256::from(1);
+    assert!(post(EXECUTOR, job, wrong).await.success);
+    e.client(STRANGER).challenge(job, challenge_bond).await.unwrap();
+    assert!(!resolve(EXECUTOR, job, words.clone(), env.proof.clone()).await.success, "a proof of other outputs settled the dispute");
+    e.chain.increase_time(901).await.unwrap();
+    assert!(!resolve(EXECUTOR, job, words, env.proof.clone()).await.success, "a proof after the prove window");
+    let (c_before, s_before) = (e.balance(e.chain.account(CUSTOMER)).await, e.balance(e.chain.account(STRANGER)).await);
+    let slashed = e.client(STRANGER).slash_unproven(job).await.unwrap();
+    println!("escrow slashUnproven gas ({}): {}", e.chain.hardfork, slashed.gas_used);
+    let half = bond / U256::from(2);
+    assert_eq!(e.balance(e.chain.account(STRANGER)).await, s_before - slashed.fee + challenge_bond + half, "the challenger: its bond and half");
+    assert_eq!(e.balance(e.chain.account(CUSTOMER)).await, c_before + price + (bond - half), "the customer: refunded and the other half");
+    let s = e.client(0).stake_of(e.chain.account(EXECUTOR)).await.unwrap();
+    assert_eq!((s.amount, s.locked), (bond - bond, U256::ZERO), "the whole bond is slashed");
+    assert_eq!(e.balance(e.address).await, bond, "only the challenger's stake remains");
+    assert!(e.client(STRANGER).slash_unproven(job).await.is_err(), "slashed twice");
 }

@@ -1,5 +1,7 @@
 //! Integration tests of the circuits crate, compiled as one binary.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
+
 mod builder;
 mod errors;
 mod models;

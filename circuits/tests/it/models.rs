@@ -135,7 +135,7 @@ fn cnn_argmax_agrees_with_float_on_200_random_inputs() {
     let (mut agree, mut worst) = (0, 0.0f64);
     for _ in 0..200 {
         let x: Vec<f32> = (0..144).map(|_| rng.gen_range(0.0..1.0)).collect();
-        let float: Vec<f64> = candle_outputs(&onnx, &c.graph, &[x.clone()]).unwrap()[0].iter().map(|&v| f64::from(v)).collect();
+        let float: Vec<f64> = candle_outputs(&onnx, &c.graph, std::slice::from_ref(&x)).unwrap()[0].iter().map(|&v| f64::from(v)).collect();
         let q: Vec<f64> = c.model.eval(&[x]).unwrap().outputs(&c.model)[0].iter().map(|&v| c.model.dequantize(v)).collect();
         worst = float.iter().zip(&q).map(|(a, b)| (a - b).abs()).fold(worst, f64::max);
         agree += usize::from(argmax(&float) == argmax(&q));

@@ -252,7 +252,7 @@ fn layer_normalization_matches_its_definition() {
     let c = compile(&onnx, Some(&[crate::builder::uniform(&mut r, 12 * 64, -1.0, 1.0)]), &Default::default()).unwrap();
     for _ in 0..3 {
         let x = crate::builder::uniform(&mut r, 12, -1.0, 1.0);
-        let q = c.model.eval(&[x.clone()]).unwrap().outputs(&c.model);
+        let q = c.model.eval(std::slice::from_ref(&x)).unwrap().outputs(&c.model);
         for row in 0..2 {
             let v: Vec<f64> = x[row * 6..(row + 1) * 6].iter().map(|&a| f64::from(a)).collect();
             let mean = v.iter().sum::<f64>() / 6.0;

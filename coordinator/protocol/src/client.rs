@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use crate::error::{Error, ErrorBody, Result};
 use crate::types::{
-    ExecutorInfo, ExecutorRegistration, FailReport, JobView, Lease, ModelArtifact, ModelSummary, RegisterModelRequest, RegisteredModel,
-    SubmitJob, Submitted,
+    AuditReport, AuditTask, ExecutorInfo, ExecutorRegistration, FailReport, JobView, Lease, MarketTerms, ModelArtifact, ModelSummary,
+    RegisterModelRequest, RegisteredModel, ResultClaim, SubmitJob, Submitted,
 };
 use crate::{ErrorCode, ExecutorId, JobId, ModelId};
 
@@ -135,6 +135,12 @@ impl Client {
     pub async fn model_artifact(&self, id: &ModelId) -> Result<ModelArtifact> {
         let (_, b) = self.call("GET", &format!("/v1/models/{id}/artifact"), &[], None, REQUEST_TIMEOUT).await?;
         decode("a model artifact", &b)
+    }
+
+    /// `GET /v1/terms`: what the coordinator accepts of a paid job.
+    pub async fn terms(&self) -> Result<MarketTerms> {
+        let (_, b) = self.call("GET", "/v1/terms", &[], None, REQUEST_TIMEOUT).await?;
+        decode("the market terms", &b)
     }
 
     /// `GET /v1/openapi.json`: the API's OpenAPI document.
@@ -309,5 +315,22 @@ impl ExecutorClient {
     /// `POST /v1/jobs/{id}/fail`: gives up a job that cannot be proved.
     pub async fn fail(&self, id: JobId, reason: &str) -> Result<()> {
         self.job_call(id, "fail", json_body(&FailReport { reason: reason.to_string() })).await
+    }
+
+    /// `POST /v1/jobs/{id}/result`: claims an optimistic job's result (posted on chain first).
+    pub async fn post_result(&self, id: JobId, claim: &ResultClaim) -> Result<()> {
+        self.job_call(id, "result", json_body(claim)).await
+    }
+
+    /// `POST /v1/executors/{me}/audits`: the sampled jobs this validator is asked to re-execute.
+    pub async fn audits(&self) -> Result<Vec<AuditTask>> {
+        let empty = Body { bytes: Vec::new(), content_type: "application/json" };
+        let (_, b) = self.post(&format!("/v1/executors/{}/audits", self.id()), empty, REQUEST_TIMEOUT).await?;
+        decode("the audit tasks", &b)
+    }
+
+    /// `POST /v1/jobs/{id}/audit`: reports a re-execution's finding.
+    pub async fn report_audit(&self, id: JobId, report: &AuditReport) -> Result<()> {
+        self.job_call(id, "audit", json_body(report)).await
     }
 }

@@ -6,7 +6,12 @@
 //!   └── lease expired ─┴───────────────────┘                  └─ deadline ─▶ refunded
 //! queued / assigned / proving ── deadline ──▶ expired ──▶ refunded
 //! proving ── executor reports failure ──▶ failed
-//! settled ──▶ proved, refunded ──▶ expired / proved: only when a reorg removed the event
+//!
+//! optimistic:  proving ──result posted──▶ posted ──window closed──▶ settled
+//!                                            └──challenge──▶ challenged ──proof──▶ settled
+//!                                                                └──no proof──▶ slashed
+//! settled ──▶ proved / posted / challenged, refunded ──▶ expired / proved, slashed ──▶
+//! challenged, challenged ──▶ posted: only when a reorg removed the event
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -32,10 +37,17 @@ pub enum JobState {
     Expired,
     /// The customer was refunded on chain.
     Refunded,
+    /// An optimistic job's outputs are posted on chain; its challenge window runs.
+    Posted,
+    /// An optimistic job's outputs were challenged; its executor must prove them.
+    Challenged,
+    /// The challenged executor did not prove its outputs: its bond was slashed and the
+    /// customer refunded.
+    Slashed,
 }
 
-/// Every state, in lifecycle order.
-pub const ALL_STATES: [JobState; 8] = [
+/// Every state (the happy path first, in order).
+pub const ALL_STATES: [JobState; 11] = [
     JobState::Queued,
     JobState::Assigned,
     JobState::Proving,
@@ -44,6 +56,9 @@ pub const ALL_STATES: [JobState; 8] = [
     JobState::Failed,
     JobState::Expired,
     JobState::Refunded,
+    JobState::Posted,
+    JobState::Challenged,
+    JobState::Slashed,
 ];
 
 impl std::fmt::Display for JobState {
@@ -71,6 +86,9 @@ impl JobState {
             JobState::Failed => "failed",
             JobState::Expired => "expired",
             JobState::Refunded => "refunded",
+            JobState::Posted => "posted",
+            JobState::Challenged => "challenged",
+            JobState::Slashed => "slashed",
         }
     }
 
@@ -92,6 +110,13 @@ impl JobState {
                 | (Proved, Settled)
                 | (Queued | Assigned | Proving, Expired)
                 | (Expired | Proved, Refunded)
+                // Optimistic: the result is posted (by the lease holder, or seen on chain
+                // after its lease or the coordinator's deadline lapsed), then paid, or
+                // challenged and then proved or slashed.
+                | (Queued | Assigned | Proving | Expired, Posted)
+                | (Posted, Challenged)
+                | (Posted | Challenged, Settled)
+                | (Challenged, Slashed)
         )
     }
 
@@ -100,12 +125,15 @@ impl JobState {
     /// only way out of a "terminal" state, and only the chain watcher takes it.
     pub fn can_revert_to(self, prev: JobState) -> bool {
         use JobState::*;
-        matches!((self, prev), (Settled, Proved) | (Refunded, Expired | Proved))
+        matches!(
+            (self, prev),
+            (Settled, Proved | Posted | Challenged) | (Refunded, Expired | Proved) | (Slashed, Challenged) | (Challenged, Posted)
+        )
     }
 
     /// Whether nothing more can happen to the job.
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobState::Settled | JobState::Failed | JobState::Refunded)
+        matches!(self, JobState::Settled | JobState::Failed | JobState::Refunded | JobState::Slashed)
     }
 
     /// Whether the job is at or past `other` in the happy path (queued → assigned → proving →
@@ -141,8 +169,14 @@ mod tests {
         for from in ALL_STATES.into_iter().filter(|s| s.is_terminal()) {
             assert!(ALL_STATES.iter().all(|&to| !from.can_move_to(to)), "{from:?}");
         }
+        // Payment follows a proof, or an optimistic result that was posted on chain.
         for from in ALL_STATES {
-            assert_eq!(from.can_move_to(JobState::Settled), from == JobState::Proved, "{from:?}");
+            let verified = matches!(from, JobState::Proved | JobState::Posted | JobState::Challenged);
+            assert_eq!(from.can_move_to(JobState::Settled), verified, "{from:?}");
+        }
+        // Only a challenge leads to a slash.
+        for from in ALL_STATES {
+            assert_eq!(from.can_move_to(JobState::Slashed), from == JobState::Challenged, "{from:?}");
         }
         // Nothing skips proving.
         assert!(!JobState::Queued.can_move_to(JobState::Proved));

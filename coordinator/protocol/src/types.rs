@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::optimistic::Verification;
 use crate::{Commitment, EscrowJobId, ExecutorId, Hash32, HexBytes, JobId, JobState, ModelId, Salt, Wei};
 
 /// `POST /v1/jobs`: a job for a model. Send exactly one of `input` (plain: the coordinator
@@ -38,6 +39,11 @@ pub struct SubmitJob {
     /// [`crate::auth::submission_message`], so that nobody else can submit its escrow job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_signature: Option<HexBytes>,
+    /// How the result is checked (`zk` when left out). An optimistic job needs an optimistic
+    /// escrow job and an input sealed to at least two executors (one runs it, another may
+    /// audit it).
+    #[serde(default, skip_serializing_if = "Verification::is_zk")]
+    pub verification: Verification,
 }
 
 /// What a sealed ciphertext (or a plain job's stored input) holds.
@@ -87,7 +93,7 @@ pub struct PaymentView {
 }
 
 /// `GET /v1/jobs/{id}`: a job as its customer sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobView {
     /// The job.
     pub id: JobId,
@@ -109,6 +115,107 @@ pub struct JobView {
     pub payment: Option<PaymentView>,
     /// Why it failed, if it did.
     pub failure: Option<String>,
+    /// How its result is checked.
+    #[serde(default)]
+    pub verification: Verification,
+    /// An optimistic job's posted result, audit and dispute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<ResultView>,
+}
+
+/// `POST /v1/jobs/{id}/result`: an optimistic job's lease holder claims its result, after
+/// posting the output instances to the escrow (`postResult`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResultClaim {
+    /// The quantized outputs, one flattened list per model output.
+    pub quantized_outputs: Vec<Vec<i64>>,
+    /// Keccak-256 of the output instances posted on chain (the escrow's `outputsHash`).
+    pub outputs_hash: Hash32,
+    /// The `postResult` transaction.
+    pub post_tx: Hash32,
+    /// The executor's EIP-191 signature of [`crate::optimistic::result_message`].
+    pub signature: HexBytes,
+}
+
+/// An optimistic job's result as its customer sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ResultView {
+    /// Who posted it.
+    pub executor: ExecutorId,
+    /// The quantized outputs, one flattened list per model output.
+    pub quantized_outputs: Vec<Vec<i64>>,
+    /// The same, dequantized.
+    pub outputs: Vec<Vec<f64>>,
+    /// Keccak-256 of the output instances posted on chain.
+    pub outputs_hash: Hash32,
+    /// The executor's signature of the claim ([`crate::optimistic::result_signer`] checks it).
+    pub signature: HexBytes,
+    /// The `postResult` transaction.
+    pub post_tx: Hash32,
+    /// The last second (unix, chain time) at which it can be challenged.
+    pub challenge_ends_s: u64,
+    /// Whether a validator re-executes it, who, and what it found.
+    pub audit: Option<AuditView>,
+    /// The dispute, if it was challenged.
+    pub dispute: Option<DisputeView>,
+}
+
+/// The audit decision for an optimistic job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditView {
+    /// The escrow's audit seed (the hash of the block after the posting, with the job id).
+    pub seed: Hash32,
+    /// Whether the seed sampled the job.
+    pub sampled: bool,
+    /// The validator asked to re-execute it.
+    pub validator: Option<ExecutorId>,
+    /// Whether the validator's outputs agreed (`None` until it reports).
+    pub agreed: Option<bool>,
+}
+
+/// A challenge of an optimistic job's result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DisputeView {
+    /// Who challenged.
+    pub challenger: ExecutorId,
+    /// When the executor's time to prove ends (unix, chain time).
+    pub prove_by_s: u64,
+    /// `proved` (the executor proved its outputs) or `slashed`; `None` while open.
+    pub outcome: Option<String>,
+}
+
+/// `POST /v1/executors/{address}/audits`: a sampled job this validator is asked to re-execute.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditTask {
+    /// The job.
+    pub job: JobId,
+    /// Its model.
+    pub model_id: ModelId,
+    /// The JSON of an [`InputPayload`], or when `sealed`, the HPKE ciphertext the customer
+    /// sealed to this validator.
+    pub input: HexBytes,
+    /// Whether `input` is sealed.
+    pub sealed: bool,
+    /// The commitment the input must open to.
+    pub input_commitment: Commitment,
+    /// The escrow job (whose `outputsHash` is what counts).
+    pub escrow_job: EscrowJobId,
+    /// The executor whose result it is.
+    pub executor: ExecutorId,
+    /// The outputs it claims.
+    pub quantized_outputs: Vec<Vec<i64>>,
+}
+
+/// `POST /v1/jobs/{id}/audit`: a validator's finding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditReport {
+    /// Whether its own outputs hash to the posted `outputsHash`.
+    pub agrees: bool,
+    /// The `challenge` transaction, when it disagreed and challenged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge_tx: Option<Hash32>,
 }
 
 /// `POST /v1/executors/{address}/register`: what an executor serves.
@@ -164,6 +271,23 @@ pub struct Lease {
     pub escrow_job: Option<EscrowJobId>,
     /// Lease expiry (milliseconds since the Unix epoch): heartbeat before it.
     pub until_ms: i64,
+    /// How the result is checked: `optimistic` posts the outputs on chain and claims them
+    /// (`POST /v1/jobs/{id}/result`) instead of proving.
+    #[serde(default)]
+    pub verification: Verification,
+}
+
+/// `GET /v1/terms`: what this coordinator accepts of a paid job's escrow terms.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MarketTerms {
+    /// The least time an escrow job must have left at submission (seconds).
+    pub min_deadline_s: u64,
+    /// The least price a paid job must offer (wei), besides what its executors ask.
+    pub min_price_wei: Wei,
+    /// The least active stake an executor needs to be leased jobs (wei).
+    pub min_stake_wei: Wei,
+    /// What an optimistic job's terms must meet.
+    pub optimistic: crate::optimistic::OptimisticPolicy,
 }
 
 /// `POST /v1/jobs/{id}/fail`: the lease holder gives up on a job it cannot prove.
@@ -238,6 +362,7 @@ mod tests {
             escrow_job: Some(EscrowJobId(3)),
             deadline_s: 60,
             customer_signature: None,
+            verification: Verification::Zk,
         };
         let text = serde_json::to_string(&j).unwrap();
         assert_eq!(serde_json::from_str::<SubmitJob>(&text).unwrap(), j);

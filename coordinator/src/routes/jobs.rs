@@ -7,7 +7,8 @@ use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use zkinfer_protocol::types::{FailReport, InputPayload, JobView, SubmitJob, Submitted};
-use zkinfer_protocol::{Binding, Commitment, ErrorBody, ExecutorId, JobId, JobState, Salt};
+use zkinfer_protocol::{Binding, Commitment, ErrorBody, ExecutorId, JobId, JobState, Salt, Verification};
+use zkinfer_verifier_contract::escrow::{EscrowJob, OptimisticState};
 
 use super::{blocking, decode, ApiError, ApiJson, ApiPath, ApiResult, AppState, Customer, Signed};
 use crate::check::ExpectedProof;
@@ -15,7 +16,7 @@ use crate::clock::now_ms;
 use crate::error::Error;
 use crate::openapi::ProofFile;
 use crate::routing::Outcome;
-use crate::store::{JobInput, NewJob};
+use crate::store::{JobInput, NewJob, OptimisticJob};
 
 /// Longest a job may run before its deadline.
 const MAX_DEADLINE_S: u64 = 30 * 86_400;
@@ -36,8 +37,9 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 /// Submit a job: plain (`input`, the coordinator sees it) or sealed (`sealed`: HPKE
 /// ciphertexts per executor, with `input_commitment`). On chain, `escrow_job` must name an
 /// open escrow job for this model, its verifier and this input, payable to every executor
-/// sealed to, on this coordinator's terms (price, deadline), opened by the key that signed
-/// `customer_signature`.
+/// sealed to, on this coordinator's terms (price, deadline; `GET /v1/terms`), opened by the
+/// key that signed `customer_signature`. An `optimistic` job needs an optimistic escrow job
+/// whose audit probability, windows and challenge bond meet the terms.
 #[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = SubmitJob, security(("api_key" = [])),
     responses(
         (status = 201, description = "Queued", body = Submitted),
@@ -77,7 +79,20 @@ async fn submit(
         }
         _ => return Err(bad("send exactly one of input (plain) and sealed")),
     };
-    let escrow_job = check_escrow(&api, &b, commitment, &sealed).await?;
+    if b.verification == Verification::Optimistic && plain.is_none() && sealed.len() < 2 {
+        return Err(bad("an optimistic job's input must be sealed to at least two executors: one runs it, another may audit it"));
+    }
+    let escrow = check_escrow(&api, &b, commitment, &sealed).await?;
+    let optimistic = match (&escrow, b.verification) {
+        (Some((_, o)), Verification::Optimistic) => {
+            Some(OptimisticJob { audit_bps: o.terms.audit_bps, challenge_window_s: o.terms.challenge_window })
+        }
+        (None, Verification::Optimistic) => {
+            return Err(bad("optimistic verification needs the escrow: start the coordinator with --rpc-url and --escrow"))
+        }
+        _ => None,
+    };
+    let escrow_job = escrow.map(|(j, _)| j);
     let now = now_ms();
     let mut deadline = now + (b.deadline_s.min(MAX_DEADLINE_S) * 1000) as i64;
     if let Some(job) = &escrow_job {
@@ -97,21 +112,23 @@ async fn submit(
         escrow_job: b.escrow_job,
         deadline_ms: deadline,
         min_bond_gwei: escrow_job.as_ref().map(|j| crate::chain::gwei(j.min_bond, true)),
+        optimistic,
     };
     let id = api.store.submit_job(&job, now).await?;
     api.submitted.notify_waiters();
-    tracing::info!(job = %id, model = %b.model_id, sealed = plain.is_none(), "job submitted");
+    tracing::info!(job = %id, model = %b.model_id, sealed = plain.is_none(), optimistic = optimistic.is_some(), "job submitted");
     let body = Submitted { job_id: id, state: JobState::Queued, input_commitment: commitment, salt: drawn };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// On chain, a job must name an escrow job that pays for it (see [`submit`]); returns it.
+/// On chain, a job must name an escrow job that pays for it (see [`submit`]); returns it,
+/// with its optimistic state.
 async fn check_escrow(
     api: &AppState,
     b: &SubmitJob,
     commitment: Commitment,
     sealed: &[(ExecutorId, Vec<u8>)],
-) -> ApiResult<Option<zkinfer_verifier_contract::escrow::EscrowJob>> {
+) -> ApiResult<Option<(EscrowJob, OptimisticState)>> {
     let Some(chain) = &api.chain else {
         if b.escrow_job.is_some() {
             return Err(Error::BadRequest("this coordinator is not connected to a chain: omit escrow_job".into()).into());
@@ -147,9 +164,10 @@ async fn check_escrow(
         deadline_at_least: now_s + api.policy.min_deadline.as_secs(),
         price_at_least: asked.unwrap_or_default().max(api.policy.min_price),
         signer,
+        optimistic: (b.verification == Verification::Optimistic).then_some(&api.policy.optimistic),
     };
-    crate::chain::check_pays_for(&chain.escrow, &job, &wanted).await?;
-    Ok(Some(job))
+    let o = crate::chain::check_pays_for(&chain.escrow, &job, &wanted).await?;
+    Ok(Some((job, o)))
 }
 
 /// The job, if it is the customer's (another customer's job is an unknown job: its id tells nothing).

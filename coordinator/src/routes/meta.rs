@@ -1,4 +1,4 @@
-//! `/metrics` and `/v1/openapi.json`.
+//! `/metrics`, `/v1/terms` and `/v1/openapi.json`.
 
 use std::sync::{Arc, LazyLock};
 
@@ -10,10 +10,27 @@ use axum::{Json, Router};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use zkinfer_protocol::types::MarketTerms;
+use zkinfer_protocol::Wei;
+
 use super::{ApiResult, AppState};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(metrics))
+    OpenApiRouter::new().routes(routes!(metrics)).routes(routes!(terms))
+}
+
+/// What this coordinator accepts of a paid job: the least deadline, price and executor stake,
+/// and what an optimistic job's audit probability, windows and challenge bond must meet.
+#[utoipa::path(get, path = "/v1/terms", tag = "meta",
+    responses((status = 200, description = "The terms", body = MarketTerms)))]
+async fn terms(State(api): State<AppState>) -> Json<MarketTerms> {
+    let p = &api.policy;
+    Json(MarketTerms {
+        min_deadline_s: p.min_deadline.as_secs(),
+        min_price_wei: Wei(p.min_price),
+        min_stake_wei: Wei(p.min_stake),
+        optimistic: p.optimistic.clone(),
+    })
 }
 
 /// Prometheus metrics: jobs by state, prove seconds, routing choices, HTTP requests.

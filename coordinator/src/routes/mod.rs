@@ -1,7 +1,8 @@
 //! The HTTP API under `/v1` (axum): customers submit jobs and fetch results with an API key;
 //! executors claim jobs (long-poll), report progress and deliver proofs, each request signed.
 //!
-//! Each area's routes live in its own module ([`jobs`], [`executors`], [`models`], [`meta`]),
+//! Each area's routes live in its own module ([`jobs`], [`optimistic`], [`executors`],
+//! [`models`], [`meta`]),
 //! annotated for the OpenAPI document ([`crate::openapi`]). Every error is JSON
 //! `{"error": {"code": "...", "message": "..."}}` with a stable code; internal failures are
 //! logged, never shown to clients. Bodies are limited to [`MAX_BODY`].
@@ -10,6 +11,7 @@ pub mod executors;
 pub mod jobs;
 pub mod meta;
 pub mod models;
+pub mod optimistic;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -153,7 +155,12 @@ impl Chain {
 
 /// Every route, annotated for the OpenAPI document.
 pub(crate) fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(jobs::router()).merge(executors::router()).merge(models::router()).merge(meta::router())
+    OpenApiRouter::new()
+        .merge(jobs::router())
+        .merge(optimistic::router())
+        .merge(executors::router())
+        .merge(models::router())
+        .merge(meta::router())
 }
 
 /// The whole API over `state`: routes, the OpenAPI document at `/v1/openapi.json`, the

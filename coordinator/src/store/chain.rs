@@ -3,7 +3,7 @@
 use alloy::primitives::B256;
 use sqlx::Row;
 use zkinfer_protocol::JobState;
-use zkinfer_verifier_contract::escrow::{EscrowEvent, Logged};
+use zkinfer_verifier_contract::escrow::{DisputeOutcome, EscrowEvent, Logged};
 
 use super::{db_executor, parse_state, set_state, settle_if_paid, Store};
 use crate::error::{Error, Result};
@@ -47,7 +47,9 @@ impl Store {
             sqlx::query_scalar("DELETE FROM refunds WHERE block >= $1 RETURNING escrow_job").bind(from).fetch_all(&mut *tx).await?;
         for escrow_job in refunded {
             revert(&mut tx, escrow_job, JobState::Refunded, now_ms).await?;
+            revert(&mut tx, escrow_job, JobState::Slashed, now_ms).await?;
         }
+        super::optimistic::rewind(&mut tx, from, now_ms).await?;
         sqlx::query("DELETE FROM chain_checkpoints WHERE number >= $1").bind(from).execute(&mut *tx).await?;
         sqlx::query("INSERT INTO chain_cursor (id, next_block) VALUES (1, $1) ON CONFLICT(id) DO UPDATE SET next_block = $1")
             .bind(from)
@@ -78,8 +80,11 @@ impl Store {
                         .fetch_optional(&mut *tx)
                         .await?;
                     if let Some((job, state)) = job {
-                        if parse_state(&state)?.can_move_to(JobState::Refunded) {
-                            set_state(&mut tx, job, JobState::Refunded, now_ms, None).await?;
+                        // A challenged job is refunded when its executor failed to prove: slashed.
+                        let state = parse_state(&state)?;
+                        let to = if state == JobState::Challenged { JobState::Slashed } else { JobState::Refunded };
+                        if state.can_move_to(to) {
+                            set_state(&mut tx, job, to, now_ms, None).await?;
                         }
                     }
                 }
@@ -105,6 +110,19 @@ impl Store {
                         settle_if_paid(&mut tx, job, now_ms).await?;
                     }
                 }
+                EscrowEvent::Posted { job, executor, outputs_hash, .. } => {
+                    super::optimistic::record_posted(&mut tx, *job, executor, *outputs_hash, e.tx, e.block, now_ms).await?;
+                }
+                EscrowEvent::Challenged { job, challenger, prove_by } => {
+                    super::optimistic::record_challenge(&mut tx, *job, *challenger, *prove_by, e.block, now_ms).await?;
+                }
+                EscrowEvent::Resolved { job, outcome, .. } => {
+                    let outcome = match outcome {
+                        DisputeOutcome::Proved => "proved",
+                        DisputeOutcome::Slashed => "slashed",
+                    };
+                    super::optimistic::record_resolved(&mut tx, *job, outcome, e.block).await?;
+                }
             }
         }
         sqlx::query("INSERT INTO chain_cursor (id, next_block) VALUES (1, $1) ON CONFLICT(id) DO UPDATE SET next_block = $1")
@@ -125,26 +143,44 @@ impl Store {
     }
 }
 
-/// Moves the job of `escrow_job` back from `from` (settled or refunded) to the state it had
-/// before, when the event that moved it was removed by a reorg.
-async fn revert(tx: &mut super::Tx<'_>, escrow_job: i64, from: JobState, now_ms: i64) -> Result<()> {
+/// Moves the job of `escrow_job` back from `from` (settled, refunded, slashed or challenged)
+/// to the state it had before, when the event that moved it was removed by a reorg.
+pub(super) async fn revert(tx: &mut super::Tx<'_>, escrow_job: i64, from: JobState, now_ms: i64) -> Result<()> {
     let job: Option<(i64, String)> =
         sqlx::query_as("SELECT id, state FROM jobs WHERE escrow_job = $1").bind(escrow_job).fetch_optional(&mut **tx).await?;
     let Some((job, state)) = job else { return Ok(()) };
     if parse_state(&state)? != from {
         return Ok(());
     }
-    // The state before: the latest event that is not `from`.
+    let prev = state_before(tx, job, escrow_job, from).await?;
+    if !from.can_revert_to(prev) {
+        return Err(Error::Internal(format!("job {job}: a reorg cannot take it from {from} back to {prev}")));
+    }
+    tracing::warn!(job, escrow_job, %from, to = %prev, "a reorg removed the event: the job goes back");
+    set_state(tx, job, prev, now_ms, None).await
+}
+
+/// The state a job was in before the event that moved it to `from`. A dispute's steps are
+/// known (slashed and challenged come from challenged and posted; an optimistic job's payment
+/// from its dispute if it has one, else from posted); otherwise it is the latest recorded
+/// state other than `from` (proved or expired: those flows have no loops).
+async fn state_before(tx: &mut super::Tx<'_>, job: i64, escrow_job: i64, from: JobState) -> Result<JobState> {
+    let optimistic: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM optimistic_jobs WHERE job_id = $1").bind(job).fetch_one(&mut **tx).await?;
+    match from {
+        JobState::Slashed => return Ok(JobState::Challenged),
+        JobState::Challenged => return Ok(JobState::Posted),
+        JobState::Settled if optimistic > 0 => {
+            let disputed: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM disputes WHERE escrow_job = $1").bind(escrow_job).fetch_one(&mut **tx).await?;
+            return Ok(if disputed > 0 { JobState::Challenged } else { JobState::Posted });
+        }
+        _ => {}
+    }
     let prev: Option<String> =
         sqlx::query_scalar("SELECT state FROM job_events WHERE job_id = $1 AND state <> $2 ORDER BY seq DESC LIMIT 1")
             .bind(job)
             .bind(from.as_str())
             .fetch_optional(&mut **tx)
             .await?;
-    let prev = parse_state(&prev.ok_or_else(|| Error::Internal(format!("job {job} has no state before {from}")))?)?;
-    if !from.can_revert_to(prev) {
-        return Err(Error::Internal(format!("job {job}: a reorg cannot take it from {from} back to {prev}")));
-    }
-    tracing::warn!(job, escrow_job, %from, to = %prev, "a reorg removed the event: the job goes back");
-    set_state(tx, job, prev, now_ms, None).await
+    parse_state(&prev.ok_or_else(|| Error::Internal(format!("job {job} has no state before {from}")))?)
 }

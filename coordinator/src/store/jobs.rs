@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 use zkinfer_protocol::types::{JobEvent, JobView, Lease, PaymentView};
-use zkinfer_protocol::{Commitment, EscrowJobId, ExecutorId, HexBytes, JobId, JobState, ModelId};
+use zkinfer_protocol::{Commitment, EscrowJobId, ExecutorId, HexBytes, JobId, JobState, ModelId, Verification};
 
 use super::{db_executor, db_id, event, executor_id, job_id, model_id, parse_state, set_state, settle_if_paid, Store, Tx};
 use crate::error::{Error, Result};
@@ -24,6 +24,17 @@ pub struct NewJob<'a> {
     pub deadline_ms: i64,
     /// The escrow job's minimum bond in gwei (rounded up), for a paid job.
     pub min_bond_gwei: Option<i64>,
+    /// An optimistic job's escrow terms (`None`: verified by a ZK proof).
+    pub optimistic: Option<OptimisticJob>,
+}
+
+/// What the store keeps of an optimistic job's escrow terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptimisticJob {
+    /// The probability (basis points) that its result is re-executed.
+    pub audit_bps: u16,
+    /// Its challenge window (seconds).
+    pub challenge_window_s: u32,
 }
 
 /// A job's input as submitted.
@@ -59,6 +70,7 @@ impl Store {
             escrow_job: None,
             deadline_ms,
             min_bond_gwei: None,
+            optimistic: None,
         };
         self.submit_job(&job, now_ms).await
     }
@@ -100,6 +112,14 @@ impl Store {
                 .bind(id)
                 .bind(db_executor(executor))
                 .bind(ciphertext)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(o) = job.optimistic {
+            sqlx::query("INSERT INTO optimistic_jobs (job_id, audit_bps, challenge_window_s) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(i64::from(o.audit_bps))
+                .bind(i64::from(o.challenge_window_s))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -153,6 +173,8 @@ impl Store {
                     r.try_get(2)?
                 };
                 event(&mut tx, job, JobState::Assigned, now_ms, Some(&who)).await?;
+                let optimistic: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM optimistic_jobs WHERE job_id = $1").bind(job).fetch_one(&mut *tx).await?;
                 Some(Lease {
                     job: job_id(job),
                     model_id: model_id(&r.try_get::<String, _>(1)?)?,
@@ -161,6 +183,7 @@ impl Store {
                     input_commitment: stored_commitment(r.try_get(4)?)?,
                     escrow_job: r.try_get::<Option<i64>, _>(5)?.map(|j| EscrowJobId(j.max(0) as u64)),
                     until_ms: now_ms + lease_ms,
+                    verification: if optimistic > 0 { Verification::Optimistic } else { Verification::Zk },
                 })
             }
             None => None,
@@ -295,6 +318,8 @@ impl Store {
             None => None,
         };
         let executor: Option<String> = row.try_get(2)?;
+        let result = self.result_view(job).await?;
+        let verification = if self.optimistic_terms(job).await?.is_some() { Verification::Optimistic } else { Verification::Zk };
         Ok(JobView {
             id: job,
             model_id: model_id(&row.try_get::<String, _>(0)?)?,
@@ -306,6 +331,8 @@ impl Store {
             input_commitment: stored_commitment(row.try_get(5)?)?,
             payment,
             failure: row.try_get(6)?,
+            verification,
+            result,
         })
     }
 
@@ -386,11 +413,11 @@ impl Store {
     }
 }
 
-fn stored_commitment(s: Option<String>) -> Result<Option<Commitment>> {
+pub(super) fn stored_commitment(s: Option<String>) -> Result<Option<Commitment>> {
     s.map(|c| c.parse().map_err(|_| Error::Internal(format!("stored commitment `{c}` does not parse")))).transpose()
 }
 
-fn check_holder(job: JobId, state: JobState, holder: Option<&str>, executor: &ExecutorId, action: &'static str) -> Result<()> {
+pub(super) fn check_holder(job: JobId, state: JobState, holder: Option<&str>, executor: &ExecutorId, action: &'static str) -> Result<()> {
     if !state.is_leased() {
         return Err(Error::BadTransition { job, state, action });
     }
@@ -400,7 +427,7 @@ fn check_holder(job: JobId, state: JobState, holder: Option<&str>, executor: &Ex
     Ok(())
 }
 
-async fn current(tx: &mut Tx<'_>, job: JobId) -> Result<(JobState, Option<String>)> {
+pub(super) async fn current(tx: &mut Tx<'_>, job: JobId) -> Result<(JobState, Option<String>)> {
     let row = sqlx::query("SELECT state, executor FROM jobs WHERE id = $1")
         .bind(db_id(job)?)
         .fetch_optional(&mut **tx)

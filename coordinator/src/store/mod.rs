@@ -16,12 +16,14 @@
 mod chain;
 mod executors;
 mod jobs;
+mod optimistic;
 mod schema;
 
 use sqlx::{AnyPool, Row};
 use zkinfer_protocol::{ExecutorId, JobId, JobState, ModelId};
 
-pub use jobs::{JobInput, NewJob};
+pub use jobs::{JobInput, NewJob, OptimisticJob};
+pub use optimistic::{AuditCandidate, ClaimedResult};
 pub use schema::Backend;
 
 use crate::error::{Error, Result};
@@ -133,10 +135,12 @@ async fn event(tx: &mut Tx<'_>, job: i64, state: JobState, now_ms: i64, executor
     Ok(())
 }
 
-/// Proved → settled when the job's escrow payment is recorded.
+/// Proved (or an optimistic job's posted or challenged result) → settled when the job's
+/// escrow payment is recorded.
 async fn settle_if_paid(tx: &mut Tx<'_>, job: i64, now_ms: i64) -> Result<()> {
     let paid: Option<String> = sqlx::query_scalar(
-        "SELECT p.executor FROM jobs j JOIN payments p ON p.escrow_job = j.escrow_job WHERE j.id = $1 AND j.state = 'proved'",
+        "SELECT p.executor FROM jobs j JOIN payments p ON p.escrow_job = j.escrow_job \
+         WHERE j.id = $1 AND j.state IN ('proved', 'posted', 'challenged')",
     )
     .bind(job)
     .fetch_optional(&mut **tx)

@@ -94,6 +94,48 @@ CREATE TABLE IF NOT EXISTS executor_nonces (
     executor TEXT PRIMARY KEY,
     last_nonce {int} NOT NULL
 );
+-- Optimistic jobs (a job not listed here is verified by a ZK proof).
+CREATE TABLE IF NOT EXISTS optimistic_jobs (
+    job_id {int} PRIMARY KEY REFERENCES jobs(id),
+    -- The escrow terms' audit probability (basis points) and challenge window (seconds).
+    audit_bps {int} NOT NULL,
+    challenge_window_s {int} NOT NULL
+);
+-- An optimistic job's posted result: seen on chain (ResultPosted) or claimed by its executor,
+-- who adds the quantized outputs and its signature.
+CREATE TABLE IF NOT EXISTS results (
+    job_id {int} PRIMARY KEY REFERENCES jobs(id),
+    executor TEXT NOT NULL,
+    outputs_hash TEXT NOT NULL,
+    post_tx TEXT NOT NULL,
+    block {int} NOT NULL,
+    -- The last second (chain time) it can be challenged, once known.
+    challenge_ends_s {int},
+    -- JSON: quantized and dequantized outputs; NULL until claimed.
+    quantized_outputs TEXT,
+    outputs TEXT,
+    signature {bytes}
+);
+-- Whether an optimistic job's result is re-executed, by whom, and what the validator found
+-- (agreed: 1 or 0, NULL until it reports).
+CREATE TABLE IF NOT EXISTS audits (
+    job_id {int} PRIMARY KEY REFERENCES jobs(id),
+    seed TEXT NOT NULL,
+    sampled {int} NOT NULL,
+    validator TEXT,
+    agreed {int},
+    challenge_tx TEXT,
+    decided_ms {int} NOT NULL
+);
+-- Challenges seen on chain, and how they ended (outcome: proved or slashed).
+CREATE TABLE IF NOT EXISTS disputes (
+    escrow_job {int} PRIMARY KEY,
+    challenger TEXT NOT NULL,
+    prove_by_s {int} NOT NULL,
+    block {int} NOT NULL,
+    outcome TEXT,
+    outcome_block {int}
+);
 CREATE TABLE IF NOT EXISTS job_events (
     seq {serial},
     job_id {int} NOT NULL REFERENCES jobs(id),

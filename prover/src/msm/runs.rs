@@ -94,7 +94,7 @@ mod tests {
         while scalars.len() < n {
             let len = rng.gen_range(1..40usize).min(n - scalars.len());
             let v = if rng.gen_bool(0.5) { Fr::random(&mut rng) } else { -Fr::from(rng.gen_range(0..4u64)) };
-            scalars.extend(std::iter::repeat(v).take(len));
+            scalars.extend(std::iter::repeat_n(v, len));
         }
         let runs = find_runs(&scalars);
         assert!(runs.iter().any(|r| r.len() > SUM_CHUNK) && runs.len() > 10);

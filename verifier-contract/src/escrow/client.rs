@@ -14,13 +14,13 @@ use zkinfer_protocol::{Commitment, EscrowJobId, ExecutorId};
 use zkinfer_prover::ProofEnvelope;
 
 use super::InferenceEscrow::{self, InferenceEscrowErrors, InferenceEscrowInstance};
-use super::{instance_words, EscrowEvent, EscrowJob, EscrowModel, JobState, Logged, IERC20};
+use super::{instance_words, DisputeOutcome, EscrowEvent, EscrowJob, EscrowModel, JobState, Logged, IERC20};
 use crate::error::{Error, Result};
 
 /// How long one RPC call may take by default.
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(20);
 /// Gas cap of setup transactions (registration, opening, claiming, refunding).
-const SETUP_GAS: u64 = 5_000_000;
+pub(super) const SETUP_GAS: u64 = 5_000_000;
 
 /// A mined transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,8 +66,10 @@ pub struct OpenJob {
     pub price: U256,
     /// The active stake (wei) an executor needs to be paid or to claim; at least 1.
     pub min_bond: U256,
-    /// Whether an executor may claim it (a market job is not claimable).
+    /// Whether an executor may claim it (a market job is not claimable; an optimistic one cannot be).
     pub claimable: bool,
+    /// Open it as an optimistic job on these terms (`None`: a ZK job).
+    pub optimistic: Option<super::OptimisticTerms>,
 }
 
 /// An executor's stake.
@@ -94,7 +96,7 @@ impl StakeInfo {
 #[derive(Clone, Debug)]
 pub struct EscrowClient {
     provider: DynProvider,
-    contract: InferenceEscrowInstance<DynProvider>,
+    pub(super) contract: InferenceEscrowInstance<DynProvider>,
     sender: Option<Address>,
     timeout: Duration,
 }
@@ -143,7 +145,7 @@ impl EscrowClient {
     }
 
     /// Runs one RPC future under the timeout.
-    async fn rpc<T, E: std::fmt::Display>(
+    pub(super) async fn rpc<T, E: std::fmt::Display>(
         &self,
         call: &'static str,
         fut: impl IntoFuture<Output = std::result::Result<T, E>>,
@@ -155,7 +157,7 @@ impl EscrowClient {
     }
 
     /// Runs one contract call under the timeout, decoding a revert into the escrow's error.
-    async fn contract<T>(&self, call: &'static str, fut: impl IntoFuture<Output = alloy::contract::Result<T>>) -> Result<T> {
+    pub(super) async fn contract<T>(&self, call: &'static str, fut: impl IntoFuture<Output = alloy::contract::Result<T>>) -> Result<T> {
         match tokio::time::timeout(self.timeout, fut.into_future()).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
@@ -260,23 +262,25 @@ impl EscrowClient {
         self.contract("allowedExecutor", self.contract.allowedExecutor(id.to_u256(), executor).call()).await
     }
 
-    /// `JobPaid` and `JobRefunded` events in blocks `from..=to`, in chain order.
+    /// The escrow's job events (`JobPaid`, `JobRefunded`, `ResultPosted`, `Challenged`,
+    /// `DisputeResolved`) in blocks `from..=to`, in chain order.
     pub async fn events(&self, from: u64, to: u64) -> Result<Vec<Logged>> {
+        use InferenceEscrow::{Challenged, DisputeResolved, JobPaid, JobRefunded, ResultPosted};
         let filter = Filter::new()
             .address(self.address())
-            .event_signature(vec![InferenceEscrow::JobPaid::SIGNATURE_HASH, InferenceEscrow::JobRefunded::SIGNATURE_HASH])
+            .event_signature(vec![
+                JobPaid::SIGNATURE_HASH,
+                JobRefunded::SIGNATURE_HASH,
+                ResultPosted::SIGNATURE_HASH,
+                Challenged::SIGNATURE_HASH,
+                DisputeResolved::SIGNATURE_HASH,
+            ])
             .from_block(from)
             .to_block(to);
         let logs = self.rpc("eth_getLogs", self.provider.get_logs(&filter)).await?;
         let mut out = Vec::with_capacity(logs.len());
         for log in logs {
-            let event = if log.topic0() == Some(&InferenceEscrow::JobPaid::SIGNATURE_HASH) {
-                let e = log.log_decode::<InferenceEscrow::JobPaid>().map_err(|e| Error::Decode(e.to_string()))?.inner.data;
-                EscrowEvent::Paid { job: EscrowJobId::try_from(e.jobId)?, executor: ExecutorId(e.executor), price: e.price }
-            } else {
-                let e = log.log_decode::<InferenceEscrow::JobRefunded>().map_err(|e| Error::Decode(e.to_string()))?.inner.data;
-                EscrowEvent::Refunded { job: EscrowJobId::try_from(e.jobId)?, amount: e.amount, slashed: e.slashed }
-            };
+            let Some(event) = decode_event(&log)? else { continue };
             let missing = || Error::Decode("a log without its block or transaction (pending?)".into());
             out.push(Logged {
                 event,
@@ -289,12 +293,12 @@ impl EscrowClient {
         Ok(out)
     }
 
-    fn need_sender(&self) -> Result<Address> {
+    pub(super) fn need_sender(&self) -> Result<Address> {
         self.sender.ok_or(Error::NoSigner)
     }
 
     /// Waits for a sent transaction to be mined; a revert is an error naming `call`.
-    async fn mined(&self, call: &'static str, tx: B256) -> Result<TransactionReceipt> {
+    pub(super) async fn mined(&self, call: &'static str, tx: B256) -> Result<TransactionReceipt> {
         let r = self.wait_receipt(tx, Duration::from_secs(120)).await?.ok_or(Error::Timeout { call, secs: 120 })?;
         if !r.status() {
             return Err(Error::Reverted(format!("{call} (tx {tx:#x})")));
@@ -328,22 +332,27 @@ impl EscrowClient {
             self.mined("approve", tx).await?;
         }
         let value = if job.token.is_none() { job.price } else { U256::ZERO };
-        let call = self
-            .contract
-            .openJob(
-                U256::from(job.model),
-                job.commitment.to_u256(),
-                job.deadline,
-                job.allow.clone(),
-                job.token.unwrap_or_default(),
-                job.price,
-                job.min_bond,
-                job.claimable,
-            )
-            .value(value)
-            .gas(SETUP_GAS);
-        let tx = *self.contract("openJob", call.send()).await?.tx_hash();
-        let r = self.mined("openJob", tx).await?;
+        let (model, commitment, allow, token) =
+            (U256::from(job.model), job.commitment.to_u256(), job.allow.clone(), job.token.unwrap_or_default());
+        let pending = match &job.optimistic {
+            None => {
+                let call = self
+                    .contract
+                    .openJob(model, commitment, job.deadline, allow, token, job.price, job.min_bond, job.claimable)
+                    .value(value)
+                    .gas(SETUP_GAS);
+                self.contract("openJob", call.send()).await?
+            }
+            Some(terms) => {
+                let call = self
+                    .contract
+                    .openOptimisticJob(model, commitment, job.deadline, allow, token, job.price, job.min_bond, terms.to_sol())
+                    .value(value)
+                    .gas(SETUP_GAS);
+                self.contract("openOptimisticJob", call.send()).await?
+            }
+        };
+        let r = self.mined("openJob", *pending.tx_hash()).await?;
         let e = r.decoded_log::<InferenceEscrow::JobOpened>().ok_or_else(|| Error::Decode("no JobOpened event".into()))?;
         Ok((EscrowJobId::try_from(e.data.jobId)?, Submission::from(&r)))
     }
@@ -421,4 +430,42 @@ impl EscrowClient {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
+}
+
+/// One of the escrow's job events, decoded (`None` for another event).
+fn decode_event(log: &alloy::rpc::types::Log) -> Result<Option<EscrowEvent>> {
+    use InferenceEscrow::{Challenged, DisputeResolved, JobPaid, JobRefunded, ResultPosted};
+    fn data<E: SolEvent>(log: &alloy::rpc::types::Log) -> Result<E> {
+        Ok(log.log_decode::<E>().map_err(|e| Error::Decode(e.to_string()))?.inner.data)
+    }
+    let Some(topic) = log.topic0() else { return Ok(None) };
+    Ok(Some(match *topic {
+        JobPaid::SIGNATURE_HASH => {
+            let e: JobPaid = data(log)?;
+            EscrowEvent::Paid { job: EscrowJobId::try_from(e.jobId)?, executor: ExecutorId(e.executor), price: e.price }
+        }
+        JobRefunded::SIGNATURE_HASH => {
+            let e: JobRefunded = data(log)?;
+            EscrowEvent::Refunded { job: EscrowJobId::try_from(e.jobId)?, amount: e.amount, slashed: e.slashed }
+        }
+        ResultPosted::SIGNATURE_HASH => {
+            let e: ResultPosted = data(log)?;
+            EscrowEvent::Posted {
+                job: EscrowJobId::try_from(e.jobId)?,
+                executor: ExecutorId(e.executor),
+                outputs_hash: e.outputsHash,
+                outputs: e.outputs,
+            }
+        }
+        Challenged::SIGNATURE_HASH => {
+            let e: Challenged = data(log)?;
+            EscrowEvent::Challenged { job: EscrowJobId::try_from(e.jobId)?, challenger: e.challenger, prove_by: e.proveBy }
+        }
+        DisputeResolved::SIGNATURE_HASH => {
+            let e: DisputeResolved = data(log)?;
+            let outcome = if e.executorProved { DisputeOutcome::Proved } else { DisputeOutcome::Slashed };
+            EscrowEvent::Resolved { job: EscrowJobId::try_from(e.jobId)?, winner: e.winner, outcome, reward: e.reward }
+        }
+        _ => return Ok(None),
+    }))
 }

@@ -8,9 +8,13 @@ use alloy::primitives::{Address, B256, U256};
 use zkinfer_protocol::{EscrowJobId, ExecutorId};
 
 pub use client::{EscrowClient, OpenJob, StakeInfo, Submission, RPC_TIMEOUT};
+pub use optimistic::{DisputeOutcome, OptimisticState, OptimisticTerms};
 
-/// The generated bindings (their items are documented by the contract's NatSpec, not here).
-#[allow(missing_docs)]
+mod optimistic;
+
+/// The generated bindings (their items are documented by the contract's NatSpec, not here;
+/// their functions take as many arguments as the contract's).
+#[allow(missing_docs, clippy::too_many_arguments)]
 mod bindings {
     alloy::sol!(
         #[sol(rpc)]
@@ -45,6 +49,10 @@ pub enum JobState {
     Paid,
     /// Returned to the customer.
     Refunded,
+    /// An optimistic job's outputs are posted; its challenge window runs.
+    Posted,
+    /// An optimistic job's posted outputs are challenged; its executor must prove them.
+    Disputed,
 }
 
 impl TryFrom<u8> for JobState {
@@ -56,16 +64,40 @@ impl TryFrom<u8> for JobState {
             2 => JobState::Claimed,
             3 => JobState::Paid,
             4 => JobState::Refunded,
+            5 => JobState::Posted,
+            6 => JobState::Disputed,
             other => return Err(crate::Error::Decode(format!("escrow job state {other} is not one the contract defines"))),
         })
     }
 }
 
 impl JobState {
-    /// Whether a valid proof can still be paid for.
+    /// Whether a valid proof can still be paid for (by `submitProof`).
     pub fn is_payable(self) -> bool {
         matches!(self, JobState::Open | JobState::Claimed)
     }
+}
+
+impl EscrowEvent {
+    /// The escrow job the event is about.
+    pub fn job(&self) -> EscrowJobId {
+        match self {
+            EscrowEvent::Paid { job, .. }
+            | EscrowEvent::Posted { job, .. }
+            | EscrowEvent::Challenged { job, .. }
+            | EscrowEvent::Resolved { job, .. }
+            | EscrowEvent::Refunded { job, .. } => *job,
+        }
+    }
+}
+
+/// Keccak-256 of output instances as the escrow hashes them (`keccak256(abi.encodePacked(outputs))`).
+pub fn outputs_hash(outputs: &[U256]) -> B256 {
+    let mut packed = Vec::with_capacity(outputs.len() * 32);
+    for o in outputs {
+        packed.extend_from_slice(&o.to_be_bytes::<32>());
+    }
+    alloy::primitives::keccak256(packed)
 }
 
 /// A model registered in the escrow.
@@ -129,6 +161,37 @@ pub enum EscrowEvent {
         executor: ExecutorId,
         /// The amount paid.
         price: U256,
+    },
+    /// `ResultPosted`: an optimistic job's executor posted its outputs (bonding its stake).
+    Posted {
+        /// The job.
+        job: EscrowJobId,
+        /// The executor.
+        executor: ExecutorId,
+        /// Keccak-256 of the outputs (their 32-byte words, packed).
+        outputs_hash: B256,
+        /// The output instances posted.
+        outputs: Vec<U256>,
+    },
+    /// `Challenged`: somebody disputed the posted outputs, with a bond.
+    Challenged {
+        /// The job.
+        job: EscrowJobId,
+        /// Who challenged.
+        challenger: Address,
+        /// The unix time by which the executor must prove its outputs.
+        prove_by: u64,
+    },
+    /// `DisputeResolved`: a dispute ended.
+    Resolved {
+        /// The job.
+        job: EscrowJobId,
+        /// Who won it.
+        winner: Address,
+        /// How.
+        outcome: DisputeOutcome,
+        /// What the winner got besides its own bond or payment (wei).
+        reward: U256,
     },
     /// `JobRefunded`: the customer got the payment back (and a failed claimant's slashed bond).
     Refunded {
