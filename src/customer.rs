@@ -589,7 +589,9 @@ async fn settle(client: &CustomerClient, a: &ChainArgs) -> Result<Outcome> {
     let done = match job.state {
         S::Posted if now > o.challenge_ends() => ("paid the posted result", escrow.finalize(escrow_job).await?),
         S::Posted => bail!("escrow job {escrow_job}'s challenge window runs until {} (chain time now {now})", o.challenge_ends()),
-        S::Disputed if now > o.prove_by => ("slashed the executor, which did not prove its outputs", escrow.slash_unproven(escrow_job).await?),
+        S::Disputed if now > o.prove_by => {
+            ("slashed the executor, which did not prove its outputs", escrow.slash_unproven(escrow_job).await?)
+        }
         S::Disputed => bail!("escrow job {escrow_job}'s executor may prove until {} (chain time now {now})", o.prove_by),
         S::Open | S::Claimed if now > job.deadline => ("refunded the customer", escrow.refund(escrow_job).await?),
         state => bail!("escrow job {escrow_job} is {state:?}: nothing is due"),

@@ -54,7 +54,12 @@ pub(crate) fn demo_optimistic(model_dir: &Path, input: &[f32], toolchain_dir: &P
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let chain = LocalChain::start_with_block_time(&toolchain.anvil()?, DEFAULT_HARDFORK, Some(1))?;
     let contracts = rt.block_on(deploy_market(&chain, &toolchain, &loaded, 0))?;
-    println!("anvil at {} (a block a second): escrow {:#x}, model registered as {}", chain.endpoint(), contracts.escrow, contracts.escrow_model);
+    println!(
+        "anvil at {} (a block a second): escrow {:#x}, model registered as {}",
+        chain.endpoint(),
+        contracts.escrow,
+        contracts.escrow_model
+    );
     let exe = std::env::current_exe()?;
     let rpc = chain.endpoint();
     let mut children = Children(Vec::new());
@@ -65,7 +70,14 @@ pub(crate) fn demo_optimistic(model_dir: &Path, input: &[f32], toolchain_dir: &P
         let mut cmd = Command::new(&exe);
         cmd.args(["executor", "--coordinator", &format!("http://{addr}"), "--key", &chain.key_hex(account), "--role", role])
             .args(["--model", &format!("demo:{}", model_dir.display()), "--heartbeat-secs", "2", "--price-wei", "0"])
-            .args(["--state-dir", &dir.join(name).display().to_string(), "--rpc-url", &rpc, "--escrow", &format!("{:#x}", contracts.escrow)])
+            .args([
+                "--state-dir",
+                &dir.join(name).display().to_string(),
+                "--rpc-url",
+                &rpc,
+                "--escrow",
+                &format!("{:#x}", contracts.escrow),
+            ])
             .args(["--stake-wei", &BOND_WEI.to_string()]);
         if name == "cheater" {
             cmd.arg("--post-wrong-outputs");
@@ -192,7 +204,11 @@ async fn report(
         let s = escrow.stake_of(who.address()).await?;
         println!("  {name:<17} {who}: stake {} (locked {})", eth(s.amount), eth(s.locked));
     }
-    println!("  the cheater's bond was slashed: {} to the validator (with its challenge bond back), {} to the customer", eth(reward), eth(to_customer));
+    println!(
+        "  the cheater's bond was slashed: {} to the validator (with its challenge bond back), {} to the customer",
+        eth(reward),
+        eth(to_customer)
+    );
     println!("  the customer was refunded the price, {}", eth(amount));
     Ok(())
 }

@@ -28,7 +28,8 @@ const PROVE_S: u32 = 120;
 
 /// A market whose coordinator accepts windows this short, with executors `(account, args)`.
 fn market(executors: &[(usize, Vec<&str>)]) -> Market {
-    let coordinator = ["--min-challenge-window-secs", "30", "--min-prove-window-secs", "120", "--min-challenge-bond-wei", "2000000000000000"];
+    let coordinator =
+        ["--min-challenge-window-secs", "30", "--min-prove-window-secs", "120", "--min-challenge-bond-wei", "2000000000000000"];
     Market::start_custom(Some(1), &coordinator, executors)
 }
 

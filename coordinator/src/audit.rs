@@ -54,7 +54,13 @@ pub async fn sample_once(store: &Store, escrow: &EscrowClient, min_stake: U256) 
 /// The validator for a sampled result: among the executors that can read its input (those
 /// it is sealed to; for a plain input, every registered executor serving the model), other
 /// than its executor, with `min_stake` of active stake, the lowest by [`validator_rank`].
-async fn pick_validator(store: &Store, escrow: &EscrowClient, c: &AuditCandidate, seed: U256, min_stake: U256) -> Result<Option<ExecutorId>> {
+async fn pick_validator(
+    store: &Store,
+    escrow: &EscrowClient,
+    c: &AuditCandidate,
+    seed: U256,
+    min_stake: U256,
+) -> Result<Option<ExecutorId>> {
     let mut candidates: Vec<ExecutorId> = if c.sealed_to.is_empty() {
         store.executors().await?.into_iter().filter(|e| e.models.contains(&c.model_id)).map(|e| e.address).collect()
     } else {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, B256, U256};
 use tokio_util::sync::CancellationToken;
-use zkinfer_protocol::{Commitment, ExecutorId};
 use zkinfer_protocol::optimistic::OptimisticPolicy;
+use zkinfer_protocol::{Commitment, ExecutorId};
 use zkinfer_verifier_contract::escrow::{EscrowClient, EscrowJob, JobState, OptimisticState};
 
 use crate::error::{Error, EscrowMismatch, Result};
@@ -98,7 +98,9 @@ pub fn optimistic_shortfall(o: &OptimisticState, price: U256, min_bond: U256, po
         _ if t.challenge_window < policy.min_challenge_window_s => {
             format!("challenge window {} s, at least {} s", t.challenge_window, policy.min_challenge_window_s)
         }
-        _ if t.prove_window < policy.min_prove_window_s => format!("prove window {} s, at least {} s", t.prove_window, policy.min_prove_window_s),
+        _ if t.prove_window < policy.min_prove_window_s => {
+            format!("prove window {} s, at least {} s", t.prove_window, policy.min_prove_window_s)
+        }
         _ if t.challenge_bond < policy.min_challenge_bond_wei.0 => {
             format!("challenge bond {} wei, at least {} wei", t.challenge_bond, policy.min_challenge_bond_wei)
         }

@@ -200,10 +200,8 @@ impl ProofChecker for ModelRegistry {
         if got != sizes {
             return Err(Error::BadRequest(format!("model `{model_id}` has outputs of {sizes:?} values, the result has {got:?}")));
         }
-        let words = zkinfer_circuits::circuit::output_instances(model, quantized)
-            .iter()
-            .map(|f| U256::from_le_bytes(f.to_repr()))
-            .collect();
+        let words =
+            zkinfer_circuits::circuit::output_instances(model, quantized).iter().map(|f| U256::from_le_bytes(f.to_repr())).collect();
         let real = quantized.iter().map(|o| o.iter().map(|&v| model.dequantize(v)).collect()).collect();
         Ok((words, real))
     }

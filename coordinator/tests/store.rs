@@ -347,7 +347,8 @@ async fn optimistic_results_are_claimed_audited_disputed_and_slashed_as_the_chai
     let challenged = at(EscrowEvent::Challenged { job: EscrowJobId(3), challenger: v.address(), prove_by: 2_000 }, 10);
     s.record_chain_events(&[challenged], 11, (10, B256::repeat_byte(10)), 20).await.unwrap();
     assert_eq!(s.job(id).await.unwrap().state, Challenged);
-    let resolved = at(EscrowEvent::Resolved { job: EscrowJobId(3), winner: v.address(), outcome: DisputeOutcome::Slashed, reward: U256::from(1) }, 12);
+    let resolved =
+        at(EscrowEvent::Resolved { job: EscrowJobId(3), winner: v.address(), outcome: DisputeOutcome::Slashed, reward: U256::from(1) }, 12);
     let refunded = at(EscrowEvent::Refunded { job: EscrowJobId(3), amount: U256::from(5), slashed: U256::from(1) }, 12);
     s.record_chain_events(&[resolved, refunded], 13, (12, B256::repeat_byte(12)), 30).await.unwrap();
     let view = s.job(id).await.unwrap();

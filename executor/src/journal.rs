@@ -85,7 +85,10 @@ impl<T: Entry> Journal<T> {
         let Ok(dir) = std::fs::read_dir(&self.dir) else { return Ok(Vec::new()) };
         let mut out = Vec::new();
         for f in dir.flatten().filter(|f| f.path().extension().is_some_and(|e| e == "json")) {
-            match std::fs::read(f.path()).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice::<T>(&b).map_err(|e| e.to_string())) {
+            match std::fs::read(f.path())
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<T>(&b).map_err(|e| e.to_string()))
+            {
                 Ok(p) => out.push(p),
                 Err(reason) => tracing::warn!(path = %f.path().display(), %reason, "skipping an unreadable journal entry"),
             }

@@ -102,7 +102,10 @@ impl Executor {
     pub(crate) async fn run_optimistic(&self, lease: &Lease, prover: Arc<Prover>, payload: Vec<u8>) -> Result<()> {
         let job = lease.job;
         let (Some(escrow_job), Some(commitment)) = (lease.escrow_job, lease.input_commitment) else {
-            return Err(Error::Prove { job, reason: ProveFailure::Unpayable("an optimistic job needs an escrow job and a commitment".into()) });
+            return Err(Error::Prove {
+                job,
+                reason: ProveFailure::Unpayable("an optimistic job needs an escrow job and a commitment".into()),
+            });
         };
         if self.escrow.is_none() {
             return Err(Error::Prove { job, reason: ProveFailure::Unpayable("this executor has no --rpc-url/--escrow to post to".into()) });
@@ -119,13 +122,23 @@ impl Executor {
         }
         let words = prover.output_words(&quantized);
         let hash = outputs_hash(&words);
-        let binding = self.seal_context(lease).map_err(|reason| Error::Prove { job, reason })?.escrow.ok_or(Error::Prove {
-            job,
-            reason: ProveFailure::Unpayable("an optimistic job needs an escrow job".into()),
-        })?;
+        let binding = self
+            .seal_context(lease)
+            .map_err(|reason| Error::Prove { job, reason })?
+            .escrow
+            .ok_or(Error::Prove { job, reason: ProveFailure::Unpayable("an optimistic job needs an escrow job".into()) })?;
         let signature = zkinfer_protocol::optimistic::sign_result(&self.cfg.key, &binding, &commitment, &hash)?;
-        let mut entry =
-            Posted { lease: lease.clone(), escrow_job, quantized, words, signature, post_tx: None, claimed: false, tries: 0, next_try_ms: 0 };
+        let mut entry = Posted {
+            lease: lease.clone(),
+            escrow_job,
+            quantized,
+            words,
+            signature,
+            post_tx: None,
+            claimed: false,
+            tries: 0,
+            next_try_ms: 0,
+        };
         self.posted.put(&entry)?;
         self.advance(&mut entry).await.map(|_| ())
     }

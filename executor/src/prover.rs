@@ -84,7 +84,8 @@ impl Prover {
         let (inputs, salt) = self.open(job, payload, commitment)?;
         let fail = |e| Error::Prove { job, reason: ProveFailure::Prover(e) };
         let statement = Statement { inputs, salt, binding: PayeeBinding::from_values(binding.to_fields()) };
-        let env = zkinfer_prover::prove(&self.params, &self.pk, self.loaded.model.clone(), statement, self.loaded.bindings).map_err(fail)?;
+        let env =
+            zkinfer_prover::prove(&self.params, &self.pk, self.loaded.model.clone(), statement, self.loaded.bindings).map_err(fail)?;
         env.to_bytes().map_err(fail)
     }
 

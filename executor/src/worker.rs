@@ -310,7 +310,12 @@ impl Executor {
     }
 
     /// Proves a ZK job, then delivers the proof and gets paid.
-    async fn prove_and_finish(&self, lease: &Lease, prover: Arc<Prover>, payload: std::result::Result<Vec<u8>, ProveFailure>) -> Result<()> {
+    async fn prove_and_finish(
+        &self,
+        lease: &Lease,
+        prover: Arc<Prover>,
+        payload: std::result::Result<Vec<u8>, ProveFailure>,
+    ) -> Result<()> {
         let (job, binding, commitment) = (lease.job, self.binding(lease), lease.input_commitment);
         let payload = payload.map_err(|reason| Error::Prove { job, reason })?;
         let c = commitment.ok_or(Error::Prove { job, reason: ProveFailure::NoCommitment })?;

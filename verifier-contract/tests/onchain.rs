@@ -227,7 +227,17 @@ async fn the_escrow_pays_the_bound_payee_once_whoever_submits_and_rejects_every_
     let c = f.commitment(salt);
     // An unknown model, a zero bond, a commitment at or above r, a wrong payment: refused.
     let bad = [
-        OpenJob { model: 99, commitment: c, deadline: u64::MAX / 2, allow: vec![], token: None, price, min_bond: bond, claimable: false, optimistic: None },
+        OpenJob {
+            model: 99,
+            commitment: c,
+            deadline: u64::MAX / 2,
+            allow: vec![],
+            token: None,
+            price,
+            min_bond: bond,
+            claimable: false,
+            optimistic: None,
+        },
         OpenJob {
             model: e.model,
             commitment: c,
@@ -245,7 +255,17 @@ async fn the_escrow_pays_the_bound_payee_once_whoever_submits_and_rejects_every_
     }
     let before_open = e.balance(e.chain.account(CUSTOMER)).await;
     let deadline = e.chain.timestamp().await.unwrap() + 3600;
-    let open = OpenJob { model: e.model, commitment: c, deadline, allow: vec![], token: None, price, min_bond: bond, claimable: false, optimistic: None };
+    let open = OpenJob {
+        model: e.model,
+        commitment: c,
+        deadline,
+        allow: vec![],
+        token: None,
+        price,
+        min_bond: bond,
+        claimable: false,
+        optimistic: None,
+    };
     let (job, opened) = e.client(CUSTOMER).open_job_mined(&open).await.unwrap();
     println!("escrow openJob gas ({}, ETH, no allow-list): {}", e.chain.hardfork, opened.gas_used);
     assert_eq!(e.balance(e.chain.account(CUSTOMER)).await, before_open - price - opened.fee, "the customer paid the price");
@@ -389,7 +409,17 @@ async fn optimistic_jobs_pay_after_an_unchallenged_window_and_disputes_end_with_
         let c = f.commitment(salt);
         async move {
             let deadline = e.chain.timestamp().await.unwrap() + 3600;
-            let open = OpenJob { model: e.model, commitment: c, deadline, allow: vec![], token: None, price, min_bond: bond, claimable: false, optimistic: Some(terms) };
+            let open = OpenJob {
+                model: e.model,
+                commitment: c,
+                deadline,
+                allow: vec![],
+                token: None,
+                price,
+                min_bond: bond,
+                claimable: false,
+                optimistic: Some(terms),
+            };
             e.client(CUSTOMER).open_job_mined(&open).await
         }
     };
@@ -493,7 +523,11 @@ async fn optimistic_jobs_pay_after_an_unchallenged_window_and_disputes_end_with_
     let slashed = e.client(STRANGER).slash_unproven(job).await.unwrap();
     println!("escrow slashUnproven gas ({}): {}", e.chain.hardfork, slashed.gas_used);
     let half = bond / U256::from(2);
-    assert_eq!(e.balance(e.chain.account(STRANGER)).await, s_before - slashed.fee + challenge_bond + half, "the challenger: its bond and half");
+    assert_eq!(
+        e.balance(e.chain.account(STRANGER)).await,
+        s_before - slashed.fee + challenge_bond + half,
+        "the challenger: its bond and half"
+    );
     assert_eq!(e.balance(e.chain.account(CUSTOMER)).await, c_before + price + (bond - half), "the customer: refunded and the other half");
     let s = e.client(0).stake_of(e.chain.account(EXECUTOR)).await.unwrap();
     assert_eq!((s.amount, s.locked), (bond - bond, U256::ZERO), "the whole bond is slashed");

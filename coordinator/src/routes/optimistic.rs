@@ -56,7 +56,11 @@ async fn claim_result(State(api): State<AppState>, ApiPath(id): ApiPath<JobId>, 
     };
     let hash = outputs_hash(&words);
     if hash.0 != claim.outputs_hash.0 {
-        return Err(Error::BadRequest(format!("outputs_hash {} is not the hash of these outputs' instances ({hash:#x})", claim.outputs_hash)).into());
+        return Err(Error::BadRequest(format!(
+            "outputs_hash {} is not the hash of these outputs' instances ({hash:#x})",
+            claim.outputs_hash
+        ))
+        .into());
     }
     let binding = chain.binding(escrow_job);
     let signer = zkinfer_protocol::optimistic::result_signer(&binding, &commitment, &hash, &claim.signature.0)

@@ -165,7 +165,8 @@ pub(super) async fn revert(tx: &mut super::Tx<'_>, escrow_job: i64, from: JobSta
 /// from its dispute if it has one, else from posted); otherwise it is the latest recorded
 /// state other than `from` (proved or expired: those flows have no loops).
 async fn state_before(tx: &mut super::Tx<'_>, job: i64, escrow_job: i64, from: JobState) -> Result<JobState> {
-    let optimistic: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM optimistic_jobs WHERE job_id = $1").bind(job).fetch_one(&mut **tx).await?;
+    let optimistic: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM optimistic_jobs WHERE job_id = $1").bind(job).fetch_one(&mut **tx).await?;
     match from {
         JobState::Slashed => return Ok(JobState::Challenged),
         JobState::Challenged => return Ok(JobState::Posted),

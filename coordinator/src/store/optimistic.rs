@@ -92,7 +92,11 @@ impl Store {
         let known: Option<String> =
             sqlx::query_scalar("SELECT outputs_hash FROM results WHERE job_id = $1").bind(id).fetch_optional(&mut *tx).await?;
         if known.as_deref().is_some_and(|h| h != hash_col(&r.outputs_hash)) {
-            return Err(Error::BadRequest(format!("job {job}'s posted outputs hash is {}, not {:#x}", known.unwrap_or_default(), r.outputs_hash)));
+            return Err(Error::BadRequest(format!(
+                "job {job}'s posted outputs hash is {}, not {:#x}",
+                known.unwrap_or_default(),
+                r.outputs_hash
+            )));
         }
         sqlx::query(
             "INSERT INTO results (job_id, executor, outputs_hash, post_tx, block, challenge_ends_s, quantized_outputs, outputs, signature) \
@@ -192,8 +196,10 @@ impl Store {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let id: i64 = r.try_get(0)?;
-            let sealed: Vec<String> =
-                sqlx::query_scalar("SELECT executor FROM sealed_inputs WHERE job_id = $1 ORDER BY executor").bind(id).fetch_all(&self.pool).await?;
+            let sealed: Vec<String> = sqlx::query_scalar("SELECT executor FROM sealed_inputs WHERE job_id = $1 ORDER BY executor")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
             out.push(AuditCandidate {
                 job: job_id(id),
                 escrow_job: EscrowJobId(r.try_get::<i64, _>(1)?.max(0) as u64),
@@ -281,7 +287,15 @@ impl Store {
 
 /// `ResultPosted` seen on chain: records the result (unclaimed) and moves the job to posted
 /// if it was not already (its executor posted and then went silent, say).
-pub(super) async fn record_posted(tx: &mut Tx<'_>, escrow_job: EscrowJobId, executor: &ExecutorId, outputs_hash: B256, post_tx: B256, block: u64, now_ms: i64) -> Result<()> {
+pub(super) async fn record_posted(
+    tx: &mut Tx<'_>,
+    escrow_job: EscrowJobId,
+    executor: &ExecutorId,
+    outputs_hash: B256,
+    post_tx: B256,
+    block: u64,
+    now_ms: i64,
+) -> Result<()> {
     let Some((id, state)) = job_of(tx, escrow_job).await? else { return Ok(()) };
     sqlx::query(
         "INSERT INTO results (job_id, executor, outputs_hash, post_tx, block) VALUES ($1, $2, $3, $4, $5) ON CONFLICT(job_id) DO NOTHING",
@@ -294,21 +308,34 @@ pub(super) async fn record_posted(tx: &mut Tx<'_>, escrow_job: EscrowJobId, exec
     .execute(&mut **tx)
     .await?;
     if state.can_move_to(JobState::Posted) {
-        sqlx::query("UPDATE jobs SET executor = $1, lease_until_ms = NULL WHERE id = $2").bind(db_executor(executor)).bind(id).execute(&mut **tx).await?;
+        sqlx::query("UPDATE jobs SET executor = $1, lease_until_ms = NULL WHERE id = $2")
+            .bind(db_executor(executor))
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
         set_state(tx, id, JobState::Posted, now_ms, Some(&db_executor(executor))).await?;
     }
     Ok(())
 }
 
 /// `Challenged` seen on chain: records the dispute; posted → challenged.
-pub(super) async fn record_challenge(tx: &mut Tx<'_>, escrow_job: EscrowJobId, challenger: Address, prove_by: u64, block: u64, now_ms: i64) -> Result<()> {
-    sqlx::query("INSERT INTO disputes (escrow_job, challenger, prove_by_s, block) VALUES ($1, $2, $3, $4) ON CONFLICT(escrow_job) DO NOTHING")
-        .bind(escrow_job.0 as i64)
-        .bind(db_executor(&ExecutorId(challenger)))
-        .bind(prove_by as i64)
-        .bind(block as i64)
-        .execute(&mut **tx)
-        .await?;
+pub(super) async fn record_challenge(
+    tx: &mut Tx<'_>,
+    escrow_job: EscrowJobId,
+    challenger: Address,
+    prove_by: u64,
+    block: u64,
+    now_ms: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO disputes (escrow_job, challenger, prove_by_s, block) VALUES ($1, $2, $3, $4) ON CONFLICT(escrow_job) DO NOTHING",
+    )
+    .bind(escrow_job.0 as i64)
+    .bind(db_executor(&ExecutorId(challenger)))
+    .bind(prove_by as i64)
+    .bind(block as i64)
+    .execute(&mut **tx)
+    .await?;
     if let Some((id, state)) = job_of(tx, escrow_job).await? {
         if state.can_move_to(JobState::Challenged) {
             set_state(tx, id, JobState::Challenged, now_ms, None).await?;
