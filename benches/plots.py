@@ -5,6 +5,9 @@ library: plain SVG, so the script needs only Python 3).
 - prove_time.svg: prove seconds against model size (multiply-accumulates), zkinfer and EZKL,
   from benches/ezkl/side_by_side.sh's results.json (model sizes from ``zkinfer info --json`` on
   the model directories that run compiled).
+- optimistic_cheater.svg: a cheating executor's expected gain per job against honest work, by
+  cheating rate, for several audit probabilities, from ``optimistic_sim --json``
+  (benches/src/bin/optimistic_sim.rs; target/optimistic_sim.json).
 - msm_throughput.svg: MSM throughput (terms per second) against size for each backend, from
   criterion's output of ``cargo bench -p zkinfer-benches --bench bench_main -- msm_2`` (the
   groups ``msm_2^N``, read from target/criterion/msm_2_N/<backend>/new/).
@@ -122,15 +125,77 @@ def msm_throughput(criterion: Path) -> str | None:
     return svg_plot("MSM throughput on BN254 G1 (2 cores)", "terms (n)", "terms per second", series, x_log2=True)
 
 
+def svg_linear(title: str, xlabel: str, ylabel: str, series: dict[str, list[tuple[float, float]]]) -> str:
+    """A linear plot with a zero line: one polyline with markers per series."""
+    pts = [p for s in series.values() for p in s]
+    xlo, xhi = 0.0, max(p[0] for p in pts)
+    ylo, yhi = min(0.0, min(p[1] for p in pts)), max(0.0, max(p[1] for p in pts))
+    pad = 0.05 * (yhi - ylo or 1.0)
+    ylo, yhi = ylo - pad, yhi + pad
+
+    def px(x: float) -> float:
+        return L + (x - xlo) / (xhi - xlo) * (W - L - R)
+
+    def py(y: float) -> float:
+        return H - B - (y - ylo) / (yhi - ylo) * (H - T - B)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{W}" height="{H}" fill="white"/>',
+           f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="15">{title}</text>',
+           f'<rect x="{L}" y="{T}" width="{W - L - R}" height="{H - T - B}" fill="none" stroke="#444"/>']
+    for i in range(6):
+        x = xlo + (xhi - xlo) * i / 5
+        out.append(f'<line x1="{px(x):.1f}" y1="{T}" x2="{px(x):.1f}" y2="{H - B}" stroke="#ddd"/>')
+        out.append(f'<text x="{px(x):.1f}" y="{H - B + 16}" text-anchor="middle">{x:g}</text>')
+    for i in range(6):
+        y = ylo + (yhi - ylo) * i / 5
+        out.append(f'<line x1="{L}" y1="{py(y):.1f}" x2="{W - R}" y2="{py(y):.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{L - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.3f}</text>')
+    out.append(f'<line x1="{L}" y1="{py(0):.1f}" x2="{W - R}" y2="{py(0):.1f}" stroke="#000" stroke-dasharray="4 3"/>')
+    out.append(f'<text x="{(L + W - R) / 2}" y="{H - 16}" text-anchor="middle">{xlabel}</text>')
+    out.append(f'<text x="18" y="{(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 18 {(T + H - B) / 2})">{ylabel}</text>')
+    for i, (name, s) in enumerate(series.items()):
+        c = COLORS[i % len(COLORS)]
+        s = sorted(s)
+        out.append(f'<polyline fill="none" stroke="{c}" stroke-width="2" points="{" ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in s)}"/>')
+        for x, y in s:
+            out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="4" fill="{c}"/>')
+        ly = T + 10 + 18 * i
+        out.append(f'<line x1="{W - R + 12}" y1="{ly}" x2="{W - R + 32}" y2="{ly}" stroke="{c}" stroke-width="2"/>')
+        out.append(f'<text x="{W - R + 38}" y="{ly + 4}">{name}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def optimistic(sim: Path) -> str | None:
+    if not sim.exists():
+        print(f"skipped optimistic_cheater.svg: {sim} is missing (cargo run --release -p zkinfer-benches --bin optimistic_sim -- --json {sim})")
+        return None
+    doc = json.loads(sim.read_text())
+    least = doc["least_audit_p"]
+    series: dict[str, list[tuple[float, float]]] = {}
+    for r in doc["rows"]:
+        p = r["audit_p"]
+        name = f"p = {100 * p:g}%" + (" (least)" if abs(p - least) < 1e-9 else "")
+        series.setdefault(name, []).append((100 * r["cheat_rate"], r["cheater_gain_per_job"]))
+    return svg_linear("Cheater's gain per job against honest work", "cheating rate (%)", "ETH per job", series)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--side-by-side", type=Path, default=ROOT / "target/side_by_side/results.json")
     p.add_argument("--criterion", type=Path, default=ROOT / "target/criterion")
     p.add_argument("--zkinfer", type=Path, default=ROOT / "target/release/zkinfer")
+    p.add_argument("--optimistic-sim", type=Path, default=ROOT / "target/optimistic_sim.json")
     p.add_argument("--out", type=Path, default=ROOT / "papers/plots")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
-    for name, svg in [("prove_time.svg", prove_time(a.side_by_side, a.zkinfer)), ("msm_throughput.svg", msm_throughput(a.criterion))]:
+    plots = [
+        ("prove_time.svg", prove_time(a.side_by_side, a.zkinfer)),
+        ("msm_throughput.svg", msm_throughput(a.criterion)),
+        ("optimistic_cheater.svg", optimistic(a.optimistic_sim)),
+    ]
+    for name, svg in plots:
         if svg:
             tmp = a.out / f".{name}.tmp"  # written whole, then renamed: never half a plot
             tmp.write_text(svg)

@@ -26,6 +26,7 @@ struct Row {
     srs_s: f64,
     tables_s: f64,
     keygen_s: f64,
+    run_ms: f64,
     prove_s: f64,
     verify_ms: f64,
     proof_bytes: usize,
@@ -70,7 +71,9 @@ fn bench_model(name: &str, dir: &std::path::Path) -> Result<Row> {
     let bindings = Bindings { model_hash: model_hash(&model)?, vk_hash: vk_hash(pk.get_vk()), srs_hash: srs.source_sha256 };
     let input = read(dir, "input.json")?;
     let q = model.quantize_inputs(&input)?;
+    let t = Instant::now();
     let outputs = model.eval_quantized(&q)?.outputs(&model);
+    let run_ms = secs(t) * 1e3;
     let t = Instant::now();
     let env = prove(&params, &pk, model.clone(), zkinfer_prover::Statement::unbound(q), bindings)?;
     let prove_s = secs(t);
@@ -93,6 +96,7 @@ fn bench_model(name: &str, dir: &std::path::Path) -> Result<Row> {
         srs_s,
         tables_s,
         keygen_s,
+        run_ms,
         prove_s,
         verify_ms,
         proof_bytes: env.proof.len(),
@@ -104,12 +108,12 @@ fn bench_model(name: &str, dir: &std::path::Path) -> Result<Row> {
 pub(crate) fn bench(a: &BenchArgs) -> Result<Outcome> {
     eprintln!("benchmarking with an INSECURE development SRS (timing only); build with --release for representative figures");
     let mut rows = Vec::new();
-    println!("| model | k | advice | MACs | compile s | SRS s | tables s | keygen s | prove s | verify ms | proof B | peak RSS MiB | max error |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| model | k | advice | MACs | compile s | SRS s | tables s | keygen s | run ms | prove s | verify ms | proof B | peak RSS MiB | max error |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for name in &a.models {
         let r = bench_model(name, &a.examples.join(name)).with_context(|| format!("model `{name}`"))?;
         println!(
-            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {:.0} | {:.1e} |",
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {:.0} | {:.1e} |",
             r.model,
             r.k,
             r.advice_columns,
@@ -118,6 +122,7 @@ pub(crate) fn bench(a: &BenchArgs) -> Result<Outcome> {
             r.srs_s,
             r.tables_s,
             r.keygen_s,
+            r.run_ms,
             r.prove_s,
             r.verify_ms,
             r.proof_bytes,

@@ -25,8 +25,8 @@ use crate::demo_market::{log, start_coordinator, wait_for_executors, Children, A
 
 /// The customer's payment per job: 0.1 ETH.
 const PRICE_WEI: u128 = 100_000_000_000_000_000;
-/// Each job's bond, and what each executor stakes: 1 ETH (the least audit probability that
-/// deters cheating is then 2 × 1.5 × 0.1 / 1 = 30%).
+/// Each job's bond: 1 ETH (the least audit probability that deters cheating is then
+/// 2 × 1.5 × 0.1 / 1 = 30%); each executor stakes two.
 const BOND_WEI: u128 = 1_000_000_000_000_000_000;
 /// anvil accounts: 0 deploys, 1 is the customer, then the honest executor, the cheater and the validator.
 const CUSTOMER: usize = 1;
@@ -78,12 +78,12 @@ pub(crate) fn demo_optimistic(model_dir: &Path, input: &[f32], toolchain_dir: &P
                 "--escrow",
                 &format!("{:#x}", contracts.escrow),
             ])
-            .args(["--stake-wei", &BOND_WEI.to_string()]);
+            .args(["--stake-wei", &(2 * BOND_WEI).to_string()]);
         if name == "cheater" {
             cmd.arg("--post-wrong-outputs");
         }
         children.0.push(cmd.stdout(log(&dir, &format!("{name}.log"))?).stderr(log(&dir, &format!("{name}.err"))?).spawn()?);
-        println!("{name:<9} {:#x} ({role}), staking {}", chain.account(account), eth(U256::from(BOND_WEI)));
+        println!("{name:<9} {:#x} ({role}), staking {}", chain.account(account), eth(U256::from(2 * BOND_WEI)));
     }
     let client = Client::new(&format!("http://{addr}"))?.customer(API_KEY);
     rt.block_on(async {
@@ -153,22 +153,25 @@ fn seconds_between(job: &JobView, from: JobState, to: JobState) -> Option<f64> {
 
 /// Prints each state of the job as it is reached; returns it once it reaches one of `until`.
 async fn follow(client: &CustomerClient, id: JobId, label: &str, until: &[JobState]) -> Result<JobView> {
-    let (start, mut shown) = (Instant::now(), 0);
+    let (start, mut shown, mut outputs_shown) = (Instant::now(), 0, false);
     loop {
         let job = client.job(id).await?;
         let t0 = job.events.first().map_or(0, |e| e.at_ms);
         for e in &job.events[shown..] {
             let detail = match (e.state, &job.result) {
-                (JobState::Posted, Some(r)) => {
-                    let first: Vec<String> = r.outputs.iter().flatten().take(4).map(|v| format!("{v:.4}")).collect();
-                    format!("  outputs [{} …] in tx {}", first.join(", "), r.post_tx)
-                }
+                (JobState::Posted, Some(r)) => format!("  in tx {}", r.post_tx),
                 (JobState::Challenged, Some(r)) => r.dispute.as_ref().map_or(String::new(), |d| format!("  by {}", d.challenger)),
                 _ => String::new(),
             };
             println!("  job {id} ({label}) {:<10} +{:>6.2}s{detail}", e.state.as_str(), (e.at_ms - t0) as f64 / 1e3);
         }
         shown = job.events.len();
+        // The outputs come with the executor's claim (the chain may show the post first).
+        if let Some(r) = job.result.as_ref().filter(|r| !r.outputs.is_empty() && !outputs_shown) {
+            let first: Vec<String> = r.outputs.iter().flatten().take(4).map(|v| format!("{v:.6}")).collect();
+            println!("  job {id} ({label}) outputs [{}, …], claimed and signed by {}", first.join(", "), r.executor);
+            outputs_shown = true;
+        }
         if until.contains(&job.state) {
             return Ok(job);
         }

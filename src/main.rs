@@ -86,6 +86,8 @@ enum Command {
     /// - SRS s: making the development SRS at k;
     /// - tables s: building the SRS's fixed-base MSM tables (done once per SRS by setup);
     /// - keygen s: verifying and proving keys, committing with those tables;
+    /// - run ms: the quantized evaluation alone (what an optimistic job's executor and its
+    ///   validator compute, with no proof);
     /// - prove s: one SHPLONK proof with the EVM transcript, committing with those tables;
     /// - verify ms: native verification of that proof;
     /// - proof B: SNARK proof bytes (without the proof file's bindings and instances);

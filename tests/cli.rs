@@ -214,7 +214,7 @@ fn bench_prints_a_row_per_model_and_writes_json() {
     let json = tmp.path().join("bench.json");
     let out = ok(&["bench", "--models", "tiny", "--examples", s(&repo("examples")), "--json", s(&json)]);
     let row = out.lines().find(|l| l.starts_with("| tiny |")).expect("a row for tiny");
-    assert_eq!(row.matches('|').count(), 14, "{row}");
+    assert_eq!(row.matches('|').count(), 15, "{row}");
     let figures: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(figures[0]["model"], "tiny");
     assert!(figures[0]["prove_s"].as_f64().unwrap() > 0.0 && figures[0]["proof_bytes"].as_u64().unwrap() > 0);
@@ -228,6 +228,7 @@ fn bench_prints_a_row_per_model_and_writes_json() {
         "SRS s:",
         "tables s:",
         "keygen s:",
+        "run ms:",
         "prove s:",
         "verify ms:",
         "proof B:",

@@ -165,9 +165,14 @@ impl Executor {
                         tracing::warn!(executor = %self.id(), error = %e, "job ended with an error");
                     }
                 }
-                Err(e) if e.is_transient() => {
+                // Transient, or refused for want of active stake (bonds of posted results are
+                // released when they are paid): wait, and keep following what is posted.
+                Err(e) if e.is_transient() || e.code() == Some(ErrorCode::Forbidden) => {
                     tracing::warn!(executor = %self.id(), error = %e, retry_s = pause.as_secs(), "claim failed; retrying");
-                    tokio::time::sleep(pause).await;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
                     pause = backoff(pause);
                 }
                 Err(e) => return Err(e.into()),

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
 
+mod bitexact;
 mod builder;
 mod errors;
 mod models;
