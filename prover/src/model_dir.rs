@@ -305,13 +305,10 @@ impl ModelDir {
     /// Regenerates the verifying key from the compiled model and the SRS and checks that it
     /// is the one `setup` recorded: ties the key to the model instead of trusting `vk.bin`.
     pub fn check_vk(&self, loaded: &Loaded) -> Result<()> {
-        // The cached tables speed this up; without them (a directory that is only read) it
-        // commits with halo2's MSM rather than write a cache.
-        let path = self.tables_path(loaded.setup.k, &loaded.setup.srs_sha256);
-        let msm = match read(&path).ok().and_then(|b| SrsTables::from_bytes(&b, &loaded.params).ok()) {
-            Some(tables) => CommitMsm::Precomputed(Arc::new(tables)),
-            None => CommitMsm::Halo2,
-        };
+        // halo2's own MSM, never the tables cache: the cache is checked only in part when read
+        // (its first window exactly, a sample of the rest), so a crafted cache could make a
+        // foreign key match; this is the check that ties the key to the model.
+        let msm = CommitMsm::Halo2;
         let vk = keys::regenerate_vk(&CommitParams::new(loaded.params.clone(), msm)?, loaded.model.clone())?;
         if keys::vk_hash(&vk) != loaded.bindings.vk_hash {
             return Err(Error::Corrupt {

@@ -160,3 +160,75 @@ fn a_model_directory_caches_its_tables_and_rebuilds_a_bad_cache() {
     std::fs::remove_file(&tables[0]).unwrap();
     dir.check_vk(&loaded).unwrap();
 }
+
+/// `check_vk` ties the verifying key to the model with halo2's own MSM, not through the tables
+/// cache, whose read checks the first window exactly but only 64 of the higher-window entries:
+/// a cache with every other higher-window entry corrupted still reads, changes what is
+/// committed through it, and changes nothing of what `check_vk` decides.
+#[test]
+fn check_vk_does_not_trust_the_tables_cache() {
+    let onnx = std::fs::read(example("model.onnx")).unwrap();
+    let compiled = compile(&onnx, Some(&read("calibration.json")), &CompileOptions::default()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = ModelDir::new(tmp.path());
+    dir.write_compiled(&compiled, &onnx).unwrap();
+    dir.setup(&compiled, &Srs::dev(compiled.model.settings.k).unwrap(), || ()).unwrap();
+    let path = std::fs::read_dir(tmp.path().join("srs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "tables"))
+        .unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    // Magic and version (8 bytes), the monomial table (a 12-byte header, n × windows points),
+    // then the Lagrange table, through which the fixed columns are committed.
+    let (c, windows, n) = (word(8), word(12), word(16));
+    let lagrange = 8 + 12 + n * windows * 64;
+    assert_eq!((word(lagrange), word(lagrange + 4), word(lagrange + 8)), (c, windows, n));
+    let points = lagrange + 12;
+    // The read's sample: entry (i, j) against (i, j - 1) for 64 pairs. Corrupt every other
+    // higher-window entry, each to the base it multiplies.
+    let mut kept = std::collections::HashSet::new();
+    for t in 0..64usize {
+        let (i, j) = ((t * 7919) % n, 1 + t % (windows - 1));
+        kept.extend([(i, j), (i, j - 1)]);
+    }
+    let mut corrupted = 0;
+    for i in 0..n {
+        let base: Vec<u8> = bytes[points + i * windows * 64..][..64].to_vec();
+        for j in (1..windows).filter(|&j| !kept.contains(&(i, j))) {
+            bytes[points + (i * windows + j) * 64..][..64].copy_from_slice(&base);
+            corrupted += 1;
+        }
+    }
+    assert!(corrupted > n, "most higher-window entries corrupted");
+    std::fs::write(&path, &bytes).unwrap();
+    let loaded = dir.load().unwrap();
+    let tables = SrsTables::from_bytes(&bytes, &loaded.params).expect("the corrupted cache passes the read's checks");
+    let through = CommitParams::new(loaded.params.clone(), CommitMsm::Precomputed(Arc::new(tables))).unwrap();
+    let vk = zkinfer_prover::keys::regenerate_vk(&through, loaded.model.clone()).unwrap();
+    assert_ne!(vk_hash(&vk), loaded.bindings.vk_hash, "committing through the corrupted cache gives another key");
+    dir.check_vk(&loaded).expect("check_vk regenerates the model's own key regardless of the cache");
+
+    // Another model's key in its place is refused, with the corrupted cache still there.
+    let s = compiled.model.settings.scale_bits - 1;
+    let other = compile(&onnx, Some(&read("calibration.json")), &CompileOptions { scale_bits: Some(s), ..Default::default() }).unwrap();
+    let tmp2 = tempfile::tempdir().unwrap();
+    let dir2 = ModelDir::new(tmp2.path());
+    dir2.write_compiled(&other, &onnx).unwrap();
+    dir2.setup(&other, &Srs::dev(other.model.settings.k).unwrap(), || ()).unwrap();
+    let foreign = dir2.load().unwrap();
+    let foreign_vk = vk_bytes(&foreign.vk);
+    std::fs::write(tmp.path().join("keys").join(&loaded.setup.key_id).join("vk.bin"), &foreign_vk).unwrap();
+    let setup_path = tmp.path().join("setup.json");
+    let mut setup: serde_json::Value = serde_json::from_slice(&std::fs::read(&setup_path).unwrap()).unwrap();
+    setup["vk_sha256"] = serde_json::Value::String(hex::encode(vk_hash(&foreign.vk)));
+    std::fs::write(&setup_path, serde_json::to_vec(&setup).unwrap()).unwrap();
+    match dir.load() {
+        Ok(swapped) => {
+            let err = dir.check_vk(&swapped).unwrap_err();
+            assert!(matches!(err, Error::Corrupt { what: "verifying key", .. }), "{err}");
+        }
+        Err(err) => assert!(matches!(err, Error::Corrupt { .. }), "the foreign key does not even load: {err}"),
+    }
+}
