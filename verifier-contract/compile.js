@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // Compiles Solidity with solcjs (the npm `solc` package; there is no native solc here).
-// Usage: node compile.js [--solc MODULE] [--optimize RUNS] OUTDIR FILE.sol [FILE.sol ...]
+// Usage: node compile.js [--solc MODULE] [--optimize RUNS] [--no-metadata-hash] OUTDIR FILE.sol [FILE.sol ...]
+// --no-metadata-hash leaves the source's hash out of the bytecode, so that a contract's code
+// does not change when another contract in the same file does (the split verifier's wrapper
+// pins its parts by code hash).
 // MODULE is the npm package of the compiler (default `solc`, 0.8.19, which snark-verifier's
 // verifiers pin; `solc-escrow` is 0.8.28, which OpenZeppelin 5 needs). Imports resolve from
 // node_modules. Writes, for every contract defined in the given files:
@@ -23,6 +26,7 @@ function findImports(p) {
 function main(argv) {
   let runs = null;
   let module = "solc";
+  let metadataHash = true;
   for (;;) {
     if (argv[0] === "--optimize") {
       runs = parseInt(argv[1], 10);
@@ -30,12 +34,15 @@ function main(argv) {
     } else if (argv[0] === "--solc") {
       module = argv[1];
       argv = argv.slice(2);
+    } else if (argv[0] === "--no-metadata-hash") {
+      metadataHash = false;
+      argv = argv.slice(1);
     } else break;
   }
   const solc = require(module);
   const [outDir, ...files] = argv;
   if (!outDir || files.length === 0) {
-    console.error("usage: node compile.js [--solc MODULE] [--optimize RUNS] OUTDIR FILE.sol [FILE.sol ...]");
+    console.error("usage: node compile.js [--solc MODULE] [--optimize RUNS] [--no-metadata-hash] OUTDIR FILE.sol [FILE.sol ...]");
     return 2;
   }
   const sources = {};
@@ -45,6 +52,7 @@ function main(argv) {
     sources,
     settings: {
       optimizer: runs === null ? { enabled: false } : { enabled: true, runs },
+      ...(metadataHash ? {} : { metadata: { bytecodeHash: "none" } }),
       outputSelection: { "*": { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "evm.deployedBytecode.immutableReferences"] } },
     },
   };

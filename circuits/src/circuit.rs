@@ -97,7 +97,12 @@ pub fn model_rows(model: &QModel, lanes: usize) -> usize {
             other => step_rows(other, lanes),
         })
         .sum();
-    let zero = model.steps.iter().any(|s| matches!(&s.kind, StepKind::View { index, .. } if index.iter().any(Option::is_none)));
+    // The zero cell: padding reads it, and so does `y` of an elementwise step without one.
+    let zero = model.steps.iter().any(|s| match &s.kind {
+        StepKind::View { index, .. } => index.iter().any(Option::is_none),
+        StepKind::Elementwise { y, .. } => y.is_none(),
+        _ => false,
+    });
     let inputs = match model.settings.input_visibility {
         Visibility::Hashed => poseidon::commitment_rows(n_in + 1),
         Visibility::Public | Visibility::Private => n_in,
@@ -569,8 +574,7 @@ impl Layout {
         let coeffs_fr = vec![[0i64, 0, 1, 0].map(fr_from_i64); a.len()];
         let off = self.cursor.alloc(a.len())?;
         let chip = &self.elementwise;
-        let cells =
-            layouter.assign_region(|| "products", |mut region| chip.assign_rows(&mut region, off, a, Some(b), &coeffs_fr, &z_fr))?;
+        let cells = layouter.assign_region(|| "products", |mut region| chip.assign_rows(&mut region, off, a, b, &coeffs_fr, &z_fr))?;
         let products: Vec<QCell> = cells.into_iter().zip(&z).map(|(cell, &value)| QCell { cell, value }).collect();
         let ones = vec![std::iter::once(Fr::zero()).chain(std::iter::repeat_n(Fr::one(), width)).collect::<Vec<_>>()];
         let (mut acc_cells, mut acc_values) = (Vec::new(), Vec::new());
@@ -604,6 +608,15 @@ impl Layout {
             .collect();
         let coeffs_fr: Vec<[Fr; 4]> = coeffs.iter().map(|c| c.map(fr_from_i64)).collect();
         let z_fr: Vec<Fr> = z.iter().map(|&v| fr_from_i128(v)).collect();
+        // Without a second operand, `y` is copied from the zero cell, so it is never free.
+        let zeros;
+        let y = match y {
+            Some(y) => y,
+            None => {
+                zeros = vec![self.zero(layouter)?; x.len()];
+                &zeros
+            }
+        };
         let off = self.cursor.alloc(x.len())?;
         let chip = &self.elementwise;
         let cells = layouter.assign_region(|| "elementwise", |mut region| chip.assign_rows(&mut region, off, x, y, &coeffs_fr, &z_fr))?;

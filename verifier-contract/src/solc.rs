@@ -95,6 +95,10 @@ impl Toolchain {
         if let Some(runs) = optimize_runs {
             cmd.arg("--optimize").arg(runs.to_string());
         }
+        if compiler == Compiler::Verifier {
+            // A split verifier's parts keep their code when the wrapper beside them changes.
+            cmd.arg("--no-metadata-hash");
+        }
         cmd.arg(out_dir).args(files);
         let out = cmd.output().map_err(|e| Error::Solc(format!("running node: {e}")))?;
         if !out.status.success() {

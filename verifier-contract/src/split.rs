@@ -117,7 +117,14 @@ fn cut_points(body: &[&str]) -> Vec<usize> {
 
 /// Splits `source` (the unsplit verifier) into `parts` part contracts and the wrapper, in one
 /// Solidity source. Parts are balanced by source length.
-pub fn split_source(source: &str, parts: usize) -> Result<String> {
+/// Cuts `source` into `parts` contracts and a wrapper. `part_hashes` are the parts' runtime
+/// code hashes, which the wrapper's constructor requires of the addresses it is given; without
+/// them (the first pass, to compile the parts and learn their hashes) it checks only that
+/// each address holds code.
+pub fn split_source(source: &str, parts: usize, part_hashes: Option<&[[u8; 32]]>) -> Result<String> {
+    if part_hashes.is_some_and(|h| h.len() != parts) {
+        return Err(malformed(&format!("{parts} parts, {} code hashes", part_hashes.map_or(0, <[_]>::len))));
+    }
     let s = sections(source)?;
     let mut depth = 0i64;
     for line in &s.body {
@@ -164,7 +171,7 @@ pub fn split_source(source: &str, parts: usize) -> Result<String> {
         }
         start = end;
     }
-    out.push_str(&wrapper(parts));
+    out.push_str(&wrapper(parts, part_hashes));
     Ok(out)
 }
 
@@ -173,11 +180,22 @@ fn push_line(out: &mut String, line: &str) {
     out.push('\n');
 }
 
-/// The wrapper: the unsplit verifier's interface, chaining the parts.
-fn wrapper(parts: usize) -> String {
+/// The wrapper: the unsplit verifier's interface, chaining the parts. Its constructor pins
+/// each part by runtime code hash (or, without hashes, requires code), so that it cannot be
+/// deployed over an address without code (whose `staticcall` succeeds and would pass any
+/// proof) or over another contract.
+fn wrapper(parts: usize, part_hashes: Option<&[[u8; 32]]>) -> String {
     let fields: String = (0..parts).map(|i| format!("    address private immutable part{i};\n")).collect();
     let params: Vec<String> = (0..parts).map(|i| format!("address p{i}")).collect();
-    let assigns: String = (0..parts).map(|i| format!("        part{i} = p{i};\n")).collect();
+    let assigns: String = (0..parts)
+        .map(|i| {
+            let check = match part_hashes {
+                Some(h) => format!("p{i}.codehash == bytes32(0x{})", hex::encode(h[i])),
+                None => format!("p{i}.code.length > 0"),
+            };
+            format!("        require({check}, \"part {i}: not the verifier's code\");\n        part{i} = p{i};\n")
+        })
+        .collect();
     let locals: String = (0..parts).map(|i| format!("        address a{i} = part{i};\n")).collect();
     let calls: String = (0..parts)
         .map(|i| {
@@ -248,7 +266,7 @@ mstore(0x120, mload(0x300))
 
     #[test]
     fn split_keeps_every_body_line_once_and_chains_memory() {
-        let out = split_source(TOY, 2).unwrap();
+        let out = split_source(TOY, 2, None).unwrap();
         for line in sections(TOY).unwrap().body.iter().filter(|l| l.contains("mstore") || l.contains("success :=")) {
             assert_eq!(out.matches(line).count(), 1, "{line}");
         }
@@ -262,6 +280,6 @@ mstore(0x120, mload(0x300))
     #[test]
     fn a_computed_store_address_refuses_to_split() {
         let bad = TOY.replace("mstore(0x120, mload(0x300))", "mstore(add(0x120, 1), mload(0x300))");
-        assert!(split_source(&bad, 2).is_err());
+        assert!(split_source(&bad, 2, None).is_err());
     }
 }

@@ -36,12 +36,20 @@ impl CompiledVerifier {
         }
         let mut parts = whole.bytecode.len().div_ceil(EIP170_CODE_SIZE_LIMIT * 9 / 10);
         while parts <= MAX_PARTS {
-            let split = split_source(source, parts)?;
             let names: Vec<String> = (0..parts).map(part_name).chain([WRAPPER.to_string()]).collect();
-            let mut built = compile(toolchain, &split, &names.iter().map(String::as_str).collect::<Vec<_>>())?;
-            let verifier = built.pop().ok_or_else(|| Error::Solc("no wrapper".into()))?;
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            // First the parts, to learn their code hashes; then the wrapper that pins them.
+            let mut built = compile(toolchain, &split_source(source, parts, None)?, &names)?;
+            built.pop();
             if built.iter().all(|a| a.bytecode.len() <= EIP170_CODE_SIZE_LIMIT) {
-                return Ok(CompiledVerifier { source: split, parts: built, verifier });
+                let hashes: Vec<[u8; 32]> = built.iter().map(|p| keccak256(&p.runtime).0).collect();
+                let split = split_source(source, parts, Some(&hashes))?;
+                let mut pinned = compile(toolchain, &split, &names)?;
+                let verifier = pinned.pop().ok_or_else(|| Error::Solc("no wrapper".into()))?;
+                if pinned != built {
+                    return Err(Error::Codegen("the parts' code changed with the wrapper beside them".into()));
+                }
+                return Ok(CompiledVerifier { source: split, parts: pinned, verifier });
             }
             parts += 1;
         }

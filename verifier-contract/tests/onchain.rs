@@ -86,6 +86,50 @@ async fn deploy_verifier(chain: &LocalChain, tc: &Toolchain, solidity: &str) -> 
 
 const VERIFY_GAS: u64 = 3_000_000;
 
+/// The wrapper pins each part by code hash: deployed over an address without code (whose
+/// `staticcall` would succeed and pass any proof) or over the parts in another order, its
+/// constructor reverts; over its own parts' code, it deploys.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_split_verifiers_wrapper_refuses_parts_that_are_not_its_own() {
+    let tc = Toolchain::in_repo().expect("run `npm ci --prefix verifier-contract`");
+    let f = fixture();
+    let v = CompiledVerifier::build(&tc, &f.solidity).unwrap();
+    assert!(v.parts.len() >= 2, "the MLP's verifier is split");
+    let chain = LocalChain::start(&tc.anvil().unwrap(), DEFAULT_HARDFORK).unwrap();
+    // A fresh provider per deployment: a reverted one leaves a cached nonce behind it.
+    let deployer = chain.deployer(0);
+    let refused = |code: Vec<u8>| {
+        let d = chain.deployer(0);
+        async move { d.deploy(code).await.is_err() }
+    };
+    let mut parts = Vec::new();
+    for p in &v.parts {
+        parts.push(deployer.deploy(p.bytecode.clone()).await.unwrap());
+    }
+    let wrapper_over = |addrs: &[Address]| {
+        let mut code = v.verifier.bytecode.clone();
+        for a in addrs {
+            code.extend_from_slice(&[0u8; 12]);
+            code.extend_from_slice(a.as_slice());
+        }
+        code
+    };
+    let mut no_code = parts.clone();
+    *no_code.last_mut().unwrap() = chain.account(5);
+    assert!(refused(wrapper_over(&no_code)).await, "the last part at an address without code");
+    let mut swapped = parts.clone();
+    swapped.swap(0, 1);
+    assert!(refused(wrapper_over(&swapped)).await, "the parts in another order");
+    // It pins code, not addresses: a second copy of part 0 will do.
+    let mut copy = parts.clone();
+    let fresh = chain.deployer(0);
+    copy[0] = fresh.deploy(v.parts[0].bytecode.clone()).await.unwrap();
+    fresh.deploy(wrapper_over(&copy)).await.expect("a copy of its own part 0");
+    let wrapper = fresh.deploy(wrapper_over(&parts)).await.expect("its own parts");
+    let env = f.prove(Salt::zero(), None);
+    chain.call(wrapper, calldata(&env).unwrap(), VERIFY_GAS).await.expect("and it verifies");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn verifier_accepts_the_proof_and_rejects_every_tampered_byte_instance_non_canonical_scalar_and_length() {
     let tc = Toolchain::in_repo().expect("run `npm ci --prefix verifier-contract`");

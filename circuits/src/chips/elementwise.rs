@@ -5,7 +5,9 @@
 //! | x | y | z = cx·x + cy·y + cxy·x·y + c0 | cx | cy | cxy | c0 |
 //!
 //! The coefficients are fixed, so the verifying key fixes which operation each row is
-//! and every constant operand. When there is no second operand, `y` is 0 and `cy = cxy = 0`.
+//! and every constant operand. Every `y` is copied from a cell: an operation without a second
+//! operand copies it from the layout's constant-zero cell (with `cy = cxy = 0`), so no row
+//! leaves `y` free, whatever its coefficients.
 
 use halo2_proofs::circuit::{Cell, Region, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
@@ -53,12 +55,12 @@ impl ElementwiseInstructions for ElementwiseChip {
         region: &mut Region<'_, Fr>,
         offset: usize,
         x: &[QCell],
-        y: Option<&[QCell]>,
+        y: &[QCell],
         coeffs: &[[Fr; 4]],
         z: &[Fr],
     ) -> Result<Vec<Cell>, PlonkError> {
         let c = &self.config;
-        if coeffs.len() != x.len() || z.len() != x.len() || y.is_some_and(|y| y.len() != x.len()) {
+        if coeffs.len() != x.len() || z.len() != x.len() || y.len() != x.len() {
             return Err(PlonkError::Synthesis);
         }
         let mut out = Vec::with_capacity(x.len());
@@ -70,11 +72,8 @@ impl ElementwiseInstructions for ElementwiseChip {
             }
             let xa = region.assign_advice(c.advice[0], row, Value::known(fr_from_i64(xc.value)));
             region.constrain_equal(xa.cell(), xc.cell);
-            let yv = y.map_or(Fr::zero(), |y| fr_from_i64(y[i].value));
-            let ya = region.assign_advice(c.advice[1], row, Value::known(yv));
-            if let Some(y) = y {
-                region.constrain_equal(ya.cell(), y[i].cell);
-            }
+            let ya = region.assign_advice(c.advice[1], row, Value::known(fr_from_i64(y[i].value)));
+            region.constrain_equal(ya.cell(), y[i].cell);
             out.push(region.assign_advice(c.advice[2], row, Value::known(*zv)).cell());
         }
         Ok(out)
@@ -110,6 +109,8 @@ mod tests {
     #[derive(Clone, Default)]
     struct TestCircuit {
         tamper: Option<usize>,
+        /// The rows are told `y[0] + 1` (and compute with it) while `y[0]`'s cell holds `y[0]`.
+        wrong_y: bool,
     }
 
     const X: [i64; 4] = [3, -4, 5, 6];
@@ -142,6 +143,9 @@ mod tests {
             if let Some(i) = self.tamper {
                 z[i] += Fr::one();
             }
+            if self.wrong_y {
+                z[0] += fr_from_i64(C[0][1]);
+            }
             let outs = layouter.assign_region(
                 || "elementwise test",
                 |mut region| {
@@ -155,9 +159,12 @@ mod tests {
                             .collect()
                     };
                     let x = mk(&mut region, 0, &X);
-                    let y = mk(&mut region, 4, &Y);
+                    let mut y = mk(&mut region, 4, &Y);
+                    if self.wrong_y {
+                        y[0].value += 1;
+                    }
                     let coeffs: Vec<[Fr; 4]> = C.iter().map(|c| c.map(fr_from_i64)).collect();
-                    chip.assign_rows(&mut region, 8, &x, Some(&y), &coeffs, &z)
+                    chip.assign_rows(&mut region, 8, &x, &y, &coeffs, &z)
                 },
             )?;
             for (i, o) in outs.into_iter().enumerate() {
@@ -177,12 +184,24 @@ mod tests {
         for i in 0..4 {
             let mut inst = expected();
             inst[i] += Fr::one();
-            let failures = MockProver::run(5, &TestCircuit { tamper: Some(i) }, vec![inst]).unwrap().verify().unwrap_err();
+            let failures =
+                MockProver::run(5, &TestCircuit { tamper: Some(i), ..Default::default() }, vec![inst]).unwrap().verify().unwrap_err();
             assert!(
                 failures.iter().any(|f| matches!(f, VerifyFailure::ConstraintNotSatisfied { constraint, .. } if format!("{constraint}").contains("elementwise"))),
                 "row {i}: {failures:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_consistent_wrong_second_operand_fails_only_the_copy() {
+        // Row 0 adds: with y[0] + 1 in the row and z recomputed from it, the gate holds and
+        // only the copy of y from its cell catches it.
+        let mut inst = expected();
+        inst[0] += fr_from_i64(C[0][1]);
+        let failures = MockProver::run(5, &TestCircuit { wrong_y: true, ..Default::default() }, vec![inst]).unwrap().verify().unwrap_err();
+        assert!(!failures.is_empty());
+        assert!(failures.iter().all(|f| matches!(f, VerifyFailure::Permutation { .. })), "{failures:?}");
     }
 
     /// The binding rows: a value copied from the instance into a cell, then squared by the

@@ -108,13 +108,14 @@ pub trait RequantInstructions {
 
 /// Elementwise `z = cx·x + cy·y + cxy·x·y + c0`.
 pub trait ElementwiseInstructions {
-    /// Lays out one row per element and returns the `z` cells.
+    /// Lays out one row per element and returns the `z` cells. Each `y` is copied from its
+    /// cell (the constant-zero cell where an operation has no second operand).
     fn assign_rows(
         &self,
         region: &mut Region<'_, Fr>,
         offset: usize,
         x: &[QCell],
-        y: Option<&[QCell]>,
+        y: &[QCell],
         coeffs: &[[Fr; 4]],
         z: &[Fr],
     ) -> Result<Vec<Cell>, PlonkError>;

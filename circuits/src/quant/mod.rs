@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::ir::{BinaryKind, ConstTensor, Graph, Op, Operand, TensorId, TensorInfo};
 
 /// Version of [`Settings`] and [`QModel`]; bump on any change that alters the circuit.
-pub const SETTINGS_VERSION: u32 = 4;
+pub const SETTINGS_VERSION: u32 = 5;
 
 /// What the public instances reveal about the inputs or the outputs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
