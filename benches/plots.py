@@ -44,6 +44,42 @@ def log_ticks(lo: float, hi: float) -> list[float]:
     return [10.0**e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)]
 
 
+def render(
+    title: str, xlabel: str, ylabel: str, px, py, xticks: list[tuple[float, str]], yticks: list[tuple[float, str]],
+    series: dict[str, list[tuple]], lines: bool = True, marker: int = 5, zero_line: bool = False,
+) -> str:
+    """The frame, ticks, labels, series (points `(x, y[, label])`) and legend of a plot, given its
+    coordinate maps `px` and `py`."""
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{W}" height="{H}" fill="white"/>',
+           f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="15">{title}</text>',
+           f'<rect x="{L}" y="{T}" width="{W - L - R}" height="{H - T - B}" fill="none" stroke="#444"/>']
+    for x, label in xticks:
+        out.append(f'<line x1="{px(x):.1f}" y1="{T}" x2="{px(x):.1f}" y2="{H - B}" stroke="#ddd"/>')
+        out.append(f'<text x="{px(x):.1f}" y="{H - B + 16}" text-anchor="middle">{label}</text>')
+    for y, label in yticks:
+        out.append(f'<line x1="{L}" y1="{py(y):.1f}" x2="{W - R}" y2="{py(y):.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{L - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{label}</text>')
+    if zero_line:
+        out.append(f'<line x1="{L}" y1="{py(0):.1f}" x2="{W - R}" y2="{py(0):.1f}" stroke="#000" stroke-dasharray="4 3"/>')
+    out.append(f'<text x="{(L + W - R) / 2}" y="{H - 16}" text-anchor="middle">{xlabel}</text>')
+    out.append(f'<text x="18" y="{(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 18 {(T + H - B) / 2})">{ylabel}</text>')
+    for i, (name, s) in enumerate(series.items()):
+        c = COLORS[i % len(COLORS)]
+        s = sorted(s)
+        if lines:
+            out.append(f'<polyline fill="none" stroke="{c}" stroke-width="2" points="{" ".join(f"{px(p[0]):.1f},{py(p[1]):.1f}" for p in s)}"/>')
+        for x, y, *label in s:
+            out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="{marker}" fill="{c}"/>')
+            if label and label[0]:
+                out.append(f'<text x="{px(x) + 6:.1f}" y="{py(y) - 6:.1f}" fill="{c}">{label[0]}</text>')
+        ly = T + 10 + 18 * i
+        out.append(f'<line x1="{W - R + 12}" y1="{ly}" x2="{W - R + 32}" y2="{ly}" stroke="{c}" stroke-width="2"/>')
+        out.append(f'<text x="{W - R + 38}" y="{ly + 4}">{name}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
 def svg_plot(
     title: str, xlabel: str, ylabel: str, series: dict[str, list[tuple[float, float, str]]], x_log2: bool = False, lines: bool = True
 ) -> str:
@@ -65,33 +101,8 @@ def svg_plot(
     def py(y: float) -> float:
         return H - B - (math.log(y) - math.log(ylo)) / (math.log(yhi) - math.log(ylo)) * (H - T - B)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
-           f'<rect width="{W}" height="{H}" fill="white"/>',
-           f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="15">{title}</text>',
-           f'<rect x="{L}" y="{T}" width="{W - L - R}" height="{H - T - B}" fill="none" stroke="#444"/>']
-    for x in xt:
-        label = f"2^{int(round(math.log2(x)))}" if x_log2 else short(x)
-        out.append(f'<line x1="{px(x):.1f}" y1="{T}" x2="{px(x):.1f}" y2="{H - B}" stroke="#ddd"/>')
-        out.append(f'<text x="{px(x):.1f}" y="{H - B + 16}" text-anchor="middle">{label}</text>')
-    for y in yt:
-        out.append(f'<line x1="{L}" y1="{py(y):.1f}" x2="{W - R}" y2="{py(y):.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{L - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{short(y)}</text>')
-    out.append(f'<text x="{(L + W - R) / 2}" y="{H - 16}" text-anchor="middle">{xlabel}</text>')
-    out.append(f'<text x="18" y="{(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 18 {(T + H - B) / 2})">{ylabel}</text>')
-    for i, (name, s) in enumerate(series.items()):
-        c = COLORS[i % len(COLORS)]
-        s = sorted(s)
-        if lines:
-            out.append(f'<polyline fill="none" stroke="{c}" stroke-width="2" points="{" ".join(f"{px(x):.1f},{py(y):.1f}" for x, y, _ in s)}"/>')
-        for x, y, label in s:
-            out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="5" fill="{c}"/>')
-            if label:
-                out.append(f'<text x="{px(x) + 6:.1f}" y="{py(y) - 6:.1f}" fill="{c}">{label}</text>')
-        ly = T + 10 + 18 * i
-        out.append(f'<line x1="{W - R + 12}" y1="{ly}" x2="{W - R + 32}" y2="{ly}" stroke="{c}" stroke-width="2"/>')
-        out.append(f'<text x="{W - R + 38}" y="{ly + 4}">{name}</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+    xticks = [(x, f"2^{int(round(math.log2(x)))}" if x_log2 else short(x)) for x in xt]
+    return render(title, xlabel, ylabel, px, py, xticks, [(y, short(y)) for y in yt], series, lines=lines)
 
 
 def prove_time(results: Path, zkinfer: Path) -> str | None:
@@ -139,32 +150,9 @@ def svg_linear(title: str, xlabel: str, ylabel: str, series: dict[str, list[tupl
     def py(y: float) -> float:
         return H - B - (y - ylo) / (yhi - ylo) * (H - T - B)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
-           f'<rect width="{W}" height="{H}" fill="white"/>',
-           f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="15">{title}</text>',
-           f'<rect x="{L}" y="{T}" width="{W - L - R}" height="{H - T - B}" fill="none" stroke="#444"/>']
-    for i in range(6):
-        x = xlo + (xhi - xlo) * i / 5
-        out.append(f'<line x1="{px(x):.1f}" y1="{T}" x2="{px(x):.1f}" y2="{H - B}" stroke="#ddd"/>')
-        out.append(f'<text x="{px(x):.1f}" y="{H - B + 16}" text-anchor="middle">{x:g}</text>')
-    for i in range(6):
-        y = ylo + (yhi - ylo) * i / 5
-        out.append(f'<line x1="{L}" y1="{py(y):.1f}" x2="{W - R}" y2="{py(y):.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{L - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.3f}</text>')
-    out.append(f'<line x1="{L}" y1="{py(0):.1f}" x2="{W - R}" y2="{py(0):.1f}" stroke="#000" stroke-dasharray="4 3"/>')
-    out.append(f'<text x="{(L + W - R) / 2}" y="{H - 16}" text-anchor="middle">{xlabel}</text>')
-    out.append(f'<text x="18" y="{(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 18 {(T + H - B) / 2})">{ylabel}</text>')
-    for i, (name, s) in enumerate(series.items()):
-        c = COLORS[i % len(COLORS)]
-        s = sorted(s)
-        out.append(f'<polyline fill="none" stroke="{c}" stroke-width="2" points="{" ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in s)}"/>')
-        for x, y in s:
-            out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="4" fill="{c}"/>')
-        ly = T + 10 + 18 * i
-        out.append(f'<line x1="{W - R + 12}" y1="{ly}" x2="{W - R + 32}" y2="{ly}" stroke="{c}" stroke-width="2"/>')
-        out.append(f'<text x="{W - R + 38}" y="{ly + 4}">{name}</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+    xticks = [(x, f"{x:g}") for x in (xlo + (xhi - xlo) * i / 5 for i in range(6))]
+    yticks = [(y, f"{y:.3f}") for y in (ylo + (yhi - ylo) * i / 5 for i in range(6))]
+    return render(title, xlabel, ylabel, px, py, xticks, yticks, series, marker=4, zero_line=True)
 
 
 def optimistic(sim: Path) -> str | None:

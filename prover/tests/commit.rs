@@ -127,20 +127,26 @@ fn tables_files_round_trip_and_bad_ones_are_rejected() {
     assert!(CommitParams::new(srs.params.clone(), CommitMsm::Precomputed(small_tables)).is_err());
 }
 
-#[test]
-fn a_model_directory_caches_its_tables_and_rebuilds_a_bad_cache() {
+/// The tiny example compiled with `opts` and set up with the dev SRS in a fresh directory;
+/// the directory's tables cache files.
+fn set_up(opts: &CompileOptions) -> (tempfile::TempDir, ModelDir, zkinfer_circuits::compile::Compiled, Vec<PathBuf>) {
     let onnx = std::fs::read(example("model.onnx")).unwrap();
-    let compiled = compile(&onnx, Some(&read("calibration.json")), &CompileOptions::default()).unwrap();
+    let compiled = compile(&onnx, Some(&read("calibration.json")), opts).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = ModelDir::new(tmp.path());
     dir.write_compiled(&compiled, &onnx).unwrap();
-    let srs = Srs::dev(compiled.model.settings.k).unwrap();
-    dir.setup(&compiled, &srs, || ()).unwrap();
-    let tables: Vec<PathBuf> = std::fs::read_dir(tmp.path().join("srs"))
+    dir.setup(&compiled, &Srs::dev(compiled.model.settings.k).unwrap(), || ()).unwrap();
+    let tables = std::fs::read_dir(tmp.path().join("srs"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "tables"))
         .collect();
+    (tmp, dir, compiled, tables)
+}
+
+#[test]
+fn a_model_directory_caches_its_tables_and_rebuilds_a_bad_cache() {
+    let (_tmp, dir, _, tables) = set_up(&CompileOptions::default());
     assert_eq!(tables.len(), 1, "setup caches one tables file beside the SRS");
     let good = std::fs::read(&tables[0]).unwrap();
     // Corrupt the cache: the next load rebuilds it, and proofs still verify.
@@ -167,17 +173,8 @@ fn a_model_directory_caches_its_tables_and_rebuilds_a_bad_cache() {
 /// committed through it, and changes nothing of what `check_vk` decides.
 #[test]
 fn check_vk_does_not_trust_the_tables_cache() {
-    let onnx = std::fs::read(example("model.onnx")).unwrap();
-    let compiled = compile(&onnx, Some(&read("calibration.json")), &CompileOptions::default()).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = ModelDir::new(tmp.path());
-    dir.write_compiled(&compiled, &onnx).unwrap();
-    dir.setup(&compiled, &Srs::dev(compiled.model.settings.k).unwrap(), || ()).unwrap();
-    let path = std::fs::read_dir(tmp.path().join("srs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "tables"))
-        .unwrap();
+    let (tmp, dir, compiled, tables) = set_up(&CompileOptions::default());
+    let path = tables.into_iter().next().unwrap();
     let mut bytes = std::fs::read(&path).unwrap();
     let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
     // Magic and version (8 bytes), the monomial table (a 12-byte header, n × windows points),
@@ -212,11 +209,7 @@ fn check_vk_does_not_trust_the_tables_cache() {
 
     // Another model's key in its place is refused, with the corrupted cache still there.
     let s = compiled.model.settings.scale_bits - 1;
-    let other = compile(&onnx, Some(&read("calibration.json")), &CompileOptions { scale_bits: Some(s), ..Default::default() }).unwrap();
-    let tmp2 = tempfile::tempdir().unwrap();
-    let dir2 = ModelDir::new(tmp2.path());
-    dir2.write_compiled(&other, &onnx).unwrap();
-    dir2.setup(&other, &Srs::dev(other.model.settings.k).unwrap(), || ()).unwrap();
+    let (_tmp2, dir2, _, _) = set_up(&CompileOptions { scale_bits: Some(s), ..Default::default() });
     let foreign = dir2.load().unwrap();
     let foreign_vk = vk_bytes(&foreign.vk);
     std::fs::write(tmp.path().join("keys").join(&loaded.setup.key_id).join("vk.bin"), &foreign_vk).unwrap();
