@@ -2,6 +2,9 @@
 
 #![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
 
+#[path = "../prover/tests/support/tables.rs"]
+mod tables;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -122,7 +125,18 @@ fn verify_exits_1_for_tampered_or_foreign_proofs() {
     assert_eq!(out.status.code(), Some(1), "another model's key");
 
     // A directory whose cached key was swapped for another model's (with setup.json edited to
-    // match) is caught by regenerating the key from the model.
+    // match) is caught by regenerating the key from the model, even with its MSM tables cache
+    // damaged where the cache's read checks do not look (the key is regenerated without it).
+    let cache: Vec<PathBuf> = std::fs::read_dir(dir.join("srs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tables"))
+        .collect();
+    assert_eq!(cache.len(), 1, "setup caches one tables file");
+    tables::corrupt_unsampled_higher_windows(&cache[0]);
+    assert!(ok(&["verify", s(&dir), s(&proof)]).starts_with("VALID"), "the honest key still checks out");
+    let foreign_proof = tmp.path().join("foreign.zkp");
+    ok(&["prove", s(&other), "--input", s(&repo("examples/tiny/input.json")), "-o", s(&foreign_proof)]);
     let setup = |d: &Path| -> serde_json::Value { serde_json::from_slice(&std::fs::read(d.join("setup.json")).unwrap()).unwrap() };
     let (mine, theirs) = (setup(&dir), setup(&other));
     let key = |d: &Path, v: &serde_json::Value| d.join("keys").join(v["key_id"].as_str().unwrap()).join("vk.bin");
@@ -131,6 +145,7 @@ fn verify_exits_1_for_tampered_or_foreign_proofs() {
     forged["vk_sha256"] = theirs["vk_sha256"].clone();
     std::fs::write(dir.join("setup.json"), serde_json::to_vec(&forged).unwrap()).unwrap();
     usage_error(&["verify", s(&dir), s(&proof)], &["not the key of this model"]);
+    usage_error(&["verify", s(&dir), s(&foreign_proof)], &["not the key of this model"]);
 }
 
 #[test]

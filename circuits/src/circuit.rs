@@ -286,7 +286,9 @@ impl Circuit<Fr> for ModelCircuit {
             lanes: model.settings.dot_lanes,
             zero: None,
             zero_column: config.zero_column,
+            zero_delta: self.tamper_at(Site::Zero).map_or(0, |(_, _, d)| d),
             tamper: None,
+            acc_tamper: None,
         };
         let mut tensors: Vec<Option<Vec<QCell>>> = vec![None; model.tensors.len()];
 
@@ -296,32 +298,43 @@ impl Circuit<Fr> for ModelCircuit {
         let mut next = 0;
         for (&id, values) in model.inputs.iter().zip(&self.inputs) {
             let cells = &input_cells[next..next + values.len()];
+            let mut acc: Vec<i128> = values.iter().map(|&v| i128::from(v)).collect();
+            // (negative tests: compute on x while the commitment holds x′)
+            if let Some((_, element, delta)) = self.tamper_at(Site::Input) {
+                if let Some(a) = element.checked_sub(next).and_then(|i| acc.get_mut(i)) {
+                    *a += i128::from(delta);
+                }
+            }
             next += values.len();
-            let acc: Vec<i128> = values.iter().map(|&v| i128::from(v)).collect();
             tensors[id] = Some(ly.requant(&mut layouter, cells, &acc, RequantParams { shift: 0, relu: false })?);
         }
 
         for (index, step) in model.steps.iter().enumerate() {
-            ly.tamper = self.tamper_for(index);
+            let tamper = self.tamper_at(Site::Step(index));
+            let aimed = |target: Target| tamper.filter(|t| t.0 == target).map(|(_, e, d)| (e, d));
+            (ly.tamper, ly.acc_tamper) = (aimed(Target::Output), aimed(Target::Accumulator));
+            // A step's operands, as the step reads them (the cells stay the producer's).
             let get = |id: usize| tensors[id].clone().ok_or(PlonkError::Synthesis);
+            let first = |id: usize| shifted(get(id)?, aimed(Target::Operand));
+            let second = |id: usize| shifted(get(id)?, aimed(Target::SecondOperand));
             let out = match &step.kind {
                 StepKind::Linear { input, rows, k, n, weight, bias, shift } => {
-                    ly.linear(&mut layouter, &get(*input)?, (*rows, *k, *n), weight, bias, *shift)?
+                    ly.linear(&mut layouter, &first(*input)?, (*rows, *k, *n), weight, bias, *shift)?
                 }
                 StepKind::Elementwise { x, y, coeffs, shift } => {
-                    let yv = y.map(get).transpose()?;
-                    ly.elementwise(&mut layouter, &get(*x)?, yv.as_deref(), coeffs, *shift)?
+                    let yv = y.map(second).transpose()?;
+                    ly.elementwise(&mut layouter, &first(*x)?, yv.as_deref(), coeffs, *shift)?
                 }
-                StepKind::DotPairs { a, b, width, shift } => ly.dot_pairs(&mut layouter, &get(*a)?, &get(*b)?, *width, *shift)?,
+                StepKind::DotPairs { a, b, width, shift } => ly.dot_pairs(&mut layouter, &first(*a)?, &second(*b)?, *width, *shift)?,
                 StepKind::Relu { input } => {
-                    let x = get(*input)?;
+                    let x = first(*input)?;
                     let cells: Vec<_> = x.iter().map(|c| c.cell).collect();
                     let acc: Vec<i128> = x.iter().map(|c| i128::from(c.value)).collect();
                     ly.requant(&mut layouter, &cells, &acc, RequantParams { shift: 0, relu: true })?
                 }
                 StepKind::Function { input, spec } => {
                     // Rescale to the table's input scale (a rounding, range-checked), then look up.
-                    let x = get(*input)?;
+                    let x = first(*input)?;
                     let acc: Vec<i128> = x.iter().map(|c| i128::from(c.value)).collect();
                     let cells: Vec<_> = x.iter().map(|c| c.cell).collect();
                     let shift = model.settings.scale_bits.checked_sub(spec.in_scale).ok_or(PlonkError::Synthesis)?;
@@ -358,16 +371,21 @@ impl Circuit<Fr> for ModelCircuit {
         for &o in &model.outputs {
             outputs.extend(tensors[o].as_ref().ok_or(PlonkError::Synthesis)?.iter().copied());
         }
+        #[cfg(test)]
+        if let Some(t) = &self.tamper {
+            *t.exposed.lock().map_err(|_| PlonkError::Synthesis)? = outputs.iter().map(|c| c.value).collect();
+        }
         self.expose_binding(&config, &mut ly, &mut layouter)?;
         self.expose_outputs(&config, &mut ly, &mut layouter, &outputs)
     }
 }
 
 impl ModelCircuit {
-    /// The deliberate witness error aimed at step `step` (negative tests only; never outside them).
-    fn tamper_for(&self, _step: usize) -> Option<(usize, i64)> {
+    /// The deliberate witness error aimed at `site`, as (target, element, delta): negative
+    /// tests only; always `None` outside them.
+    fn tamper_at(&self, _site: Site) -> Option<(Target, usize, i64)> {
         #[cfg(test)]
-        return self.tamper.filter(|t| t.step == _step).map(|t| (t.element, t.delta));
+        return self.tamper.as_ref().filter(|t| t.site == _site).map(|t| (t.target, t.element, t.delta));
         #[cfg(not(test))]
         None
     }
@@ -477,12 +495,49 @@ struct Layout {
     /// A cell fixed to 0, for zero padding (made on first use).
     zero: Option<QCell>,
     zero_column: halo2_proofs::plonk::Column<halo2_proofs::plonk::Advice>,
+    /// The zero cell's value: 0, except in negative tests.
+    zero_delta: i64,
     /// `(element, delta)`: the next rescale outputs `delta` more at `element` (negative tests;
     /// always `None` outside them).
     tamper: Option<(usize, i64)>,
+    /// `(element, delta)`: the step's accumulator (dot sum, elementwise or product value) is
+    /// `delta` more at `element`, and its rescale follows it (negative tests; else `None`).
+    acc_tamper: Option<(usize, i64)>,
 }
 
 type SynthResult<T> = std::result::Result<T, PlonkError>;
+
+/// Where a negative test puts its wrong witness value ([`ModelCircuit::tamper_at`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Site {
+    /// A value computed on: the commitment (or the input cells) hold the honest one.
+    Input,
+    /// The shared constant-zero cell.
+    Zero,
+    /// The step with this index.
+    Step(usize),
+}
+
+/// What of a step a negative test changes; every later value follows it honestly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// The step's final rescale output (for a function step, the table output).
+    Output,
+    /// The value the step reads from its first operand, while the copy is of the producer's cell.
+    Operand,
+    /// The same for the second operand.
+    SecondOperand,
+    /// The value before the rescale: a dot sum, an elementwise result or a product.
+    Accumulator,
+}
+
+/// `cells` with the value at `element` shifted by `delta` (a negative test's wrong read).
+fn shifted(mut cells: Vec<QCell>, tamper: Option<(usize, i64)>) -> SynthResult<Vec<QCell>> {
+    if let Some((element, delta)) = tamper {
+        cells.get_mut(element).ok_or(PlonkError::Synthesis)?.value += delta;
+    }
+    Ok(cells)
+}
 
 impl Layout {
     /// The shared constant-zero cell (one row, made on first use).
@@ -491,10 +546,16 @@ impl Layout {
             return Ok(z);
         }
         let off = self.cursor.alloc(1)?;
-        let col = self.zero_column;
-        let cell = layouter
-            .assign_region(|| "zero", |mut region| Ok(region.assign_advice_from_constant(|| "zero", col, off, Fr::zero())?.cell()))?;
-        let z = QCell { cell, value: 0 };
+        let (col, value) = (self.zero_column, self.zero_delta);
+        let cell = layouter.assign_region(
+            || "zero",
+            |mut region| {
+                let cell = region.assign_advice(col, off, Value::known(fr_from_i64(value))).cell();
+                region.constrain_constant(cell, Fr::zero())?;
+                Ok(cell)
+            },
+        )?;
+        let z = QCell { cell, value };
         self.zero = Some(z);
         Ok(z)
     }
@@ -549,7 +610,12 @@ impl Layout {
                         .fold(i128::from(bias[m * n + j]), |s, (i, c)| s + i128::from(c.value) * i128::from(weight[i * n + j]));
                     acc_values.push(dot);
                 }
-                let witness = DotWitness::compute(&x_fr, &weights);
+                let mut witness = DotWitness::compute(&x_fr, &weights);
+                if let Some((element, delta)) = self.acc_tamper.filter(|t| (m * n + start..m * n + start + lanes.len()).contains(&t.0)) {
+                    let sum = witness.acc[element - m * n - start].last_mut().ok_or(PlonkError::Synthesis)?;
+                    *sum += fr_from_i64(delta);
+                    acc_values[element] += i128::from(delta);
+                }
                 let off = self.cursor.alloc(k + 1)?;
                 let chip = &self.dot;
                 let cells = layouter.assign_region(|| "dot", |mut region| chip.assign_group(&mut region, off, xs, &weights, &witness))?;
@@ -569,7 +635,11 @@ impl Layout {
         width: usize,
         shift: u32,
     ) -> SynthResult<Vec<QCell>> {
-        let z: Vec<i64> = a.iter().zip(b).map(|(x, y)| x.value * y.value).collect();
+        // (Activations of more than 31 bits could overflow a product: no witness, not a wrong one.)
+        let mut z: Vec<i64> = a.iter().zip(b).map(|(x, y)| x.value.checked_mul(y.value).ok_or(PlonkError::Synthesis)).collect::<SynthResult<_>>()?;
+        if let Some((element, delta)) = self.acc_tamper.take() {
+            *z.get_mut(element).ok_or(PlonkError::Synthesis)? += delta;
+        }
         let z_fr: Vec<Fr> = z.iter().map(|&v| fr_from_i64(v)).collect();
         let coeffs_fr = vec![[0i64, 0, 1, 0].map(fr_from_i64); a.len()];
         let off = self.cursor.alloc(a.len())?;
@@ -598,7 +668,7 @@ impl Layout {
         coeffs: &[[i64; 4]],
         shift: u32,
     ) -> SynthResult<Vec<QCell>> {
-        let z: Vec<i128> = coeffs
+        let mut z: Vec<i128> = coeffs
             .iter()
             .enumerate()
             .map(|(i, c)| {
@@ -606,6 +676,9 @@ impl Layout {
                 i128::from(c[0]) * xv + i128::from(c[1]) * yv + i128::from(c[2]) * xv * yv + i128::from(c[3])
             })
             .collect();
+        if let Some((element, delta)) = self.acc_tamper.take() {
+            *z.get_mut(element).ok_or(PlonkError::Synthesis)? += i128::from(delta);
+        }
         let coeffs_fr: Vec<[Fr; 4]> = coeffs.iter().map(|c| c.map(fr_from_i64)).collect();
         let z_fr: Vec<Fr> = z.iter().map(|&v| fr_from_i128(v)).collect();
         // Without a second operand, `y` is copied from the zero cell, so it is never free.

@@ -1,22 +1,27 @@
-//! Model-level negative tests: one wrong witness value inside a composite op (a pooled
-//! maximum, a softmax numerator or denominator, a normalized value, a table output) must
-//! break the named gate or lookup that computes it, even though every later step is laid
-//! out consistently with the wrong value.
+//! Model-level negative tests. Each builds a consistent wrong witness: one value changed and
+//! every later value recomputed honestly from it, up to the outputs and the public instances
+//! that claim them, so that only the constraint under test can catch it. The tests assert
+//! that it does, and that nothing else fails.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use halo2_proofs::dev::MockProver;
+use halo2_proofs::dev::{MockProver, VerifyFailure};
 
-use super::ModelCircuit;
+use super::{output_instances, ModelCircuit, Site, Target};
+use crate::chips::failure_names;
 use crate::compile::{compile, CompileOptions, Compiled};
 use crate::data::InputData;
+use crate::quant::StepKind;
 
-/// Step `step`'s output `element` is assigned `delta` above the honest value.
-#[derive(Clone, Copy, Debug)]
+/// One wrong witness value: `delta` more at `element` of `target` at `site`. `exposed`
+/// receives the outputs the wrong witness computes (what a forger would claim).
+#[derive(Clone, Debug)]
 pub(crate) struct Tamper {
-    pub step: usize,
+    pub site: Site,
+    pub target: Target,
     pub element: usize,
     pub delta: i64,
+    pub exposed: Arc<Mutex<Vec<i64>>>,
 }
 
 fn example(name: &str) -> (Compiled, Vec<Vec<f32>>) {
@@ -26,20 +31,68 @@ fn example(name: &str) -> (Compiled, Vec<Vec<f32>>) {
     (compile(&onnx, Some(&read("calibration.json")), &CompileOptions::default()).unwrap(), read("input.json"))
 }
 
-/// The failures MockProver reports when step `node` is tampered with, as gate/lookup names.
-fn failures(c: &Compiled, input: &[Vec<f32>], node: &str, element: usize) -> Vec<String> {
-    let step = c.model.steps.iter().position(|s| s.node == node).unwrap_or_else(|| panic!("no step `{node}`"));
+/// The failures of the wrong witness, verified against the instances it claims; `None` when
+/// it has no witness at all (a value pushed out of its range, which synthesis refuses).
+fn try_mutant(c: &Compiled, input: &[Vec<f32>], site: Site, target: Target, element: usize, delta: i64) -> Option<Vec<VerifyFailure>> {
     let model = Arc::new(c.model.clone());
-    let mut circuit = ModelCircuit::new(model.clone(), model.quantize_inputs(input).unwrap());
-    let instances = circuit.instances().unwrap();
-    circuit.tamper = Some(Tamper { step, element, delta: 1 });
+    let honest = ModelCircuit::new(model.clone(), model.quantize_inputs(input).unwrap());
+    let mut instances = honest.instances().unwrap();
+    let exposed = Arc::new(Mutex::new(Vec::new()));
+    let mut circuit = honest;
+    circuit.tamper = Some(Tamper { site, target, element, delta, exposed: exposed.clone() });
+    // The first run only learns which outputs the wrong witness computes.
+    MockProver::run(model.settings.k, &circuit, vec![instances.clone()]).ok()?;
+    instances.truncate(model.output_offset());
+    instances.extend(output_instances(&model, &[exposed.lock().unwrap().clone()]));
     let result = MockProver::run(model.settings.k, &circuit, vec![instances]).unwrap().verify();
-    crate::chips::failure_names(&result.expect_err("a tampered witness verified"))
+    Some(result.expect_err(&format!("a consistent wrong witness verified: {site:?} {target:?} [{element}] {delta:+}")))
 }
 
-fn assert_caught(c: &Compiled, input: &[Vec<f32>], node: &str, expected: &str) {
-    let names = failures(c, input, node, 0);
-    assert!(names.iter().any(|n| n.contains(expected)), "{node}: expected `{expected}` among {names:?}");
+/// As [`try_mutant`], one unit up or, where that leaves the range, one unit down.
+fn mutant(c: &Compiled, input: &[Vec<f32>], site: Site, target: Target, element: usize) -> Vec<String> {
+    let failures = [1, -1].into_iter().find_map(|d| try_mutant(c, input, site, target, element, d));
+    failure_names(&failures.unwrap_or_else(|| panic!("no witness either way: {site:?} {target:?} [{element}]")))
+}
+
+/// How MockProver reports a broken copy constraint (a permutation failure).
+const PERMUTATION: &str = "Equality constraint not satisfied";
+
+/// Every failure names `expected` (a gate, `lookup …` or [`PERMUTATION`]).
+fn assert_only(names: &[String], expected: &str, what: &str) {
+    assert!(!names.is_empty() && names.iter().all(|n| n.contains(expected)), "{what}: expected only `{expected}`, got {names:?}");
+}
+
+fn step_index(c: &Compiled, node: &str) -> usize {
+    c.model.steps.iter().position(|s| s.node == node).unwrap_or_else(|| panic!("no step `{node}`"))
+}
+
+/// The first step of `op_type` whose kind `kind` accepts.
+fn first_step(c: &Compiled, op_type: &str, kind: fn(&StepKind) -> bool) -> usize {
+    c.model.steps.iter().position(|s| s.op_type == op_type && kind(&s.kind)).unwrap_or_else(|| panic!("no {op_type} step of that kind"))
+}
+
+fn is_linear(k: &StepKind) -> bool {
+    matches!(k, StepKind::Linear { .. })
+}
+
+fn is_pairs(k: &StepKind) -> bool {
+    matches!(k, StepKind::DotPairs { .. })
+}
+
+/// The number of values a step reads from its first operand.
+fn operand_len(c: &Compiled, step: usize) -> usize {
+    let input = match &c.model.steps[step].kind {
+        StepKind::Linear { input, .. } | StepKind::Relu { input } | StepKind::Function { input, .. } => *input,
+        StepKind::Elementwise { x, .. } => *x,
+        StepKind::DotPairs { a, .. } => *a,
+        StepKind::View { .. } => panic!("a view reads nothing"),
+    };
+    c.model.tensors[input].numel()
+}
+
+fn assert_output_caught(c: &Compiled, input: &[Vec<f32>], step: usize, expected: &str) {
+    let names = mutant(c, input, Site::Step(step), Target::Output, 0);
+    assert_only(&names, expected, &c.model.steps[step].node);
 }
 
 #[test]
@@ -47,7 +100,7 @@ fn pooled_max_is_bound_by_its_gate() {
     let (c, input) = example("cnn");
     // The last stage of the first MaxPool's max tree: relu(a − b) + b.
     let node = c.model.steps.iter().filter(|s| s.op_type == "MaxPool" && s.node.contains("/max")).map(|s| s.node.clone()).next_back();
-    assert_caught(&c, &input, &node.expect("a MaxPool max step"), "requant output");
+    assert_output_caught(&c, &input, step_index(&c, &node.expect("a MaxPool max step")), "requant output");
 }
 
 #[test]
@@ -61,6 +114,98 @@ fn softmax_and_layernorm_values_are_bound() {
         ("softmax/normalized", "requant output"),        // a normalized probability
         ("ln_div", "requant output"),                    // a LayerNorm normalized value
     ] {
-        assert_caught(&c, &input, node, expected);
+        assert_output_caught(&c, &input, step_index(&c, node), expected);
     }
+}
+
+/// A step that reads a value other than its producer's, and computes honestly on it, breaks
+/// only the copy constraint between the two: for every kind of step that copies an operand.
+#[test]
+fn a_wrong_read_at_each_kind_of_copy_fails_only_the_permutation() {
+    let (c, input) = example("cnn");
+    let conv2 = c.model.steps.iter().filter(|s| s.op_type == "Conv" && is_linear(&s.kind)).nth(1).map(|s| s.node.clone());
+    let reads = [
+        first_step(&c, "Conv", is_linear),
+        step_index(&c, &conv2.expect("two convolutions")), // reads zero padding
+        first_step(&c, "Relu", |k| matches!(k, StepKind::Relu { .. })),
+        first_step(&c, "MaxPool", |k| matches!(k, StepKind::Elementwise { .. })),
+        first_step(&c, "Gemm", is_linear),
+    ];
+    for step in reads {
+        for element in [0, operand_len(&c, step) / 2] {
+            assert_only(&mutant(&c, &input, Site::Step(step), Target::Operand, element), PERMUTATION, &c.model.steps[step].node);
+        }
+    }
+    let (t, input) = example("transformer");
+    let pairs = first_step(&t, "MatMul", is_pairs);
+    let function = first_step(&t, "Softmax", |k| matches!(k, StepKind::Function { .. }));
+    let binary = t.model.steps.iter().position(|s| matches!(s.kind, StepKind::Elementwise { y: Some(_), .. })).expect("a binary step");
+    for (step, target) in
+        [(pairs, Target::Operand), (pairs, Target::SecondOperand), (function, Target::Operand), (binary, Target::SecondOperand)]
+    {
+        let names = mutant(&t, &input, Site::Step(step), target, operand_len(&t, step) / 2);
+        assert_only(&names, PERMUTATION, &format!("{} {target:?}", t.model.steps[step].node));
+    }
+}
+
+/// "Commit to x′, compute on x": the commitment holds the honest input, the model reads
+/// another; only the copy from the committed cells catches it.
+#[test]
+fn computing_on_another_input_than_the_committed_one_fails_the_permutation() {
+    let (c, input) = example("mlp");
+    let n = c.model.input_sizes()[0];
+    for element in [0, n / 2, n - 1] {
+        assert_only(&mutant(&c, &input, Site::Input, Target::Operand, element), PERMUTATION, &format!("input {element}"));
+    }
+}
+
+/// The zero-padding cell (read by the padded convolution) is fixed to 0 by a constant copy.
+#[test]
+fn a_nonzero_padding_cell_fails_its_constant_copy() {
+    let (c, input) = example("cnn");
+    assert!(c.model.steps.iter().any(|s| matches!(&s.kind, StepKind::View { index, .. } if index.iter().any(Option::is_none))));
+    assert_only(&mutant(&c, &input, Site::Zero, Target::Operand, 0), PERMUTATION, "zero cell");
+}
+
+/// A wrong sum or product, rescaled honestly, breaks the gate that computes it.
+#[test]
+fn consistent_wrong_accumulators_fail_their_gate() {
+    let (c, input) = example("cnn");
+    for step in [first_step(&c, "Conv", is_linear), first_step(&c, "Gemm", is_linear)] {
+        for element in [0, c.model.tensors[c.model.steps[step].output].numel() - 1] {
+            assert_only(&mutant(&c, &input, Site::Step(step), Target::Accumulator, element), "dot mac", &c.model.steps[step].node);
+        }
+    }
+    let max = first_step(&c, "MaxPool", |k| matches!(k, StepKind::Elementwise { .. }));
+    assert_only(&mutant(&c, &input, Site::Step(max), Target::Accumulator, 3), "elementwise", "MaxPool difference");
+    let (t, input) = example("transformer");
+    let pairs = first_step(&t, "MatMul", is_pairs);
+    assert_only(&mutant(&t, &input, Site::Step(pairs), Target::Accumulator, 5), "elementwise", "activation product");
+}
+
+/// The rescaled outputs of a product of two activations, a convolution and an average pool
+/// are bound by the rescale's output gate.
+#[test]
+fn dot_pairs_conv_and_average_pool_outputs_are_bound() {
+    let (t, input) = example("transformer");
+    assert_output_caught(&t, &input, first_step(&t, "MatMul", is_pairs), "requant output");
+    let (c, input) = example("cnn");
+    assert_output_caught(&c, &input, first_step(&c, "Conv", is_linear), "requant output");
+    let (a, input) = average_pool();
+    let mean = first_step(&a, "AveragePool", is_linear);
+    assert_output_caught(&a, &input, mean, "requant output");
+    assert_only(&mutant(&a, &input, Site::Step(mean), Target::Accumulator, 4), "dot mac", "pool sum");
+    assert_only(&mutant(&a, &input, Site::Step(mean), Target::Operand, 7), PERMUTATION, "pool window");
+}
+
+/// An AveragePool model (none of the shipped examples has one), with a random input.
+fn average_pool() -> (Compiled, Vec<Vec<f32>>) {
+    use crate::test_onnx::{rng, uniform, Attr, Builder};
+    let onnx = Builder::default()
+        .input("x", &[1, 2, 6, 6])
+        .node("AveragePool", "pool", &["x"], "y", &[("kernel_shape", Attr::Ints(vec![3, 3])), ("strides", Attr::Ints(vec![3, 3]))])
+        .output("y", &[1, 2, 2, 2])
+        .build();
+    let input = vec![uniform(&mut rng(7), 72, -1.0, 1.0)];
+    (compile(&onnx, Some(&input), &CompileOptions::default()).unwrap(), input)
 }

@@ -237,6 +237,8 @@ pub fn compile(onnx: &[u8], calibration: Option<&[Vec<f32>]>, opts: &CompileOpti
         Target::Accuracy => built.iter().position(|(_, e)| worst(e) <= 1.25 * best_err + 1e-12).unwrap_or(0),
     };
     let (model, measured) = built.swap_remove(pick);
+    // What compile writes, every reader of `model.zkm` must accept.
+    model.validate()?;
     Ok(Compiled { graph, model, onnx_sha256: hex::encode(Sha256::digest(onnx)), measured, candidates })
 }
 

@@ -123,6 +123,12 @@ pub enum Error {
         /// The input size.
         size: usize,
     },
+    /// A decoded compiled model that is not well formed ([`crate::quant::QModel::validate`]).
+    #[error("malformed compiled model: {reason}; recompile it from its ONNX file")]
+    MalformedModel {
+        /// Which part is inconsistent.
+        reason: String,
+    },
     /// Settings that cannot be laid out (for example a scale too large for the table).
     #[error("invalid circuit settings: {0}")]
     Settings(String),

@@ -17,6 +17,11 @@ pub mod ir;
 pub mod onnx;
 pub mod quant;
 pub mod reference;
+/// The ONNX graph builder of the integration tests, for the unit tests' negative tests too.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../tests/it/builder.rs"]
+mod test_onnx;
 
 pub use error::{Error, Result};
 pub use halo2_proofs::halo2curves::bn256::Fr;

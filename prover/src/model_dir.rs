@@ -125,8 +125,13 @@ impl ModelDir {
                 reason: "missing: run `zkinfer compile MODEL.onnx -o DIR` first".into(),
             });
         }
-        let bytes = read(&path)?;
-        let compiled: Compiled = postcard::from_bytes(&bytes).map_err(|e| Error::Corrupt {
+        Self::decode_compiled(&read(&path)?, &path)
+    }
+
+    /// Decodes a compiled model (`model.zkm`, as read from `path` or fetched from a
+    /// coordinator): what every reader of one goes through.
+    pub fn decode_compiled(bytes: &[u8], path: &Path) -> Result<Compiled> {
+        let compiled: Compiled = postcard::from_bytes(bytes).map_err(|e| Error::Corrupt {
             what: "compiled model",
             path: path.display().to_string(),
             reason: e.to_string(),
@@ -138,6 +143,12 @@ impl ModelDir {
                 reason: "settings version differs: recompile".into(),
             });
         }
+        // Decoded from a file others may have made: nothing may index or size by it unchecked.
+        compiled.model.validate().map_err(|e| Error::Corrupt {
+            what: "compiled model",
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
         Ok(compiled)
     }
 
@@ -246,7 +257,12 @@ impl ModelDir {
                 reason: "missing: run `zkinfer setup DIR` first".into(),
             });
         }
-        let info: SetupInfo = serde_json::from_slice(&read(&path)?).map_err(|e| Error::Corrupt {
+        Self::decode_setup(&read(&path)?, &path)
+    }
+
+    /// Decodes a setup record (`setup.json`, as read from `path`).
+    pub fn decode_setup(bytes: &[u8], path: &Path) -> Result<SetupInfo> {
+        let info: SetupInfo = serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
             what: "setup record",
             path: path.display().to_string(),
             reason: e.to_string(),

@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
 
+#[path = "support/tables.rs"]
+mod tables;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -175,31 +178,8 @@ fn a_model_directory_caches_its_tables_and_rebuilds_a_bad_cache() {
 fn check_vk_does_not_trust_the_tables_cache() {
     let (tmp, dir, compiled, tables) = set_up(&CompileOptions::default());
     let path = tables.into_iter().next().unwrap();
-    let mut bytes = std::fs::read(&path).unwrap();
-    let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-    // Magic and version (8 bytes), the monomial table (a 12-byte header, n × windows points),
-    // then the Lagrange table, through which the fixed columns are committed.
-    let (c, windows, n) = (word(8), word(12), word(16));
-    let lagrange = 8 + 12 + n * windows * 64;
-    assert_eq!((word(lagrange), word(lagrange + 4), word(lagrange + 8)), (c, windows, n));
-    let points = lagrange + 12;
-    // The read's sample: entry (i, j) against (i, j - 1) for 64 pairs. Corrupt every other
-    // higher-window entry, each to the base it multiplies.
-    let mut kept = std::collections::HashSet::new();
-    for t in 0..64usize {
-        let (i, j) = ((t * 7919) % n, 1 + t % (windows - 1));
-        kept.extend([(i, j), (i, j - 1)]);
-    }
-    let mut corrupted = 0;
-    for i in 0..n {
-        let base: Vec<u8> = bytes[points + i * windows * 64..][..64].to_vec();
-        for j in (1..windows).filter(|&j| !kept.contains(&(i, j))) {
-            bytes[points + (i * windows + j) * 64..][..64].copy_from_slice(&base);
-            corrupted += 1;
-        }
-    }
-    assert!(corrupted > n, "most higher-window entries corrupted");
-    std::fs::write(&path, &bytes).unwrap();
+    tables::corrupt_unsampled_higher_windows(&path);
+    let bytes = std::fs::read(&path).unwrap();
     let loaded = dir.load().unwrap();
     let tables = SrsTables::from_bytes(&bytes, &loaded.params).expect("the corrupted cache passes the read's checks");
     let through = CommitParams::new(loaded.params.clone(), CommitMsm::Precomputed(Arc::new(tables))).unwrap();

@@ -132,3 +132,22 @@ fn proof_for_another_model_is_rejected() {
     let err = verify(&lb.params, &lb.vk, &env, lb.bindings, n).unwrap_err();
     assert!(err.is_invalid_proof(), "{err}");
 }
+
+/// A `model.zkm` that decodes but is not well formed (as a coordinator could serve to an
+/// executor) is refused when read, naming the part, before anything indexes by it.
+#[test]
+fn a_malformed_compiled_model_is_refused_when_read() {
+    let onnx = std::fs::read(example("tiny", "model.onnx")).unwrap();
+    let compiled = compile(&onnx, Some(&read_input("tiny", "calibration.json")), &CompileOptions::default()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = ModelDir::new(tmp.path());
+    let mut bad = compiled.clone();
+    bad.model.steps[0].output = 1 << 40; // a tensor that does not exist
+    dir.write_compiled(&bad, &onnx).unwrap();
+    let err = dir.read_compiled().unwrap_err();
+    assert!(matches!(&err, Error::Corrupt { what: "compiled model", reason, .. } if reason.contains("malformed")), "{err}");
+    let mut bad = compiled;
+    bad.model.settings.num_advice = 1 << 40; // a verifying key read would allocate the columns
+    dir.write_compiled(&bad, &onnx).unwrap();
+    assert!(matches!(dir.read_compiled(), Err(Error::Corrupt { what: "compiled model", .. })));
+}

@@ -6,6 +6,8 @@
 mod bound;
 pub use bound::F32_SLACK;
 mod eval;
+mod validate;
+pub use validate::MAX_K;
 
 pub use bound::ErrorBound;
 pub use eval::{quantize_input, requant, RequantValues, Trace};

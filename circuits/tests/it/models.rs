@@ -114,16 +114,6 @@ fn torch_exported_cnn_circuit_is_satisfied() {
     assert!(failures.iter().any(|f| matches!(f, VerifyFailure::Permutation { .. })), "{failures:?}");
 }
 
-#[test]
-fn keygen_circuit_has_the_same_shape() {
-    // Keys are generated from a zero input: the layout must not depend on input values.
-    let (_, c) = compile_example("tiny");
-    let model = Arc::new(c.model.clone());
-    let zero = ModelCircuit::for_keygen(model.clone());
-    let inst = zero.instances().unwrap();
-    MockProver::run(model.settings.k, &zero, vec![inst]).unwrap().assert_satisfied();
-}
-
 /// Argmax agreement of the quantized CNN with candle's float inference on 200 random images
 /// (fixed seed). The figure is recorded in papers/benchmarks.md.
 #[test]
