@@ -154,8 +154,11 @@ fn calibrate(graph: &Graph, samples: &[Vec<Vec<f64>>]) -> Result<Calibration> {
             *lo = v.iter().fold(*lo, |a, &x| a.min(x));
         }
     }
-    let max = mag.iter().copied().fold(0.0, f64::max);
-    let int_bits = if max <= 1.0 { 1 } else { max.log2().ceil() as u32 + 1 };
+    let (widest, max) = mag.iter().copied().enumerate().fold((0, 0.0), |(i, m), (j, v)| if v > m || v.is_nan() { (j, v) } else { (i, m) });
+    let int_bits = if max <= 1.0 { 1 } else { max.log2().ceil().min(f64::from(MAX_INT_BITS + 1)) as u32 + 1 };
+    if !max.is_finite() || int_bits > MAX_INT_BITS {
+        return Err(Error::CalibratedRange { tensor: graph.tensors[widest].name.clone(), max_abs: max, max_int_bits: MAX_INT_BITS });
+    }
     Ok(Calibration { mag, min, int_bits })
 }
 
@@ -195,12 +198,20 @@ pub fn compile(onnx: &[u8], calibration: Option<&[Vec<f32>]>, opts: &CompileOpti
     let samples = calibration_samples(&graph, calibration)?;
     let cal = calibrate(&graph, &samples)?;
     let max_k = opts.max_k.unwrap_or(DEFAULT_MAX_K);
+    // Two table limbs of k − 2 bits must range-check the widest activation at the coarsest scale.
+    let range_k = (MIN_AUTO_SCALE_BITS + cal.int_bits).div_ceil(2) + 2;
+    if range_k > max_k {
+        return Err(Error::Settings(format!(
+            "calibrated activations need {} integer bits, so k ≥ {range_k}; allow it with --max-k {range_k}",
+            cal.int_bits
+        )));
+    }
     // Rows do not depend on scales: count them once per lane choice, take the cheapest shape.
     let probe = lower(&graph, probe_precision(&cal), (&cal.mag, &cal.min))?;
     let mut best: Option<(f64, usize, u32)> = None;
     for lanes in LANE_CHOICES {
         let rows = quick_rows(&graph, probe.clone(), lanes, opts);
-        let Some(k) = (MIN_K..=max_k).find(|&k| rows + RESERVED_ROWS <= 1usize << k) else { continue };
+        let Some(k) = (MIN_K.max(range_k)..=max_k).find(|&k| rows + RESERVED_ROWS <= 1usize << k) else { continue };
         let cost = predicted_prove_us(k, MIN_ADVICE.max(lanes + 1), 4);
         if best.is_none_or(|(c, _, _)| cost < c) {
             best = Some((cost, lanes, k));
@@ -258,6 +269,9 @@ fn candidate(model: &QModel, e: &MeasuredError) -> Candidate {
 const MIN_K: u32 = 8;
 /// Extra k tried by `--target accuracy` above the smallest that fits (each doubles prove time).
 const ACCURACY_EXTRA_K: u32 = 2;
+/// Most integer bits an activation may need: two range-table limbs at the largest k (2·26 bits)
+/// less the smallest scale.
+pub const MAX_INT_BITS: u32 = 2 * (crate::quant::MAX_K - 2) - MIN_AUTO_SCALE_BITS;
 /// Largest activation scale chosen automatically: 2^-16 is below f32 noise for values near 1.
 pub const MAX_AUTO_SCALE_BITS: u32 = 16;
 

@@ -123,6 +123,16 @@ pub enum Error {
         /// The input size.
         size: usize,
     },
+    /// Calibration reached values no circuit can range-check (or not finite).
+    #[error("calibrated activations reach {max_abs:e} at `{tensor}`, more than {max_int_bits} integer bits can hold in any circuit: check the model's weights and the calibration data")]
+    CalibratedRange {
+        /// The tensor with the largest magnitude.
+        tensor: String,
+        /// Its largest absolute value (or NaN / infinity).
+        max_abs: f64,
+        /// The most integer bits a circuit can hold.
+        max_int_bits: u32,
+    },
     /// A decoded compiled model that is not well formed ([`crate::quant::QModel::validate`]).
     #[error("malformed compiled model: {reason}; recompile it from its ONNX file")]
     MalformedModel {

@@ -238,7 +238,19 @@ fn eval_node_f64(op: &Op, out_shape: &[usize], tensors: &[TensorInfo], values: &
     }
 }
 
-/// Numpy-style broadcast of two shapes.
+/// Most values one tensor may hold: 2^26, the rows of a circuit larger than any this machine
+/// proves (`compile` stops at 2^22 rows by default). A shape beyond it is refused at import,
+/// before anything is allocated for it.
+pub const MAX_TENSOR_VALUES: usize = 1 << 26;
+
+/// The number of elements of `shape`, or `None` when it exceeds [`MAX_TENSOR_VALUES`] (or
+/// would overflow).
+pub fn checked_numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).filter(|&n| n <= MAX_TENSOR_VALUES)
+}
+
+/// Numpy-style broadcast of two shapes (`None` also when the result is larger than
+/// [`MAX_TENSOR_VALUES`]).
 pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let rank = a.len().max(b.len());
     let mut out = vec![0; rank];
@@ -252,7 +264,7 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
             _ => return None,
         };
     }
-    Some(out)
+    checked_numel(&out).map(|_| out)
 }
 
 /// For each element of `out_shape`, the flat index it reads from a tensor of shape `src`

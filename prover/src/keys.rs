@@ -44,8 +44,26 @@ pub fn pk_bytes(pk: &ProvingKey<G1Affine>) -> Vec<u8> {
     pk.to_bytes(SerdeFormat::RawBytes)
 }
 
+/// Checks a key file's header (halo2's version byte, then k as a little-endian u32) against
+/// `model` before halo2 reads it: halo2 sizes its domain by that k unchecked (`1 << k`).
+fn check_key_header(bytes: &[u8], model: &QModel, what: &'static str, path: &str) -> Result<()> {
+    let k = bytes.get(1..5).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_le_bytes);
+    if bytes.first() == Some(&KEY_VERSION) && k == Some(model.settings.k) {
+        return Ok(());
+    }
+    let reason = match k {
+        Some(k) if bytes[0] == KEY_VERSION => format!("made for k = {k}, the model has k = {}", model.settings.k),
+        _ => "not a halo2 key file of the expected version".into(),
+    };
+    Err(Error::Corrupt { what, path: path.into(), reason })
+}
+
+/// The version byte halo2-axiom writes first in a key file.
+const KEY_VERSION: u8 = 0x02;
+
 /// Reads a verifying key for `model`.
 pub fn read_vk(bytes: &[u8], model: &QModel, path: &str) -> Result<VerifyingKey<G1Affine>> {
+    check_key_header(bytes, model, "verifying key", path)?;
     VerifyingKey::from_bytes::<ModelCircuit>(bytes, SerdeFormat::RawBytes, model.settings.clone()).map_err(|e| Error::Corrupt {
         what: "verifying key",
         path: path.into(),
@@ -55,6 +73,7 @@ pub fn read_vk(bytes: &[u8], model: &QModel, path: &str) -> Result<VerifyingKey<
 
 /// Reads a proving key for `model`.
 pub fn read_pk(bytes: &[u8], model: &QModel, path: &str) -> Result<ProvingKey<G1Affine>> {
+    check_key_header(bytes, model, "proving key", path)?;
     ProvingKey::from_bytes::<ModelCircuit>(bytes, SerdeFormat::RawBytes, model.settings.clone()).map_err(|e| Error::Corrupt {
         what: "proving key",
         path: path.into(),

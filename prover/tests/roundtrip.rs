@@ -151,3 +151,20 @@ fn a_malformed_compiled_model_is_refused_when_read() {
     dir.write_compiled(&bad, &onnx).unwrap();
     assert!(matches!(dir.read_compiled(), Err(Error::Corrupt { what: "compiled model", .. })));
 }
+
+/// A key file's k is checked against the model before halo2 sizes a domain by it (found by the
+/// model_files fuzz target: a vk with k ≥ 64 made halo2 shift out of range).
+#[test]
+fn a_key_for_another_k_is_refused_before_halo2_reads_it() {
+    let f = setup_and_prove(&CompileOptions::default());
+    let loaded = f.dir.load().unwrap();
+    let good = zkinfer_prover::keys::vk_bytes(&loaded.vk);
+    for k in [loaded.setup.k + 1, 64, u32::MAX] {
+        let mut bad = good.clone();
+        bad[1..5].copy_from_slice(&k.to_le_bytes());
+        let err = zkinfer_prover::keys::read_vk(&bad, &loaded.model, "vk.bin").unwrap_err();
+        assert!(matches!(&err, Error::Corrupt { what: "verifying key", reason, .. } if reason.contains("made for k")), "{err}");
+        assert!(zkinfer_prover::keys::read_pk(&bad, &loaded.model, "pk.bin").is_err());
+    }
+    assert!(zkinfer_prover::keys::read_vk(&good[..3], &loaded.model, "vk.bin").is_err());
+}

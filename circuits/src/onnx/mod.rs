@@ -95,6 +95,7 @@ impl ImportCtx {
 
     /// Like [`Self::push`] with an explicit node name (for ops lowered into several nodes).
     pub(crate) fn push_named(&mut self, node: &NodeProto, name: String, op: Op, shape: Vec<usize>) -> Result<TensorId> {
+        too_large(node, &shape)?;
         let id = self.graph.tensors.len();
         let out = first_output(node)?;
         self.graph.tensors.push(TensorInfo { name: out.clone(), shape });
@@ -111,6 +112,15 @@ impl ImportCtx {
         self.graph.nodes.push(Node { name, op_type: node.op_type.clone(), op, output: id });
         id
     }
+}
+
+/// Refuses a shape with more than [`crate::ir::MAX_TENSOR_VALUES`] values, naming the node.
+pub(crate) fn too_large(node: &NodeProto, shape: &[usize]) -> Result<usize> {
+    crate::ir::checked_numel(shape).ok_or_else(|| Error::UnsupportedNode {
+        op_type: node.op_type.clone(),
+        node: ImportCtx::node_name(node),
+        reason: format!("shape {shape:?} has more than {} values", crate::ir::MAX_TENSOR_VALUES),
+    })
 }
 
 fn first_output(node: &NodeProto) -> Result<String> {
@@ -192,7 +202,8 @@ fn static_input_shape(input: &onnx::ValueInfoProto) -> Result<Vec<usize>> {
         return Err(malformed("not a tensor"));
     };
     let dims = tensor.shape.as_ref().ok_or_else(|| malformed("no shape"))?;
-    dims.dim
+    let shape: Vec<usize> = dims
+        .dim
         .iter()
         .enumerate()
         .map(|(axis, d)| match d.value {
@@ -201,7 +212,9 @@ fn static_input_shape(input: &onnx::ValueInfoProto) -> Result<Vec<usize>> {
             _ if axis == 0 => Ok(1),
             _ => Err(Error::DynamicShape { input: input.name.clone(), axis }),
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    crate::ir::checked_numel(&shape).ok_or_else(|| malformed(&format!("shape {shape:?} has more than {} values", crate::ir::MAX_TENSOR_VALUES)))?;
+    Ok(shape)
 }
 
 #[cfg(test)]

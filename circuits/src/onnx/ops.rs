@@ -56,7 +56,8 @@ pub(super) fn const_from_proto(t: &TensorProto) -> Result<ConstTensor> {
     let malformed = |why: String| Error::MalformedOnnx { reason: format!("tensor `{}`: {why}", t.name) };
     let shape: Vec<usize> =
         t.dims.iter().map(|&d| usize::try_from(d).map_err(|_| malformed(format!("negative dim {d}")))).collect::<Result<_>>()?;
-    let numel: usize = shape.iter().product();
+    let numel = crate::ir::checked_numel(&shape)
+        .ok_or_else(|| malformed(format!("shape {shape:?} has more than {} values", crate::ir::MAX_TENSOR_VALUES)))?;
     if !t.raw_data.is_empty() {
         let width = match t.data_type {
             1 | 6 => 4,  // FLOAT, INT32
@@ -160,6 +161,7 @@ fn import_reshape(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
             _ => return Err(unsupported(node, format!("invalid target shape {:?}", target.data))),
         }
     }
+    super::too_large(node, &shape)?;
     if let Some(i) = infer {
         let known: usize = shape.iter().product();
         if known == 0 || !numel.is_multiple_of(known) {

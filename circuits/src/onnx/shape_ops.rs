@@ -264,7 +264,8 @@ pub(super) fn import_constant_of_shape(node: &NodeProto, ctx: &mut ImportCtx) ->
         Some(t) => *super::ops::const_from_proto(t)?.data.first().ok_or_else(|| unsupported(node, "empty value"))?,
         None => 0.0,
     };
-    ctx.define_const(node, ConstTensor { data: vec![value; shape.iter().product()], shape })
+    let numel = super::too_large(node, &shape)?;
+    ctx.define_const(node, ConstTensor { data: vec![value; numel], shape })
 }
 
 pub(super) fn import_cast(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {

@@ -257,7 +257,8 @@ pub fn const_scale_bits(c: &ConstTensor, max_bits: u32, limit_bits: u32) -> u32 
 
 /// Quantizes a constant; an out-of-range value is an error naming the node (never clamped).
 fn quantize_const(node: &str, v: f64, scale_bits: u32) -> Result<i64> {
-    let x = (v * (1u64 << scale_bits) as f64).round();
+    // (powi, not a shift: a scale of 64 bits or more is an error below, not an overflow)
+    let x = (v * 2f64.powi(i32::try_from(scale_bits).unwrap_or(i32::MAX))).round();
     if !x.is_finite() || x.abs() > (1u64 << 62) as f64 {
         return Err(Error::Settings(format!("node `{node}`: constant {v} does not fit at scale 2^{scale_bits}")));
     }

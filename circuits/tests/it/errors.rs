@@ -70,3 +70,57 @@ fn overflow_names_the_node() {
     assert!(matches!(&err, Error::Overflow { node, .. } if node == "amplify"), "{err}");
     let _ = Attr::Int(0);
 }
+
+/// Shapes too large for any circuit are refused at import, naming the node, before anything
+/// is allocated for them (found by the onnx_import fuzz target: a Reshape target whose size
+/// overflowed `usize`).
+#[test]
+fn oversized_shapes_are_refused_at_import() {
+    let reshape = |target: Vec<i64>| {
+        Builder::default()
+            .input("x", &[1, 4])
+            .init_i64("shape", target)
+            .node("Reshape", "huge", &["x", "shape"], "y", &[])
+            .output("y", &[1, 4])
+            .build()
+    };
+    for target in [vec![1 << 40, 1 << 40, 1 << 40], vec![-1, 1 << 30, 1 << 30]] {
+        let err = zkinfer_circuits::onnx::import_bytes(&reshape(target.clone())).unwrap_err();
+        assert!(err.to_string().contains("huge") && err.to_string().contains("more than"), "{target:?}: {err}");
+    }
+    let input = Builder::default().input("x", &[1 << 20, 1 << 20]).node("Relu", "r", &["x"], "y", &[]).output("y", &[1]).build();
+    let err = zkinfer_circuits::onnx::import_bytes(&input).unwrap_err();
+    assert!(err.to_string().contains("more than"), "{err}");
+}
+
+/// Activations beyond what any circuit can range-check are refused at calibration, naming the
+/// tensor (found by the onnx_import fuzz target: a constant of 1e30 made compile shift out of range).
+#[test]
+fn activations_too_wide_for_any_circuit_are_refused_naming_the_tensor() {
+    for c in [1e30f32, f32::INFINITY] {
+        let onnx = Builder::default()
+            .input("x", &[1, 4])
+            .init("c", &[1], vec![c])
+            .node("Mul", "scale", &["x", "c"], "y", &[])
+            .output("y", &[1, 4])
+            .build();
+        let err = compile(&onnx, None, &CompileOptions::default()).unwrap_err();
+        assert!(matches!(&err, Error::CalibratedRange { tensor, .. } if tensor == "y"), "{c}: {err}");
+    }
+}
+
+/// A constant factor of zero after wide activations compiles (found by the onnx_import fuzz
+/// target: the zero's scale, capped only by twice the table width, overflowed a shift).
+#[test]
+fn a_zero_factor_after_wide_activations_compiles() {
+    let onnx = Builder::default()
+        .input("x", &[1, 4])
+        .init("big", &[1], vec![1e7])
+        .init("zero", &[1], vec![0.0])
+        .node("Mul", "widen", &["x", "big"], "w", &[])
+        .node("Mul", "nothing", &["w", "zero"], "y", &[])
+        .output("y", &[1, 4])
+        .build();
+    let c = compile(&onnx, None, &CompileOptions::default()).unwrap();
+    assert!(c.model.settings.value_bits >= 24, "{:?}", c.model.settings);
+}
