@@ -52,6 +52,19 @@ fn gemm_with_transposes_alpha_beta() {
     }
 }
 
+/// Gemm's bias is optional (found by the onnx_import fuzz target: the float reference, candle-onnx,
+/// indexed the missing input and panicked).
+#[test]
+fn gemm_without_a_bias() {
+    let onnx = Builder::default()
+        .input("x", &[1, 5])
+        .init("b", &[5, 3], weights(3, 15))
+        .node("Gemm", "gemm", &["x", "b"], "y", &[("alpha", Attr::Float(0.5))])
+        .output("y", &[1, 3])
+        .build();
+    check(&onnx, 5, 14);
+}
+
 #[test]
 fn matmul_batched_activation_and_vector() {
     let onnx = Builder::default()
