@@ -636,7 +636,8 @@ impl Layout {
         shift: u32,
     ) -> SynthResult<Vec<QCell>> {
         // (Activations of more than 31 bits could overflow a product: no witness, not a wrong one.)
-        let mut z: Vec<i64> = a.iter().zip(b).map(|(x, y)| x.value.checked_mul(y.value).ok_or(PlonkError::Synthesis)).collect::<SynthResult<_>>()?;
+        let mut z: Vec<i64> =
+            a.iter().zip(b).map(|(x, y)| x.value.checked_mul(y.value).ok_or(PlonkError::Synthesis)).collect::<SynthResult<_>>()?;
         if let Some((element, delta)) = self.acc_tamper.take() {
             *z.get_mut(element).ok_or(PlonkError::Synthesis)? += delta;
         }

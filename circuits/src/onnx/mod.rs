@@ -213,7 +213,8 @@ fn static_input_shape(input: &onnx::ValueInfoProto) -> Result<Vec<usize>> {
             _ => Err(Error::DynamicShape { input: input.name.clone(), axis }),
         })
         .collect::<Result<_>>()?;
-    crate::ir::checked_numel(&shape).ok_or_else(|| malformed(&format!("shape {shape:?} has more than {} values", crate::ir::MAX_TENSOR_VALUES)))?;
+    crate::ir::checked_numel(&shape)
+        .ok_or_else(|| malformed(&format!("shape {shape:?} has more than {} values", crate::ir::MAX_TENSOR_VALUES)))?;
     Ok(shape)
 }
 

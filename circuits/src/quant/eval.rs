@@ -196,7 +196,13 @@ impl QModel {
             StepKind::Function { input, spec } => values[*input]
                 .iter()
                 .map(|&x| {
-                    let shift = self.settings.scale_bits.saturating_sub(spec.in_scale);
+                    // As the circuit does: a table finer than the activations is a malformed model.
+                    let shift = self.settings.scale_bits.checked_sub(spec.in_scale).ok_or_else(|| Error::MalformedModel {
+                        reason: format!(
+                            "node `{node}`: table scale {} finer than the activations' {}",
+                            spec.in_scale, self.settings.scale_bits
+                        ),
+                    })?;
                     let x = self.requant_checked(node, i128::from(x), shift, false)?;
                     spec.apply(x).ok_or_else(|| Error::OutsideTable {
                         node: node.to_string(),

@@ -58,7 +58,9 @@ impl Settings {
             if f.id == 0 || !unique || f.lo > f.hi || f.in_scale > MAX_BITS || f.out_scale > MAX_BITS {
                 return Err(bad(format!("function table {i} (id {}, range [{}, {}])", f.id, f.lo, f.hi)));
             }
-            f.hi.checked_sub(f.lo).filter(|&span| span < 1 << self.k).ok_or_else(|| bad(format!("function table {i} has more rows than 2^k")))?;
+            f.hi.checked_sub(f.lo)
+                .filter(|&span| span < 1 << self.k)
+                .ok_or_else(|| bad(format!("function table {i} has more rows than 2^k")))?;
         }
         if self.output_visibility == Visibility::Private {
             return Err(bad("private outputs (a proof would bind nothing)"));
@@ -179,6 +181,14 @@ mod tests {
         for name in ["tiny", "cnn", "transformer"] {
             model(name).validate().unwrap_or_else(|e| panic!("{name}: {e}"));
         }
+    }
+
+    #[test]
+    fn evaluation_refuses_a_table_finer_than_the_activations_as_the_layout_does() {
+        let mut m = model("transformer");
+        m.settings.scale_bits = 0;
+        let zeros: Vec<Vec<i64>> = m.input_sizes().into_iter().map(|n| vec![0; n]).collect();
+        assert!(matches!(m.eval_quantized(&zeros), Err(Error::MalformedModel { .. })), "{:?}", m.eval_quantized(&zeros).err());
     }
 
     #[test]
