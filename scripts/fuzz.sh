@@ -5,11 +5,12 @@
 #   TARGET        proof_envelope, model_files, onnx_import, api_bodies (default: all four)
 # Each target's libFuzzer log and final statistics go to fuzz/runs/TARGET.log, its corpus grows
 # in fuzz/corpus/TARGET, and a crash is saved under fuzz/artifacts/TARGET/ (reproduce with
-# `cargo fuzz run TARGET fuzz/artifacts/TARGET/crash-…`). Exits 1 if any target crashed.
+# `cargo fuzz run --sanitizer none TARGET fuzz/artifacts/TARGET/crash-…`). Exits 1 if any target
+# crashed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-  sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 secs=${1:-600}
