@@ -127,11 +127,7 @@ fn verify_exits_1_for_tampered_or_foreign_proofs() {
     // A directory whose cached key was swapped for another model's (with setup.json edited to
     // match) is caught by regenerating the key from the model, even with its MSM tables cache
     // damaged where the cache's read checks do not look (the key is regenerated without it).
-    let cache: Vec<PathBuf> = std::fs::read_dir(dir.join("srs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "tables"))
-        .collect();
+    let cache = tables::tables_files(&dir);
     assert_eq!(cache.len(), 1, "setup caches one tables file");
     tables::corrupt_unsampled_higher_windows(&cache[0]);
     assert!(ok(&["verify", s(&dir), s(&proof)]).starts_with("VALID"), "the honest key still checks out");

@@ -139,11 +139,7 @@ fn set_up(opts: &CompileOptions) -> (tempfile::TempDir, ModelDir, zkinfer_circui
     let dir = ModelDir::new(tmp.path());
     dir.write_compiled(&compiled, &onnx).unwrap();
     dir.setup(&compiled, &Srs::dev(compiled.model.settings.k).unwrap(), || ()).unwrap();
-    let tables = std::fs::read_dir(tmp.path().join("srs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "tables"))
-        .collect();
+    let tables = tables::tables_files(tmp.path());
     (tmp, dir, compiled, tables)
 }
 

@@ -5,7 +5,7 @@
 //! makes that assumption true or says which part is not.
 
 use super::{QModel, Settings, StepKind, Visibility, SETTINGS_VERSION};
-use crate::circuit::{model_rows, RESERVED_ROWS};
+use crate::circuit::check_fits;
 use crate::error::{Error, Result};
 
 /// Largest circuit size: the 2-adicity of BN254's scalar field.
@@ -104,10 +104,8 @@ impl QModel {
         if self.outputs.is_empty() || self.outputs.iter().any(|&o| !defined.get(o).copied().unwrap_or(false)) {
             return Err(bad(format!("outputs {:?} are not all defined", self.outputs)));
         }
-        let needed = model_rows(self, s.dot_lanes);
-        if needed + RESERVED_ROWS > rows {
-            return Err(bad(format!("the steps need {needed} rows, k = {} gives {}", s.k, rows - RESERVED_ROWS)));
-        }
+        // Sizes are bounded now, so the fit check's row count cannot overflow.
+        check_fits(self).map_err(|e| bad(e.to_string()))?;
         Ok(())
     }
 

@@ -4,6 +4,15 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+/// The MSM tables caches beside a model directory's SRS copies (`DIR/srs/*.tables`).
+pub(crate) fn tables_files(model_dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(model_dir.join("srs"))
+        .expect("the model directory has an srs/ folder")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tables"))
+        .collect()
+}
+
 /// Overwrites every higher-window entry of the Lagrange table that the read's sample does not
 /// check with the base it multiplies, and returns how many entries it changed. The cache still
 /// loads; anything committed through it is wrong.
