@@ -97,12 +97,6 @@ pub(crate) fn prove(a: &ProveArgs) -> Result<Outcome> {
     let loaded = dir.load()?;
     let input = read_input(&a.input)?;
     let q = loaded.model.quantize_inputs(&input).with_context(|| a.input.display().to_string())?;
-    let trace = loaded.model.eval_quantized(&q)?;
-    let pk = timed("loading proving key", || dir.load_pk(&loaded)).0?;
-    let (params, fallback) = timed("loading MSM tables", || dir.commit_params_or_cpu(&loaded, a.msm)).0?;
-    if let Some(reason) = fallback {
-        eprintln!("note: CUDA MSM unavailable ({reason}); using the CPU's precomputed tables");
-    }
     let salt = a.salt.unwrap_or_else(Salt::zero);
     let binding = a.payee.map(|payee| Binding {
         payee: ExecutorId(payee),
@@ -115,11 +109,19 @@ pub(crate) fn prove(a: &ProveArgs) -> Result<Outcome> {
         salt: salt.to_fr(),
         binding: binding.map_or_else(PayeeBinding::default, |b| PayeeBinding::from_values(b.to_fields())),
     };
+    // The one evaluation of the model: the circuit lays out its trace, and the outputs printed
+    // here are the ones the proof claims.
+    let circuit = statement.circuit(loaded.model.clone())?;
+    let outputs: Vec<Vec<f32>> = circuit.trace().outputs(&loaded.model).iter().map(|o| dequantize(&loaded, o)).collect();
+    let pk = timed("loading proving key", || dir.load_pk(&loaded)).0?;
+    let (params, fallback) = timed("loading MSM tables", || dir.commit_params_or_cpu(&loaded, a.msm)).0?;
+    if let Some(reason) = fallback {
+        eprintln!("note: CUDA MSM unavailable ({reason}); using the CPU's precomputed tables");
+    }
     let (env, t) = timed(&format!("proving (k = {}, MSM {})", loaded.setup.k, params.msm().name()), || {
-        zkinfer_prover::prove(&params, &pk, loaded.model.clone(), statement, loaded.bindings)
+        zkinfer_prover::prove_circuit(&params, &pk, &circuit, loaded.bindings)
     });
     let env = env?;
-    let outputs: Vec<Vec<f32>> = trace.outputs(&loaded.model).iter().map(|o| dequantize(&loaded, o)).collect();
     atomic_write(&a.out, &env.to_bytes()?)?;
     if let Some(path) = &a.output {
         let data = OutputData { outputs: outputs.clone(), shapes: loaded.model.output_shapes() };

@@ -8,6 +8,7 @@ mod demo_market;
 mod demo_optimistic;
 mod info;
 mod market;
+mod mutate;
 mod onchain;
 mod ui;
 
@@ -56,6 +57,11 @@ enum Command {
     Commit(CommitArgs),
     /// Show the circuit's size, layout and error bound.
     Info(InfoArgs),
+    /// Audit the circuit: make wrong witnesses of one input (consistent ones, with everything
+    /// after the changed value recomputed, and single cells over every region) and check that
+    /// MockProver rejects each. Prints mutants made and killed per chip kind and every
+    /// survivor's region, column and row; exits 1 if any survived.
+    Mutate(mutate::MutateArgs),
     /// Generate and compile the Solidity verifier for a set-up model directory.
     Solidity(SolidityArgs),
     /// Print, as 0x-hex, the calldata the Solidity verifier takes for a proof.
@@ -507,6 +513,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => commands::verify(&a),
         Command::Commit(a) => commands::commit(&a),
         Command::Info(a) => info::info(&a),
+        Command::Mutate(a) => mutate::mutate(&a),
         Command::Coordinator(a) => market::coordinator(&a),
         Command::Executor(a) => market::executor(&a),
         Command::Job(a) => customer::job(&a),

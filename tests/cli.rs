@@ -210,6 +210,7 @@ fn help_is_available_everywhere() {
         vec!["prove", "--help"],
         vec!["verify", "--help"],
         vec!["info", "--help"],
+        vec!["mutate", "--help"],
         vec!["demo", "--help"],
     ] {
         let out = ok(&cmd);
@@ -248,4 +249,27 @@ fn bench_prints_a_row_per_model_and_writes_json() {
     ] {
         assert!(help.contains(column), "`{column}` is not documented");
     }
+}
+
+/// `zkinfer mutate` on the tiny model: at least the budget of mutants, every chip kind and the
+/// permutation in its table, no survivor (exit 0), and a JSON report of every mutant.
+#[test]
+fn mutate_kills_every_mutant_of_the_tiny_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tiny");
+    let ex = repo("examples/tiny");
+    ok(&["compile", s(&ex.join("model.onnx")), "-o", s(&dir), "--calibration", s(&ex.join("calibration.json"))]);
+    let json = tmp.path().join("report.json");
+    let input = ex.join("input.json");
+    let out = ok(&["mutate", s(&dir), "--input", s(&input), "--budget", "1000", "--seed", "3", "--json", s(&json)]);
+    for chip in ["| dot |", "| elementwise |", "| permutation |", "| poseidon |", "| requant |"] {
+        assert!(out.contains(chip), "no `{chip}` row in\n{out}");
+    }
+    assert!(out.contains("no survivor"), "{out}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let outcomes = report["outcomes"].as_array().unwrap();
+    assert!(outcomes.len() >= 1000, "{} mutants", outcomes.len());
+    assert!(outcomes.iter().all(|o| !o["caught_by"].as_array().unwrap().is_empty()), "a survivor in the JSON report");
+    // A model directory that does not exist is a usage error, not a crash.
+    usage_error(&["mutate", s(&tmp.path().join("nope")), "--input", s(&input)], &["nope"]);
 }

@@ -4,23 +4,25 @@
 //! quantized input, rows 1 to 4 the payee binding ([`PayeeBinding`]), rows 5.. the quantized
 //! outputs, flattened in output order.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use halo2_proofs::circuit::{Cell, Layouter, SimpleFloorPlanner, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
-use halo2_proofs::plonk::{Circuit, Column, ConstraintSystem, Error as PlonkError, Instance};
+use halo2_proofs::plonk::{Advice, Circuit, Column, ConstraintSystem, Error as PlonkError, Instance};
 
-use crate::chips::dot::{DotChip, DotConfig, DotWitness};
+use crate::chips::dot::{DotChip, DotConfig};
 use crate::chips::elementwise::{ElementwiseChip, ElementwiseConfig};
 use crate::chips::function::{FunctionChip, FunctionConfig};
 use crate::chips::poseidon::{self, CommitmentWitness, PoseidonChip, PoseidonConfig};
 use crate::chips::range_table::RangeTableConfig;
-use crate::chips::requant::{RequantChip, RequantConfig, RequantParams, RequantWitness};
-use crate::chips::{
-    fr_from_i128, fr_from_i64, DotInstructions, ElementwiseInstructions, PoseidonInstructions, QCell, RequantInstructions, RowCursor,
-};
+use crate::chips::requant::{RequantChip, RequantConfig, RequantParams};
+use crate::chips::{fr_from_i64, ElementwiseInstructions, PoseidonInstructions, QCell, RowCursor};
 use crate::error::{Error, Result};
-use crate::quant::{requant, QModel, Settings, StepKind, Trace, Visibility};
+use crate::quant::{Mutation, QModel, Settings, StepKind, Trace, Visibility};
+
+mod layout;
+pub use layout::RegionSpan;
+use layout::{shifted, Layout, SynthResult};
 
 /// Rows kept free at the bottom for halo2's blinding factors.
 pub const RESERVED_ROWS: usize = 16;
@@ -98,11 +100,7 @@ pub fn model_rows(model: &QModel, lanes: usize) -> usize {
         })
         .sum();
     // The zero cell: padding reads it, and so does `y` of an elementwise step without one.
-    let zero = model.steps.iter().any(|s| match &s.kind {
-        StepKind::View { index, .. } => index.iter().any(Option::is_none),
-        StepKind::Elementwise { y, .. } => y.is_none(),
-        _ => false,
-    });
+    let zero = model.uses_zero_cell();
     let inputs = match model.settings.input_visibility {
         Visibility::Hashed => poseidon::commitment_rows(n_in + 1),
         Visibility::Public | Visibility::Private => n_in,
@@ -123,35 +121,86 @@ pub struct ModelConfig {
     poseidon: PoseidonConfig,
     table: RangeTableConfig,
     instance: Column<Instance>,
-    zero_column: Column<halo2_proofs::plonk::Advice>,
+    zero_column: Column<Advice>,
     function: Option<FunctionConfig>,
+    advice: Vec<Column<Advice>>,
 }
 
-/// The circuit for one quantized model and one input.
+impl ModelConfig {
+    /// The advice columns, in column order (what an audit mutates).
+    pub fn advice(&self) -> &[Column<Advice>] {
+        &self.advice
+    }
+}
+
+/// The circuit's parameters: the model's settings (and, in tests, deliberate faults).
+#[derive(Clone, Debug, Default)]
+pub struct CircuitParams {
+    /// The settings stored with the keys.
+    pub settings: Settings,
+    #[cfg(test)]
+    pub(crate) faults: Faults,
+}
+
+impl From<Settings> for CircuitParams {
+    fn from(settings: Settings) -> Self {
+        CircuitParams { settings, ..Default::default() }
+    }
+}
+
+/// Deliberately unsound circuit variants, for the tests that show `zkinfer mutate` can fail.
+#[cfg(test)]
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Faults {
+    /// `(step, operand)`: the step reads that operand through fresh cells, not copied from
+    /// the producer's (the wire between two layers cut).
+    pub unwired: Option<(usize, usize)>,
+    /// The rescale chip without its remainder range checks.
+    pub unchecked_remainder: bool,
+}
+
+/// Collects the regions of a synthesis, for audits ([`ModelCircuit::with_region_log`]).
+pub type RegionLog = Arc<Mutex<Vec<RegionSpan>>>;
+
+/// The circuit for one quantized model and one input. It evaluates the model once, when it is
+/// made; synthesis lays out that evaluation's values.
 #[derive(Clone, Debug)]
 pub struct ModelCircuit {
     model: Arc<QModel>,
-    inputs: Vec<Vec<i64>>,
+    pub(crate) inputs: Vec<Vec<i64>>,
     /// The input commitment's salt (private; used when the input is hashed).
     salt: Fr,
     /// Who the proof pays (public).
     binding: PayeeBinding,
-    /// A deliberately wrong witness, for negative tests only.
+    /// Every witness value.
+    trace: Arc<Trace>,
+    /// A deliberately wrong witness value (audits only).
+    mutation: Option<Mutation>,
+    regions: Option<RegionLog>,
     #[cfg(test)]
-    tamper: Option<tamper_tests::Tamper>,
+    pub(crate) faults: Faults,
 }
 
 impl ModelCircuit {
     /// A circuit for quantized inputs (use [`QModel::quantize_inputs`]), with a zero salt and
-    /// an empty binding until [`Self::with_salt`] and [`Self::with_binding`] set them.
-    pub fn new(model: Arc<QModel>, quantized_inputs: Vec<Vec<i64>>) -> Self {
+    /// an empty binding until [`Self::with_salt`] and [`Self::with_binding`] set them. Evaluates
+    /// the model: fails where the input overflows or leaves a function table.
+    pub fn new(model: Arc<QModel>, quantized_inputs: Vec<Vec<i64>>) -> Result<Self> {
+        let trace = Arc::new(model.eval_quantized(&quantized_inputs)?);
+        Ok(Self::from_trace(model, quantized_inputs, trace))
+    }
+
+    fn from_trace(model: Arc<QModel>, inputs: Vec<Vec<i64>>, trace: Arc<Trace>) -> Self {
         ModelCircuit {
             model,
-            inputs: quantized_inputs,
+            inputs,
             salt: Fr::zero(),
             binding: PayeeBinding::default(),
+            trace,
+            mutation: None,
+            regions: None,
             #[cfg(test)]
-            tamper: None,
+            faults: Faults::default(),
         }
     }
 
@@ -167,10 +216,27 @@ impl ModelCircuit {
         self
     }
 
-    /// A circuit with an all-zero input, for key generation.
+    /// The same circuit with one deliberately wrong witness value, every later value and the
+    /// claimed outputs recomputed from it (audits and negative tests; see [`Mutation`]). Fails
+    /// where the wrong value has no witness (it leaves a range the evaluation checks).
+    pub fn with_mutation(mut self, mutation: Mutation) -> Result<Self> {
+        self.trace = Arc::new(self.model.eval_mutated(&self.inputs, Some(&mutation))?);
+        self.mutation = Some(mutation);
+        Ok(self)
+    }
+
+    /// The same circuit, recording where each region lies into `log` at every synthesis.
+    pub fn with_region_log(mut self, log: RegionLog) -> Self {
+        self.regions = Some(log);
+        self
+    }
+
+    /// A circuit for key generation: a zero input's witness where it evaluates, else zeros of
+    /// the right shapes (key generation reads no witness value).
     pub fn for_keygen(model: Arc<QModel>) -> Self {
-        let inputs = model.input_sizes().into_iter().map(|n| vec![0; n]).collect();
-        Self::new(model, inputs)
+        let inputs: Vec<Vec<i64>> = model.input_sizes().into_iter().map(|n| vec![0; n]).collect();
+        let trace = model.eval_quantized(&inputs).unwrap_or_else(|_| Trace::placeholder(&model));
+        Self::from_trace(model, inputs, Arc::new(trace))
     }
 
     /// The model.
@@ -178,10 +244,21 @@ impl ModelCircuit {
         &self.model
     }
 
-    /// Evaluates the model and returns the public instances.
-    pub fn instances(&self) -> Result<Vec<Fr>> {
-        let trace = self.model.eval_quantized(&self.inputs)?;
-        Ok(public_instances(&self.model, &self.inputs, self.salt, &self.binding, &trace))
+    /// The witness this circuit lays out.
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
+    /// The public instances: the input part, the binding, and the outputs this circuit's
+    /// witness computes.
+    pub fn instances(&self) -> Vec<Fr> {
+        public_instances(&self.model, &self.inputs, self.salt, &self.binding, &self.trace)
+    }
+
+    /// The advice columns of a circuit with these settings, in column order.
+    pub fn advice_columns(settings: &Settings) -> Vec<Column<Advice>> {
+        let mut meta = ConstraintSystem::default();
+        Self::configure_with_params(&mut meta, settings.clone().into()).advice
     }
 }
 
@@ -231,17 +308,22 @@ impl Default for Settings {
 impl Circuit<Fr> for ModelCircuit {
     type Config = ModelConfig;
     type FloorPlanner = SimpleFloorPlanner;
-    type Params = Settings;
+    type Params = CircuitParams;
 
     fn without_witnesses(&self) -> Self {
         Self::for_keygen(self.model.clone())
     }
 
-    fn params(&self) -> Settings {
-        self.model.settings.clone()
+    fn params(&self) -> CircuitParams {
+        CircuitParams {
+            settings: self.model.settings.clone(),
+            #[cfg(test)]
+            faults: self.faults.clone(),
+        }
     }
 
-    fn configure_with_params(meta: &mut ConstraintSystem<Fr>, s: Settings) -> ModelConfig {
+    fn configure_with_params(meta: &mut ConstraintSystem<Fr>, params: CircuitParams) -> ModelConfig {
+        let s = &params.settings;
         let advice: Vec<_> = (0..s.num_advice.max(MIN_ADVICE).max(s.dot_lanes + 1)).map(|_| meta.advice_column()).collect();
         advice.iter().for_each(|a| meta.enable_equality(*a));
         let fixed: Vec<_> = (0..s.num_fixed.max(poseidon::WIDTH).max(s.dot_lanes)).map(|_| meta.fixed_column()).collect();
@@ -254,21 +336,29 @@ impl Circuit<Fr> for ModelCircuit {
         let state: [_; poseidon::WIDTH] = std::array::from_fn(|i| advice[i]);
         let rc: [_; poseidon::WIDTH] = std::array::from_fn(|i| fixed[i]);
         let poseidon = PoseidonChip::configure(meta, state, advice[poseidon::WIDTH], rc);
-        let requant = RequantChip::configure(
-            meta,
-            std::array::from_fn(|i| advice[i]),
-            std::array::from_fn(|i| fixed[i]),
-            table.clone(),
-            (s.value_bits, s.lookup_bits),
-        );
+        let requant_columns = (std::array::from_fn(|i| advice[i]), std::array::from_fn(|i| fixed[i]));
+        #[cfg(test)]
+        let requant = if params.faults.unchecked_remainder {
+            RequantChip::configure_without_remainder_range(
+                meta,
+                requant_columns.0,
+                requant_columns.1,
+                table.clone(),
+                (s.value_bits, s.lookup_bits),
+            )
+        } else {
+            RequantChip::configure(meta, requant_columns.0, requant_columns.1, table.clone(), (s.value_bits, s.lookup_bits))
+        };
+        #[cfg(not(test))]
+        let requant = RequantChip::configure(meta, requant_columns.0, requant_columns.1, table.clone(), (s.value_bits, s.lookup_bits));
         let elementwise = ElementwiseChip::configure(meta, std::array::from_fn(|i| advice[i]), std::array::from_fn(|i| fixed[i]));
         // The function lookup exists only in circuits that use a function table.
         let function = (!s.function_tables.is_empty()).then(|| FunctionChip::configure(meta, advice[0], advice[1], fixed[0]));
-        ModelConfig { dot, requant, elementwise, poseidon, table, instance, zero_column: advice[0], function }
+        ModelConfig { dot, requant, elementwise, poseidon, table, instance, zero_column: advice[0], function, advice }
     }
 
     fn configure(meta: &mut ConstraintSystem<Fr>) -> ModelConfig {
-        Self::configure_with_params(meta, Settings::default())
+        Self::configure_with_params(meta, CircuitParams::default())
     }
 
     fn synthesize(&self, config: ModelConfig, mut layouter: impl Layouter<Fr>) -> std::result::Result<(), PlonkError> {
@@ -278,6 +368,7 @@ impl Circuit<Fr> for ModelCircuit {
             f.load(&mut layouter, &self.model.settings.function_tables)?;
         }
         let model = &*self.model;
+        let trace = &*self.trace;
         let mut ly = Layout {
             cursor: RowCursor::new((1usize << model.settings.k).saturating_sub(RESERVED_ROWS)),
             dot: DotChip::construct(config.dot.clone()),
@@ -286,108 +377,114 @@ impl Circuit<Fr> for ModelCircuit {
             lanes: model.settings.dot_lanes,
             zero: None,
             zero_column: config.zero_column,
-            zero_delta: self.tamper_at(Site::Zero).map_or(0, |(_, _, d)| d),
-            tamper: None,
-            acc_tamper: None,
+            zero_value: match self.mutation {
+                Some(Mutation::Zero { delta }) => delta,
+                _ => 0,
+            },
+            step: None,
+            spans: Vec::new(),
         };
         let mut tensors: Vec<Option<Vec<QCell>>> = vec![None; model.tensors.len()];
 
-        // The inputs (committed, public or private), then a range check of each input value.
+        // The inputs (committed, public or private), then a range check of each input value
+        // (the rows come from the evaluation, which a mutation may make compute on another x).
         let flat: Vec<i64> = self.inputs.iter().flatten().copied().collect();
         let input_cells = self.assign_inputs(&config, &mut ly, &mut layouter, &flat)?;
         let mut next = 0;
-        for (&id, values) in model.inputs.iter().zip(&self.inputs) {
-            let cells = &input_cells[next..next + values.len()];
-            let mut acc: Vec<i128> = values.iter().map(|&v| i128::from(v)).collect();
-            // (negative tests: compute on x while the commitment holds x′)
-            if let Some((_, element, delta)) = self.tamper_at(Site::Input) {
-                if let Some(a) = element.checked_sub(next).and_then(|i| acc.get_mut(i)) {
-                    *a += i128::from(delta);
-                }
-            }
+        for ((&id, values), rows) in model.inputs.iter().zip(&self.inputs).zip(&trace.inputs) {
+            let cells = input_cells.get(next..next + values.len()).ok_or(PlonkError::Synthesis)?;
             next += values.len();
-            tensors[id] = Some(ly.requant(&mut layouter, cells, &acc, RequantParams { shift: 0, relu: false })?);
+            tensors[id] = Some(ly.requant(&mut layouter, cells, rows, RequantParams { shift: 0, relu: false })?);
         }
 
         for (index, step) in model.steps.iter().enumerate() {
-            let tamper = self.tamper_at(Site::Step(index));
-            let aimed = |target: Target| tamper.filter(|t| t.0 == target).map(|(_, e, d)| (e, d));
-            (ly.tamper, ly.acc_tamper) = (aimed(Target::Output), aimed(Target::Accumulator));
-            // A step's operands, as the step reads them (the cells stay the producer's).
-            let get = |id: usize| tensors[id].clone().ok_or(PlonkError::Synthesis);
-            let first = |id: usize| shifted(get(id)?, aimed(Target::Operand));
-            let second = |id: usize| shifted(get(id)?, aimed(Target::SecondOperand));
-            let out = match &step.kind {
-                StepKind::Linear { input, rows, k, n, weight, bias, shift } => {
-                    ly.linear(&mut layouter, &first(*input)?, (*rows, *k, *n), weight, bias, *shift)?
-                }
-                StepKind::Elementwise { x, y, coeffs, shift } => {
-                    let yv = y.map(second).transpose()?;
-                    ly.elementwise(&mut layouter, &first(*x)?, yv.as_deref(), coeffs, *shift)?
-                }
-                StepKind::DotPairs { a, b, width, shift } => ly.dot_pairs(&mut layouter, &first(*a)?, &second(*b)?, *width, *shift)?,
-                StepKind::Relu { input } => {
-                    let x = first(*input)?;
-                    let cells: Vec<_> = x.iter().map(|c| c.cell).collect();
-                    let acc: Vec<i128> = x.iter().map(|c| i128::from(c.value)).collect();
-                    ly.requant(&mut layouter, &cells, &acc, RequantParams { shift: 0, relu: true })?
-                }
-                StepKind::Function { input, spec } => {
-                    // Rescale to the table's input scale (a rounding, range-checked), then look up.
-                    let x = first(*input)?;
-                    let acc: Vec<i128> = x.iter().map(|c| i128::from(c.value)).collect();
-                    let cells: Vec<_> = x.iter().map(|c| c.cell).collect();
-                    let shift = model.settings.scale_bits.checked_sub(spec.in_scale).ok_or(PlonkError::Synthesis)?;
-                    let tamper = ly.tamper.take(); // aimed at the table output, not the rescale
-                    let x = ly.requant(&mut layouter, &cells, &acc, RequantParams { shift, relu: false })?;
-                    let chip = function.as_ref().ok_or(PlonkError::Synthesis)?;
-                    let cells: Vec<_> = x.iter().map(|c| c.cell).collect();
-                    let xs: Vec<i64> = x.iter().map(|c| c.value).collect();
-                    // Outside the table there is no valid witness: `prove` reports that from the
-                    // evaluation before proving; key generation (zero input) just needs some value.
-                    let mut ys: Vec<i64> = xs.iter().map(|&v| spec.apply(v).unwrap_or(0)).collect();
-                    if let Some((element, delta)) = tamper {
-                        *ys.get_mut(element).ok_or(PlonkError::Synthesis)? += delta;
-                    }
-                    let off = ly.cursor.alloc(xs.len())?;
-                    layouter.assign_region(|| "function", |mut region| chip.assign_rows(&mut region, off, &cells, spec.id, &xs, &ys))?
-                }
-                StepKind::View { input, index } => {
-                    let x = get(*input)?;
-                    let mut out = Vec::with_capacity(index.len());
-                    for i in index {
-                        out.push(match i {
-                            Some(i) => x.get(*i).copied().ok_or(PlonkError::Synthesis)?,
-                            None => ly.zero(&mut layouter)?,
-                        });
-                    }
-                    out
-                }
-            };
+            ly.step = Some(index);
+            let out = self.synthesize_step(index, &tensors, function.as_ref(), &mut ly, &mut layouter)?;
             tensors[step.output] = Some(out);
         }
+        ly.step = None;
 
         let mut outputs = Vec::new();
         for &o in &model.outputs {
             outputs.extend(tensors[o].as_ref().ok_or(PlonkError::Synthesis)?.iter().copied());
         }
-        #[cfg(test)]
-        if let Some(t) = &self.tamper {
-            *t.exposed.lock().map_err(|_| PlonkError::Synthesis)? = outputs.iter().map(|c| c.value).collect();
-        }
         self.expose_binding(&config, &mut ly, &mut layouter)?;
-        self.expose_outputs(&config, &mut ly, &mut layouter, &outputs)
+        self.expose_outputs(&config, &mut ly, &mut layouter, &outputs)?;
+        if let Some(log) = &self.regions {
+            *log.lock().map_err(|_| PlonkError::Synthesis)? = std::mem::take(&mut ly.spans);
+        }
+        Ok(())
     }
 }
 
 impl ModelCircuit {
-    /// The deliberate witness error aimed at `site`, as (target, element, delta): negative
-    /// tests only; always `None` outside them.
-    fn tamper_at(&self, _site: Site) -> Option<(Target, usize, i64)> {
+    /// Lays out one step from its rows in the trace; returns its output cells.
+    fn synthesize_step<L: Layouter<Fr>>(
+        &self,
+        index: usize,
+        tensors: &[Option<Vec<QCell>>],
+        function: Option<&FunctionChip>,
+        ly: &mut Layout,
+        layouter: &mut L,
+    ) -> SynthResult<Vec<QCell>> {
+        let step = &self.model.steps[index];
+        let st = self.trace.steps.get(index).ok_or(PlonkError::Synthesis)?;
+        let get = |id: usize| tensors.get(id).cloned().flatten().ok_or(PlonkError::Synthesis);
+        let read = |id: usize, operand: usize, ly: &mut Layout, layouter: &mut L| self.read_operand(get(id)?, index, operand, ly, layouter);
+        Ok(match &step.kind {
+            StepKind::Linear { input, rows, k, n, weight, bias, shift } => {
+                let x = read(*input, 0, ly, layouter)?;
+                ly.linear(layouter, &x, (*rows, *k, *n), (weight, bias), &st.rescale, *shift)?
+            }
+            StepKind::Elementwise { x, y, coeffs, shift } => {
+                let xv = read(*x, 0, ly, layouter)?;
+                let yv = y.map(|y| read(y, 1, ly, layouter)).transpose()?;
+                ly.elementwise(layouter, (&xv, yv.as_deref()), coeffs, &st.rescale, *shift)?
+            }
+            StepKind::DotPairs { a, b, width, shift } => {
+                let (av, bv) = (read(*a, 0, ly, layouter)?, read(*b, 1, ly, layouter)?);
+                ly.dot_pairs(layouter, (&av, &bv), *width, &st.products, &st.rescale, *shift)?
+            }
+            StepKind::Relu { input } => {
+                let cells: Vec<Cell> = read(*input, 0, ly, layouter)?.iter().map(|c| c.cell).collect();
+                ly.requant(layouter, &cells, &st.rescale, RequantParams { shift: 0, relu: true })?
+            }
+            StepKind::Function { input, spec } => {
+                let x = read(*input, 0, ly, layouter)?;
+                let shift = self.model.settings.scale_bits.checked_sub(spec.in_scale).ok_or(PlonkError::Synthesis)?;
+                let ys = self.trace.values.get(step.output).ok_or(PlonkError::Synthesis)?;
+                ly.function(layouter, function.ok_or(PlonkError::Synthesis)?, &x, spec, shift, &st.rescale, ys)?
+            }
+            StepKind::View { input, index } => {
+                let x = get(*input)?;
+                let mut out = Vec::with_capacity(index.len());
+                for i in index {
+                    out.push(match i {
+                        Some(i) => x.get(*i).copied().ok_or(PlonkError::Synthesis)?,
+                        None => ly.zero(layouter)?,
+                    });
+                }
+                out
+            }
+        })
+    }
+
+    /// A step's operand as the step reads it: the producer's cells (a mutation may shift the
+    /// value read; a test fault may cut the wire).
+    fn read_operand(
+        &self,
+        cells: Vec<QCell>,
+        index: usize,
+        operand: usize,
+        _ly: &mut Layout,
+        _layouter: &mut impl Layouter<Fr>,
+    ) -> SynthResult<Vec<QCell>> {
+        let cells = shifted(cells, self.mutation.and_then(|m| m.read_at(index, operand)))?;
         #[cfg(test)]
-        return self.tamper.as_ref().filter(|t| t.site == _site).map(|t| (t.target, t.element, t.delta));
-        #[cfg(not(test))]
-        None
+        if self.faults.unwired == Some((index, operand)) {
+            return _ly.unwired(_layouter, &cells);
+        }
+        Ok(cells)
     }
 
     /// Assigns the input values and exposes them as the settings say; returns their cells.
@@ -403,14 +500,14 @@ impl ModelCircuit {
             // The salt is the chain's first element: a free private cell, read only by the hash.
             let values: Vec<Fr> = std::iter::once(self.salt).chain(flat.iter().map(|&v| fr_from_i64(v))).collect();
             let cw = CommitmentWitness::compute(&values);
-            let off = ly.cursor.alloc(poseidon::commitment_rows(values.len()))?;
+            let off = ly.alloc(poseidon::commitment_rows(values.len()), "input commitment")?;
             let chip = PoseidonChip::construct(config.poseidon.clone());
             let (cells, digest) =
                 layouter.assign_region(|| "input commitment", |mut region| chip.assign_commitment(&mut region, off, &cw))?;
             layouter.constrain_instance(digest, config.instance, 0);
             return Ok(cells[1..].to_vec());
         }
-        let off = ly.cursor.alloc(flat.len())?;
+        let off = ly.alloc(flat.len(), "inputs")?;
         let col = config.zero_column;
         let cells: Vec<Cell> = layouter.assign_region(
             || "inputs",
@@ -430,7 +527,7 @@ impl ModelCircuit {
     /// (each squared by the elementwise gate), so that no layout leaves a binding row unused.
     fn expose_binding(&self, config: &ModelConfig, ly: &mut Layout, layouter: &mut impl Layouter<Fr>) -> SynthResult<()> {
         let values = self.binding.values();
-        let off = ly.cursor.alloc(2 * BINDING_INSTANCES)?;
+        let off = ly.alloc(2 * BINDING_INSTANCES, "payee binding")?;
         let (col, chip) = (config.zero_column, &ly.elementwise);
         let cells = layouter.assign_region(
             || "payee binding",
@@ -465,7 +562,7 @@ impl ModelCircuit {
             }
             Visibility::Hashed => {
                 let cw = CommitmentWitness::compute(&outputs.iter().map(|c| fr_from_i64(c.value)).collect::<Vec<_>>());
-                let off = ly.cursor.alloc(poseidon::commitment_rows(outputs.len()))?;
+                let off = ly.alloc(poseidon::commitment_rows(outputs.len()), "output commitment")?;
                 let chip = PoseidonChip::construct(config.poseidon.clone());
                 let digest = layouter.assign_region(
                     || "output commitment",
@@ -482,219 +579,6 @@ impl ModelCircuit {
             Visibility::Private => return Err(PlonkError::Synthesis),
         }
         Ok(())
-    }
-}
-
-/// Synthesis state: the row cursor and the chips.
-struct Layout {
-    cursor: RowCursor,
-    dot: DotChip,
-    requant: RequantChip,
-    elementwise: ElementwiseChip,
-    lanes: usize,
-    /// A cell fixed to 0, for zero padding (made on first use).
-    zero: Option<QCell>,
-    zero_column: halo2_proofs::plonk::Column<halo2_proofs::plonk::Advice>,
-    /// The zero cell's value: 0, except in negative tests.
-    zero_delta: i64,
-    /// `(element, delta)`: the next rescale outputs `delta` more at `element` (negative tests;
-    /// always `None` outside them).
-    tamper: Option<(usize, i64)>,
-    /// `(element, delta)`: the step's accumulator (dot sum, elementwise or product value) is
-    /// `delta` more at `element`, and its rescale follows it (negative tests; else `None`).
-    acc_tamper: Option<(usize, i64)>,
-}
-
-type SynthResult<T> = std::result::Result<T, PlonkError>;
-
-/// Where a negative test puts its wrong witness value ([`ModelCircuit::tamper_at`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Site {
-    /// A value computed on: the commitment (or the input cells) hold the honest one.
-    Input,
-    /// The shared constant-zero cell.
-    Zero,
-    /// The step with this index.
-    Step(usize),
-}
-
-/// What of a step a negative test changes; every later value follows it honestly.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Target {
-    /// The step's final rescale output (for a function step, the table output).
-    Output,
-    /// The value the step reads from its first operand, while the copy is of the producer's cell.
-    Operand,
-    /// The same for the second operand.
-    SecondOperand,
-    /// The value before the rescale: a dot sum, an elementwise result or a product.
-    Accumulator,
-}
-
-/// `cells` with the value at `element` shifted by `delta` (a negative test's wrong read).
-fn shifted(mut cells: Vec<QCell>, tamper: Option<(usize, i64)>) -> SynthResult<Vec<QCell>> {
-    if let Some((element, delta)) = tamper {
-        cells.get_mut(element).ok_or(PlonkError::Synthesis)?.value += delta;
-    }
-    Ok(cells)
-}
-
-impl Layout {
-    /// The shared constant-zero cell (one row, made on first use).
-    fn zero(&mut self, layouter: &mut impl Layouter<Fr>) -> SynthResult<QCell> {
-        if let Some(z) = self.zero {
-            return Ok(z);
-        }
-        let off = self.cursor.alloc(1)?;
-        let (col, value) = (self.zero_column, self.zero_delta);
-        let cell = layouter.assign_region(
-            || "zero",
-            |mut region| {
-                let cell = region.assign_advice(col, off, Value::known(fr_from_i64(value))).cell();
-                region.constrain_constant(cell, Fr::zero())?;
-                Ok(cell)
-            },
-        )?;
-        let z = QCell { cell, value };
-        self.zero = Some(z);
-        Ok(z)
-    }
-
-    /// Rescales accumulators (`acc[i]` is the value in `cells[i]`) in one region.
-    fn requant(
-        &mut self,
-        layouter: &mut impl Layouter<Fr>,
-        cells: &[halo2_proofs::circuit::Cell],
-        acc: &[i128],
-        params: RequantParams,
-    ) -> SynthResult<Vec<QCell>> {
-        let (v, l) = (self.requant.value_bits(), self.requant.lookup_bits());
-        let mut witness: Vec<RequantWitness> = acc
-            .iter()
-            .map(|&a| requant(a, params.shift, params.relu, v).map(|r| RequantWitness::new(r, l)).ok_or(PlonkError::Synthesis))
-            .collect::<SynthResult<_>>()?;
-        if let Some((element, delta)) = self.tamper.take() {
-            let w = witness.get_mut(element).ok_or(PlonkError::Synthesis)?;
-            w.y += fr_from_i64(delta);
-            w.y_int += delta;
-        }
-        let off = self.cursor.alloc(cells.len())?;
-        let chip = &self.requant;
-        layouter.assign_region(|| "requant", |mut region| chip.assign_rows(&mut region, off, cells, params, &witness))
-    }
-
-    fn linear(
-        &mut self,
-        layouter: &mut impl Layouter<Fr>,
-        x: &[QCell],
-        (rows, k, n): (usize, usize, usize),
-        weight: &[i64],
-        bias: &[i64],
-        shift: u32,
-    ) -> SynthResult<Vec<QCell>> {
-        let mut acc_cells = Vec::with_capacity(rows * n);
-        let mut acc_values = Vec::with_capacity(rows * n);
-        for m in 0..rows {
-            let xs = &x[m * k..(m + 1) * k];
-            let x_fr: Vec<Fr> = xs.iter().map(|c| fr_from_i64(c.value)).collect();
-            for start in (0..n).step_by(self.lanes) {
-                let lanes: Vec<usize> = (start..n.min(start + self.lanes)).collect();
-                let weights: Vec<Vec<Fr>> = lanes
-                    .iter()
-                    .map(|&j| std::iter::once(bias[m * n + j]).chain((0..k).map(|i| weight[i * n + j])).map(fr_from_i64).collect())
-                    .collect();
-                for &j in &lanes {
-                    let dot = xs
-                        .iter()
-                        .enumerate()
-                        .fold(i128::from(bias[m * n + j]), |s, (i, c)| s + i128::from(c.value) * i128::from(weight[i * n + j]));
-                    acc_values.push(dot);
-                }
-                let mut witness = DotWitness::compute(&x_fr, &weights);
-                if let Some((element, delta)) = self.acc_tamper.filter(|t| (m * n + start..m * n + start + lanes.len()).contains(&t.0)) {
-                    let sum = witness.acc[element - m * n - start].last_mut().ok_or(PlonkError::Synthesis)?;
-                    *sum += fr_from_i64(delta);
-                    acc_values[element] += i128::from(delta);
-                }
-                let off = self.cursor.alloc(k + 1)?;
-                let chip = &self.dot;
-                let cells = layouter.assign_region(|| "dot", |mut region| chip.assign_group(&mut region, off, xs, &weights, &witness))?;
-                acc_cells.extend(cells);
-            }
-        }
-        self.requant(layouter, &acc_cells, &acc_values, RequantParams { shift, relu: false })
-    }
-
-    /// Products `a·b` (exact, not rescaled), summed per row by single-lane dot groups with
-    /// weights 1, then rescaled once by `2^shift`.
-    fn dot_pairs(
-        &mut self,
-        layouter: &mut impl Layouter<Fr>,
-        a: &[QCell],
-        b: &[QCell],
-        width: usize,
-        shift: u32,
-    ) -> SynthResult<Vec<QCell>> {
-        // (Activations of more than 31 bits could overflow a product: no witness, not a wrong one.)
-        let mut z: Vec<i64> =
-            a.iter().zip(b).map(|(x, y)| x.value.checked_mul(y.value).ok_or(PlonkError::Synthesis)).collect::<SynthResult<_>>()?;
-        if let Some((element, delta)) = self.acc_tamper.take() {
-            *z.get_mut(element).ok_or(PlonkError::Synthesis)? += delta;
-        }
-        let z_fr: Vec<Fr> = z.iter().map(|&v| fr_from_i64(v)).collect();
-        let coeffs_fr = vec![[0i64, 0, 1, 0].map(fr_from_i64); a.len()];
-        let off = self.cursor.alloc(a.len())?;
-        let chip = &self.elementwise;
-        let cells = layouter.assign_region(|| "products", |mut region| chip.assign_rows(&mut region, off, a, b, &coeffs_fr, &z_fr))?;
-        let products: Vec<QCell> = cells.into_iter().zip(&z).map(|(cell, &value)| QCell { cell, value }).collect();
-        let ones = vec![std::iter::once(Fr::zero()).chain(std::iter::repeat_n(Fr::one(), width)).collect::<Vec<_>>()];
-        let (mut acc_cells, mut acc_values) = (Vec::new(), Vec::new());
-        for row in products.chunks(width) {
-            let xs: Vec<Fr> = row.iter().map(|c| fr_from_i64(c.value)).collect();
-            let witness = DotWitness::compute(&xs, &ones);
-            let off = self.cursor.alloc(width + 1)?;
-            let chip = &self.dot;
-            acc_cells
-                .extend(layouter.assign_region(|| "dot pairs", |mut region| chip.assign_group(&mut region, off, row, &ones, &witness))?);
-            acc_values.push(row.iter().map(|c| i128::from(c.value)).sum::<i128>());
-        }
-        self.requant(layouter, &acc_cells, &acc_values, RequantParams { shift, relu: false })
-    }
-
-    fn elementwise(
-        &mut self,
-        layouter: &mut impl Layouter<Fr>,
-        x: &[QCell],
-        y: Option<&[QCell]>,
-        coeffs: &[[i64; 4]],
-        shift: u32,
-    ) -> SynthResult<Vec<QCell>> {
-        let mut z: Vec<i128> = coeffs
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let (xv, yv) = (i128::from(x[i].value), y.map_or(0, |y| i128::from(y[i].value)));
-                i128::from(c[0]) * xv + i128::from(c[1]) * yv + i128::from(c[2]) * xv * yv + i128::from(c[3])
-            })
-            .collect();
-        if let Some((element, delta)) = self.acc_tamper.take() {
-            *z.get_mut(element).ok_or(PlonkError::Synthesis)? += i128::from(delta);
-        }
-        let coeffs_fr: Vec<[Fr; 4]> = coeffs.iter().map(|c| c.map(fr_from_i64)).collect();
-        let z_fr: Vec<Fr> = z.iter().map(|&v| fr_from_i128(v)).collect();
-        // Without a second operand, `y` is copied from the zero cell, so it is never free.
-        let zeros;
-        let y = match y {
-            Some(y) => y,
-            None => {
-                zeros = vec![self.zero(layouter)?; x.len()];
-                &zeros
-            }
-        };
-        let off = self.cursor.alloc(x.len())?;
-        let chip = &self.elementwise;
-        let cells = layouter.assign_region(|| "elementwise", |mut region| chip.assign_rows(&mut region, off, x, y, &coeffs_fr, &z_fr))?;
-        self.requant(layouter, &cells, &z, RequantParams { shift, relu: false })
     }
 }
 

@@ -3,26 +3,15 @@
 //! that claim them, so that only the constraint under test can catch it. The tests assert
 //! that it does, and that nothing else fails.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use halo2_proofs::dev::{MockProver, VerifyFailure};
 
-use super::{output_instances, ModelCircuit, Site, Target};
+use super::ModelCircuit;
 use crate::chips::failure_names;
 use crate::compile::{compile, CompileOptions, Compiled};
 use crate::data::InputData;
-use crate::quant::StepKind;
-
-/// One wrong witness value: `delta` more at `element` of `target` at `site`. `exposed`
-/// receives the outputs the wrong witness computes (what a forger would claim).
-#[derive(Clone, Debug)]
-pub(crate) struct Tamper {
-    pub site: Site,
-    pub target: Target,
-    pub element: usize,
-    pub delta: i64,
-    pub exposed: Arc<Mutex<Vec<i64>>>,
-}
+use crate::quant::{Mutation, StepKind};
 
 fn example(name: &str) -> (Compiled, Vec<Vec<f32>>) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name);
@@ -32,26 +21,18 @@ fn example(name: &str) -> (Compiled, Vec<Vec<f32>>) {
 }
 
 /// The failures of the wrong witness, verified against the instances it claims; `None` when
-/// it has no witness at all (a value pushed out of its range, which synthesis refuses).
-fn try_mutant(c: &Compiled, input: &[Vec<f32>], site: Site, target: Target, element: usize, delta: i64) -> Option<Vec<VerifyFailure>> {
+/// it has no witness at all (a value pushed out of its range, which the evaluation refuses).
+fn try_mutant(c: &Compiled, input: &[Vec<f32>], m: Mutation) -> Option<Vec<VerifyFailure>> {
     let model = Arc::new(c.model.clone());
-    let honest = ModelCircuit::new(model.clone(), model.quantize_inputs(input).unwrap());
-    let mut instances = honest.instances().unwrap();
-    let exposed = Arc::new(Mutex::new(Vec::new()));
-    let mut circuit = honest;
-    circuit.tamper = Some(Tamper { site, target, element, delta, exposed: exposed.clone() });
-    // The first run only learns which outputs the wrong witness computes.
-    MockProver::run(model.settings.k, &circuit, vec![instances.clone()]).ok()?;
-    instances.truncate(model.output_offset());
-    instances.extend(output_instances(&model, &[exposed.lock().unwrap().clone()]));
-    let result = MockProver::run(model.settings.k, &circuit, vec![instances]).unwrap().verify();
-    Some(result.expect_err(&format!("a consistent wrong witness verified: {site:?} {target:?} [{element}] {delta:+}")))
+    let circuit = ModelCircuit::new(model.clone(), model.quantize_inputs(input).unwrap()).unwrap().with_mutation(m).ok()?;
+    let result = MockProver::run(model.settings.k, &circuit, vec![circuit.instances()]).unwrap().verify();
+    Some(result.expect_err(&format!("a consistent wrong witness verified: {m:?}")))
 }
 
 /// As [`try_mutant`], one unit up or, where that leaves the range, one unit down.
-fn mutant(c: &Compiled, input: &[Vec<f32>], site: Site, target: Target, element: usize) -> Vec<String> {
-    let failures = [1, -1].into_iter().find_map(|d| try_mutant(c, input, site, target, element, d));
-    failure_names(&failures.unwrap_or_else(|| panic!("no witness either way: {site:?} {target:?} [{element}]")))
+fn mutant(c: &Compiled, input: &[Vec<f32>], m: impl Fn(i64) -> Mutation) -> Vec<String> {
+    let failures = [1, -1].into_iter().find_map(|d| try_mutant(c, input, m(d)));
+    failure_names(&failures.unwrap_or_else(|| panic!("no witness either way: {:?}", m(1))))
 }
 
 /// How MockProver reports a broken copy constraint (a permutation failure).
@@ -81,17 +62,12 @@ fn is_pairs(k: &StepKind) -> bool {
 
 /// The number of values a step reads from its first operand.
 fn operand_len(c: &Compiled, step: usize) -> usize {
-    let input = match &c.model.steps[step].kind {
-        StepKind::Linear { input, .. } | StepKind::Relu { input } | StepKind::Function { input, .. } => *input,
-        StepKind::Elementwise { x, .. } => *x,
-        StepKind::DotPairs { a, .. } => *a,
-        StepKind::View { .. } => panic!("a view reads nothing"),
-    };
+    let input = *c.model.steps[step].kind.operands().first().expect("a step that reads an operand");
     c.model.tensors[input].numel()
 }
 
 fn assert_output_caught(c: &Compiled, input: &[Vec<f32>], step: usize, expected: &str) {
-    let names = mutant(c, input, Site::Step(step), Target::Output, 0);
+    let names = mutant(c, input, |delta| Mutation::Output { step, element: 0, delta });
     assert_only(&names, expected, &c.model.steps[step].node);
 }
 
@@ -133,18 +109,18 @@ fn a_wrong_read_at_each_kind_of_copy_fails_only_the_permutation() {
     ];
     for step in reads {
         for element in [0, operand_len(&c, step) / 2] {
-            assert_only(&mutant(&c, &input, Site::Step(step), Target::Operand, element), PERMUTATION, &c.model.steps[step].node);
+            let names = mutant(&c, &input, |delta| Mutation::Read { step, operand: 0, element, delta });
+            assert_only(&names, PERMUTATION, &c.model.steps[step].node);
         }
     }
     let (t, input) = example("transformer");
     let pairs = first_step(&t, "MatMul", is_pairs);
     let function = first_step(&t, "Softmax", |k| matches!(k, StepKind::Function { .. }));
     let binary = t.model.steps.iter().position(|s| matches!(s.kind, StepKind::Elementwise { y: Some(_), .. })).expect("a binary step");
-    for (step, target) in
-        [(pairs, Target::Operand), (pairs, Target::SecondOperand), (function, Target::Operand), (binary, Target::SecondOperand)]
-    {
-        let names = mutant(&t, &input, Site::Step(step), target, operand_len(&t, step) / 2);
-        assert_only(&names, PERMUTATION, &format!("{} {target:?}", t.model.steps[step].node));
+    for (step, operand) in [(pairs, 0), (pairs, 1), (function, 0), (binary, 1)] {
+        let element = operand_len(&t, step) / 2;
+        let names = mutant(&t, &input, |delta| Mutation::Read { step, operand, element, delta });
+        assert_only(&names, PERMUTATION, &format!("{} operand {operand}", t.model.steps[step].node));
     }
 }
 
@@ -155,7 +131,7 @@ fn computing_on_another_input_than_the_committed_one_fails_the_permutation() {
     let (c, input) = example("mlp");
     let n = c.model.input_sizes()[0];
     for element in [0, n / 2, n - 1] {
-        assert_only(&mutant(&c, &input, Site::Input, Target::Operand, element), PERMUTATION, &format!("input {element}"));
+        assert_only(&mutant(&c, &input, |delta| Mutation::Input { element, delta }), PERMUTATION, &format!("input {element}"));
     }
 }
 
@@ -164,7 +140,7 @@ fn computing_on_another_input_than_the_committed_one_fails_the_permutation() {
 fn a_nonzero_padding_cell_fails_its_constant_copy() {
     let (c, input) = example("cnn");
     assert!(c.model.steps.iter().any(|s| matches!(&s.kind, StepKind::View { index, .. } if index.iter().any(Option::is_none))));
-    assert_only(&mutant(&c, &input, Site::Zero, Target::Operand, 0), PERMUTATION, "zero cell");
+    assert_only(&mutant(&c, &input, |delta| Mutation::Zero { delta }), PERMUTATION, "zero cell");
 }
 
 /// A wrong sum or product, rescaled honestly, breaks the gate that computes it.
@@ -173,14 +149,17 @@ fn consistent_wrong_accumulators_fail_their_gate() {
     let (c, input) = example("cnn");
     for step in [first_step(&c, "Conv", is_linear), first_step(&c, "Gemm", is_linear)] {
         for element in [0, c.model.tensors[c.model.steps[step].output].numel() - 1] {
-            assert_only(&mutant(&c, &input, Site::Step(step), Target::Accumulator, element), "dot mac", &c.model.steps[step].node);
+            let names = mutant(&c, &input, |delta| Mutation::Accumulator { step, element, delta });
+            assert_only(&names, "dot mac", &c.model.steps[step].node);
         }
     }
     let max = first_step(&c, "MaxPool", |k| matches!(k, StepKind::Elementwise { .. }));
-    assert_only(&mutant(&c, &input, Site::Step(max), Target::Accumulator, 3), "elementwise", "MaxPool difference");
+    let names = mutant(&c, &input, |delta| Mutation::Accumulator { step: max, element: 3, delta });
+    assert_only(&names, "elementwise", "MaxPool difference");
     let (t, input) = example("transformer");
     let pairs = first_step(&t, "MatMul", is_pairs);
-    assert_only(&mutant(&t, &input, Site::Step(pairs), Target::Accumulator, 5), "elementwise", "activation product");
+    let names = mutant(&t, &input, |delta| Mutation::Accumulator { step: pairs, element: 5, delta });
+    assert_only(&names, "elementwise", "activation product");
 }
 
 /// The rescaled outputs of a product of two activations, a convolution and an average pool
@@ -194,8 +173,8 @@ fn dot_pairs_conv_and_average_pool_outputs_are_bound() {
     let (a, input) = average_pool();
     let mean = first_step(&a, "AveragePool", is_linear);
     assert_output_caught(&a, &input, mean, "requant output");
-    assert_only(&mutant(&a, &input, Site::Step(mean), Target::Accumulator, 4), "dot mac", "pool sum");
-    assert_only(&mutant(&a, &input, Site::Step(mean), Target::Operand, 7), PERMUTATION, "pool window");
+    assert_only(&mutant(&a, &input, |delta| Mutation::Accumulator { step: mean, element: 4, delta }), "dot mac", "pool sum");
+    assert_only(&mutant(&a, &input, |delta| Mutation::Read { step: mean, operand: 0, element: 7, delta }), PERMUTATION, "pool window");
 }
 
 /// An AveragePool model (none of the shipped examples has one), with a random input.
@@ -208,4 +187,15 @@ fn average_pool() -> (Compiled, Vec<Vec<f32>>) {
         .build();
     let input = vec![uniform(&mut rng(7), 72, -1.0, 1.0)];
     (compile(&onnx, Some(&input), &CompileOptions::default()).unwrap(), input)
+}
+
+/// A quotient one unit off with the remainder moved to match keeps the rounding identity:
+/// only the remainder's range check catches it, at every kind of rescale.
+#[test]
+fn a_quotient_shifted_with_its_remainder_fails_only_the_remainder_range() {
+    let (c, input) = example("cnn");
+    for step in [first_step(&c, "Conv", is_linear), first_step(&c, "Relu", |k| matches!(k, StepKind::Relu { .. }))] {
+        let names = mutant(&c, &input, |delta| Mutation::Quotient { step, element: 1, delta });
+        assert_only(&names, "lookup requant remainder", &c.model.steps[step].node);
+    }
 }

@@ -139,6 +139,15 @@ pub enum Error {
         /// Which part is inconsistent.
         reason: String,
     },
+    /// A mutation (audits only) names a step, operand or element the model does not have.
+    #[error("the mutation {0:?} names a step, operand or element this model does not have")]
+    NoSuchMutationTarget(crate::quant::Mutation),
+    /// The honest witness fails the circuit's own constraints (`zkinfer mutate` checks it first).
+    #[error("the honest witness does not satisfy the circuit: {failures}; this is a bug in zkinfer, please report it")]
+    HonestWitnessRejected {
+        /// MockProver's failures, summarised.
+        failures: String,
+    },
     /// Settings that cannot be laid out (for example a scale too large for the table).
     #[error("invalid circuit settings: {0}")]
     Settings(String),

@@ -14,6 +14,7 @@ pub mod data;
 mod error;
 pub mod fold;
 pub mod ir;
+pub mod mutate;
 pub mod onnx;
 pub mod quant;
 pub mod reference;

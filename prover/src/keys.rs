@@ -64,7 +64,7 @@ const KEY_VERSION: u8 = 0x02;
 /// Reads a verifying key for `model`.
 pub fn read_vk(bytes: &[u8], model: &QModel, path: &str) -> Result<VerifyingKey<G1Affine>> {
     check_key_header(bytes, model, "verifying key", path)?;
-    VerifyingKey::from_bytes::<ModelCircuit>(bytes, SerdeFormat::RawBytes, model.settings.clone()).map_err(|e| Error::Corrupt {
+    VerifyingKey::from_bytes::<ModelCircuit>(bytes, SerdeFormat::RawBytes, model.settings.clone().into()).map_err(|e| Error::Corrupt {
         what: "verifying key",
         path: path.into(),
         reason: e.to_string(),
@@ -74,7 +74,7 @@ pub fn read_vk(bytes: &[u8], model: &QModel, path: &str) -> Result<VerifyingKey<
 /// Reads a proving key for `model`.
 pub fn read_pk(bytes: &[u8], model: &QModel, path: &str) -> Result<ProvingKey<G1Affine>> {
     check_key_header(bytes, model, "proving key", path)?;
-    ProvingKey::from_bytes::<ModelCircuit>(bytes, SerdeFormat::RawBytes, model.settings.clone()).map_err(|e| Error::Corrupt {
+    ProvingKey::from_bytes::<ModelCircuit>(bytes, SerdeFormat::RawBytes, model.settings.clone().into()).map_err(|e| Error::Corrupt {
         what: "proving key",
         path: path.into(),
         reason: e.to_string(),

@@ -106,6 +106,14 @@ impl Statement {
     }
 }
 
+impl Statement {
+    /// The circuit of this statement: evaluates the model once (the witness every later step
+    /// lays out); fails where the input overflows or leaves a function table.
+    pub fn circuit(self, model: Arc<QModel>) -> Result<ModelCircuit> {
+        Ok(ModelCircuit::new(model, self.inputs)?.with_salt(self.salt).with_binding(self.binding))
+    }
+}
+
 /// Proves the model on a statement, committing with `params`' MSM. Blinding factors come
 /// from the OS's CSPRNG (halo2 also draws the vanishing argument's random polynomial from
 /// `thread_rng`), so two proofs of the same statement differ.
@@ -116,14 +124,24 @@ pub fn prove(
     statement: Statement,
     bindings: Bindings,
 ) -> Result<ProofEnvelope> {
-    let k = model.settings.k;
-    let circuit = ModelCircuit::new(model, statement.inputs).with_salt(statement.salt).with_binding(statement.binding);
-    let instances = circuit.instances()?;
+    prove_circuit(params, pk, &statement.circuit(model)?, bindings)
+}
+
+/// As [`prove`], for a circuit already made (whose trace the caller also reads, so that the
+/// model is evaluated once per proof).
+pub fn prove_circuit(
+    params: &CommitParams,
+    pk: &ProvingKey<G1Affine>,
+    circuit: &ModelCircuit,
+    bindings: Bindings,
+) -> Result<ProofEnvelope> {
+    let k = circuit.model().settings.k;
+    let instances = circuit.instances();
     let mut transcript = EvmWrite::new(Vec::new());
     create_proof::<CommitKzg, CommitShplonk<'_>, ChallengeEvm<G1Affine>, _, EvmWrite, _>(
         params,
         pk,
-        &[circuit],
+        std::slice::from_ref(circuit),
         &[&[&instances]],
         OsRng,
         &mut transcript,

@@ -34,6 +34,7 @@ fn a_real_inputs_circuit_has_the_keygen_circuits_verifying_key() {
         let keygen = vk_bytes(&regenerate_vk(&srs.params, model.clone()).unwrap());
         let binding = PayeeBinding { payee: Fr::from(0xbeef), chain_id: Fr::from(31337), escrow: Fr::from(0xe5c), escrow_job: Fr::from(7) };
         let real = ModelCircuit::new(model.clone(), model.quantize_inputs(&read(name, "input.json")).unwrap())
+            .unwrap()
             .with_salt(Fr::from(0x5a17))
             .with_binding(binding);
         let proven = vk_bytes(&keygen_vk(&srs.params, &real).unwrap());

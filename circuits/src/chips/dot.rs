@@ -16,7 +16,7 @@ use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::plonk::{Advice, Column, ConstraintSystem, Error as PlonkError, Fixed, Selector};
 use halo2_proofs::poly::Rotation;
 
-use super::{DotInstructions, QCell};
+use super::DotInstructions;
 
 /// Columns and selectors of the dot-product chip.
 #[derive(Clone, Debug)]
@@ -111,7 +111,7 @@ impl DotInstructions for DotChip {
         &self,
         region: &mut Region<'_, Fr>,
         offset: usize,
-        x: &[QCell],
+        x: &[Cell],
         weights: &[Vec<Fr>],
         witness: &DotWitness,
     ) -> Result<Vec<Cell>, PlonkError> {
@@ -124,7 +124,7 @@ impl DotInstructions for DotChip {
         c.q_first.enable(region, offset)?;
         for (r, (input, value)) in x.iter().zip(&witness.x[1..]).enumerate() {
             let cell = region.assign_advice(c.x, offset + r + 1, Value::known(*value));
-            region.constrain_equal(cell.cell(), input.cell);
+            region.constrain_equal(cell.cell(), *input);
             c.q_mac.enable(region, offset + r + 1)?;
         }
         let mut outputs = Vec::with_capacity(weights.len());
@@ -190,11 +190,11 @@ mod tests {
                 || "dot test",
                 |mut region| {
                     // The inputs live in their own rows (as if produced by an earlier chip).
-                    let inputs: Vec<QCell> = self
+                    let inputs: Vec<Cell> = self
                         .x
                         .iter()
                         .enumerate()
-                        .map(|(i, &v)| QCell { cell: region.assign_advice(input_col, i, Value::known(fr_from_i64(v))).cell(), value: v })
+                        .map(|(i, &v)| region.assign_advice(input_col, i, Value::known(fr_from_i64(v))).cell())
                         .collect();
                     chip.assign_group(&mut region, inputs.len(), &inputs, &self.weights, &witness)
                 },

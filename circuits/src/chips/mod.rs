@@ -9,8 +9,9 @@
 //! halo2-axiom's `SimpleFloorPlanner` places every region at row 0, so chips take an
 //! explicit absolute `offset`, handed out by [`RowCursor`].
 //!
-//! Witness values are computed separately from the layout (the `*Witness` types), so
-//! negative tests can tamper with one cell and check that a named gate or lookup fails.
+//! Witness values come from the model's evaluation ([`crate::quant::Trace`]) and are handed to
+//! the chips (the `*Witness` types), so negative tests and `zkinfer mutate` can change a value
+//! and check that a named gate, lookup or copy fails.
 
 pub mod dot;
 pub mod elementwise;
@@ -87,7 +88,7 @@ pub trait DotInstructions {
         &self,
         region: &mut Region<'_, Fr>,
         offset: usize,
-        x: &[QCell],
+        x: &[Cell],
         weights: &[Vec<Fr>],
         witness: &dot::DotWitness,
     ) -> Result<Vec<Cell>, PlonkError>;

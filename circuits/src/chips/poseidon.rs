@@ -245,8 +245,15 @@ impl PoseidonChip {
         let (c, p) = (&self.config, params());
         let mut first = Vec::with_capacity(WIDTH);
         let mut last = None;
+        // Only a partial round's row reads `aux`: elsewhere it stays unassigned, not a free cell.
+        let aux_read: Vec<bool> = (0..p.full_rounds + p.partial_rounds)
+            .flat_map(|round| if p.is_full(round) { vec![false, false] } else { vec![true] })
+            .collect();
         for (r, values) in rows.iter().enumerate() {
             for (j, v) in values.iter().enumerate() {
+                if j == WIDTH && !aux_read.get(r).copied().unwrap_or(false) {
+                    continue;
+                }
                 let col = if j < WIDTH { c.state[j] } else { c.aux };
                 let cell = region.assign_advice(col, offset + r, Value::known(*v)).cell();
                 if r == 0 && j < WIDTH {

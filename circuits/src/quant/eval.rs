@@ -1,8 +1,11 @@
 //! Exact integer evaluation of a [`QModel`]: the values the circuit will constrain.
 
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use rayon::prelude::*;
 
-use super::{QModel, StepKind};
+use super::{Mutation, QModel, StepKind};
 use crate::error::{Error, Result};
 
 /// The cells of one rescale row (see [`crate::chips::requant`]).
@@ -46,11 +49,35 @@ pub fn quantize_input(x: f32, scale_bits: u32) -> i64 {
     (f64::from(x) * (1u64 << scale_bits) as f64).round() as i64
 }
 
-/// Every activation's quantized values after an evaluation.
+/// One step's witness values, as the circuit lays them out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepTrace {
+    /// The rescale rows, one per output element (for a function: the rescale to its table's
+    /// input scale); empty for a view.
+    pub rescale: Vec<RequantValues>,
+    /// For a product of two activations: the exact products `a_i·b_i`, in row order.
+    pub products: Vec<i128>,
+}
+
+/// The whole witness of one evaluation: every activation, the input range-check rows and each
+/// step's rows. The circuit lays these values out and computes none of them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Trace {
     /// Values per tensor id.
     pub values: Vec<Vec<i64>>,
+    /// The range-check rows of each model input.
+    pub inputs: Vec<Vec<RequantValues>>,
+    /// Per step, in order.
+    pub steps: Vec<StepTrace>,
+}
+
+/// Evaluations since the process started (every [`QModel::eval_mutated`] call), so that a
+/// test can show that one proof evaluates its model once.
+static EVALUATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times this process has evaluated a model.
+pub fn evaluation_count() -> u64 {
+    EVALUATIONS.load(Ordering::Relaxed)
 }
 
 impl Trace {
@@ -58,6 +85,33 @@ impl Trace {
     pub fn outputs(&self, model: &QModel) -> Vec<Vec<i64>> {
         model.outputs.iter().map(|&o| self.values[o].clone()).collect()
     }
+
+    /// A trace of the model's shapes that holds zeros: for key generation, which reads no
+    /// witness value (a zero input need not evaluate: it may fall outside a function table).
+    pub fn placeholder(model: &QModel) -> Self {
+        let zero = RequantValues { a: 0, q: 0, rem: 0, b: true, u: 0, y: 0 };
+        let numel = |id: usize| model.tensors[id].numel();
+        let steps = model
+            .steps
+            .iter()
+            .map(|s| match &s.kind {
+                StepKind::View { .. } => StepTrace::default(),
+                StepKind::DotPairs { a, .. } => StepTrace { rescale: vec![zero; numel(s.output)], products: vec![0; numel(*a)] },
+                _ => StepTrace { rescale: vec![zero; numel(s.output)], products: Vec::new() },
+            })
+            .collect();
+        Trace {
+            values: (0..model.tensors.len()).map(|id| vec![0; numel(id)]).collect(),
+            inputs: model.input_sizes().into_iter().map(|n| vec![zero; n]).collect(),
+            steps,
+        }
+    }
+}
+
+/// `values` with `delta` added at `element`, or an error naming the mutation when there is none.
+fn bump<T: std::ops::AddAssign + From<i64>>(values: &mut [T], element: usize, delta: i64, m: &Mutation) -> Result<()> {
+    *values.get_mut(element).ok_or(Error::NoSuchMutationTarget(*m))? += T::from(delta);
+    Ok(())
 }
 
 impl QModel {
@@ -67,10 +121,12 @@ impl QModel {
         Error::Overflow { node: node.to_string(), value, float: value as f64 / scale, limit, float_limit: limit as f64 / scale, scale_bits }
     }
 
+    fn requant_row(&self, node: &str, a: i128, shift: u32, relu: bool) -> Result<RequantValues> {
+        requant(a, shift, relu, self.settings.value_bits).ok_or_else(|| self.overflow(node, a >> shift, self.settings.scale_bits))
+    }
+
     fn requant_checked(&self, node: &str, a: i128, shift: u32, relu: bool) -> Result<i64> {
-        requant(a, shift, relu, self.settings.value_bits)
-            .map(|r| r.y)
-            .ok_or_else(|| self.overflow(node, a >> shift, self.settings.scale_bits))
+        self.requant_row(node, a, shift, relu).map(|r| r.y)
     }
 
     /// Splits one flat list (every model input flattened, in ONNX input order, as the market
@@ -141,80 +197,195 @@ impl QModel {
 
     /// Evaluates the model on already-quantized inputs (checked for length and range).
     pub fn eval_quantized(&self, quantized: &[Vec<i64>]) -> Result<Trace> {
+        self.eval_mutated(quantized, None)
+    }
+
+    /// Evaluates the model with one deliberately wrong value (none: the honest witness); every
+    /// value after it follows it honestly (see [`Mutation`]). Fails as the honest evaluation
+    /// does when a value leaves its range, and with [`Error::NoSuchMutationTarget`] when the
+    /// mutation names an element or step that does not exist.
+    pub fn eval_mutated(&self, quantized: &[Vec<i64>], mutation: Option<&Mutation>) -> Result<Trace> {
+        EVALUATIONS.fetch_add(1, Ordering::Relaxed);
         if quantized.len() != self.inputs.len() {
             return Err(Error::InputCount { expected: self.inputs.len(), got: quantized.len() });
         }
+        if let Some(m) = mutation {
+            self.check_mutation(m)?;
+        }
         let mut values: Vec<Vec<i64>> = vec![Vec::new(); self.tensors.len()];
+        let mut inputs = Vec::with_capacity(quantized.len());
+        let mut first = 0;
         for (index, (&id, q)) in self.inputs.iter().zip(quantized).enumerate() {
             let info = &self.tensors[id];
             if q.len() != info.numel() {
                 return Err(Error::InputLength { index, got: q.len(), expected: info.numel(), shape: info.shape.clone() });
             }
+            let mut acc: Vec<i128> = q.iter().map(|&v| i128::from(v)).collect();
+            if let Some(m @ Mutation::Input { element, delta }) = mutation {
+                if let Some(e) = element.checked_sub(first).filter(|e| *e < acc.len()) {
+                    bump(&mut acc, e, *delta, m)?;
+                }
+            }
+            first += q.len();
             let node = format!("input `{}`", info.name);
-            values[id] = q.iter().map(|&v| self.requant_checked(&node, i128::from(v), 0, false)).collect::<Result<_>>()?;
+            let rows: Vec<RequantValues> = acc.iter().map(|&a| self.requant_row(&node, a, 0, false)).collect::<Result<_>>()?;
+            values[id] = rows.iter().map(|r| r.y).collect();
+            inputs.push(rows);
         }
-        for step in &self.steps {
-            let out = self.eval_step(&step.node, &step.kind, &values)?;
+        let zero = match mutation {
+            Some(Mutation::Zero { delta }) => *delta,
+            _ => 0,
+        };
+        let mut steps = Vec::with_capacity(self.steps.len());
+        for (index, step) in self.steps.iter().enumerate() {
+            let m = mutation.filter(|m| m.step() == Some(index));
+            let (out, st) = self.eval_step(index, &step.node, &step.kind, &values, m, zero)?;
             values[step.output] = out;
+            steps.push(st);
         }
-        Ok(Trace { values })
+        Ok(Trace { values, inputs, steps })
     }
 
-    fn eval_step(&self, node: &str, kind: &StepKind, values: &[Vec<i64>]) -> Result<Vec<i64>> {
-        match kind {
+    /// Refuses a mutation that would change nothing: a step, operand, input element or zero
+    /// cell the model does not have, or a change the step kind has no place for (an elements'
+    /// bounds are checked where it is applied).
+    fn check_mutation(&self, m: &Mutation) -> Result<()> {
+        let n_in: usize = self.input_sizes().iter().sum();
+        let kind = m.step().and_then(|s| self.steps.get(s)).map(|s| &s.kind);
+        let ok = match (m, kind) {
+            (Mutation::Input { element, .. }, _) => *element < n_in,
+            (Mutation::Zero { .. }, _) => self.uses_zero_cell(),
+            (Mutation::Read { operand, .. }, Some(k)) => *operand < k.operands().len(),
+            (Mutation::Accumulator { .. }, Some(k)) => {
+                matches!(k, StepKind::Linear { .. } | StepKind::Elementwise { .. } | StepKind::DotPairs { .. })
+            }
+            (Mutation::Output { .. } | Mutation::Quotient { .. }, Some(k)) => !matches!(k, StepKind::View { .. }),
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::NoSuchMutationTarget(*m))
+        }
+    }
+
+    fn eval_step(
+        &self,
+        index: usize,
+        node: &str,
+        kind: &StepKind,
+        values: &[Vec<i64>],
+        m: Option<&Mutation>,
+        zero: i64,
+    ) -> Result<(Vec<i64>, StepTrace)> {
+        // What the step reads: its producers' values, one of them shifted by a wrong read.
+        let read = |id: usize, operand: usize| -> Result<Cow<'_, [i64]>> {
+            match m.and_then(|m| m.read_at(index, operand).map(|r| (m, r))) {
+                Some((m, (element, delta))) => {
+                    let mut v = values[id].clone();
+                    bump(&mut v, element, delta, m)?;
+                    Ok(Cow::Owned(v))
+                }
+                None => Ok(Cow::Borrowed(&values[id])),
+            }
+        };
+        let edit_acc = |acc: &mut [i128]| match m {
+            Some(m @ Mutation::Accumulator { element, delta, .. }) => bump(acc, *element, *delta, m),
+            _ => Ok(()),
+        };
+        let mut products = Vec::new();
+        let (acc, shift, relu) = match kind {
             StepKind::Linear { input, rows, k, n, weight, bias, shift } => {
-                let x = &values[*input];
-                (0..rows * n)
+                let x = read(*input, 0)?;
+                let mut acc: Vec<i128> = (0..rows * n)
                     .into_par_iter()
                     .map(|idx| {
                         let (m, j) = (idx / n, idx % n);
-                        let acc =
-                            (0..*k).fold(i128::from(bias[idx]), |acc, i| acc + i128::from(x[m * k + i]) * i128::from(weight[i * n + j]));
-                        self.requant_checked(node, acc, *shift, false)
+                        (0..*k).fold(i128::from(bias[idx]), |acc, i| acc + i128::from(x[m * k + i]) * i128::from(weight[i * n + j]))
                     })
-                    .collect()
+                    .collect();
+                edit_acc(&mut acc)?;
+                (acc, *shift, false)
             }
-            StepKind::Elementwise { x, y, coeffs, shift } => coeffs
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let xv = i128::from(values[*x][i]);
-                    let yv = y.map_or(0, |y| i128::from(values[y][i]));
-                    let z = i128::from(c[0]) * xv + i128::from(c[1]) * yv + i128::from(c[2]) * xv * yv + i128::from(c[3]);
-                    self.requant_checked(node, z, *shift, false)
-                })
-                .collect(),
-            StepKind::DotPairs { a, b, width, shift } => values[*a]
-                .chunks(*width)
-                .zip(values[*b].chunks(*width))
-                .map(|(x, y)| {
-                    let acc = x.iter().zip(y).fold(0i128, |s, (&p, &q)| s + i128::from(p) * i128::from(q));
-                    self.requant_checked(node, acc, *shift, false)
-                })
-                .collect(),
-            StepKind::Relu { input } => values[*input].iter().map(|&v| self.requant_checked(node, i128::from(v), 0, true)).collect(),
-            StepKind::Function { input, spec } => values[*input]
-                .iter()
-                .map(|&x| {
-                    // As the circuit does: a table finer than the activations is a malformed model.
-                    let shift = self.settings.scale_bits.checked_sub(spec.in_scale).ok_or_else(|| Error::MalformedModel {
-                        reason: format!(
-                            "node `{node}`: table scale {} finer than the activations' {}",
-                            spec.in_scale, self.settings.scale_bits
-                        ),
-                    })?;
-                    let x = self.requant_checked(node, i128::from(x), shift, false)?;
-                    spec.apply(x).ok_or_else(|| Error::OutsideTable {
-                        node: node.to_string(),
-                        value: x as f64 / (1u64 << spec.in_scale) as f64,
-                        lo: spec.lo as f64 / (1u64 << spec.in_scale) as f64,
-                        hi: spec.hi as f64 / (1u64 << spec.in_scale) as f64,
+            StepKind::Elementwise { x, y, coeffs, shift } => {
+                let xs = read(*x, 0)?;
+                let ys = y.map(|y| read(y, 1)).transpose()?;
+                let mut acc: Vec<i128> = coeffs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        // Without a second operand the circuit reads the zero cell.
+                        let (xv, yv) = (i128::from(xs[i]), i128::from(ys.as_ref().map_or(zero, |y| y[i])));
+                        i128::from(c[0]) * xv + i128::from(c[1]) * yv + i128::from(c[2]) * xv * yv + i128::from(c[3])
                     })
-                })
-                .collect(),
-            StepKind::View { input, index } => Ok(index.iter().map(|i| i.map_or(0, |i| values[*input][i])).collect()),
+                    .collect();
+                edit_acc(&mut acc)?;
+                (acc, *shift, false)
+            }
+            StepKind::DotPairs { a, b, width, shift } => {
+                let (a, b) = (read(*a, 0)?, read(*b, 1)?);
+                products = a.iter().zip(b.iter()).map(|(&p, &q)| i128::from(p) * i128::from(q)).collect();
+                edit_acc(&mut products)?;
+                (products.chunks(*width).map(|row| row.iter().sum()).collect(), *shift, false)
+            }
+            StepKind::Relu { input } => (read(*input, 0)?.iter().map(|&v| i128::from(v)).collect(), 0, true),
+            StepKind::Function { input, spec } => {
+                // As the circuit does: a table finer than the activations is a malformed model.
+                let shift = self.settings.scale_bits.checked_sub(spec.in_scale).ok_or_else(|| Error::MalformedModel {
+                    reason: format!(
+                        "node `{node}`: table scale {} finer than the activations' {}",
+                        spec.in_scale, self.settings.scale_bits
+                    ),
+                })?;
+                (read(*input, 0)?.iter().map(|&v| i128::from(v)).collect(), shift, false)
+            }
+            StepKind::View { input, index } => {
+                let out = index.iter().map(|i| i.map_or(zero, |i| values[*input][i])).collect();
+                return Ok((out, StepTrace::default()));
+            }
+        };
+        let mut rescale: Vec<RequantValues> = acc.iter().map(|&a| self.requant_row(node, a, shift, relu)).collect::<Result<_>>()?;
+        if let Some(m @ Mutation::Quotient { element, delta, .. }) = m {
+            let r = rescale.get_mut(*element).ok_or(Error::NoSuchMutationTarget(*m))?;
+            let old = *r;
+            *r = shift_quotient(old, *delta, shift, relu, self.settings.value_bits)
+                .ok_or_else(|| self.overflow(node, (old.a >> shift) + i128::from(*delta), self.settings.scale_bits))?;
         }
+        let is_function = matches!(kind, StepKind::Function { .. });
+        if let (Some(m @ Mutation::Output { element, delta, .. }), false) = (m, is_function) {
+            rescale.get_mut(*element).ok_or(Error::NoSuchMutationTarget(*m))?.y += delta;
+        }
+        let mut out: Vec<i64> = rescale.iter().map(|r| r.y).collect();
+        if let StepKind::Function { spec, .. } = kind {
+            out = out.iter().map(|&x| self.table_output(node, spec, x)).collect::<Result<_>>()?;
+            if let Some(m @ Mutation::Output { element, delta, .. }) = m {
+                bump(&mut out, *element, *delta, m)?;
+            }
+        }
+        Ok((out, StepTrace { rescale, products }))
     }
+
+    fn table_output(&self, node: &str, spec: &crate::chips::function::FunctionSpec, x: i64) -> Result<i64> {
+        spec.apply(x).ok_or_else(|| Error::OutsideTable {
+            node: node.to_string(),
+            value: x as f64 / (1u64 << spec.in_scale) as f64,
+            lo: spec.lo as f64 / (1u64 << spec.in_scale) as f64,
+            hi: spec.hi as f64 / (1u64 << spec.in_scale) as f64,
+        })
+    }
+}
+
+/// The rescale row with its quotient `delta` more and its remainder `delta·2^shift` less (the
+/// rounding identity still holds); `None` when the quotient leaves the value range.
+fn shift_quotient(r: RequantValues, delta: i64, shift: u32, relu: bool, value_bits: u32) -> Option<RequantValues> {
+    let q = r.q.checked_add(delta)?;
+    let limit = 1i64 << value_bits;
+    if q < -limit || q >= limit {
+        return None;
+    }
+    let rem = r.rem.checked_sub(delta.checked_mul(1i64.checked_shl(shift)?)?)?;
+    let b = q >= 0;
+    Some(RequantValues { a: r.a, q, rem, b, u: if b { q } else { q + limit }, y: if relu && !b { 0 } else { q } })
 }
 
 #[cfg(test)]
@@ -244,5 +415,22 @@ mod tests {
             assert_eq!(r.q, expected, "a={a}");
             assert!((0..32).contains(&r.rem));
         }
+    }
+
+    #[test]
+    fn a_shifted_quotient_keeps_the_rounding_identity_and_only_the_remainder_leaves_its_range() {
+        for (a, shift, relu) in [(-11i128, 2, false), (37, 3, true), (-40, 3, true), (5, 0, false)] {
+            let r = requant(a, shift, relu, 8).unwrap();
+            for delta in [1, -1] {
+                let s = shift_quotient(r, delta, shift, relu, 8).unwrap();
+                let half = if shift == 0 { 0 } else { 1i128 << (shift - 1) };
+                assert_eq!(s.a + half, i128::from(s.q) * (1 << shift) + i128::from(s.rem), "{a} {shift} {delta}");
+                assert!(!(0..1i64 << shift).contains(&s.rem), "the remainder should leave [0, 2^shift)");
+                assert_eq!((s.q, s.y), (r.q + delta, if relu && s.q < 0 { 0 } else { s.q }));
+                assert_eq!(s.u, if s.b { s.q } else { s.q + 256 });
+            }
+        }
+        // A quotient pushed out of the value range has no witness at all.
+        assert!(shift_quotient(requant(255, 0, false, 8).unwrap(), 1, 0, false, 8).is_none());
     }
 }

@@ -6,11 +6,13 @@
 mod bound;
 pub use bound::F32_SLACK;
 mod eval;
+mod mutation;
 mod validate;
+pub use mutation::Mutation;
 pub use validate::MAX_K;
 
 pub use bound::ErrorBound;
-pub use eval::{quantize_input, requant, RequantValues, Trace};
+pub use eval::{evaluation_count, quantize_input, requant, RequantValues, StepTrace, Trace};
 
 use serde::{Deserialize, Serialize};
 
@@ -129,6 +131,19 @@ pub enum StepKind {
     },
 }
 
+impl StepKind {
+    /// The activations the step copies in, in operand order (a view copies nothing: its
+    /// cells are its input's).
+    pub fn operands(&self) -> Vec<TensorId> {
+        match self {
+            StepKind::Linear { input, .. } | StepKind::Relu { input } | StepKind::Function { input, .. } => vec![*input],
+            StepKind::Elementwise { x, y, .. } => std::iter::once(*x).chain(*y).collect(),
+            StepKind::DotPairs { a, b, .. } => vec![*a, *b],
+            StepKind::View { .. } => Vec::new(),
+        }
+    }
+}
+
 /// A lowered node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Step {
@@ -163,6 +178,16 @@ pub struct QModel {
 }
 
 impl QModel {
+    /// Whether the circuit has the shared zero cell: zero padding reads it, and so does `y` of
+    /// an elementwise step without a second operand.
+    pub fn uses_zero_cell(&self) -> bool {
+        self.steps.iter().any(|s| match &s.kind {
+            StepKind::View { index, .. } => index.iter().any(Option::is_none),
+            StepKind::Elementwise { y, .. } => y.is_none(),
+            _ => false,
+        })
+    }
+
     /// Flattened size of every input.
     pub fn input_sizes(&self) -> Vec<usize> {
         self.inputs.iter().map(|&i| self.tensors[i].numel()).collect()

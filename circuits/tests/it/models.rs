@@ -71,8 +71,8 @@ fn examples_match_candle_within_bound() {
 
 fn mock(c: &Compiled, input: &[Vec<f32>], tweak: impl FnOnce(&mut Vec<Fr>)) -> Result<(), Vec<VerifyFailure>> {
     let model = Arc::new(c.model.clone());
-    let circuit = ModelCircuit::new(model.clone(), model.quantize_inputs(input).unwrap());
-    let mut instances = circuit.instances().unwrap();
+    let circuit = ModelCircuit::new(model.clone(), model.quantize_inputs(input).unwrap()).unwrap();
+    let mut instances = circuit.instances();
     tweak(&mut instances);
     MockProver::run(model.settings.k, &circuit, vec![instances]).unwrap().verify()
 }
@@ -148,8 +148,8 @@ fn every_visibility_binds_what_it_exposes() {
         let c = compile(&onnx, Some(&cal), &opts).unwrap();
         let model = Arc::new(c.model.clone());
         let q = model.quantize_inputs(&input).unwrap();
-        let circuit = ModelCircuit::new(model.clone(), q.clone());
-        let inst = circuit.instances().unwrap();
+        let circuit = ModelCircuit::new(model.clone(), q.clone()).unwrap();
+        let inst = circuit.instances();
         assert_eq!(inst.len(), model.num_instances(), "{vin:?}/{vout:?}");
         let n_in = model.input_instances();
         if vin == Public {

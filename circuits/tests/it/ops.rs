@@ -20,8 +20,8 @@ pub(crate) fn check(onnx: &[u8], input_len: usize, seed: u64) {
     for _ in 0..3 {
         let input = vec![uniform(&mut r, input_len, -1.0, 1.0)];
         assert_within_bound(onnx, &c, &input);
-        let circuit = ModelCircuit::new(model.clone(), model.quantize_inputs(&input).unwrap());
-        let inst = circuit.instances().unwrap();
+        let circuit = ModelCircuit::new(model.clone(), model.quantize_inputs(&input).unwrap()).unwrap();
+        let inst = circuit.instances();
         MockProver::run(model.settings.k, &circuit, vec![inst]).unwrap().assert_satisfied();
     }
 }

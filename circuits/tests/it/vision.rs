@@ -76,8 +76,9 @@ fn check_circuit_only(onnx: &[u8], input_len: usize, seed: u64) {
     let circuit = zkinfer_circuits::circuit::ModelCircuit::new(
         model.clone(),
         model.quantize_inputs(&[crate::builder::uniform(&mut r, input_len, -1.0, 1.0)]).unwrap(),
-    );
-    let inst = circuit.instances().unwrap();
+    )
+    .unwrap();
+    let inst = circuit.instances();
     halo2_proofs::dev::MockProver::run(model.settings.k, &circuit, vec![inst]).unwrap().assert_satisfied();
 }
 
