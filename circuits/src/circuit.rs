@@ -144,7 +144,11 @@ pub struct CircuitParams {
 
 impl From<Settings> for CircuitParams {
     fn from(settings: Settings) -> Self {
-        CircuitParams { settings, ..Default::default() }
+        CircuitParams {
+            settings,
+            #[cfg(test)]
+            faults: Faults::default(),
+        }
     }
 }
 
