@@ -76,10 +76,10 @@ def torch_like_init(rng: np.random.Generator, fan_in: int, shape) -> np.ndarray:
     return uniform(rng, -bound, bound, shape)
 
 
-def make_model(graph: onnx.GraphProto) -> onnx.ModelProto:
+def make_model(graph: onnx.GraphProto, opset: int = OPSET) -> onnx.ModelProto:
     model = helper.make_model(
         graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
+        opset_imports=[helper.make_opsetid("", opset)],
         producer_name=PRODUCER,
         producer_version="1",
     )
@@ -357,6 +357,121 @@ def build_transformer(seed: int = 4, seq: int = 16, dim: int = 32, classes: int 
     return model, sample, calibration
 
 
+def build_decoder(seed: int = 5, blocks: int = 2, dim: int = 32, heads: int = 2, seq: int = 16,
+                  vocab: int = 16, mask: str = "add", tokens: bool = False):
+    """A GPT-style decoder on [1, seq, dim] embeddings, written as torch.onnx does at opset 17.
+
+    Each pre-LN block: LayerNormalization, Q/K/V projections with bias, multi-head Reshape
+    [1, seq, heads, dim/heads] and 4-D Transposes, Q·Kᵀ / √(dim/heads), a causal mask, Softmax,
+    ·V, heads merged back, output projection, residual; LayerNormalization, a 4× MLP with
+    erf-GELU (x·0.5·(1 + erf(x/√2))), residual. Then a final LayerNormalization and the logits.
+    The mask: ``add`` adds a constant [seq, seq] of 0 and -1e4 (an additive attention mask);
+    ``where`` is masked_fill's Where(mask, -inf, scores).
+    Draw order, per block: ln1 γ β, Wq bq Wk bk Wv bv Wo bo, ln2 γ β, W1 b1 W2 b2; then the
+    final γ β, Whead; sample; calibration. Inputs are N(0, 1), like embeddings. With
+    ``tokens``, the input is INT64 token ids in [0, vocab) instead, embedded by a Gather of a
+    token table and an Add of a position table (both drawn after Whead).
+    """
+    if dim % heads:
+        raise ValueError(f"dim {dim} is not a multiple of heads {heads}")
+    rng = np.random.default_rng(seed)
+    hd = dim // heads
+    n = helper.make_node
+    inits, nodes = [], []
+
+    def linear(name: str, x: str, fan_in: int, fan_out: int, out: str) -> None:
+        inits.extend([init(f"{name}.weight", torch_like_init(rng, fan_in, (fan_in, fan_out))),
+                      init(f"{name}.bias", torch_like_init(rng, fan_in, (fan_out,)))])
+        nodes.append(n("MatMul", [x, f"{name}.weight"], [f"{out}_mm"], name=f"{name}/MatMul"))
+        nodes.append(n("Add", [f"{out}_mm", f"{name}.bias"], [out], name=f"{name}/Add"))
+
+    def layer_norm(name: str, x: str, out: str) -> None:
+        inits.extend([init(f"{name}.weight", uniform(rng, 0.8, 1.2, (dim,))),
+                      init(f"{name}.bias", uniform(rng, -0.1, 0.1, (dim,)))])
+        nodes.append(n("LayerNormalization", [x, f"{name}.weight", f"{name}.bias"], [out],
+                       name=f"{name}/LayerNormalization", axis=-1, epsilon=1e-5))
+
+    causal = np.triu(np.ones((seq, seq), dtype=bool), k=1)
+    inits += [init("split_heads", np.array([1, seq, heads, hd], dtype=np.int64)),
+              init("merge_heads", np.array([1, seq, dim], dtype=np.int64)),
+              init("sqrt_hd", np.array(math.sqrt(hd), dtype=np.float32)),
+              init("sqrt2", np.array(math.sqrt(2.0), dtype=np.float32)),
+              init("one", np.array(1.0, dtype=np.float32)),
+              init("half", np.array(0.5, dtype=np.float32))]
+    if mask == "add":
+        inits.append(init("attn_mask", f32(np.where(causal, -1e4, 0.0))))
+    elif mask == "where":
+        inits += [init("causal_mask", causal), init("neg_inf", np.array(-np.inf, dtype=np.float32))]
+    else:
+        raise ValueError(f"mask must be add or where, got {mask!r}")
+    x = "input"
+    if tokens:
+        x = "embedded"
+    for b in range(blocks):
+        p = f"h{b}"
+        layer_norm(f"{p}.ln_1", x, f"{p}_ln1")
+        for t in "qkv":
+            linear(f"{p}.attn.{t}", f"{p}_ln1", dim, dim, f"{p}_{t}")
+            nodes.append(n("Reshape", [f"{p}_{t}", "split_heads"], [f"{p}_{t}4"], name=f"{p}.attn/Reshape_{t}"))
+        nodes += [
+            n("Transpose", [f"{p}_q4"], [f"{p}_qh"], name=f"{p}.attn/Transpose_q", perm=[0, 2, 1, 3]),
+            n("Transpose", [f"{p}_k4"], [f"{p}_kt"], name=f"{p}.attn/Transpose_k", perm=[0, 2, 3, 1]),
+            n("Transpose", [f"{p}_v4"], [f"{p}_vh"], name=f"{p}.attn/Transpose_v", perm=[0, 2, 1, 3]),
+            n("MatMul", [f"{p}_qh", f"{p}_kt"], [f"{p}_qk"], name=f"{p}.attn/MatMul_qk"),
+            n("Div", [f"{p}_qk", "sqrt_hd"], [f"{p}_scores"], name=f"{p}.attn/Div"),
+        ]
+        if mask == "add":
+            nodes.append(n("Add", [f"{p}_scores", "attn_mask"], [f"{p}_masked"], name=f"{p}.attn/Add_mask"))
+        else:
+            nodes.append(n("Where", ["causal_mask", "neg_inf", f"{p}_scores"], [f"{p}_masked"],
+                           name=f"{p}.attn/Where_mask"))
+        nodes += [
+            n("Softmax", [f"{p}_masked"], [f"{p}_attn"], name=f"{p}.attn/Softmax", axis=-1),
+            n("MatMul", [f"{p}_attn", f"{p}_vh"], [f"{p}_ctx"], name=f"{p}.attn/MatMul_v"),
+            n("Transpose", [f"{p}_ctx"], [f"{p}_ctx_t"], name=f"{p}.attn/Transpose_ctx", perm=[0, 2, 1, 3]),
+            n("Reshape", [f"{p}_ctx_t", "merge_heads"], [f"{p}_ctx_m"], name=f"{p}.attn/Reshape_ctx"),
+        ]
+        linear(f"{p}.attn.proj", f"{p}_ctx_m", dim, dim, f"{p}_attn_out")
+        nodes.append(n("Add", [x, f"{p}_attn_out"], [f"{p}_res1"], name=f"{p}/Add_res1"))
+        layer_norm(f"{p}.ln_2", f"{p}_res1", f"{p}_ln2")
+        linear(f"{p}.mlp.fc", f"{p}_ln2", dim, 4 * dim, f"{p}_fc")
+        nodes += [
+            n("Div", [f"{p}_fc", "sqrt2"], [f"{p}_g_div"], name=f"{p}.mlp/gelu/Div"),
+            n("Erf", [f"{p}_g_div"], [f"{p}_g_erf"], name=f"{p}.mlp/gelu/Erf"),
+            n("Add", [f"{p}_g_erf", "one"], [f"{p}_g_add"], name=f"{p}.mlp/gelu/Add"),
+            n("Mul", [f"{p}_fc", f"{p}_g_add"], [f"{p}_g_mul"], name=f"{p}.mlp/gelu/Mul"),
+            n("Mul", [f"{p}_g_mul", "half"], [f"{p}_gelu"], name=f"{p}.mlp/gelu/Mul_1"),
+        ]
+        linear(f"{p}.mlp.proj", f"{p}_gelu", 4 * dim, dim, f"{p}_mlp_out")
+        nodes.append(n("Add", [f"{p}_res1", f"{p}_mlp_out"], [f"{p}_out"], name=f"{p}/Add_res2"))
+        x = f"{p}_out"
+    layer_norm("ln_f", x, "final")
+    # A head with torch's init gives logits of about ±1; scaled up, they reach about ±3.
+    inits.append(init("lm_head.weight", f32(3.0 * torch_like_init(rng, dim, (dim, vocab)))))
+    nodes.append(n("MatMul", ["final", "lm_head.weight"], ["output"], name="lm_head/MatMul"))
+    if tokens:
+        inits += [init("wte.weight", f32(rng.standard_normal((vocab, dim)) * 0.5)),
+                  init("wpe.weight", f32(rng.standard_normal((seq, dim)) * 0.1))]
+        nodes = [n("Gather", ["wte.weight", "input"], ["tok"], name="wte/Gather", axis=0),
+                 n("Add", ["tok", "wpe.weight"], ["embedded"], name="wpe/Add")] + nodes
+    input_type = TensorProto.INT64 if tokens else TensorProto.FLOAT
+    input_shape = [1, seq] if tokens else [1, seq, dim]
+    graph = helper.make_graph(
+        nodes, f"decoder_{blocks}x{dim}_{heads}h_{mask}",
+        [helper.make_tensor_value_info("input", input_type, input_shape)],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, seq, vocab])],
+        initializer=inits,
+    )
+    model = make_model(graph, opset=17)
+    if tokens:
+        sample = rng.integers(0, vocab, size=(1, seq), dtype=np.int64)
+        calibration = rng.integers(0, vocab, size=(CALIBRATION_SAMPLES, 1, seq), dtype=np.int64)
+    else:
+        sample = f32(rng.standard_normal((1, seq, dim)))
+        calibration = f32(rng.standard_normal((CALIBRATION_SAMPLES, 1, seq, dim)))
+    return model, sample, calibration
+
+
 def build_unsupported(seed: int = 2):
     """Gemm [1,4]->[1,4] followed by a Sin node named "act_sin".
 
@@ -409,6 +524,9 @@ def cmd_all(args: argparse.Namespace) -> None:
     model, sample, calib = build_transformer(seed=4)
     report(root / "transformer", write_example(root / "transformer", model, sample, calib))
 
+    model, sample, calib = build_decoder(seed=5)
+    report(root / "decoder", write_example(root / "decoder", model, sample, calib))
+
     model, sample = build_unsupported(seed=2)
     out = root / "unsupported"
     out.mkdir(parents=True, exist_ok=True)
@@ -423,6 +541,14 @@ def cmd_mlp(args: argparse.Namespace) -> None:
     except ValueError:
         raise SystemExit(f"--sizes must be comma-separated integers, got {args.sizes!r}")
     model, sample, calib = build_mlp(sizes, seed=args.seed)
+    out = Path(args.out)
+    report(out, write_example(out, model, sample, calib))
+
+
+def cmd_decoder(args: argparse.Namespace) -> None:
+    model, sample, calib = build_decoder(seed=args.seed, blocks=args.blocks, dim=args.dim,
+                                         heads=args.heads, seq=args.seq, vocab=args.vocab,
+                                         mask=args.mask, tokens=args.tokens)
     out = Path(args.out)
     report(out, write_example(out, model, sample, calib))
 
@@ -447,6 +573,18 @@ def main(argv: list[str] | None = None) -> None:
     p_mlp.add_argument("--seed", type=int, default=0, help="RNG seed (default: %(default)s)")
     p_mlp.add_argument("--out", required=True, help="output directory")
     p_mlp.set_defaults(func=cmd_mlp)
+
+    p_dec = sub.add_parser(
+        "decoder", help="write a GPT-style decoder with a causal mask (opset 17) with its JSON files")
+    for flag, default in [("--blocks", 2), ("--dim", 32), ("--heads", 2), ("--seq", 16),
+                          ("--vocab", 16), ("--seed", 5)]:
+        p_dec.add_argument(flag, type=int, default=default, help="(default: %(default)s)")
+    p_dec.add_argument("--mask", choices=["add", "where"], default="add",
+                       help="an additive -1e4 mask or masked_fill's Where with -inf (default: %(default)s)")
+    p_dec.add_argument("--tokens", action="store_true",
+                       help="take INT64 token ids in [0, vocab) (a Gather of a token table) instead of embeddings")
+    p_dec.add_argument("--out", required=True, help="output directory")
+    p_dec.set_defaults(func=cmd_decoder)
 
     args = parser.parse_args(argv)
     args.func(args)

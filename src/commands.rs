@@ -33,6 +33,7 @@ pub(crate) fn compile(a: &CompileArgs) -> Result<Outcome> {
         input_visibility: a.input_visibility.into(),
         output_visibility: a.output_visibility.into(),
         target: a.target.into(),
+        max_error: a.max_error,
     };
     let compiled = zkinfer_circuits::compile::compile(&onnx, cal.as_deref(), &opts).with_context(|| a.model.display().to_string())?;
     ModelDir::new(&a.out).write_compiled(&compiled, &onnx)?;
@@ -146,22 +147,35 @@ pub(crate) fn prove(a: &ProveArgs) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// Compares the proven outputs with candle's float inference.
+/// Compares the proven outputs with candle's float inference, or with the float IR (f64) where
+/// candle cannot run the model.
 fn report_accuracy(dir: &ModelDir, loaded: &Loaded, input: &[Vec<f32>], outputs: &[Vec<f32>]) {
-    let reference = dir
+    let graph = &loaded.compiled.graph;
+    let candle = dir
         .read_onnx()
         .map_err(anyhow::Error::from)
-        .and_then(|onnx| zkinfer_circuits::reference::candle_outputs(&onnx, &loaded.compiled.graph, input).map_err(anyhow::Error::from));
-    match reference {
-        Ok(reference) => {
-            for (i, (o, r)) in outputs.iter().zip(&reference).enumerate() {
-                let err = o.iter().zip(r).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-                let bound = loaded.model.error_bound.get(i).copied().unwrap_or(f64::NAN);
-                let note = if f64::from(err) <= bound { "within" } else { "EXCEEDS (input outside the calibrated range?)" };
-                println!("  output {i}: max |proven − candle float| = {err:.3e}, {note} the bound {bound:.3e}");
+        .and_then(|onnx| zkinfer_circuits::reference::candle_outputs(&onnx, graph, input).map_err(anyhow::Error::from));
+    let (reference, name): (Vec<Vec<f64>>, &str) = match candle {
+        Ok(r) => (r.into_iter().map(|o| o.into_iter().map(f64::from).collect()).collect(), "candle float"),
+        Err(e) => {
+            // candle's message carries the whole node and a backtrace: its first clause says enough.
+            let full = crate::ui::one_line(&e);
+            let reason = full.split(" for op NodeProto").next().unwrap_or(&full).split("    0:").next().unwrap_or(&full).trim().to_string();
+            let ir = input.iter().map(|v| v.iter().map(|&x| f64::from(x)).collect()).collect::<Vec<Vec<f64>>>();
+            match graph.eval_f64(&ir) {
+                Ok(values) => {
+                    eprintln!("note: candle cannot run this model ({reason}); comparing with the float IR in f64");
+                    (graph.outputs.iter().map(|&o| values[o].clone()).collect(), "float IR")
+                }
+                Err(e) => return eprintln!("note: float reference unavailable: {reason}; {e}"),
             }
         }
-        Err(e) => eprintln!("note: float reference unavailable: {}", crate::ui::one_line(&e)),
+    };
+    for (i, (o, r)) in outputs.iter().zip(&reference).enumerate() {
+        let err = o.iter().zip(r).map(|(&a, &b)| (f64::from(a) - b).abs()).fold(0.0f64, f64::max);
+        let bound = loaded.model.error_bound.get(i).copied().unwrap_or(f64::NAN);
+        let note = if err <= bound { "within" } else { "EXCEEDS (input outside the calibrated range?)" };
+        println!("  output {i}: max |proven − {name}| = {err:.3e}, {note} the bound {bound:.3e}");
     }
 }
 

@@ -29,6 +29,7 @@ pub(crate) fn demo(a: &DemoArgs) -> Result<Outcome> {
         output_visibility: crate::VisibilityArg::Public,
         max_k: zkinfer_circuits::compile::DEFAULT_MAX_K,
         target: crate::TargetArg::Resources,
+        max_error: zkinfer_circuits::compile::MaxError::default(),
     })?;
     step(2, "circuit info");
     crate::info::info(&InfoArgs { dir: dir.clone(), json: false })?;

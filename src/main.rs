@@ -134,6 +134,27 @@ pub(crate) struct CompileArgs {
     /// above it, the smallest whose measured error is within 25% of the best. compile prints all three.
     #[arg(long, env = "ZKINFER_TARGET", value_enum, default_value_t = TargetArg::Resources)]
     target: TargetArg,
+    /// The largest output error accepted, max |quantized − float| on the calibration samples:
+    /// a number (output units), or a percentage of the largest calibrated |output| ("2%").
+    /// When no circuit size meets it, compile refuses and names the node where the error
+    /// grows. "inf" accepts any.
+    #[arg(long, env = "ZKINFER_MAX_ERROR", default_value = "1%", value_parser = parse_max_error)]
+    max_error: zkinfer_circuits::compile::MaxError,
+}
+
+/// `0.01` (absolute), `2%` (relative to the calibrated output magnitude) or `inf`.
+fn parse_max_error(s: &str) -> std::result::Result<zkinfer_circuits::compile::MaxError, String> {
+    use zkinfer_circuits::compile::MaxError;
+    let bad = || format!("`{s}`: expected a non-negative number (0.01), a percentage (2%) or inf");
+    let (number, relative) = match s.trim().strip_suffix('%') {
+        Some(p) => (p.trim(), true),
+        None => (s.trim(), false),
+    };
+    let v: f64 = number.parse().map_err(|_| bad())?;
+    if v.is_nan() || v < 0.0 {
+        return Err(bad());
+    }
+    Ok(if relative { MaxError::Relative(v / 100.0) } else { MaxError::Absolute(v) })
 }
 
 /// What `compile` optimises for.

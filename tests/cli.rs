@@ -153,6 +153,10 @@ fn bad_input_exits_2_with_one_line_and_leaves_no_files() {
     usage_error(&["compile", s(&garbage), "-o", s(&out_dir)], &["malformed ONNX"]);
     let unsupported = repo("examples/unsupported/model.onnx");
     usage_error(&["compile", s(&unsupported), "-o", s(&out_dir)], &["Sin", "act_sin"]);
+    let tiny = repo("examples/tiny/model.onnx");
+    let strict = ["compile", s(&tiny), "-o", s(&out_dir), "--scale-bits", "4", "--max-error", "1e-6"];
+    usage_error(&strict, &["--max-error 1e-6", "at node `"]);
+    usage_error(&["compile", s(&tiny), "-o", s(&out_dir), "--max-error", "a lot"], &["--max-error", "percentage"]);
     assert!(!out_dir.exists(), "a failed compile left {out_dir:?}");
 
     let dir = tmp.path().join("tiny");

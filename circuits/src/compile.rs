@@ -24,6 +24,37 @@ pub struct CompileOptions {
     pub output_visibility: Visibility,
     /// What the circuit-size search favours.
     pub target: Target,
+    /// The largest max |quantized − float| output error accepted on the calibration samples.
+    pub max_error: MaxError,
+}
+
+/// How much output error `compile` accepts, measured on the calibration samples.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MaxError {
+    /// At most this, in output units.
+    Absolute(f64),
+    /// At most this fraction of the largest calibrated |output| (the default: 1%).
+    Relative(f64),
+}
+
+/// The default [`MaxError`]: 1% of the largest calibrated |output|.
+pub const DEFAULT_RELATIVE_ERROR: f64 = 1e-2;
+
+impl Default for MaxError {
+    fn default() -> Self {
+        MaxError::Relative(DEFAULT_RELATIVE_ERROR)
+    }
+}
+
+impl MaxError {
+    /// The absolute error allowed for outputs whose calibrated magnitude is `output_mag`.
+    pub fn allowed(self, output_mag: f64) -> f64 {
+        match self {
+            MaxError::Absolute(a) => a,
+            // Outputs that are all 0 in calibration: the resolution of 2^-16 is what 1% can mean.
+            MaxError::Relative(r) => r * output_mag.max(1.0 / 65536.0),
+        }
+    }
 }
 
 /// What `compile` optimises for, as EZKL's `--target`.
@@ -45,6 +76,7 @@ impl Default for CompileOptions {
             input_visibility: Visibility::Hashed,
             output_visibility: Visibility::Public,
             target: Target::Resources,
+            max_error: MaxError::default(),
         }
     }
 }
@@ -149,6 +181,7 @@ fn calibrate(graph: &Graph, samples: &[Vec<Vec<f64>>]) -> Result<Calibration> {
     let mut min = vec![f64::INFINITY; graph.tensors.len()];
     for sample in samples {
         let values = graph.eval_f64(sample)?;
+        check_table_indices(graph, &values)?;
         for ((m, lo), v) in mag.iter_mut().zip(min.iter_mut()).zip(&values) {
             *m = v.iter().fold(*m, |a, x| a.max(x.abs()));
             *lo = v.iter().fold(*lo, |a, &x| a.min(x));
@@ -160,6 +193,18 @@ fn calibrate(graph: &Graph, samples: &[Vec<Vec<f64>>]) -> Result<Calibration> {
         return Err(Error::CalibratedRange { tensor: graph.tensors[widest].name.clone(), max_abs: max, max_int_bits: MAX_INT_BITS });
     }
     Ok(Calibration { mag, min, int_bits })
+}
+
+/// Every Gather by an activation reads integers within its table (NaN would pass unseen).
+fn check_table_indices(graph: &Graph, values: &[Vec<f64>]) -> Result<()> {
+    for node in &graph.nodes {
+        if let crate::ir::Op::Table { input, values: table } = &node.op {
+            if let Some(&value) = values[*input].iter().find(|&&x| crate::ir::table_value(table, x).is_none()) {
+                return Err(Error::TableIndex { node: node.name.clone(), value, len: table.len() });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Predicted prove time in µs, fitted on this machine class: 2^k·(4.0·advice + 16.6 + 17·lookups).
@@ -197,6 +242,7 @@ pub fn compile(onnx: &[u8], calibration: Option<&[Vec<f32>]>, opts: &CompileOpti
     let graph = crate::onnx::import_bytes(onnx)?;
     let samples = calibration_samples(&graph, calibration)?;
     let cal = calibrate(&graph, &samples)?;
+    check_masks(&graph, &cal)?;
     let max_k = opts.max_k.unwrap_or(DEFAULT_MAX_K);
     // Two table limbs of k − 2 bits must range-check the widest activation at the coarsest scale.
     let range_k = (MIN_AUTO_SCALE_BITS + cal.int_bits).div_ceil(2) + 2;
@@ -240,17 +286,79 @@ pub fn compile(onnx: &[u8], calibration: Option<&[Vec<f32>]>, opts: &CompileOpti
         return Err(first_err.unwrap_or(Error::TooLarge { rows: 0, max_k }));
     }
     let candidates: Vec<Candidate> = built.iter().map(|(m, e)| candidate(m, e)).collect();
-    let worst = |e: &MeasuredError| e.max_abs.iter().copied().fold(0.0, f64::max);
-    let best_err = built.iter().map(|(_, e)| worst(e)).fold(f64::INFINITY, f64::min);
+    let worst = |e: &MeasuredError| if e.samples == 0 { f64::INFINITY } else { e.max_abs.iter().copied().fold(0.0, f64::max) };
+    let output_mag = graph.outputs.iter().map(|&o| cal.mag[o]).fold(0.0, f64::max);
+    let allowed = opts.max_error.allowed(output_mag);
+    let (best, best_err) =
+        built.iter().enumerate().map(|(i, (_, e))| (i, worst(e))).fold((0, f64::INFINITY), |a, b| if b.1 < a.1 { b } else { a });
+    if best_err.is_nan() || best_err > allowed {
+        return Err(accuracy_not_met(&graph, &built[best].0, &samples, allowed, output_mag, best_err, max_k));
+    }
     let pick = match opts.target {
-        Target::Resources => 0,
+        // The smallest circuit that meets --max-error.
+        Target::Resources => built.iter().position(|(_, e)| worst(e) <= allowed).unwrap_or(best),
         // The smallest k within 25% of the best error: a bigger circuit must buy real accuracy.
-        Target::Accuracy => built.iter().position(|(_, e)| worst(e) <= 1.25 * best_err + 1e-12).unwrap_or(0),
+        Target::Accuracy => built.iter().position(|(_, e)| worst(e) <= (1.25 * best_err + 1e-12).min(allowed)).unwrap_or(best),
     };
     let (model, measured) = built.swap_remove(pick);
     // What compile writes, every reader of `model.zkm` must accept.
     model.validate()?;
     Ok(Compiled { graph, model, onnx_sha256: hex::encode(Sha256::digest(onnx)), measured, candidates })
+}
+
+/// Names the node where a too-inaccurate model's error first grows past what is allowed:
+/// per tensor, max |quantized − float| over the calibration samples, relative to the
+/// tensor's float magnitude, and the first node (in graph order) whose relative error
+/// exceeds the allowed relative error (or, if none does, the one with the largest).
+fn accuracy_not_met(
+    graph: &Graph,
+    model: &QModel,
+    samples: &[Vec<Vec<f64>>],
+    allowed: f64,
+    output_mag: f64,
+    measured: f64,
+    max_k: u32,
+) -> Error {
+    let mut err = vec![0.0f64; graph.tensors.len()];
+    let mut mag = vec![0.0f64; graph.tensors.len()];
+    for sample in samples {
+        let input: Vec<Vec<f32>> = sample.iter().map(|v| v.iter().map(|&x| x as f32).collect()).collect();
+        let (Ok(trace), Ok(float)) = (model.eval(&input), graph.eval_f64(sample)) else { continue };
+        for (t, (q, f)) in trace.values.iter().zip(&float).enumerate() {
+            for (&a, &b) in q.iter().zip(f) {
+                err[t] = err[t].max((model.dequantize(a) - b).abs());
+                mag[t] = mag[t].max(b.abs());
+            }
+        }
+    }
+    let resolution = model.dequantize(1);
+    let relative = |t: usize| err[t] / mag[t].max(resolution);
+    let limit = allowed / output_mag.max(resolution);
+    let node = graph
+        .nodes
+        .iter()
+        .find(|n| relative(n.output) > limit)
+        .or_else(|| graph.nodes.iter().max_by(|a, b| relative(a.output).total_cmp(&relative(b.output))));
+    Error::AccuracyNotMet {
+        allowed,
+        measured,
+        best_k: model.settings.k,
+        max_k,
+        node: node.map_or_else(String::new, |n| n.name.clone()),
+        op_type: node.map_or_else(String::new, |n| n.op_type.clone()),
+        node_error: node.map_or(0.0, |n| relative(n.output)),
+    }
+}
+
+/// A recognised attention mask is exact only while its masked entries dwarf the scores.
+fn check_masks(graph: &Graph, cal: &Calibration) -> Result<()> {
+    for (softmax, scores) in crate::onnx::masked_scores(graph) {
+        let max_abs = cal.mag[scores];
+        if max_abs > crate::onnx::MASK_SAFE_MAGNITUDE {
+            return Err(Error::MaskTooWeak { threshold: crate::onnx::MASK_THRESHOLD, max_abs, tensor: softmax });
+        }
+    }
+    Ok(())
 }
 
 fn candidate(model: &QModel, e: &MeasuredError) -> Candidate {
@@ -259,7 +367,13 @@ fn candidate(model: &QModel, e: &MeasuredError) -> Candidate {
         k: s.k,
         predicted_prove_s: predicted_prove_us(s.k, s.num_advice, lookup_count(model)) / 1e6,
         scale_bits: s.scale_bits,
-        min_table_scale_bits: s.function_tables.iter().map(|f| f.in_scale).min(),
+        // Gathered columns are indexed by integers: their scale says nothing of accuracy.
+        min_table_scale_bits: s
+            .function_tables
+            .iter()
+            .filter(|f| f.kind != crate::chips::function::FunctionKind::Table)
+            .map(|f| f.in_scale)
+            .min(),
         measured: e.max_abs.clone(),
         bound: model.error_bound.clone(),
     }

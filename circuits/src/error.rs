@@ -148,6 +148,45 @@ pub enum Error {
         /// MockProver's failures, summarised.
         failures: String,
     },
+    /// No circuit size `compile` tried meets the error `--max-error` allows.
+    #[error("no circuit up to k = {max_k} meets --max-error {allowed:e}: the best measures {measured:e} (at k = {best_k}); the error first exceeds {node_error:e} (relative to that tensor's magnitude) at node `{node}` ({op_type}). Allow more with --max-error, or try --target accuracy or a larger --max-k")]
+    AccuracyNotMet {
+        /// The error allowed, absolute.
+        allowed: f64,
+        /// The smallest measured max |quantized − float| over the circuits tried.
+        measured: f64,
+        /// The k of that circuit.
+        best_k: u32,
+        /// The largest k tried.
+        max_k: u32,
+        /// The first node (in graph order) whose relative error exceeds the allowed relative error.
+        node: String,
+        /// That node's ONNX op type.
+        op_type: String,
+        /// Its relative error.
+        node_error: f64,
+    },
+    /// A Gather by an activation met an index that is not an integer in the table's range.
+    #[error("node `{node}` gathers by an activation, whose values must be integers in [0, {len}); the calibration gave {value}: pass --calibration with valid token ids")]
+    TableIndex {
+        /// The node.
+        node: String,
+        /// The offending value.
+        value: f64,
+        /// The table's length.
+        len: usize,
+    },
+    /// A recognised attention mask whose masked entries are not negligible against the
+    /// calibrated activations.
+    #[error("the scores of the masked softmax `{tensor}` reach {max_abs:e} in calibration, while its mask is only known to be at most {threshold:e}: a masked entry's weight e^(x + mask − max) may not be negligible, so masking it out exactly would change the model; use a larger mask value (-1e4 or -inf)")]
+    MaskTooWeak {
+        /// What a masked entry holds at most.
+        threshold: f64,
+        /// The largest calibrated |score|.
+        max_abs: f64,
+        /// The softmax node.
+        tensor: String,
+    },
     /// Settings that cannot be laid out (for example a scale too large for the table).
     #[error("invalid circuit settings: {0}")]
     Settings(String),

@@ -28,7 +28,9 @@ pub fn op_inputs(op: &Op) -> Vec<TensorId> {
         Operand::Const(_) => None,
     };
     match op {
-        Op::Linear { input, .. } | Op::Relu { input } | Op::Function { input, .. } | Op::View { input, .. } => vec![*input],
+        Op::Linear { input, .. } | Op::Relu { input } | Op::Function { input, .. } | Op::View { input, .. } | Op::Table { input, .. } => {
+            vec![*input]
+        }
         Op::Binary { a, b, .. } => operand(a).into_iter().chain(operand(b)).collect(),
         Op::DotPairs { a, b, .. } => vec![*a, *b],
     }
@@ -121,6 +123,73 @@ pub fn fold_affine_into_linear(graph: &mut Graph) -> usize {
     folded
 }
 
+/// Rewrites every activation an op reads through `map`.
+fn remap_inputs(op: &mut Op, map: &[Option<TensorId>]) -> Option<()> {
+    let operand = |o: &mut Operand| -> Option<()> {
+        if let Operand::Tensor(t) = o {
+            *t = map[*t]?;
+        }
+        Some(())
+    };
+    match op {
+        Op::Linear { input, .. } | Op::Relu { input } | Op::Function { input, .. } | Op::View { input, .. } | Op::Table { input, .. } => {
+            *input = map[*input]?
+        }
+        Op::Binary { a, b, .. } => {
+            operand(a)?;
+            operand(b)?;
+        }
+        Op::DotPairs { a, b, .. } => {
+            *a = map[*a]?;
+            *b = map[*b]?;
+        }
+    }
+    Some(())
+}
+
+/// Removes the nodes no output depends on (and their tensors), renumbering the rest; the
+/// inputs stay, read or not. Returns how many nodes were removed.
+pub fn prune_unread(graph: &mut Graph) -> usize {
+    let mut live = vec![false; graph.tensors.len()];
+    graph.outputs.iter().chain(&graph.inputs).for_each(|&t| live[t] = true);
+    for node in graph.nodes.iter().rev() {
+        if live[node.output] {
+            op_inputs(&node.op).into_iter().for_each(|t| live[t] = true);
+        }
+    }
+    let before = graph.nodes.len();
+    if live.iter().all(|&l| l) {
+        return 0;
+    }
+    let mut map = vec![None; graph.tensors.len()];
+    let mut next = 0;
+    for (t, &l) in live.iter().enumerate() {
+        if l {
+            map[t] = Some(next);
+            next += 1;
+        }
+    }
+    // Every tensor a live node reads is live, so every lookup succeeds; were one to fail, the
+    // graph stays as it was.
+    let renumbered = (|| -> Option<(Vec<crate::ir::Node>, Vec<TensorId>, Vec<TensorId>)> {
+        let mut nodes = Vec::new();
+        for node in graph.nodes.iter().filter(|n| live[n.output]) {
+            let mut node = node.clone();
+            remap_inputs(&mut node.op, &map)?;
+            node.output = map[node.output]?;
+            nodes.push(node);
+        }
+        let inputs = graph.inputs.iter().map(|&t| map[t]).collect::<Option<_>>()?;
+        let outputs = graph.outputs.iter().map(|&t| map[t]).collect::<Option<_>>()?;
+        Some((nodes, inputs, outputs))
+    })();
+    let Some((nodes, inputs, outputs)) = renumbered else { return 0 };
+    let tensors = std::mem::take(&mut graph.tensors);
+    graph.tensors = tensors.into_iter().zip(&live).filter_map(|(t, &l)| l.then_some(t)).collect();
+    (graph.nodes, graph.inputs, graph.outputs) = (nodes, inputs, outputs);
+    before - graph.nodes.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +236,29 @@ mod tests {
         // The Add after it reads the Mul, not the Linear, so it stays too.
         assert_eq!(fold_affine_into_linear(&mut g), 0);
         assert!(matches!(g.nodes[1].op, Op::Binary { kind: BinaryKind::Mul, .. }));
+    }
+
+    #[test]
+    fn unread_nodes_are_pruned_and_the_rest_renumbered() {
+        // x → lin → mul → add (output), plus an unread Relu of lin.
+        let mut g = graph(vec![2.0, 0.5, 2.0, 0.5]);
+        g.tensors.insert(2, TensorInfo { name: "dead".into(), shape: vec![2, 2] });
+        for n in &mut g.nodes[1..] {
+            n.output += 1;
+        }
+        if let Op::Binary { a: Operand::Tensor(t), .. } = &mut g.nodes[2].op {
+            *t += 1;
+        }
+        g.outputs = vec![4];
+        g.nodes.insert(1, node("dead", Op::Relu { input: 1 }, 2));
+        let x = vec![0.3, -0.7, 1.1, 0.4];
+        let before = g.eval_f64(std::slice::from_ref(&x)).unwrap()[4].clone();
+        assert_eq!(prune_unread(&mut g), 1);
+        assert_eq!(g.tensors.len(), 4);
+        assert!(g.nodes.iter().all(|n| n.name != "dead"));
+        assert_eq!(g.outputs, vec![3]);
+        assert_eq!(g.eval_f64(&[x]).unwrap()[3], before);
+        assert_eq!(prune_unread(&mut g), 0);
     }
 
     #[test]

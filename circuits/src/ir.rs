@@ -113,6 +113,15 @@ pub enum Op {
         /// calibrated table range.
         bounds: (Option<f64>, Option<f64>),
     },
+    /// `out[i] = values[x[i]]` for an activation holding integers in `0..values.len()`: a
+    /// Gather from a constant by an activation (an embedding by token ids), one table per
+    /// gathered column. NaN for any other input.
+    Table {
+        /// The activation holding the indices.
+        input: TensorId,
+        /// The value at each index.
+        values: Vec<f64>,
+    },
     /// A pure re-indexing (Reshape, Flatten, Identity, Transpose, im2col, ...):
     /// `out[i] = input[index[i]]`, or 0 where the index is `None` (zero padding).
     View {
@@ -235,7 +244,13 @@ fn eval_node_f64(op: &Op, out_shape: &[usize], tensors: &[TensorInfo], values: &
         }
         Op::Function { kind, input, .. } => values[*input].iter().map(|&v| kind.eval(v)).collect(),
         Op::View { input, index } => index.iter().map(|i| i.map_or(0.0, |i| values[*input][i])).collect(),
+        Op::Table { input, values: table } => values[*input].iter().map(|&x| table_value(table, x).unwrap_or(f64::NAN)).collect(),
     }
+}
+
+/// `table[x]` when `x` is an integer index into `table`.
+pub fn table_value(table: &[f64], x: f64) -> Option<f64> {
+    (x.fract() == 0.0 && x >= 0.0).then_some(x as usize).and_then(|i| table.get(i)).copied()
 }
 
 /// Most values one tensor may hold: 2^26, the rows of a circuit larger than any this machine

@@ -19,7 +19,16 @@ pub fn candle_outputs(onnx: &[u8], graph: &Graph, inputs: &[Vec<f32>]) -> Result
     let mut feeds = HashMap::new();
     for (&id, data) in graph.inputs.iter().zip(inputs) {
         let info = &graph.tensors[id];
-        feeds.insert(info.name.clone(), Tensor::from_slice(data, info.shape.as_slice(), &Device::Cpu)?);
+        let mut t = Tensor::from_slice(data, info.shape.as_slice(), &Device::Cpu)?;
+        // Integer inputs (token ids) go in as the integers they hold.
+        let elem = proto.input.iter().find(|i| i.name == info.name).and_then(|i| match i.r#type.as_ref()?.value.as_ref()? {
+            candle_onnx::onnx::type_proto::Value::TensorType(tt) => Some(tt.elem_type),
+            _ => None,
+        });
+        if matches!(elem, Some(6 | 7)) {
+            t = t.to_dtype(candle_core::DType::I64)?;
+        }
+        feeds.insert(info.name.clone(), t);
     }
     // candle-onnx indexes some optional inputs unchecked: a panic there is its failure, not
     // ours. (Unwind-safe: the model and the feeds are not used after a panic.)

@@ -37,6 +37,9 @@ pub enum FunctionKind {
     Reciprocal,
     /// `1/√x` (the table range must exclude 0)
     Rsqrt,
+    /// Given values at the integers `lo..=hi` ([`FunctionSpec::values`]): a Gather from a
+    /// constant by an activation holding integers (an embedding row by a token id).
+    Table,
 }
 
 impl FunctionKind {
@@ -51,6 +54,8 @@ impl FunctionKind {
             FunctionKind::Sqrt => x.max(0.0).sqrt(),
             FunctionKind::Reciprocal => 1.0 / x,
             FunctionKind::Rsqrt => 1.0 / x.sqrt(),
+            // The values live in the spec (and, in float, in `Op::Table`), not in the kind.
+            FunctionKind::Table => f64::NAN,
         }
     }
 }
@@ -70,6 +75,9 @@ pub struct FunctionSpec {
     pub lo: i64,
     /// Largest integer input.
     pub hi: i64,
+    /// For [`FunctionKind::Table`], the output at each input `lo..=hi`, at the output scale;
+    /// empty for the other kinds.
+    pub values: Vec<i64>,
 }
 
 impl FunctionSpec {
@@ -77,6 +85,9 @@ impl FunctionSpec {
     pub fn apply(&self, x: i64) -> Option<i64> {
         if x < self.lo || x > self.hi {
             return None;
+        }
+        if self.kind == FunctionKind::Table {
+            return usize::try_from(x - self.lo).ok().and_then(|i| self.values.get(i)).copied();
         }
         let real = x as f64 / (1u64 << self.in_scale) as f64;
         Some((self.kind.eval(real) * (1u64 << self.out_scale) as f64).round() as i64)
@@ -188,8 +199,10 @@ mod tests {
 
     fn specs() -> Vec<FunctionSpec> {
         vec![
-            FunctionSpec { id: 1, kind: FunctionKind::Sigmoid, in_scale: 4, out_scale: 6, lo: -40, hi: 40 },
-            FunctionSpec { id: 2, kind: FunctionKind::Exp, in_scale: 4, out_scale: 6, lo: -64, hi: 0 },
+            FunctionSpec { id: 1, kind: FunctionKind::Sigmoid, in_scale: 4, out_scale: 6, lo: -40, hi: 40, values: Vec::new() },
+            FunctionSpec { id: 2, kind: FunctionKind::Exp, in_scale: 4, out_scale: 6, lo: -64, hi: 0, values: Vec::new() },
+            // An embedding column: token i → the given value.
+            FunctionSpec { id: 3, kind: FunctionKind::Table, in_scale: 0, out_scale: 6, lo: 0, hi: 3, values: vec![5, -7, 0, 12] },
         ]
     }
 
@@ -266,6 +279,16 @@ mod tests {
     #[test]
     fn tampered_table_output_fails_the_lookup() {
         assert!(lookup_failed(run(&TestCircuit { xs: vec![-40, -3, 0, 7], id: 1, tamper: Some((2, 1)) })));
+    }
+
+    #[test]
+    fn a_gathered_column_gives_its_values_and_only_them() {
+        assert_eq!(run(&TestCircuit { xs: vec![0, 1, 2, 3, 1], id: 3, tamper: None }), Ok(()));
+        assert_eq!((specs()[2].apply(1), specs()[2].apply(4), specs()[2].apply(-1)), (Some(-7), None, None));
+        // Token 1's row claimed for token 2 (the value of another index) fails the lookup.
+        assert!(lookup_failed(run(&TestCircuit { xs: vec![2], id: 3, tamper: Some((0, -7)) })));
+        // An index past the table has no entry at all.
+        assert!(lookup_failed(run(&TestCircuit { xs: vec![4], id: 3, tamper: None })));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Each supported op type has one import function in [`ops`], found through
 //! [`registry`]; there is no match on op-name strings.
 
+mod mask;
 mod nonlinear;
 mod normalize;
 mod ops;
@@ -17,6 +18,8 @@ use prost::Message;
 
 use crate::error::{Error, Result};
 use crate::ir::{ConstTensor, Graph, Node, Op, TensorId, TensorInfo};
+
+pub use mask::{masked_scores, MASK_SAFE_MAGNITUDE, MASK_THRESHOLD};
 
 /// A value during import: an activation or a folded constant.
 #[derive(Clone, Debug)]
@@ -102,6 +105,39 @@ impl ImportCtx {
         self.graph.nodes.push(Node { name, op_type: node.op_type.clone(), op, output: id });
         self.values.insert(out, Value::Act(id));
         Ok(id)
+    }
+
+    /// Binds the node's `i`-th output (of several, as Split's) to a constant or a new node.
+    pub(crate) fn define_output(
+        &mut self,
+        node: &NodeProto,
+        i: usize,
+        value: std::result::Result<Op, ConstTensor>,
+        shape: Vec<usize>,
+    ) -> Result<()> {
+        let out = node.output.get(i).filter(|o| !o.is_empty()).cloned().ok_or_else(|| Error::UnsupportedNode {
+            op_type: node.op_type.clone(),
+            node: Self::node_name(node),
+            reason: format!("output {i} has no name"),
+        })?;
+        match value {
+            Err(c) => {
+                self.values.insert(out, Value::Const(c));
+            }
+            Ok(op) => {
+                too_large(node, &shape)?;
+                let id = self.graph.tensors.len();
+                self.graph.tensors.push(TensorInfo { name: out.clone(), shape });
+                self.graph.nodes.push(Node {
+                    name: format!("{}/{out}", Self::node_name(node)),
+                    op_type: node.op_type.clone(),
+                    op,
+                    output: id,
+                });
+                self.values.insert(out, Value::Act(id));
+            }
+        }
+        Ok(())
     }
 
     /// Adds an intermediate node whose output has no ONNX name.
@@ -190,6 +226,8 @@ pub fn import_model(model: &onnx::ModelProto) -> Result<Graph> {
         }
     }
     crate::fold::fold_affine_into_linear(&mut ctx.graph);
+    // A recognised attention mask leaves its Add unread: it must not widen the ranges.
+    crate::fold::prune_unread(&mut ctx.graph);
     Ok(ctx.graph)
 }
 

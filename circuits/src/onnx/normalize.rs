@@ -50,11 +50,15 @@ fn activation(node: &NodeProto, ctx: &ImportCtx) -> Result<TensorId> {
     }
 }
 
-/// softmax(x) = e / Σe with e = exp(x − max x): the shift keeps exp's input ≤ 0.
+/// softmax(x) = e / Σe with e = exp(x − max x): the shift keeps exp's input ≤ 0. Behind a
+/// constant attention mask, over the unmasked entries only ([`super::mask`]).
 pub(super) fn import_softmax(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
     let x = activation(node, ctx)?;
     let shape = ctx.shape(x).to_vec();
     let (rows, width) = last_axis(node, &shape, -1)?;
+    if let Some(mask) = super::mask::recognise(node, ctx, x, width) {
+        return masked_softmax(node, ctx, &mask, &shape, width);
+    }
     let n = rows * width;
     let grid = ctx.push_internal(node, "rows", Op::View { input: x, index: (0..n).map(Some).collect() }, vec![rows, width]);
     let max = row_max(node, ctx, grid, rows, width);
@@ -73,6 +77,44 @@ pub(super) fn import_softmax(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()
     let inv_all = spread(node, ctx, inv, rows, width, "inv_spread");
     let y = binary(node, ctx, BinaryKind::Mul, e, Operand::Tensor(inv_all), n, "normalized");
     ctx.push(node, Op::View { input: y, index: (0..n).map(Some).collect() }, shape).map(|_| ())
+}
+
+/// Softmax over the entries `mask.keep` marks, per row of `width`; masked outputs are the
+/// constant 0. The row maximum reads each masked position as the row's first kept entry
+/// (which leaves the maximum unchanged); exp, the sum and the normalisation see kept entries only.
+fn masked_softmax(node: &NodeProto, ctx: &mut ImportCtx, mask: &super::mask::SoftmaxMask, shape: &[usize], width: usize) -> Result<()> {
+    let n = mask.keep.len();
+    let rows = n / width;
+    let kept: Vec<usize> = (0..n).filter(|&i| mask.keep[i]).collect();
+    // Position of each entry among the kept ones.
+    let mut slot = vec![None; n];
+    kept.iter().enumerate().for_each(|(s, &i)| slot[i] = Some(s));
+    let first_kept: Vec<usize> = (0..rows).map(|r| (r * width..(r + 1) * width).find(|&i| mask.keep[i]).unwrap_or(r * width)).collect();
+    let view = |ctx: &mut ImportCtx, input, index: Vec<Option<usize>>, shape: Vec<usize>, tag: &str| {
+        ctx.push_internal(node, tag, Op::View { input, index }, shape)
+    };
+    let grid_index = (0..n).map(|i| Some(if mask.keep[i] { i } else { first_kept[i / width] })).collect();
+    let grid = view(ctx, mask.scores, grid_index, vec![rows, width], super::mask::MASKED_ROWS);
+    let max = row_max(node, ctx, grid, rows, width);
+    let nk = kept.len();
+    let row_of_kept: Vec<Option<usize>> = kept.iter().map(|&i| Some(i / width)).collect();
+    let max_kept = view(ctx, max, row_of_kept.clone(), vec![nk], "max_spread");
+    let scores = view(ctx, mask.scores, kept.iter().map(|&i| Some(i)).collect(), vec![nk], "unmasked");
+    let shifted = binary(node, ctx, BinaryKind::Sub, scores, Operand::Tensor(max_kept), nk, "shifted");
+    let e = ctx.push_internal(node, "exp", Op::Function { kind: FunctionKind::Exp, input: shifted, bounds: (None, Some(0.0)) }, vec![nk]);
+    let e_grid = view(ctx, e, slot.clone(), vec![rows, width], "exp_rows");
+    let ones = ConstTensor { shape: vec![width, 1], data: vec![1.0; width] };
+    let sum = ctx.push_internal(node, "sum", Op::Linear { input: e_grid, weight: ones, bias: None }, vec![rows, 1]);
+    let widest = (0..rows).map(|r| mask.keep[r * width..(r + 1) * width].iter().filter(|&&k| k).count()).max().unwrap_or(width);
+    let inv = ctx.push_internal(
+        node,
+        "reciprocal",
+        Op::Function { kind: FunctionKind::Reciprocal, input: sum, bounds: (Some(0.5), Some(widest as f64 + 0.5)) },
+        vec![rows, 1],
+    );
+    let inv_kept = view(ctx, inv, row_of_kept, vec![nk], "inv_spread");
+    let y = binary(node, ctx, BinaryKind::Mul, e, Operand::Tensor(inv_kept), nk, "normalized");
+    ctx.push(node, Op::View { input: y, index: slot }, shape.to_vec()).map(|_| ())
 }
 
 /// LayerNormalization over the last axis: (x − μ)·rsqrt(σ² + ε)·γ + β.

@@ -3,7 +3,7 @@
 use candle_core::DType;
 use candle_onnx::onnx::{attribute_proto::AttributeType, NodeProto, TensorProto};
 
-use super::{nonlinear, normalize, reduce, shape_ops, vision, ImportCtx, ImportFn, Value};
+use super::{mask, nonlinear, normalize, reduce, shape_ops, vision, ImportCtx, ImportFn, Value};
 use crate::error::{Error, Result};
 use crate::ir::{broadcast_const, broadcast_index, broadcast_shape, transpose2, BinaryKind, ConstTensor, Op, Operand};
 
@@ -20,6 +20,7 @@ pub(super) static REGISTRY: &[(&str, ImportFn)] = &[
     ("Div", reduce::import_div),
     ("Erf", nonlinear::import_erf),
     ("Exp", nonlinear::import_exp),
+    ("Expand", shape_ops::import_expand),
     ("Flatten", import_flatten),
     ("Gather", shape_ops::import_gather),
     ("Gelu", nonlinear::import_gelu),
@@ -39,12 +40,15 @@ pub(super) static REGISTRY: &[(&str, ImportFn)] = &[
     ("Sigmoid", nonlinear::import_sigmoid),
     ("Slice", shape_ops::import_slice),
     ("Softmax", normalize::import_softmax),
+    ("Split", shape_ops::import_split),
     ("Sqrt", nonlinear::import_sqrt),
     ("Squeeze", shape_ops::import_squeeze),
     ("Sub", import_sub),
     ("Tanh", nonlinear::import_tanh),
     ("Transpose", shape_ops::import_transpose),
+    ("Trilu", mask::import_trilu),
     ("Unsqueeze", shape_ops::import_unsqueeze),
+    ("Where", mask::import_where),
 ];
 
 pub(super) fn unsupported(node: &NodeProto, reason: impl Into<String>) -> Error {
@@ -58,6 +62,18 @@ pub(super) fn const_from_proto(t: &TensorProto) -> Result<ConstTensor> {
         t.dims.iter().map(|&d| usize::try_from(d).map_err(|_| malformed(format!("negative dim {d}")))).collect::<Result<_>>()?;
     let numel = crate::ir::checked_numel(&shape)
         .ok_or_else(|| malformed(format!("shape {shape:?} has more than {} values", crate::ir::MAX_TENSOR_VALUES)))?;
+    // BOOL (a mask), one byte per value or one int32 each; candle reads it as bytes only.
+    if t.data_type == 9 {
+        let data: Vec<f64> = if t.raw_data.is_empty() {
+            t.int32_data.iter().map(|&v| f64::from(u8::from(v != 0))).collect()
+        } else {
+            t.raw_data.iter().map(|&v| f64::from(u8::from(v != 0))).collect()
+        };
+        if data.len() != numel {
+            return Err(malformed(format!("{} values for shape {shape:?}", data.len())));
+        }
+        return Ok(ConstTensor { shape, data });
+    }
     if !t.raw_data.is_empty() {
         let width = match t.data_type {
             1 | 6 => 4,  // FLOAT, INT32

@@ -1,9 +1,9 @@
-//! Shape-only ops: Transpose, Squeeze, Unsqueeze, Slice, Gather (re-indexings), Concat, and
-//! Shape, ConstantOfShape, Cast (folded constants).
+//! Shape-only ops: Transpose, Squeeze, Unsqueeze, Slice, Split, Expand, Gather (re-indexings),
+//! Concat, and Shape, ConstantOfShape, Cast (folded constants).
 
 use candle_onnx::onnx::NodeProto;
 
-use super::ops::{attr_ints, reshape_value, unsupported, value_shape};
+use super::ops::{attr_int, attr_ints, reshape_value, unsupported, value_shape};
 use super::{ImportCtx, Value};
 use crate::error::Result;
 use crate::ir::{BinaryKind, ConstTensor, Op, Operand};
@@ -95,8 +95,12 @@ pub(super) fn import_shape(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> 
 
 pub(super) fn import_gather(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
     let data = ctx.input(node, 0)?;
-    let Value::Const(indices) = ctx.input(node, 1)? else {
-        return Err(unsupported(node, "indices must be a constant"));
+    let indices = match (ctx.input(node, 1)?, data.clone()) {
+        (Value::Const(indices), _) => indices,
+        (Value::Act(ids), Value::Const(table)) => return gather_by_activation(node, ctx, &table, ids),
+        (Value::Act(_), Value::Act(_)) => {
+            return Err(unsupported(node, "indices that are an activation need constant data (an embedding table)"))
+        }
     };
     let shape = value_shape(ctx, &data);
     let rank = shape.len() as i64;
@@ -127,6 +131,34 @@ pub(super) fn import_gather(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()>
         Value::Const(c) => ctx.define_const(node, ConstTensor { shape: out_shape, data: source.iter().map(|&i| c.data[i]).collect() }),
         Value::Act(id) => ctx.push(node, Op::View { input: id, index: source.into_iter().map(Some).collect() }, out_shape).map(|_| ()),
     }
+}
+
+/// `table[ids]` along axis 0, with `ids` an activation holding token ids. The ids are first
+/// looked up in the table `0..rows` (which holds only valid ids, so an id out of range has no
+/// witness), then `key = id + c·rows` for each column `c` (a Linear with weight 1 and bias
+/// `c·rows`) indexes one table holding the columns one after another.
+fn gather_by_activation(node: &NodeProto, ctx: &mut ImportCtx, table: &ConstTensor, ids: usize) -> Result<()> {
+    let rank = table.shape.len() as i64;
+    let axis = attr_int(node, "axis", 0);
+    if axis != 0 && axis != -rank {
+        return Err(unsupported(node, "indices that are an activation gather along axis 0 only"));
+    }
+    let Some((&rows, rest)) = table.shape.split_first() else {
+        return Err(unsupported(node, "a scalar table"));
+    };
+    let width: usize = rest.iter().product();
+    let n: usize = ctx.shape(ids).iter().product();
+    let out_shape: Vec<usize> = ctx.shape(ids).iter().chain(rest).copied().collect();
+    super::too_large(node, &out_shape)?;
+    if rows == 0 || width == 0 {
+        return Err(unsupported(node, "an empty table"));
+    }
+    let valid = ctx.push_internal(node, "ids", Op::Table { input: ids, values: (0..rows).map(|r| r as f64).collect() }, vec![n, 1]);
+    let weight = ConstTensor { shape: vec![1, width], data: vec![1.0; width] };
+    let bias = ConstTensor { shape: vec![n, width], data: (0..n * width).map(|k| ((k % width) * rows) as f64).collect() };
+    let key = ctx.push_internal(node, "keys", Op::Linear { input: valid, weight, bias: Some(bias) }, vec![n, width]);
+    let values = (0..width * rows).map(|k| table.data[(k % rows) * width + k / rows]).collect();
+    ctx.push(node, Op::Table { input: key, values }, out_shape).map(|_| ())
 }
 
 /// For each output position of a concatenation, which input and which of its elements.
@@ -286,5 +318,68 @@ pub(super) fn import_cast(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
             ctx.push(node, Op::View { input: id, index }, shape).map(|_| ())
         }
         Value::Act(_) => Err(unsupported(node, format!("Cast of an activation to type {to}"))),
+    }
+}
+
+/// The axis attribute, normalised against `rank`.
+fn axis_attr(node: &NodeProto, rank: usize, default: i64) -> Result<usize> {
+    let axis = attr_int(node, "axis", default);
+    let a = if axis < 0 { axis + rank as i64 } else { axis };
+    usize::try_from(a).ok().filter(|&a| a < rank).ok_or_else(|| unsupported(node, format!("axis {axis} out of range for rank {rank}")))
+}
+
+/// Split along an axis into the given sizes (the `split` input, the opset-11 attribute, or
+/// equal parts: `num_outputs` or one per output, the last one smaller when uneven).
+pub(super) fn import_split(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
+    let data = ctx.input(node, 0)?;
+    let shape = value_shape(ctx, &data);
+    let axis = axis_attr(node, shape.len(), 0)?;
+    let dim = shape[axis];
+    let parts = usize::try_from(attr_int(node, "num_outputs", node.output.len() as i64)).unwrap_or(0);
+    let sizes: Vec<usize> = match const_ints(node, ctx, 1, "split")?.or_else(|| attr_ints(node, "split")) {
+        Some(s) => {
+            s.iter().map(|&v| usize::try_from(v).map_err(|_| unsupported(node, format!("split size {v}")))).collect::<Result<_>>()?
+        }
+        None if parts == 0 => return Err(unsupported(node, "no outputs")),
+        None => {
+            let chunk = dim.div_ceil(parts);
+            (0..parts).map(|i| chunk.min(dim.saturating_sub(i * chunk))).collect()
+        }
+    };
+    if sizes.iter().sum::<usize>() != dim || sizes.len() != node.output.len() {
+        return Err(unsupported(node, format!("split sizes {sizes:?} into {} outputs of an axis of {dim}", node.output.len())));
+    }
+    let (outer, inner): (usize, usize) = (shape[..axis].iter().product(), shape[axis + 1..].iter().product());
+    let mut start = 0;
+    for (i, &size) in sizes.iter().enumerate() {
+        let mut out_shape = shape.clone();
+        out_shape[axis] = size;
+        let index: Vec<usize> =
+            (0..outer).flat_map(|o| (start..start + size).flat_map(move |a| (0..inner).map(move |t| (o * dim + a) * inner + t))).collect();
+        let value = match &data {
+            Value::Const(c) => Err(ConstTensor { shape: out_shape.clone(), data: index.iter().map(|&j| c.data[j]).collect() }),
+            Value::Act(id) => Ok(Op::View { input: *id, index: index.into_iter().map(Some).collect() }),
+        };
+        ctx.define_output(node, i, value, out_shape)?;
+        start += size;
+    }
+    Ok(())
+}
+
+/// Expand: numpy broadcasting of the input against a constant shape.
+pub(super) fn import_expand(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
+    let data = ctx.input(node, 0)?;
+    let target = const_ints(node, ctx, 1, "shape")?.ok_or_else(|| unsupported(node, "missing shape"))?;
+    let target: Vec<usize> =
+        target.iter().map(|&d| usize::try_from(d).map_err(|_| unsupported(node, format!("dimension {d}")))).collect::<Result<_>>()?;
+    let shape = value_shape(ctx, &data);
+    let out_shape = crate::ir::broadcast_shape(&shape, &target)
+        .ok_or_else(|| unsupported(node, format!("shape {shape:?} does not expand to {target:?} (or the result is too large)")))?;
+    match data {
+        Value::Const(c) => ctx.define_const(node, crate::ir::broadcast_const(&c, &out_shape)),
+        Value::Act(id) => {
+            let index = crate::ir::broadcast_index(&shape, &out_shape).into_iter().map(Some).collect();
+            ctx.push(node, Op::View { input: id, index }, out_shape).map(|_| ())
+        }
     }
 }

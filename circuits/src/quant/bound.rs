@@ -59,6 +59,9 @@ impl ErrorBound {
                     let ((ea, ma), (eb, mb)) = ((err[*a], mag[*a]), (err[*b], mag[*b]));
                     *width as f64 * (ma * eb + (mb + eb) * ea) + lsb / 2.0
                 }
+                // An exact index picks its value; only the value's own rounding remains.
+                (Op::Table { input, .. }, StepKind::Function { .. }) if err[*input] < 0.5 => lsb / 2.0,
+                (Op::Table { .. }, StepKind::Function { .. }) => f64::INFINITY,
                 (Op::Function { input, .. }, StepKind::Function { spec, .. }) => {
                     // A coarser table input adds the rounding of the rescale before the lookup.
                     let rounding = if spec.in_scale < scale_bits { 0.5 / (1u64 << spec.in_scale) as f64 } else { 0.0 };

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::ir::{BinaryKind, ConstTensor, Graph, Op, Operand, TensorId, TensorInfo};
 
 /// Version of [`Settings`] and [`QModel`]; bump on any change that alters the circuit.
-pub const SETTINGS_VERSION: u32 = 5;
+pub const SETTINGS_VERSION: u32 = 6;
 
 /// What the public instances reveal about the inputs or the outputs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -314,17 +314,21 @@ pub fn lower(graph: &Graph, p: Precision, (mag, min): (&[f64], &[f64])) -> Resul
     let mut steps = lower_at(graph, p, (mag, min), &|_| p.scale_bits)?;
     let mut in_scale: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
     loop {
-        let tables: Vec<(&String, usize, u32)> = steps
+        let tables: Vec<(&String, usize, u32, bool)> = steps
             .iter()
             .filter_map(|s| match &s.kind {
-                StepKind::Function { spec, .. } => Some((&s.node, spec.rows(), spec.in_scale)),
+                StepKind::Function { spec, .. } => Some((&s.node, spec.rows(), spec.in_scale, spec.kind == FunctionKind::Table)),
                 _ => None,
             })
             .collect();
         if tables.iter().map(|t| t.1).sum::<usize>() <= p.function_rows {
             return Ok(steps);
         }
-        let Some(&(node, _, scale)) = tables.iter().max_by_key(|t| t.1) else { return Ok(steps) };
+        // A gathered column's table is indexed by integers: it cannot take coarser inputs.
+        let Some(&(node, _, scale, _)) = tables.iter().filter(|t| !t.3).max_by_key(|t| t.1).or_else(|| tables.iter().max_by_key(|t| t.1))
+        else {
+            return Ok(steps);
+        };
         if scale == 0 {
             return Err(Error::Settings(format!("node `{node}`: its function table does not fit in {} rows", p.function_rows)));
         }
@@ -359,10 +363,31 @@ fn lower_at(graph: &Graph, p: Precision, (mag, min): (&[f64], &[f64]), table_sca
                     StepKind::Function { input: *input, spec }
                 }
                 Op::View { input, index } => StepKind::View { input: *input, index: index.clone() },
+                Op::Table { input, values } => {
+                    next_table += 1;
+                    StepKind::Function { input: *input, spec: table_spec(&node.name, next_table, values, scale_bits, value_bits)? }
+                }
             };
             Ok(Step { node: node.name.clone(), op_type: node.op_type.clone(), kind, output: node.output })
         })
         .collect()
+}
+
+/// The table of a Gather by an activation: integer inputs `0..values.len()`, outputs at the
+/// activation scale.
+fn table_spec(node: &str, id: u32, values: &[f64], s: u32, v: u32) -> Result<FunctionSpec> {
+    let limit = (1i64 << v) - 1;
+    let scale = (1u64 << s) as f64;
+    let quantized: Vec<i64> = values.iter().map(|&x| (x * scale).round() as i64).collect();
+    if let Some(&worst) = quantized.iter().find(|q| q.abs() > limit) {
+        return Err(Error::Settings(format!(
+            "node `{node}`: a gathered value {:.3} is beyond the value range ±{:.3}",
+            worst as f64 / scale,
+            limit as f64 / scale
+        )));
+    }
+    let hi = i64::try_from(values.len()).map_err(|_| Error::Settings(format!("node `{node}`: table too large")))? - 1;
+    Ok(FunctionSpec { id, kind: FunctionKind::Table, in_scale: 0, out_scale: s, lo: 0, hi, values: quantized })
 }
 
 /// Input headroom over the calibrated magnitude for function tables.
@@ -391,7 +416,7 @@ fn function_spec(
         _ => -in_limit,
     };
     let lo = bounds.0.map_or(-reach, |b| (b * scale).ceil() as i64).max(-reach).max(floor);
-    let spec = FunctionSpec { id, kind, in_scale: s_in, out_scale: s, lo, hi };
+    let spec = FunctionSpec { id, kind, in_scale: s_in, out_scale: s, lo, hi, values: Vec::new() };
     let worst = (lo..=hi)
         .step_by(((hi - lo) as usize / 4096).max(1))
         .chain([lo, hi])

@@ -61,6 +61,10 @@ impl Settings {
             f.hi.checked_sub(f.lo)
                 .filter(|&span| span < 1 << self.k)
                 .ok_or_else(|| bad(format!("function table {i} has more rows than 2^k")))?;
+            let is_table = f.kind == crate::chips::function::FunctionKind::Table;
+            if (is_table && (f.values.len() != f.rows() || f.in_scale != 0)) || (!is_table && !f.values.is_empty()) {
+                return Err(bad(format!("function table {i}: {} values for {} rows of a {:?}", f.values.len(), f.rows(), f.kind)));
+            }
         }
         if self.output_visibility == Visibility::Private {
             return Err(bad("private outputs (a proof would bind nothing)"));

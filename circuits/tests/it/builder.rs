@@ -17,11 +17,15 @@ pub(crate) fn uniform(rng: &mut ChaCha8Rng, n: usize, lo: f32, hi: f32) -> Vec<f
 }
 
 fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
+    typed_value_info(name, dims, 1)
+}
+
+fn typed_value_info(name: &str, dims: &[i64], elem_type: i32) -> ValueInfoProto {
     let dim = dims.iter().map(|&d| Dimension { value: Some(dimension::Value::DimValue(d)), ..Default::default() }).collect();
     ValueInfoProto {
         name: name.into(),
         r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor { elem_type: 1, shape: Some(TensorShapeProto { dim }) })),
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor { elem_type, shape: Some(TensorShapeProto { dim }) })),
             ..Default::default()
         }),
         ..Default::default()
@@ -48,6 +52,12 @@ impl Builder {
         self
     }
 
+    /// An INT64 input (token ids).
+    pub(crate) fn input_i64(mut self, name: &str, dims: &[i64]) -> Self {
+        self.inputs.push(typed_value_info(name, dims, 7));
+        self
+    }
+
     pub(crate) fn output(mut self, name: &str, dims: &[i64]) -> Self {
         self.outputs.push(value_info(name, dims));
         self
@@ -68,7 +78,18 @@ impl Builder {
         self
     }
 
-    pub(crate) fn node(mut self, op: &str, name: &str, inputs: &[&str], output: &str, attrs: &[(&str, Attr)]) -> Self {
+    /// A BOOL initializer (a mask), one byte per value as numpy's `from_array` writes it.
+    pub(crate) fn init_bool(mut self, name: &str, dims: &[i64], data: &[bool]) -> Self {
+        let raw_data = data.iter().map(|&b| u8::from(b)).collect();
+        self.inits.push(TensorProto { name: name.into(), dims: dims.to_vec(), data_type: 9, raw_data, ..Default::default() });
+        self
+    }
+
+    pub(crate) fn node(self, op: &str, name: &str, inputs: &[&str], output: &str, attrs: &[(&str, Attr)]) -> Self {
+        self.node_outputs(op, name, inputs, &[output], attrs)
+    }
+
+    pub(crate) fn node_outputs(mut self, op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: &[(&str, Attr)]) -> Self {
         let attribute = attrs
             .iter()
             .map(|(n, a)| match a {
@@ -83,7 +104,7 @@ impl Builder {
             op_type: op.into(),
             name: name.into(),
             input: inputs.iter().map(|s| (*s).into()).collect(),
-            output: vec![output.into()],
+            output: outputs.iter().map(|s| (*s).into()).collect(),
             attribute,
             ..Default::default()
         });

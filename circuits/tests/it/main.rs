@@ -4,7 +4,9 @@
 
 mod bitexact;
 mod builder;
+mod decoder_ops;
 mod errors;
+mod masks;
 mod models;
 mod ops;
 mod vision;

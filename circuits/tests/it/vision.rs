@@ -220,7 +220,13 @@ fn sqrt_of_a_nonnegative_activation() {
 #[test]
 fn input_outside_a_function_table_is_an_error_naming_the_node() {
     let onnx = unary("Tanh");
-    let c = compile(&onnx, Some(&[vec![0.01; 6]]), &Default::default()).unwrap();
+    // Calibrated on tiny values, the table is too coarse for 1% accuracy: accept any, this
+    // test is about inputs beyond the table.
+    let opts = zkinfer_circuits::compile::CompileOptions {
+        max_error: zkinfer_circuits::compile::MaxError::Absolute(f64::INFINITY),
+        ..Default::default()
+    };
+    let c = compile(&onnx, Some(&[vec![0.01; 6]]), &opts).unwrap();
     let err = c.model.eval(&[vec![1.0; 6]]).unwrap_err();
     assert!(matches!(&err, zkinfer_circuits::Error::OutsideTable { node, .. } if node == "f"), "{err}");
 }
