@@ -132,7 +132,7 @@ fn measure(onnx: &[u8], graph: &Graph, model: &QModel, samples: &[Vec<Vec<f64>>]
             }
         };
         for (m, (q, f)) in max_abs.iter_mut().zip(trace.outputs(model).iter().zip(&float)) {
-            *m = q.iter().zip(f).fold(*m, |acc, (&a, &b)| acc.max((model.dequantize(a) - b).abs()));
+            *m = q.iter().zip(f).fold(*m, |acc, (&a, &b)| nan_max(acc, (model.dequantize(a) - b).abs()));
         }
         count += 1;
     }
@@ -286,24 +286,65 @@ pub fn compile(onnx: &[u8], calibration: Option<&[Vec<f32>]>, opts: &CompileOpti
         return Err(first_err.unwrap_or(Error::TooLarge { rows: 0, max_k }));
     }
     let candidates: Vec<Candidate> = built.iter().map(|(m, e)| candidate(m, e)).collect();
-    let worst = |e: &MeasuredError| if e.samples == 0 { f64::INFINITY } else { e.max_abs.iter().copied().fold(0.0, f64::max) };
-    let output_mag = graph.outputs.iter().map(|&o| cal.mag[o]).fold(0.0, f64::max);
-    let allowed = opts.max_error.allowed(output_mag);
-    let (best, best_err) =
-        built.iter().enumerate().map(|(i, (_, e))| (i, worst(e))).fold((0, f64::INFINITY), |a, b| if b.1 < a.1 { b } else { a });
-    if best_err.is_nan() || best_err > allowed {
-        return Err(accuracy_not_met(&graph, &built[best].0, &samples, allowed, output_mag, best_err, max_k));
+    let worst = |e: &MeasuredError| if e.samples == 0 { f64::INFINITY } else { e.max_abs.iter().copied().fold(0.0, nan_max) };
+    // Each output against its own allowance (a small output may not hide behind a large one).
+    let allowed: Vec<f64> = graph.outputs.iter().map(|&o| opts.max_error.allowed(cal.mag[o])).collect();
+    let excess = |e: &MeasuredError| over_allowance(e, &allowed);
+    let (best, (best_excess, out)) =
+        built.iter().enumerate().map(|(i, (_, e))| (i, excess(e))).fold((0, (f64::INFINITY, 0)), |a, b| if b.1 .0 < a.1 .0 { b } else { a });
+    if best_excess > 1.0 {
+        let (model, e) = &built[best];
+        if e.samples == 0 {
+            // Not one sample evaluated: the evaluation's own error says why.
+            if let Some(Err(err)) = samples.first().map(|s| model.eval(&to_f32(s))) {
+                return Err(err);
+            }
+        }
+        let measured = e.max_abs.get(out).copied().unwrap_or(f64::INFINITY);
+        return Err(accuracy_not_met(&graph, model, &samples, allowed[out], cal.mag[graph.outputs[out]], measured, max_k));
     }
+    let best_err = built.iter().filter(|(_, e)| excess(e).0 <= 1.0).map(|(_, e)| worst(e)).fold(f64::INFINITY, f64::min);
     let pick = match opts.target {
         // The smallest circuit that meets --max-error.
-        Target::Resources => built.iter().position(|(_, e)| worst(e) <= allowed).unwrap_or(best),
+        Target::Resources => built.iter().position(|(_, e)| excess(e).0 <= 1.0).unwrap_or(best),
         // The smallest k within 25% of the best error: a bigger circuit must buy real accuracy.
-        Target::Accuracy => built.iter().position(|(_, e)| worst(e) <= (1.25 * best_err + 1e-12).min(allowed)).unwrap_or(best),
+        Target::Accuracy => built.iter().position(|(_, e)| excess(e).0 <= 1.0 && worst(e) <= 1.25 * best_err + 1e-12).unwrap_or(best),
     };
     let (model, measured) = built.swap_remove(pick);
     // What compile writes, every reader of `model.zkm` must accept.
     model.validate()?;
     Ok(Compiled { graph, model, onnx_sha256: hex::encode(Sha256::digest(onnx)), measured, candidates })
+}
+
+/// The larger of two errors, NaN winning (`f64::max` would drop it).
+fn nan_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// How many times its allowance the worst output's error is, and which output that is (NaN
+/// and unmeasured count as infinitely over).
+fn over_allowance(e: &MeasuredError, allowed: &[f64]) -> (f64, usize) {
+    if e.samples == 0 {
+        return (f64::INFINITY, 0);
+    }
+    let ratio = |m: f64, a: f64| {
+        if m.is_nan() || (m > a && a <= 0.0) {
+            f64::INFINITY
+        } else if m <= a && (a.is_infinite() || a == 0.0) {
+            0.0
+        } else {
+            m / a
+        }
+    };
+    e.max_abs.iter().zip(allowed).enumerate().map(|(i, (&m, &a))| (ratio(m, a), i)).fold((0.0, 0), |x, y| if y.0 > x.0 { y } else { x })
+}
+
+fn to_f32(sample: &[Vec<f64>]) -> Vec<Vec<f32>> {
+    sample.iter().map(|v| v.iter().map(|&x| x as f32).collect()).collect()
 }
 
 /// Names the node where a too-inaccurate model's error first grows past what is allowed:
@@ -468,4 +509,27 @@ fn build(graph: &Graph, cal: &Calibration, lanes: usize, k: u32, opts: &CompileO
     model.calibrated_max_abs = cal.mag.iter().copied().fold(0.0, f64::max);
     check_fits(&model)?;
     Ok(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(max_abs: Vec<f64>) -> MeasuredError {
+        MeasuredError { max_abs, samples: 8, reference: "test".into() }
+    }
+
+    #[test]
+    fn each_output_meets_its_own_allowance_and_nan_never_passes() {
+        // The second output is small: 1e-3 is ten times its allowance, whatever the first's.
+        assert_eq!(over_allowance(&measured(vec![1e-3, 1e-3]), &[1e-2, 1e-4]), (10.0, 1));
+        assert_eq!(over_allowance(&measured(vec![5e-3, 0.0]), &[1e-2, 0.0]), (0.5, 0));
+        assert_eq!(over_allowance(&measured(vec![f64::NAN]), &[1.0]).0, f64::INFINITY);
+        assert_eq!(over_allowance(&measured(vec![1e-9]), &[0.0]).0, f64::INFINITY);
+        assert_eq!(over_allowance(&measured(vec![7.0]), &[f64::INFINITY]).0, 0.0);
+        assert_eq!(over_allowance(&MeasuredError { samples: 0, ..measured(vec![0.0]) }, &[1.0]).0, f64::INFINITY);
+        assert!(nan_max(0.5, f64::NAN).is_nan() && nan_max(f64::NAN, 0.5).is_nan());
+        assert_eq!(MaxError::Relative(0.01).allowed(3.0), 0.03);
+        assert_eq!(MaxError::Absolute(0.2).allowed(3.0), 0.2);
+    }
 }

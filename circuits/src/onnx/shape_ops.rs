@@ -306,8 +306,11 @@ pub(super) fn import_cast(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> {
     let to = super::ops::attr_int(node, "to", FLOAT);
     match ctx.input(node, 0)? {
         Value::Const(mut c) => {
-            // Integer targets truncate toward zero, as ONNX does for float → int.
-            if to != FLOAT && to != DOUBLE {
+            // BOOL is nonzero-ness; integer targets truncate toward zero, as ONNX does.
+            const BOOL: i64 = 9;
+            if to == BOOL {
+                c.data.iter_mut().for_each(|v| *v = f64::from(u8::from(*v != 0.0)));
+            } else if to != FLOAT && to != DOUBLE {
                 c.data.iter_mut().for_each(|v| *v = v.trunc());
             }
             ctx.define_const(node, c)
@@ -346,7 +349,7 @@ pub(super) fn import_split(node: &NodeProto, ctx: &mut ImportCtx) -> Result<()> 
             (0..parts).map(|i| chunk.min(dim.saturating_sub(i * chunk))).collect()
         }
     };
-    if sizes.iter().sum::<usize>() != dim || sizes.len() != node.output.len() {
+    if sizes.iter().sum::<usize>() != dim || sizes.len() != node.output.len() || sizes.contains(&0) {
         return Err(unsupported(node, format!("split sizes {sizes:?} into {} outputs of an axis of {dim}", node.output.len())));
     }
     let (outer, inner): (usize, usize) = (shape[..axis].iter().product(), shape[axis + 1..].iter().product());

@@ -408,6 +408,12 @@ fn function_spec(
     let in_limit = limit >> (s - s_in);
     let scale = (1u64 << s_in) as f64;
     let reach = ((mag * FUNCTION_HEADROOM).max(1.0) * scale).ceil() as i64;
+    // Both bounds known (a softmax's row sum lies in [1, width]): they are the domain, so no
+    // input the op can produce falls outside the table, whatever calibration saw.
+    let reach = match bounds {
+        (Some(l), Some(h)) => ((l.abs().max(h.abs())) * scale).ceil() as i64,
+        _ => reach,
+    };
     let hi = bounds.1.map_or(reach, |b| (b * scale).floor() as i64).min(reach).min(in_limit);
     let floor = match kind {
         FunctionKind::Sqrt => 0,

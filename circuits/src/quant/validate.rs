@@ -62,7 +62,8 @@ impl Settings {
                 .filter(|&span| span < 1 << self.k)
                 .ok_or_else(|| bad(format!("function table {i} has more rows than 2^k")))?;
             let is_table = f.kind == crate::chips::function::FunctionKind::Table;
-            if (is_table && (f.values.len() != f.rows() || f.in_scale != 0)) || (!is_table && !f.values.is_empty()) {
+            let in_range = f.values.iter().all(|v| v.unsigned_abs() < 1u64 << self.value_bits.min(62));
+            if (is_table && (f.values.len() != f.rows() || f.in_scale != 0 || !in_range)) || (!is_table && !f.values.is_empty()) {
                 return Err(bad(format!("function table {i}: {} values for {} rows of a {:?}", f.values.len(), f.rows(), f.kind)));
             }
         }

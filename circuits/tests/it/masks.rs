@@ -207,3 +207,32 @@ fn the_shipped_decoder_with_an_additive_causal_mask_is_accurate() {
     assert!(max_err <= 1e-2, "max error {max_err} on logits up to {max_logit}");
     // candle has no LayerNormalization: the reference is onnx.reference's expected.json.
 }
+
+#[test]
+fn the_gpt_example_agrees_with_float_on_the_next_token_of_99_of_100_prompts() {
+    // examples/gpt: a character-level GPT trained and exported by torch.onnx (opset 17): token
+    // ids gathered from an embedding, masked_fill's Where(-inf) causal masks, Split, erf-GELU.
+    let onnx = std::fs::read(example("gpt", "model.onnx")).unwrap();
+    let c = compile(&onnx, Some(&read_input("gpt", "calibration.json")), &CompileOptions::default()).unwrap();
+    let prompts: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(example("gpt", "prompts.json")).unwrap()).unwrap();
+    let ids: Vec<f32> = prompts["input_data"][0].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    let argmax: Vec<u64> = prompts["argmax"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    let seq = ids.len() / argmax.len();
+    let agree = ids
+        .chunks(seq)
+        .zip(&argmax)
+        .filter(|(prompt, &want)| {
+            let out = &c.model.eval(&[prompt.to_vec()]).unwrap().outputs(&c.model)[0];
+            let best = (0..out.len()).max_by_key(|&i| out[i]).unwrap();
+            best as u64 == want
+        })
+        .count();
+    assert!(agree >= 99, "{agree} of {} prompts agree", argmax.len());
+    // The sample's logits against onnx.reference.
+    let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(example("gpt", "expected.json")).unwrap()).unwrap();
+    let expected: Vec<f64> = expected["outputs"][0].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let out = &c.model.eval(&read_input("gpt", "input.json")).unwrap().outputs(&c.model)[0];
+    let max_err = out.iter().zip(&expected).map(|(&q, &f)| (c.model.dequantize(q) - f).abs()).fold(0.0, f64::max);
+    assert!(max_err <= 1e-2, "max error {max_err}");
+    eprintln!("gpt: {agree} of {} next tokens agree; max |logit error| {max_err:.3e} on the sample", argmax.len());
+}
