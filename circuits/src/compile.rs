@@ -291,7 +291,11 @@ pub fn compile(onnx: &[u8], calibration: Option<&[Vec<f32>]>, opts: &CompileOpti
     let allowed: Vec<f64> = graph.outputs.iter().map(|&o| opts.max_error.allowed(cal.mag[o])).collect();
     let excess = |e: &MeasuredError| over_allowance(e, &allowed);
     let (best, (best_excess, out)) =
-        built.iter().enumerate().map(|(i, (_, e))| (i, excess(e))).fold((0, (f64::INFINITY, 0)), |a, b| if b.1 .0 < a.1 .0 { b } else { a });
+        built
+            .iter()
+            .enumerate()
+            .map(|(i, (_, e))| (i, excess(e)))
+            .fold((0, (f64::INFINITY, 0)), |a, b| if b.1 .0 < a.1 .0 { b } else { a });
     if best_excess > 1.0 {
         let (model, e) = &built[best];
         if e.samples == 0 {
