@@ -90,7 +90,7 @@ fn bench_model(name: &str, dir: &std::path::Path) -> Result<Row> {
     Ok(Row {
         model: name.to_string(),
         k,
-        advice_columns: model.settings.num_advice,
+        advice_columns: model.settings.total_advice(),
         macs: model.macs(),
         compile_s,
         srs_s,

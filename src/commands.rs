@@ -34,13 +34,17 @@ pub(crate) fn compile(a: &CompileArgs) -> Result<Outcome> {
         output_visibility: a.output_visibility.into(),
         target: a.target.into(),
         max_error: a.max_error,
+        matmul: a.matmul.into(),
     };
     let compiled = zkinfer_circuits::compile::compile(&onnx, cal.as_deref(), &opts).with_context(|| a.model.display().to_string())?;
     ModelDir::new(&a.out).write_compiled(&compiled, &onnx)?;
     let s = &compiled.model.settings;
     println!("compiled {} → {}", a.model.display(), a.out.display());
     println!("  nodes: {}   MACs: {}", compiled.graph.nodes.len(), compiled.model.macs());
-    println!("  k = {}   advice columns: {}   activation scale 2^-{}   value range ±2^{}", s.k, s.num_advice, s.scale_bits, s.value_bits);
+    println!(
+        "  k = {}   advice columns: {} (+{} second-phase)   activation scale 2^-{}   value range ±2^{}",
+        s.k, s.num_advice, s.challenge_advice, s.scale_bits, s.value_bits
+    );
     println!("  error bound vs float (inputs within the calibrated range): {:?}", compiled.model.error_bound);
     println!(
         "  measured error on {} calibration samples (vs {}): {:?}",

@@ -30,6 +30,7 @@ pub(crate) fn demo(a: &DemoArgs) -> Result<Outcome> {
         max_k: zkinfer_circuits::compile::DEFAULT_MAX_K,
         target: crate::TargetArg::Resources,
         max_error: zkinfer_circuits::compile::MaxError::default(),
+        matmul: crate::MatMulArg::Auto,
     })?;
     step(2, "circuit info");
     crate::info::info(&InfoArgs { dir: dir.clone(), json: false })?;

@@ -61,14 +61,14 @@ pub(crate) fn info(a: &InfoArgs) -> Result<Outcome> {
         rows_used: rows,
         usable_rows: (1usize << s.k) - RESERVED_ROWS,
         range_table_rows: table_rows(&s.table_tags),
-        advice_columns: s.num_advice,
+        advice_columns: s.total_advice(),
         // shared weight/constant columns, plus the constants column
         fixed_columns: s.num_fixed + 1,
         lookup_arguments: lookup_count(m),
         lookup_table_columns: if s.function_tables.is_empty() { 2 } else { 5 },
         public_instances: m.num_instances(),
         macs,
-        advice_cells_per_mac: if macs == 0 { 0.0 } else { (rows * s.num_advice) as f64 / macs as f64 },
+        advice_cells_per_mac: if macs == 0 { 0.0 } else { (rows * s.total_advice()) as f64 / macs as f64 },
         dot_lanes: s.dot_lanes,
         scale_bits: s.scale_bits,
         value_bits: s.value_bits,
@@ -91,7 +91,7 @@ pub(crate) fn info(a: &InfoArgs) -> Result<Outcome> {
         error_bound: m.error_bound.clone(),
         calibrated_max_abs: m.calibrated_max_abs,
         measured_error: compiled.measured.clone(),
-        predicted_prove_seconds: predicted_prove_us(s.k, s.num_advice, lookup_count(m)) / 1e6,
+        predicted_prove_seconds: predicted_prove_us(s.k, s.total_advice(), lookup_count(m)) / 1e6,
         setup: dir.read_setup().ok(),
     };
     if a.json {

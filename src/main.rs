@@ -140,6 +140,33 @@ pub(crate) struct CompileArgs {
     /// grows. "inf" accepts any.
     #[arg(long, env = "ZKINFER_MAX_ERROR", default_value = "1%", value_parser = parse_max_error)]
     max_error: zkinfer_circuits::compile::MaxError,
+    /// How products of two activations (attention's Q·Kᵀ and A·V) are proven: auto picks, per
+    /// node, the layout with fewer advice cells; freivalds checks C = A·B with a random
+    /// challenge drawn after A, B and C are committed (second-phase columns); direct lays out
+    /// every product.
+    #[arg(long, env = "ZKINFER_MATMUL", value_enum, default_value_t = MatMulArg::Auto)]
+    matmul: MatMulArg,
+}
+
+/// The layout of activation × activation matrix products.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum MatMulArg {
+    /// Per node, the layout with fewer advice cells.
+    Auto,
+    /// Every product in its own row (about 2 rows per multiply-accumulate).
+    Direct,
+    /// The random-challenge check: about k·n + m·n + m·k rows of 3 cells per product.
+    Freivalds,
+}
+
+impl From<MatMulArg> for zkinfer_circuits::quant::MatMulLayout {
+    fn from(m: MatMulArg) -> Self {
+        match m {
+            MatMulArg::Auto => Self::Auto,
+            MatMulArg::Direct => Self::Direct,
+            MatMulArg::Freivalds => Self::Freivalds,
+        }
+    }
 }
 
 /// `0.01` (absolute), `2%` (relative to the calibrated output magnitude) or `inf`.

@@ -12,13 +12,14 @@ use halo2_proofs::plonk::{Advice, Circuit, Column, ConstraintSystem, Error as Pl
 
 use crate::chips::dot::{DotChip, DotConfig};
 use crate::chips::elementwise::{ElementwiseChip, ElementwiseConfig};
+use crate::chips::freivalds::{self, FreivaldsChip, FreivaldsConfig};
 use crate::chips::function::{FunctionChip, FunctionConfig};
 use crate::chips::poseidon::{self, CommitmentWitness, PoseidonChip, PoseidonConfig};
 use crate::chips::range_table::RangeTableConfig;
 use crate::chips::requant::{RequantChip, RequantConfig, RequantParams};
 use crate::chips::{fr_from_i64, ElementwiseInstructions, PoseidonInstructions, QCell, RowCursor};
 use crate::error::{Error, Result};
-use crate::quant::{Mutation, QModel, Settings, StepKind, Trace, Visibility};
+use crate::quant::{Mutation, PairsLayout, QModel, Settings, StepKind, Trace, Visibility};
 
 mod layout;
 pub use layout::RegionSpan;
@@ -92,10 +93,12 @@ pub fn model_rows(model: &QModel, lanes: usize) -> usize {
             // a rescale row to the table's input scale, then a lookup row
             StepKind::Function { .. } => 2 * model.tensors[s.output].numel(),
             // products, one single-lane dot group per output, one rescale per output
-            StepKind::DotPairs { width, .. } => {
+            StepKind::DotPairs { width, layout: PairsLayout::Direct, .. } => {
                 let rows = model.tensors[s.output].numel();
                 rows * width + rows * (width + 1) + rows
             }
+            // the rescale rows, whose inputs are the checked sums
+            StepKind::DotPairs { layout: PairsLayout::Freivalds(_), .. } => model.tensors[s.output].numel(),
             other => step_rows(other, lanes),
         })
         .sum();
@@ -109,7 +112,19 @@ pub fn model_rows(model: &QModel, lanes: usize) -> usize {
     let outputs = if model.settings.output_visibility == Visibility::Hashed { poseidon::commitment_rows(n_out) } else { 0 };
     // The binding: its cells, then one square row per cell.
     let binding = 2 * BINDING_INSTANCES;
-    inputs + n_in + binding + steps + usize::from(zero) + outputs
+    (inputs + n_in + binding + steps + usize::from(zero) + outputs).max(challenge_rows(model))
+}
+
+/// Rows the second phase's matrix-product checks occupy in their own columns.
+pub fn challenge_rows(model: &QModel) -> usize {
+    model
+        .steps
+        .iter()
+        .map(|s| match &s.kind {
+            StepKind::DotPairs { layout: PairsLayout::Freivalds(d), .. } => d.batch * freivalds::check_rows(d.m, d.k, d.n),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Column configuration of the model circuit.
@@ -123,6 +138,7 @@ pub struct ModelConfig {
     instance: Column<Instance>,
     zero_column: Column<Advice>,
     function: Option<FunctionConfig>,
+    freivalds: Option<FreivaldsConfig>,
     advice: Vec<Column<Advice>>,
 }
 
@@ -259,10 +275,17 @@ impl ModelCircuit {
         public_instances(&self.model, &self.inputs, self.salt, &self.binding, &self.trace)
     }
 
-    /// The advice columns of a circuit with these settings, in column order.
+    /// The first-phase advice columns of a circuit with these settings, in column order.
     pub fn advice_columns(settings: &Settings) -> Vec<Column<Advice>> {
         let mut meta = ConstraintSystem::default();
         Self::configure_with_params(&mut meta, settings.clone().into()).advice
+    }
+
+    /// Every advice column, the second phase's (the matrix-product checks) after the first's.
+    pub fn all_advice_columns(settings: &Settings) -> Vec<Column<Advice>> {
+        let mut meta = ConstraintSystem::default();
+        let config = Self::configure_with_params(&mut meta, settings.clone().into());
+        config.advice.iter().copied().chain(config.freivalds.iter().flat_map(|f| f.columns())).collect()
     }
 }
 
@@ -305,6 +328,7 @@ impl Default for Settings {
             function_tables: Vec::new(),
             input_visibility: Visibility::Hashed,
             output_visibility: Visibility::Public,
+            challenge_advice: 0,
         }
     }
 }
@@ -358,7 +382,9 @@ impl Circuit<Fr> for ModelCircuit {
         let elementwise = ElementwiseChip::configure(meta, std::array::from_fn(|i| advice[i]), std::array::from_fn(|i| fixed[i]));
         // The function lookup exists only in circuits that use a function table.
         let function = (!s.function_tables.is_empty()).then(|| FunctionChip::configure(meta, advice[0], advice[1], fixed[0]));
-        ModelConfig { dot, requant, elementwise, poseidon, table, instance, zero_column: advice[0], function, advice }
+        // The second phase exists only in circuits with a random-challenge matrix product.
+        let freivalds = (s.challenge_advice > 0).then(|| FreivaldsChip::configure(meta));
+        ModelConfig { dot, requant, elementwise, poseidon, table, instance, zero_column: advice[0], function, freivalds, advice }
     }
 
     fn configure(meta: &mut ConstraintSystem<Fr>) -> ModelConfig {
@@ -387,6 +413,7 @@ impl Circuit<Fr> for ModelCircuit {
             },
             step: None,
             spans: Vec::new(),
+            checks: Vec::new(),
         };
         let mut tensors: Vec<Option<Vec<QCell>>> = vec![None; model.tensors.len()];
 
@@ -414,6 +441,9 @@ impl Circuit<Fr> for ModelCircuit {
         }
         self.expose_binding(&config, &mut ly, &mut layouter)?;
         self.expose_outputs(&config, &mut ly, &mut layouter, &outputs)?;
+        if let Some(cfg) = &config.freivalds {
+            check_products(cfg, &mut layouter, &ly.checks, model.settings.k)?;
+        }
         if let Some(log) = &self.regions {
             *log.lock().map_err(|_| PlonkError::Synthesis)? = std::mem::take(&mut ly.spans);
         }
@@ -445,9 +475,12 @@ impl ModelCircuit {
                 let yv = y.map(|y| read(y, 1, ly, layouter)).transpose()?;
                 ly.elementwise(layouter, (&xv, yv.as_deref()), coeffs, &st.rescale, *shift)?
             }
-            StepKind::DotPairs { a, b, width, shift } => {
+            StepKind::DotPairs { a, b, width, shift, layout } => {
                 let (av, bv) = (read(*a, 0, ly, layouter)?, read(*b, 1, ly, layouter)?);
-                ly.dot_pairs(layouter, (&av, &bv), *width, &st.products, &st.rescale, *shift)?
+                match layout {
+                    PairsLayout::Direct => ly.dot_pairs(layouter, (&av, &bv), *width, &st.products, &st.rescale, *shift)?,
+                    PairsLayout::Freivalds(d) => ly.matmul_checked(layouter, (&av, &bv), *d, &st.rescale, *shift)?,
+                }
             }
             StepKind::Relu { input } => {
                 let cells: Vec<Cell> = read(*input, 0, ly, layouter)?.iter().map(|c| c.cell).collect();
@@ -584,6 +617,29 @@ impl ModelCircuit {
         }
         Ok(())
     }
+}
+
+/// Ends the first phase (every factor and sum is committed), draws the challenge and lays out
+/// each pending matrix-product check in the second-phase columns, from row 0.
+fn check_products(
+    cfg: &FreivaldsConfig,
+    layouter: &mut impl Layouter<Fr>,
+    checks: &[layout::PendingCheck],
+    k: u32,
+) -> std::result::Result<(), PlonkError> {
+    layouter.next_phase();
+    let rho = layouter.get_challenge(cfg.challenge());
+    let chip = FreivaldsChip::construct(cfg.clone());
+    let mut cursor = RowCursor::new((1usize << k).saturating_sub(RESERVED_ROWS));
+    for check in checks {
+        let (m, kk, n) = check.dims;
+        let off = cursor.alloc(freivalds::check_rows(m, kk, n))?;
+        layouter.assign_region(
+            || "freivalds",
+            |mut region| freivalds::assign_matmul_check(&chip, &mut region, off, (&check.a, &check.b, &check.c), check.dims, rho),
+        )?;
+    }
+    Ok(())
 }
 
 /// Checks that a model's settings can hold it (rows and table).

@@ -11,14 +11,23 @@ use super::ModelCircuit;
 use crate::chips::failure_names;
 use crate::compile::{compile, CompileOptions, Compiled};
 use crate::data::InputData;
-use crate::quant::{Mutation, StepKind};
+use crate::quant::{MatMulLayout, Mutation, PairsLayout, StepKind};
 
 fn example(name: &str) -> (Compiled, Vec<Vec<f32>>) {
+    example_with(name, MatMulLayout::Auto)
+}
+
+/// A shipped example compiled with this layout of activation × activation products.
+fn example_with(name: &str, matmul: MatMulLayout) -> (Compiled, Vec<Vec<f32>>) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name);
     let read = |f: &str| InputData::from_json(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap().input_data;
     let onnx = std::fs::read(dir.join("model.onnx")).unwrap();
-    (compile(&onnx, Some(&read("calibration.json")), &CompileOptions::default()).unwrap(), read("input.json"))
+    let opts = CompileOptions { matmul, ..CompileOptions::default() };
+    (compile(&onnx, Some(&read("calibration.json")), &opts).unwrap(), read("input.json"))
 }
+
+/// The name of the Freivalds chip's final gate, which compares `C·r` with `A·(B·r)`.
+const FREIVALDS_CHECK: &str = "freivalds check";
 
 /// The failures of the wrong witness, verified against the instances it claims; `None` when
 /// it has no witness at all (a value pushed out of its range, which the evaluation refuses).
@@ -57,7 +66,11 @@ fn is_linear(k: &StepKind) -> bool {
 }
 
 fn is_pairs(k: &StepKind) -> bool {
-    matches!(k, StepKind::DotPairs { .. })
+    matches!(k, StepKind::DotPairs { layout: PairsLayout::Direct, .. })
+}
+
+fn is_checked_matmul(k: &StepKind) -> bool {
+    matches!(k, StepKind::DotPairs { layout: PairsLayout::Freivalds(_), .. })
 }
 
 /// The number of values a step reads from its first operand.
@@ -113,7 +126,7 @@ fn a_wrong_read_at_each_kind_of_copy_fails_only_the_permutation() {
             assert_only(&names, PERMUTATION, &c.model.steps[step].node);
         }
     }
-    let (t, input) = example("transformer");
+    let (t, input) = example_with("transformer", MatMulLayout::Direct);
     let pairs = first_step(&t, "MatMul", is_pairs);
     let function = first_step(&t, "Softmax", |k| matches!(k, StepKind::Function { .. }));
     let binary = t.model.steps.iter().position(|s| matches!(s.kind, StepKind::Elementwise { y: Some(_), .. })).expect("a binary step");
@@ -121,6 +134,31 @@ fn a_wrong_read_at_each_kind_of_copy_fails_only_the_permutation() {
         let element = operand_len(&t, step) / 2;
         let names = mutant(&t, &input, |delta| Mutation::Read { step, operand, element, delta });
         assert_only(&names, PERMUTATION, &format!("{} operand {operand}", t.model.steps[step].node));
+    }
+}
+
+/// A matrix product checked with a random challenge reads each factor once, at the gathered
+/// pair of its first row or column: a wrong value there breaks the copy (and the product
+/// computed on it, the check); a wrong value at another pair is never read by the circuit,
+/// and the sums computed on it fail the check alone.
+#[test]
+fn a_checked_matmul_catches_a_wrong_read_by_its_copy_or_its_check() {
+    let (t, input) = example("transformer");
+    let step = first_step(&t, "MatMul", is_checked_matmul);
+    let StepKind::DotPairs { layout: PairsLayout::Freivalds(d), .. } = t.model.steps[step].kind else { unreachable!() };
+    assert!(d.n > 1 && d.m > 1, "{d:?}");
+    for operand in [0, 1] {
+        // A[1][1] is read at pair ((0·m + 1)·n + 0)·k + 1 (column 0), B[1][1] at pair
+        // ((0·m + 0)·n + 1)·k + 1 (row 0).
+        let read = if operand == 0 { d.n * d.k + 1 } else { d.k + 1 };
+        let names = mutant(&t, &input, |delta| Mutation::Read { step, operand, element: read, delta });
+        assert!(names.iter().any(|n| n.contains(PERMUTATION)), "operand {operand}: {names:?}");
+        assert!(names.iter().all(|n| n.contains(PERMUTATION) || n.contains(FREIVALDS_CHECK)), "operand {operand}: {names:?}");
+        // Pair ((0·m + 1)·n + 1)·k + 1 pairs A[1][1] (for column 1) with B[1][1] (for row 1):
+        // neither factor's first use.
+        let unread = (d.n + 1) * d.k + 1;
+        let names = mutant(&t, &input, |delta| Mutation::Read { step, operand, element: unread, delta });
+        assert_only(&names, FREIVALDS_CHECK, &format!("operand {operand} at an unread pair"));
     }
 }
 
@@ -156,18 +194,27 @@ fn consistent_wrong_accumulators_fail_their_gate() {
     let max = first_step(&c, "MaxPool", |k| matches!(k, StepKind::Elementwise { .. }));
     let names = mutant(&c, &input, |delta| Mutation::Accumulator { step: max, element: 3, delta });
     assert_only(&names, "elementwise", "MaxPool difference");
-    let (t, input) = example("transformer");
+    let (t, input) = example_with("transformer", MatMulLayout::Direct);
     let pairs = first_step(&t, "MatMul", is_pairs);
     let names = mutant(&t, &input, |delta| Mutation::Accumulator { step: pairs, element: 5, delta });
     assert_only(&names, "elementwise", "activation product");
+    // Checked with a challenge, a wrong product (a sum off by one) fails the check alone.
+    let (t, input) = example("transformer");
+    let checked = first_step(&t, "MatMul", is_checked_matmul);
+    for element in [0, 5, operand_len(&t, checked) - 1] {
+        let names = mutant(&t, &input, |delta| Mutation::Accumulator { step: checked, element, delta });
+        assert_only(&names, FREIVALDS_CHECK, &format!("checked product {element}"));
+    }
 }
 
 /// The rescaled outputs of a product of two activations, a convolution and an average pool
 /// are bound by the rescale's output gate.
 #[test]
 fn dot_pairs_conv_and_average_pool_outputs_are_bound() {
-    let (t, input) = example("transformer");
+    let (t, input) = example_with("transformer", MatMulLayout::Direct);
     assert_output_caught(&t, &input, first_step(&t, "MatMul", is_pairs), "requant output");
+    let (t, input) = example("transformer");
+    assert_output_caught(&t, &input, first_step(&t, "MatMul", is_checked_matmul), "requant output");
     let (c, input) = example("cnn");
     assert_output_caught(&c, &input, first_step(&c, "Conv", is_linear), "requant output");
     let (a, input) = average_pool();

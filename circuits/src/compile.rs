@@ -9,7 +9,7 @@ use crate::chips::range_table::table_rows;
 use crate::circuit::{check_fits, model_rows, MIN_ADVICE, RESERVED_ROWS};
 use crate::error::{Error, Result};
 use crate::ir::Graph;
-use crate::quant::{lower, ErrorBound, Precision, QModel, Settings, Visibility, SETTINGS_VERSION};
+use crate::quant::{lower, ErrorBound, MatMulLayout, Precision, QModel, Settings, Visibility, SETTINGS_VERSION};
 
 /// Knobs of `zkinfer compile`.
 #[derive(Clone, Debug)]
@@ -26,6 +26,8 @@ pub struct CompileOptions {
     pub target: Target,
     /// The largest max |quantized − float| output error accepted on the calibration samples.
     pub max_error: MaxError,
+    /// The layout of activation × activation matrix products.
+    pub matmul: MatMulLayout,
 }
 
 /// How much output error `compile` accepts, measured on the calibration samples.
@@ -77,6 +79,7 @@ impl Default for CompileOptions {
             output_visibility: Visibility::Public,
             target: Target::Resources,
             max_error: MaxError::default(),
+            matmul: MatMulLayout::Auto,
         }
     }
 }
@@ -253,7 +256,7 @@ pub fn compile(onnx: &[u8], calibration: Option<&[Vec<f32>]>, opts: &CompileOpti
         )));
     }
     // Rows do not depend on scales: count them once per lane choice, take the cheapest shape.
-    let probe = lower(&graph, probe_precision(&cal), (&cal.mag, &cal.min))?;
+    let probe = lower(&graph, Precision { matmul: opts.matmul, ..probe_precision(&cal) }, (&cal.mag, &cal.min))?;
     let mut best: Option<(f64, usize, u32)> = None;
     for lanes in LANE_CHOICES {
         let rows = quick_rows(&graph, probe.clone(), lanes, opts);
@@ -410,7 +413,7 @@ fn candidate(model: &QModel, e: &MeasuredError) -> Candidate {
     let s = &model.settings;
     Candidate {
         k: s.k,
-        predicted_prove_s: predicted_prove_us(s.k, s.num_advice, lookup_count(model)) / 1e6,
+        predicted_prove_s: predicted_prove_us(s.k, s.total_advice(), lookup_count(model)) / 1e6,
         scale_bits: s.scale_bits,
         // Gathered columns are indexed by integers: their scale says nothing of accuracy.
         min_table_scale_bits: s
@@ -437,7 +440,7 @@ pub const MAX_AUTO_SCALE_BITS: u32 = 16;
 /// A cheap precision for counting rows (row counts do not depend on scales).
 fn probe_precision(cal: &Calibration) -> Precision {
     let v = MIN_AUTO_SCALE_BITS + cal.int_bits;
-    Precision { scale_bits: MIN_AUTO_SCALE_BITS, value_bits: v, lookup_bits: v, function_rows: usize::MAX }
+    Precision { scale_bits: MIN_AUTO_SCALE_BITS, value_bits: v, lookup_bits: v, function_rows: usize::MAX, matmul: MatMulLayout::Auto }
 }
 
 fn quick_rows(graph: &Graph, steps: Vec<crate::quant::Step>, lanes: usize, opts: &CompileOptions) -> usize {
@@ -483,7 +486,7 @@ fn build(graph: &Graph, cal: &Calibration, lanes: usize, k: u32, opts: &CompileO
         return Err(Error::Settings(format!("k = {k} leaves only {scale_bits} scale bits")));
     }
     let value_bits = scale_bits + cal.int_bits;
-    let precision = Precision { scale_bits, value_bits, lookup_bits, function_rows: usable - 1 };
+    let precision = Precision { scale_bits, value_bits, lookup_bits, function_rows: usable - 1, matmul: opts.matmul };
     let steps = lower(graph, precision, (&cal.mag, &cal.min))?;
     let mut model = skeleton(graph, steps);
     let function_tables: Vec<_> = model
@@ -504,7 +507,15 @@ fn build(graph: &Graph, cal: &Calibration, lanes: usize, k: u32, opts: &CompileO
         function_tables,
         input_visibility: opts.input_visibility,
         output_visibility: opts.output_visibility,
+        challenge_advice: 0,
     };
+    if model
+        .steps
+        .iter()
+        .any(|s| matches!(s.kind, crate::quant::StepKind::DotPairs { layout: crate::quant::PairsLayout::Freivalds(_), .. }))
+    {
+        model.settings.challenge_advice = crate::chips::freivalds::COLUMNS;
+    }
     model.settings.table_tags = model.required_table_tags();
     if table_rows(&model.settings.table_tags) > usable {
         return Err(Error::Settings(format!("k = {k}: the range table does not fit")));

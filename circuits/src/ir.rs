@@ -10,6 +10,29 @@ use crate::error::{Error, Result};
 /// Index of an activation tensor in [`Graph::tensors`].
 pub type TensorId = usize;
 
+/// The shape of a batched matrix product `[batch, m, k] · [batch, k, n]`.
+///
+/// A [`Op::DotPairs`] with these dimensions multiplies the factors gathered in this order:
+/// pair `((b·m + i)·n + j)·k + t` is `A[b][i][t]·B[b][t][j]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatMulDims {
+    /// Independent products.
+    pub batch: usize,
+    /// Rows of `A` and `C`.
+    pub m: usize,
+    /// The inner dimension.
+    pub k: usize,
+    /// Columns of `B` and `C`.
+    pub n: usize,
+}
+
+impl MatMulDims {
+    /// Multiply-accumulates of the product.
+    pub fn macs(&self) -> usize {
+        self.batch * self.m * self.k * self.n
+    }
+}
+
 /// A constant tensor (weights, biases, folded constants), stored as f64.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConstTensor {
@@ -102,6 +125,8 @@ pub enum Op {
         b: TensorId,
         /// Products per output.
         width: usize,
+        /// The matrix product whose gathered factors `a` and `b` are (`None`: plain pairs).
+        matmul: Option<MatMulDims>,
     },
     /// A nonlinear function through a lookup table.
     Function {
@@ -239,7 +264,7 @@ fn eval_node_f64(op: &Op, out_shape: &[usize], tensors: &[TensorInfo], values: &
         }
         Op::Binary { kind, a, b } => (0..numel).map(|i| kind.apply(operand_at(a, values, i), operand_at(b, values, i))).collect(),
         Op::Relu { input } => values[*input].iter().map(|v| v.max(0.0)).collect(),
-        Op::DotPairs { a, b, width } => {
+        Op::DotPairs { a, b, width, .. } => {
             values[*a].chunks(*width).zip(values[*b].chunks(*width)).map(|(x, y)| x.iter().zip(y).map(|(p, q)| p * q).sum()).collect()
         }
         Op::Function { kind, input, .. } => values[*input].iter().map(|&v| kind.eval(v)).collect(),

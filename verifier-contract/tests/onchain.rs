@@ -41,13 +41,17 @@ struct Fixture {
     solidity: String,
 }
 
-fn example(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/mlp").join(file)
+fn example(name: &str, file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name).join(file)
 }
 
 fn fixture() -> Fixture {
-    let read = |f: &str| InputData::from_json(&std::fs::read_to_string(example(f)).unwrap()).unwrap().input_data;
-    let onnx = std::fs::read(example("model.onnx")).unwrap();
+    fixture_of("mlp")
+}
+
+fn fixture_of(name: &str) -> Fixture {
+    let read = |f: &str| InputData::from_json(&std::fs::read_to_string(example(name, f)).unwrap()).unwrap().input_data;
+    let onnx = std::fs::read(example(name, "model.onnx")).unwrap();
     let compiled = compile(&onnx, Some(&read("calibration.json")), &CompileOptions::default()).unwrap();
     let model = Arc::new(compiled.model);
     let srs = Srs::dev(model.settings.k).unwrap();
@@ -178,6 +182,42 @@ async fn verifier_accepts_the_proof_and_rejects_every_tampered_byte_instance_non
     for extra in [&[0u8][..], &[0u8; 32][..]] {
         let d = [data.as_slice(), extra].concat();
         assert!(chain.call(verifier, d, VERIFY_GAS).await.is_err(), "{} trailing bytes verify on chain", extra.len());
+    }
+}
+
+/// A circuit with a second phase (the transformer's attention products, checked with a random
+/// challenge drawn after the first phase's commitments): its verifier draws the challenge from
+/// the same transcript, accepts the proof, and rejects a flipped byte in every proof word
+/// (every commitment of both phases and every evaluation) and every changed instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_phase_circuit_verifies_on_chain_and_rejects_every_tampered_word_and_instance() {
+    let tc = Toolchain::in_repo().expect("run `npm ci --prefix verifier-contract`");
+    let f = fixture_of("transformer");
+    assert!(f.model.settings.challenge_advice > 0, "the transformer's products are checked with a challenge");
+    let env = f.prove(Salt::zero(), None);
+    let chain = LocalChain::start(&tc.anvil().unwrap(), DEFAULT_HARDFORK).unwrap();
+    let (verifier, _, _) = deploy_verifier(&chain, &tc, &f.solidity).await;
+    let data = calldata(&env).unwrap();
+    // Under the same gas as the tampered calls below, so that they fail for their data alone.
+    chain.call(verifier, data.clone(), VERIFY_GAS).await.expect("the valid proof verifies on chain");
+    let mined = chain.transact(0, verifier, data.clone(), U256::ZERO, None).await.unwrap();
+    assert!(mined.success, "the valid proof verifies in a transaction");
+    println!(
+        "verifyProof gas ({}): {} (transformer, second-phase columns, {} proof bytes)",
+        chain.hardfork,
+        mined.gas_used,
+        env.proof.len()
+    );
+    let header = 32 * env.instances.len();
+    for at in (header..data.len()).step_by(32) {
+        let mut d = data.clone();
+        d[at + 31] ^= 0x01;
+        assert!(chain.call(verifier, d, VERIFY_GAS).await.is_err(), "proof word at {} flipped verifies on chain", at - header);
+    }
+    for i in 0..env.instances.len() {
+        let mut d = data.clone();
+        d[32 * i + 31] ^= 0x01;
+        assert!(chain.call(verifier, d, VERIFY_GAS).await.is_err(), "instance {i} changed verifies on chain");
     }
 }
 

@@ -15,6 +15,7 @@
 
 pub mod dot;
 pub mod elementwise;
+pub mod freivalds;
 pub mod function;
 pub mod poseidon;
 pub mod range_table;
@@ -105,6 +106,18 @@ pub trait RequantInstructions {
         params: requant::RequantParams,
         witness: &[requant::RequantWitness],
     ) -> Result<Vec<QCell>, PlonkError>;
+
+    /// The same rows with inputs that are the rows' own cells, copied from nowhere; returns
+    /// them and the outputs. Unchecked: nothing binds an input to a value computed elsewhere,
+    /// so the caller must constrain every returned input cell (the Freivalds check does, for
+    /// the sums of a matrix product).
+    fn assign_rows_input_unchecked(
+        &self,
+        region: &mut Region<'_, Fr>,
+        offset: usize,
+        params: requant::RequantParams,
+        witness: &[requant::RequantWitness],
+    ) -> Result<(Vec<Cell>, Vec<QCell>), PlonkError>;
 }
 
 /// Elementwise `z = cx·x + cy·y + cxy·x·y + c0`.
@@ -124,6 +137,30 @@ pub trait ElementwiseInstructions {
     /// Lays out one row per value `v` with `x = y = v` (copied from `cells`) and `z = v²`
     /// (`cxy = 1`): a gate that reads each cell, for values that are not small integers.
     fn assign_squares(&self, region: &mut Region<'_, Fr>, offset: usize, cells: &[(Cell, Fr)]) -> Result<Vec<Cell>, PlonkError>;
+}
+
+/// Matrix products checked with a random challenge, in second-phase columns.
+pub trait FreivaldsInstructions {
+    /// Lays out Horner's rule over the copied `inputs` with the running sums `acc`
+    /// (`inputs.len()` rows); returns the last sum, `Σ_j e_j·ρ^{len-1-j}`.
+    fn assign_horner(
+        &self,
+        region: &mut Region<'_, Fr>,
+        offset: usize,
+        inputs: &[freivalds::ValueCell],
+        acc: &[halo2_proofs::circuit::Value<Fr>],
+    ) -> Result<freivalds::ValueCell, PlonkError>;
+
+    /// Lays out `Σ_t a_t·v_t` over copied cells with the running sums `acc`, and a check row
+    /// asserting that the sum equals the copied `u` (`a.len() + 1` rows).
+    fn assign_dot_check(
+        &self,
+        region: &mut Region<'_, Fr>,
+        offset: usize,
+        a_v: (&[freivalds::ValueCell], &[freivalds::ValueCell]),
+        acc: &[halo2_proofs::circuit::Value<Fr>],
+        u: freivalds::ValueCell,
+    ) -> Result<(), PlonkError>;
 }
 
 /// Poseidon commitment to a vector of field elements.

@@ -224,16 +224,33 @@ impl RequantInstructions for RequantChip {
         params: RequantParams,
         witness: &[RequantWitness],
     ) -> Result<Vec<QCell>, PlonkError> {
+        if inputs.len() != witness.len() {
+            return Err(PlonkError::Synthesis);
+        }
+        let (own, out) = self.assign_rows_input_unchecked(region, offset, params, witness)?;
+        for (cell, input) in own.iter().zip(inputs) {
+            region.constrain_equal(*cell, *input);
+        }
+        Ok(out)
+    }
+
+    fn assign_rows_input_unchecked(
+        &self,
+        region: &mut Region<'_, Fr>,
+        offset: usize,
+        params: RequantParams,
+        witness: &[RequantWitness],
+    ) -> Result<(Vec<Cell>, Vec<QCell>), PlonkError> {
         let c = &self.config;
         let [tag_lo, tag_hi] = remainder_tags(params.shift, c.lookup_bits);
-        if inputs.len() != witness.len() || !c.table.has(tag_lo) || !c.table.has(tag_hi) || params.shift > 2 * c.lookup_bits {
+        if !c.table.has(tag_lo) || !c.table.has(tag_hi) || params.shift > 2 * c.lookup_bits {
             return Err(PlonkError::Synthesis);
         }
         let pow = Fr::from(2).pow_vartime([u64::from(params.shift)]);
         let half = if params.shift == 0 { Fr::zero() } else { Fr::from(2).pow_vartime([u64::from(params.shift - 1)]) };
         let fixed = [pow, half, Fr::from(u64::from(tag_lo)), Fr::from(u64::from(params.relu)), Fr::from(u64::from(tag_hi))];
-        let mut out = Vec::with_capacity(inputs.len());
-        for (i, (input, w)) in inputs.iter().zip(witness).enumerate() {
+        let (mut own, mut out) = (Vec::with_capacity(witness.len()), Vec::with_capacity(witness.len()));
+        for (i, w) in witness.iter().enumerate() {
             let row = offset + i;
             c.q_rq.enable(region, row)?;
             for (col, v) in c.fixed.iter().zip(fixed) {
@@ -245,10 +262,10 @@ impl RequantInstructions for RequantChip {
                 .zip([w.a, w.q, w.rem, w.b, w.u, w.y, w.rem_hi, w.u_hi])
                 .map(|(col, v)| region.assign_advice(*col, row, Value::known(v)).cell())
                 .collect();
-            region.constrain_equal(cells[0], *input);
+            own.push(cells[0]);
             out.push(QCell { cell: cells[5], value: w.y_int });
         }
-        Ok(out)
+        Ok((own, out))
     }
 }
 

@@ -12,9 +12,11 @@ use serde::Serialize;
 
 use crate::chips::dot::{DotChip, DotWitness};
 use crate::chips::elementwise::ElementwiseChip;
+use crate::chips::freivalds::ValueCell;
 use crate::chips::function::{FunctionChip, FunctionSpec};
 use crate::chips::requant::{RequantChip, RequantParams, RequantWitness};
 use crate::chips::{fr_from_i128, fr_from_i64, DotInstructions, ElementwiseInstructions, QCell, RequantInstructions, RowCursor};
+use crate::ir::MatMulDims;
 use crate::quant::RequantValues;
 
 pub(super) type SynthResult<T> = std::result::Result<T, PlonkError>;
@@ -45,6 +47,16 @@ pub(super) struct Layout {
     /// The step being laid out, for [`RegionSpan::step`].
     pub(super) step: Option<usize>,
     pub(super) spans: Vec<RegionSpan>,
+    /// Matrix products whose sums wait for the second phase's random-challenge check.
+    pub(super) checks: Vec<PendingCheck>,
+}
+
+/// One matrix product `C = A·B` to check in the second phase (row-major cells).
+pub(super) struct PendingCheck {
+    pub(super) a: Vec<ValueCell>,
+    pub(super) b: Vec<ValueCell>,
+    pub(super) c: Vec<ValueCell>,
+    pub(super) dims: (usize, usize, usize),
 }
 
 impl Layout {
@@ -130,6 +142,56 @@ impl Layout {
             }
         }
         self.requant(layouter, &acc_cells, rescale, RequantParams { shift, relu: false })
+    }
+
+    /// The sums of the matrix product whose gathered factors are `a` and `b`, laid out as the
+    /// inputs of their rescale rows and left for the second phase's random-challenge check;
+    /// then rescaled once by `2^shift`. The gathered cells must be the factors' own cells in
+    /// the order [`MatMulDims`] names, or the check would prove another product: each one is
+    /// compared with its matrix entry's, and a mismatch fails synthesis.
+    pub(super) fn matmul_checked(
+        &mut self,
+        layouter: &mut impl Layouter<Fr>,
+        (a, b): (&[QCell], &[QCell]),
+        d: MatMulDims,
+        rescale: &[RequantValues],
+        shift: u32,
+    ) -> SynthResult<Vec<QCell>> {
+        let (m, k, n) = (d.m, d.k, d.n);
+        if a.len() != d.macs() || b.len() != d.macs() || rescale.len() != d.batch * m * n {
+            return Err(PlonkError::Synthesis);
+        }
+        let pair = |bt: usize, i: usize, j: usize, t: usize| ((bt * m + i) * n + j) * k + t;
+        let same = |x: &QCell, y: &QCell| x.cell.column == y.cell.column && x.cell.row_offset == y.cell.row_offset;
+        for bt in 0..d.batch {
+            for i in 0..m {
+                for j in 0..n {
+                    for t in 0..k {
+                        let p = pair(bt, i, j, t);
+                        if !same(&a[p], &a[pair(bt, i, 0, t)]) || !same(&b[p], &b[pair(bt, 0, j, t)]) {
+                            return Err(PlonkError::Synthesis);
+                        }
+                    }
+                }
+            }
+        }
+        let value = |c: &QCell| ValueCell { cell: c.cell, value: Value::known(fr_from_i64(c.value)) };
+        let l = self.requant.lookup_bits();
+        let witness: Vec<RequantWitness> = rescale.iter().map(|&r| RequantWitness::new(r, l)).collect();
+        let off = self.alloc(rescale.len(), "requant")?;
+        let chip = &self.requant;
+        let params = RequantParams { shift, relu: false };
+        let (sums, out) =
+            layouter.assign_region(|| "requant", |mut region| chip.assign_rows_input_unchecked(&mut region, off, params, &witness))?;
+        for bt in 0..d.batch {
+            let a = (0..m).flat_map(|i| (0..k).map(move |t| (i, t))).map(|(i, t)| value(&a[pair(bt, i, 0, t)])).collect();
+            let b = (0..k).flat_map(|t| (0..n).map(move |j| (t, j))).map(|(t, j)| value(&b[pair(bt, 0, j, t)])).collect();
+            let c = (0..m * n)
+                .map(|e| ValueCell { cell: sums[bt * m * n + e], value: Value::known(fr_from_i128(rescale[bt * m * n + e].a)) })
+                .collect();
+            self.checks.push(PendingCheck { a, b, c, dims: (m, k, n) });
+        }
+        Ok(out)
     }
 
     /// Products `a·b` (exact, not rescaled), summed per row by single-lane dot groups with

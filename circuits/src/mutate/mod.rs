@@ -9,7 +9,10 @@
 //!   quotient shifted together with its remainder (the remainder's range check), computing on
 //!   another input than the committed one, a nonzero zero cell;
 //! - **single cells**: one assigned advice cell changed, sampled over every region, checked
-//!   on the rows around it (gates and lookups) and on the whole permutation.
+//!   on the rows around it (gates and lookups) and on the whole permutation. Only first-phase
+//!   cells are sampled: the second phase's cells (the random-challenge checks of matrix
+//!   products, which share rows with the first phase's regions) are reached by the consistent
+//!   mutants of each checked product, whose changed cells are found in both phases.
 //!
 //! A mutant that MockProver accepts is a survivor: a value the circuit does not bind.
 
@@ -29,7 +32,7 @@ use serde::Serialize;
 
 use crate::circuit::{ModelCircuit, RegionSpan};
 use crate::error::{Error, Result};
-use crate::quant::{Mutation, QModel, StepKind};
+use crate::quant::{Mutation, PairsLayout, QModel, StepKind};
 
 /// What to make.
 #[derive(Clone, Debug)]
@@ -152,6 +155,7 @@ fn mutation_chip(model: &QModel, m: &Mutation) -> &'static str {
     match (m, kind) {
         (Mutation::Read { .. } | Mutation::Input { .. } | Mutation::Zero { .. }, _) => "permutation",
         (Mutation::Accumulator { .. }, Some(StepKind::Linear { .. })) => "dot",
+        (Mutation::Accumulator { .. }, Some(StepKind::DotPairs { layout: PairsLayout::Freivalds(_), .. })) => "freivalds",
         (Mutation::Accumulator { .. }, _) => "elementwise",
         (Mutation::Output { .. }, Some(StepKind::Function { .. })) => "function",
         (Mutation::Output { .. } | Mutation::Quotient { .. }, _) => "requant",
@@ -256,6 +260,9 @@ pub fn audit(circuit: &ModelCircuit, options: &Options, progress: &(dyn Fn(Phase
     let mut rng = ChaCha20Rng::seed_from_u64(options.seed);
     let (honest, spans) = honest_run(circuit)?;
     let columns = ModelCircuit::advice_columns(&model.settings);
+    // A consistent mutant may change second-phase cells too (a wrong product changes the
+    // check's sums): the rows around those must be checked as well.
+    let all_columns = ModelCircuit::all_advice_columns(&model.settings);
     let rows = Rows::of(circuit);
     let node = |step: Option<usize>| step.map(|s| model.steps[s].node.clone());
 
@@ -265,7 +272,7 @@ pub fn audit(circuit: &ModelCircuit, options: &Options, progress: &(dyn Fn(Phase
     let results: Vec<Option<Outcome>> = mutants
         .par_iter()
         .map(|m| {
-            let r = consistent_outcome(circuit, m, &honest, &columns, (&spans, rows), &node);
+            let r = consistent_outcome(circuit, m, &honest, &all_columns, (&spans, rows), &node);
             progress(Phase::Consistent, done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
             r
         })

@@ -191,7 +191,12 @@ pub(super) fn matmul_activations(node: &NodeProto, ctx: &mut ImportCtx, a: Tenso
     let ga = ctx.push_internal(node, "lhs", Op::View { input: a, index: ia }, vec![len]);
     let gb = ctx.push_internal(node, "rhs", Op::View { input: b, index: ib }, vec![len]);
     // Exact products summed per output, then one rounding (not one per product).
-    let sums = ctx.push_internal(node, "dot_pairs", Op::DotPairs { a: ga, b: gb, width: k }, vec![batch * m * n]);
+    let sums = ctx.push_internal(
+        node,
+        "dot_pairs",
+        Op::DotPairs { a: ga, b: gb, width: k, matmul: Some(crate::ir::MatMulDims { batch, m, k, n }) },
+        vec![batch * m * n],
+    );
     let mut out = sa[..r - 2].to_vec();
     out.extend([m, n]);
     ctx.push(node, Op::View { input: sums, index: (0..batch * m * n).map(Some).collect() }, out).map(|_| ())

@@ -55,7 +55,7 @@ impl ErrorBound {
                     binary_bound(*kind, a, b, coeffs, *shift, scale_bits, &err, mag)
                 }
                 (Op::Relu { input }, _) | (Op::View { input, .. }, _) => err[*input],
-                (Op::DotPairs { a, b, width }, _) => {
+                (Op::DotPairs { a, b, width, .. }, _) => {
                     let ((ea, ma), (eb, mb)) = ((err[*a], mag[*a]), (err[*b], mag[*b]));
                     *width as f64 * (ma * eb + (mb + eb) * ea) + lsb / 2.0
                 }

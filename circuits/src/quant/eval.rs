@@ -322,7 +322,7 @@ impl QModel {
                 edit_acc(&mut acc)?;
                 (acc, *shift, false)
             }
-            StepKind::DotPairs { a, b, width, shift } => {
+            StepKind::DotPairs { a, b, width, shift, .. } => {
                 let (a, b) = (read(*a, 0)?, read(*b, 1)?);
                 products = a.iter().zip(b.iter()).map(|(&p, &q)| i128::from(p) * i128::from(q)).collect();
                 edit_acc(&mut products)?;

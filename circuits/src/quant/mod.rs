@@ -18,10 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::chips::function::{FunctionKind, FunctionSpec};
 use crate::error::{Error, Result};
-use crate::ir::{BinaryKind, ConstTensor, Graph, Op, Operand, TensorId, TensorInfo};
+use crate::ir::{BinaryKind, ConstTensor, Graph, MatMulDims, Op, Operand, TensorId, TensorInfo};
 
 /// Version of [`Settings`] and [`QModel`]; bump on any change that alters the circuit.
-pub const SETTINGS_VERSION: u32 = 6;
+pub const SETTINGS_VERSION: u32 = 7;
 
 /// What the public instances reveal about the inputs or the outputs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +63,16 @@ pub struct Settings {
     pub input_visibility: Visibility,
     /// How the outputs appear in the public instances (`Public` or `Hashed`).
     pub output_visibility: Visibility,
+    /// Second-phase advice columns of the random-challenge matrix-product check (0: none).
+    #[serde(default)]
+    pub challenge_advice: usize,
+}
+
+impl Settings {
+    /// Every advice column of the circuit, both phases.
+    pub fn total_advice(&self) -> usize {
+        self.num_advice + self.challenge_advice
+    }
 }
 
 /// An elementwise row: `z = cx·x + cy·y + cxy·x·y + c0`, all integers.
@@ -114,6 +124,9 @@ pub enum StepKind {
         width: usize,
         /// Scale bits removed by the single rescale.
         shift: u32,
+        /// How the products are proven.
+        #[serde(default)]
+        layout: PairsLayout,
     },
     /// `f(x)` through the function table with this spec.
     Function {
@@ -293,6 +306,49 @@ fn quantize_const(node: &str, v: f64, scale_bits: u32) -> Result<i64> {
 /// Largest quantized constant magnitude: 2^40 keeps every accumulator far below the field size.
 const CONST_LIMIT_BITS: u32 = 40;
 
+/// How a [`StepKind::DotPairs`] step is proven.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PairsLayout {
+    /// Every product in a row of its own, summed per output by single-lane dot groups:
+    /// `2·width + 1` rows per output.
+    #[default]
+    Direct,
+    /// The sums of a matrix product, checked with a random challenge in second-phase columns
+    /// (Freivalds' check, [`crate::chips::freivalds`]): `k·n + m·n + m·(k+1)` rows of three
+    /// cells per product, and one rescale row per output.
+    Freivalds(MatMulDims),
+}
+
+/// Which layout matrix products of two activations get.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MatMulLayout {
+    /// Per node, the layout with fewer advice cells.
+    #[default]
+    Auto,
+    /// Always the direct products.
+    Direct,
+    /// Always the random-challenge check.
+    Freivalds,
+}
+
+impl MatMulLayout {
+    /// The layout of a DotPairs node with `outputs` sums of `width` products, gathered from
+    /// the matrix product `matmul` if it is one.
+    pub fn choose(self, width: usize, outputs: usize, matmul: Option<MatMulDims>) -> PairsLayout {
+        let Some(d) = matmul else { return PairsLayout::Direct };
+        // Advice cells: direct rows span the first-phase columns (at least the Poseidon
+        // state's 14); the check's rows span its three second-phase columns.
+        let direct = crate::circuit::MIN_ADVICE * outputs * (2 * width + 1);
+        let check = crate::chips::freivalds::COLUMNS * d.batch * crate::chips::freivalds::check_rows(d.m, d.k, d.n);
+        match self {
+            MatMulLayout::Direct => PairsLayout::Direct,
+            MatMulLayout::Freivalds => PairsLayout::Freivalds(d),
+            MatMulLayout::Auto if check < direct => PairsLayout::Freivalds(d),
+            MatMulLayout::Auto => PairsLayout::Direct,
+        }
+    }
+}
+
 /// The fixed-point format of a lowering.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Precision {
@@ -304,6 +360,8 @@ pub struct Precision {
     pub lookup_bits: u32,
     /// Rows all function tables together may use.
     pub function_rows: usize,
+    /// The layout of activation × activation matrix products.
+    pub matmul: MatMulLayout,
 }
 
 /// Lowers a float graph to integer steps at the given precision.
@@ -355,7 +413,10 @@ fn lower_at(graph: &Graph, p: Precision, (mag, min): (&[f64], &[f64]), table_sca
                     lower_binary(&node.name, graph.tensors[node.output].numel(), *kind, a, b, scale_bits, weight_max_bits)?
                 }
                 Op::Relu { input } => StepKind::Relu { input: *input },
-                Op::DotPairs { a, b, width } => StepKind::DotPairs { a: *a, b: *b, width: *width, shift: scale_bits },
+                Op::DotPairs { a, b, width, matmul } => {
+                    let layout = p.matmul.choose(*width, graph.tensors[node.output].numel(), *matmul);
+                    StepKind::DotPairs { a: *a, b: *b, width: *width, shift: scale_bits, layout }
+                }
                 Op::Function { kind, input, bounds } => {
                     next_table += 1;
                     let scales = (table_scale(&node.name).min(scale_bits), scale_bits, value_bits);

@@ -4,7 +4,8 @@
 //! and multiplies sizes on the assumption that the model is well formed. [`QModel::validate`]
 //! makes that assumption true or says which part is not.
 
-use super::{QModel, Settings, StepKind, Visibility, SETTINGS_VERSION};
+use super::{PairsLayout, QModel, Settings, StepKind, Visibility, SETTINGS_VERSION};
+use crate::chips::freivalds::{check_rows, COLUMNS as FREIVALDS_COLUMNS};
 use crate::circuit::check_fits;
 use crate::error::{Error, Result};
 
@@ -52,6 +53,9 @@ impl Settings {
             if n == 0 || n > MAX_COLUMNS {
                 return Err(bad(format!("{n} {what} (1 to {MAX_COLUMNS})")));
             }
+        }
+        if self.challenge_advice != 0 && self.challenge_advice != FREIVALDS_COLUMNS {
+            return Err(bad(format!("{} second-phase advice columns (0 or {FREIVALDS_COLUMNS})", self.challenge_advice)));
         }
         for (i, f) in self.function_tables.iter().enumerate() {
             let unique = self.function_tables[..i].iter().all(|g| g.id != f.id);
@@ -138,9 +142,19 @@ impl QModel {
                 let same = y.map_or(Ok(true), |y| read(y).map(|len| len == coeffs.len()))?;
                 same && read(*x)? == coeffs.len() && out == coeffs.len() && *shift <= max_shift
             }
-            StepKind::DotPairs { a, b, width, shift } => {
+            StepKind::DotPairs { a, b, width, shift, layout } => {
                 let len = read(*a)?;
-                *width > 0 && read(*b)? == len && Some(len) == out.checked_mul(*width) && *shift <= max_shift
+                let grid = match layout {
+                    PairsLayout::Direct => true,
+                    PairsLayout::Freivalds(d) => {
+                        // The grid first: it bounds every factor, so the row count cannot overflow.
+                        let grid = d.k == *width && d.batch.checked_mul(d.m).and_then(|x| x.checked_mul(d.n)) == Some(out);
+                        grid && out > 0
+                            && product(&[d.batch, check_rows(d.m, d.k, d.n)], rows, &|| format!("step `{node}`'s challenge check"))? > 0
+                            && self.settings.challenge_advice == FREIVALDS_COLUMNS
+                    }
+                };
+                grid && *width > 0 && read(*b)? == len && Some(len) == out.checked_mul(*width) && *shift <= max_shift
             }
             StepKind::Relu { input } => read(*input)? == out,
             StepKind::Function { input, spec } => {
@@ -198,7 +212,7 @@ mod tests {
     fn each_inconsistency_is_named_not_a_panic() {
         let good = model("transformer");
         type Edit = fn(&mut QModel);
-        let edits: [(&str, Edit); 16] = [
+        let edits: [(&str, Edit); 19] = [
             ("k beyond the field", |m| m.settings.k = 40),
             ("no lookup bits", |m| m.settings.lookup_bits = 0),
             ("value bits above two limbs", |m| m.settings.value_bits = 2 * m.settings.lookup_bits + 1),
@@ -235,6 +249,13 @@ mod tests {
                     *width = 0;
                 }
             }),
+            ("a challenge check of another shape", |m| {
+                if let StepKind::DotPairs { layout: PairsLayout::Freivalds(d), .. } = first(m, |k| matches!(k, StepKind::DotPairs { .. })) {
+                    d.n += 1;
+                }
+            }),
+            ("a challenge check without its columns", |m| m.settings.challenge_advice = 0),
+            ("two second-phase columns", |m| m.settings.challenge_advice = 2),
             ("a function without its table", |m| {
                 if let StepKind::Function { spec, .. } = first(m, |k| matches!(k, StepKind::Function { .. })) {
                     spec.hi += 1;
