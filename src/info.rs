@@ -3,8 +3,9 @@
 use anyhow::Result;
 use serde::Serialize;
 use zkinfer_circuits::chips::range_table::table_rows;
-use zkinfer_circuits::circuit::{model_rows, RESERVED_ROWS};
+use zkinfer_circuits::circuit::{challenge_rows, model_rows, RESERVED_ROWS};
 use zkinfer_circuits::compile::{lookup_count, predicted_prove_us, Candidate};
+use zkinfer_circuits::quant::{PairsLayout, QModel, StepKind};
 use zkinfer_prover::{model_hash, ModelDir, SetupInfo};
 
 use crate::{InfoArgs, Outcome};
@@ -24,6 +25,10 @@ struct InfoReport {
     public_instances: usize,
     macs: usize,
     advice_cells_per_mac: f64,
+    /// Matrix products (activation × activation, and projections over a sequence) checked
+    /// with a random challenge, and the rows their checks take in the second phase's columns.
+    checked_products: usize,
+    second_phase_rows: usize,
     dot_lanes: usize,
     scale_bits: u32,
     value_bits: u32,
@@ -62,13 +67,15 @@ pub(crate) fn info(a: &InfoArgs) -> Result<Outcome> {
         usable_rows: (1usize << s.k) - RESERVED_ROWS,
         range_table_rows: table_rows(&s.table_tags),
         advice_columns: s.total_advice(),
-        // shared weight/constant columns, plus the constants column
-        fixed_columns: s.num_fixed + 1,
+        // shared weight/constant columns, the constants column, the challenge check's column
+        fixed_columns: s.num_fixed + 1 + usize::from(s.challenge_advice > 0),
         lookup_arguments: lookup_count(m),
         lookup_table_columns: if s.function_tables.is_empty() { 2 } else { 5 },
         public_instances: m.num_instances(),
         macs,
         advice_cells_per_mac: if macs == 0 { 0.0 } else { (rows * s.total_advice()) as f64 / macs as f64 },
+        checked_products: checked_products(m),
+        second_phase_rows: challenge_rows(m),
         dot_lanes: s.dot_lanes,
         scale_bits: s.scale_bits,
         value_bits: s.value_bits,
@@ -110,6 +117,14 @@ pub(crate) fn info(a: &InfoArgs) -> Result<Outcome> {
         "work         {} multiply-accumulates, {:.2} allocated advice cells per MAC, {} dot lanes",
         r.macs, r.advice_cells_per_mac, r.dot_lanes
     );
+    if r.checked_products > 0 {
+        println!(
+            "checked      {} matrix products with a random challenge (Freivalds), {} rows in {} second-phase columns",
+            r.checked_products,
+            r.second_phase_rows,
+            r.advice_columns - s.num_advice
+        );
+    }
     println!(
         "quantization activations at 2^-{}, range ±2^{} (±{:.3} real), checked in limbs of ≤ {} bits; table widths {:?}",
         r.scale_bits,
@@ -137,4 +152,12 @@ pub(crate) fn info(a: &InfoArgs) -> Result<Outcome> {
         None => println!("setup        not set up yet: zkinfer setup {} --dev-srs", a.dir.display()),
     }
     Ok(Outcome::Ok)
+}
+
+/// Steps whose products are checked with a random challenge.
+fn checked_products(m: &QModel) -> usize {
+    m.steps
+        .iter()
+        .filter(|s| matches!(s.kind, StepKind::DotPairs { layout: PairsLayout::Freivalds(_), .. } | StepKind::Linear { checked: true, .. }))
+        .count()
 }

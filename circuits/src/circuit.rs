@@ -34,6 +34,8 @@ pub const MIN_ADVICE: usize = poseidon::WIDTH + 1;
 /// Rows a step occupies with `lanes` dot-product lanes.
 pub fn step_rows(kind: &StepKind, lanes: usize) -> usize {
     match kind {
+        // the rescale rows, whose inputs are the checked sums
+        StepKind::Linear { rows, n, checked: true, .. } => rows * n,
         StepKind::Linear { rows, k, n, .. } => rows * n.div_ceil(lanes) * (k + 1) + rows * n,
         StepKind::Elementwise { coeffs, .. } => 2 * coeffs.len(),
         StepKind::DotPairs { .. } => 0, // counted by the caller from the tensor size
@@ -122,6 +124,7 @@ pub fn challenge_rows(model: &QModel) -> usize {
         .iter()
         .map(|s| match &s.kind {
             StepKind::DotPairs { layout: PairsLayout::Freivalds(d), .. } => d.batch * freivalds::check_rows(d.m, d.k, d.n),
+            StepKind::Linear { rows, k, n, checked: true, .. } => freivalds::check_rows(*rows, *k, *n),
             _ => 0,
         })
         .sum()
@@ -466,9 +469,13 @@ impl ModelCircuit {
         let get = |id: usize| tensors.get(id).cloned().flatten().ok_or(PlonkError::Synthesis);
         let read = |id: usize, operand: usize, ly: &mut Layout, layouter: &mut L| self.read_operand(get(id)?, index, operand, ly, layouter);
         Ok(match &step.kind {
-            StepKind::Linear { input, rows, k, n, weight, bias, shift } => {
+            StepKind::Linear { input, rows, k, n, weight, bias, shift, checked } => {
                 let x = read(*input, 0, ly, layouter)?;
-                ly.linear(layouter, &x, (*rows, *k, *n), (weight, bias), &st.rescale, *shift)?
+                if *checked {
+                    ly.linear_checked(layouter, &x, (*rows, *k, *n), (weight, bias), &st.rescale, *shift)?
+                } else {
+                    ly.linear(layouter, &x, (*rows, *k, *n), (weight, bias), &st.rescale, *shift)?
+                }
             }
             StepKind::Elementwise { x, y, coeffs, shift } => {
                 let xv = read(*x, 0, ly, layouter)?;
@@ -636,7 +643,9 @@ fn check_products(
         let off = cursor.alloc(freivalds::check_rows(m, kk, n))?;
         layouter.assign_region(
             || "freivalds",
-            |mut region| freivalds::assign_matmul_check(&chip, &mut region, off, (&check.a, &check.b, &check.c), check.dims, rho),
+            |mut region| {
+                freivalds::assign_matmul_check(&chip, &mut region, off, (&check.a, check.b(), &check.c, &check.bias), check.dims, rho)
+            },
         )?;
     }
     Ok(())

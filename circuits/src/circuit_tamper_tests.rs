@@ -207,6 +207,25 @@ fn consistent_wrong_accumulators_fail_their_gate() {
     }
 }
 
+/// A projection over a sequence checked with a random challenge (its weights in the check's
+/// fixed column): a wrong sum fails the check alone, a wrong read of its input the
+/// permutation, a wrong rescaled output the rescale's gate.
+#[test]
+fn a_checked_projection_binds_its_sums_inputs_and_outputs() {
+    let (t, input) = example_with("transformer", MatMulLayout::Freivalds);
+    let step = first_step(&t, "MatMul", |k| matches!(k, StepKind::Linear { checked: true, .. }));
+    let outputs = t.model.tensors[t.model.steps[step].output].numel();
+    for element in [0, 17, outputs - 1] {
+        let names = mutant(&t, &input, |delta| Mutation::Accumulator { step, element, delta });
+        assert_only(&names, FREIVALDS_CHECK, &format!("projection sum {element}"));
+    }
+    for element in [0, operand_len(&t, step) / 2] {
+        let names = mutant(&t, &input, |delta| Mutation::Read { step, operand: 0, element, delta });
+        assert!(names.iter().any(|n| n.contains(PERMUTATION)), "projection input {element}: {names:?}");
+    }
+    assert_output_caught(&t, &input, step, "requant output");
+}
+
 /// The rescaled outputs of a product of two activations, a convolution and an average pool
 /// are bound by the rescale's output gate.
 #[test]

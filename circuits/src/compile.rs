@@ -5,6 +5,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod checks;
+
 use crate::chips::range_table::table_rows;
 use crate::circuit::{check_fits, model_rows, MIN_ADVICE, RESERVED_ROWS};
 use crate::error::{Error, Result};
@@ -259,7 +261,7 @@ pub fn compile(onnx: &[u8], calibration: Option<&[Vec<f32>]>, opts: &CompileOpti
     let probe = lower(&graph, Precision { matmul: opts.matmul, ..probe_precision(&cal) }, (&cal.mag, &cal.min))?;
     let mut best: Option<(f64, usize, u32)> = None;
     for lanes in LANE_CHOICES {
-        let rows = quick_rows(&graph, probe.clone(), lanes, opts);
+        let rows = quick_rows(&graph, probe.clone(), (lanes, MIN_K.max(range_k)), opts);
         let Some(k) = (MIN_K.max(range_k)..=max_k).find(|&k| rows + RESERVED_ROWS <= 1usize << k) else { continue };
         let cost = predicted_prove_us(k, MIN_ADVICE.max(lanes + 1), 4);
         if best.is_none_or(|(c, _, _)| cost < c) {
@@ -267,7 +269,7 @@ pub fn compile(onnx: &[u8], calibration: Option<&[Vec<f32>]>, opts: &CompileOpti
         }
     }
     let Some((_, lanes, k0)) = best else {
-        let rows = quick_rows(&graph, probe, LANE_CHOICES[LANE_CHOICES.len() - 1], opts);
+        let rows = quick_rows(&graph, probe, (LANE_CHOICES[LANE_CHOICES.len() - 1], MIN_K.max(range_k)), opts);
         return Err(Error::TooLarge { rows, max_k });
     };
     // Both targets report the same sizes (the trade-off); they differ in which one they keep.
@@ -443,11 +445,16 @@ fn probe_precision(cal: &Calibration) -> Precision {
     Precision { scale_bits: MIN_AUTO_SCALE_BITS, value_bits: v, lookup_bits: v, function_rows: usize::MAX, matmul: MatMulLayout::Auto }
 }
 
-fn quick_rows(graph: &Graph, steps: Vec<crate::quant::Step>, lanes: usize, opts: &CompileOptions) -> usize {
+/// Rows of the lowered steps with `lanes` dot lanes (and, with `--matmul auto`, the checks that
+/// reach the smallest k not below `floor_k`).
+fn quick_rows(graph: &Graph, steps: Vec<crate::quant::Step>, (lanes, floor_k): (usize, u32), opts: &CompileOptions) -> usize {
     let mut m = skeleton(graph, steps);
     m.settings.dot_lanes = lanes;
     m.settings.input_visibility = opts.input_visibility;
     m.settings.output_visibility = opts.output_visibility;
+    if opts.matmul == MatMulLayout::Auto {
+        checks::choose_checks(graph, &mut m, lanes, floor_k);
+    }
     model_rows(&m, lanes)
 }
 
@@ -509,13 +516,11 @@ fn build(graph: &Graph, cal: &Calibration, lanes: usize, k: u32, opts: &CompileO
         output_visibility: opts.output_visibility,
         challenge_advice: 0,
     };
-    if model
-        .steps
-        .iter()
-        .any(|s| matches!(s.kind, crate::quant::StepKind::DotPairs { layout: crate::quant::PairsLayout::Freivalds(_), .. }))
-    {
-        model.settings.challenge_advice = crate::chips::freivalds::COLUMNS;
+    if opts.matmul == MatMulLayout::Auto {
+        // The fewest checks that fit this k (a larger k needs fewer).
+        checks::choose_checks(graph, &mut model, lanes, k);
     }
+    checks::set_columns(&mut model);
     model.settings.table_tags = model.required_table_tags();
     if table_rows(&model.settings.table_tags) > usable {
         return Err(Error::Settings(format!("k = {k}: the range table does not fit")));

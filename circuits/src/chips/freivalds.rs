@@ -8,7 +8,9 @@
 //! - `w_i = Σ_t A[i][t]·v_t` (`m` dot products of length `k`), and `u_i = w_i`.
 //!
 //! That costs `k·n + m·n + m·(k+1)` rows of three cells, against `2·m·n·k` full rows for the
-//! direct products. If `C ≠ A·B`, some row `i` has `u_i − w_i = Σ_j D[i][j]·ρ^{n-1-j}` with
+//! direct products of two activations. For a product with constant weights (`B = W`, a
+//! projection applied to every position of a sequence) the Horner chains of `W` read it from a
+//! fixed column, and `C` may carry a constant bias, which the chains of `C` subtract (`f`). If `C ≠ A·B`, some row `i` has `u_i − w_i = Σ_j D[i][j]·ρ^{n-1-j}` with
 //! `D = C − A·B` nonzero: a nonzero polynomial of degree at most `n − 1` in `ρ`, so the check
 //! passes with probability at most `(n − 1)/p` over BN254's scalar field (papers/design.md §4.4).
 //!
@@ -16,15 +18,19 @@
 //!
 //! | rows | x | y | acc | gate |
 //! |---|---|---|---|---|
-//! | Horner, first | `e_0` (copied) | | `e_0` | `freivalds horner first` |
-//! | Horner, next | `e_j` (copied) | | `acc_prev·ρ + e_j` | `freivalds horner` |
+//! | Horner, first | `e_0` (copied) | | `e_0 + f` | `freivalds horner first` |
+//! | Horner, next | `e_j` (copied) | | `acc_prev·ρ + e_j + f` | `freivalds horner` |
+//! | Horner of constants, first | | | `f` | `freivalds horner fixed first` |
+//! | Horner of constants, next | | | `acc_prev·ρ + f` | `freivalds horner fixed` |
 //! | dot, first | `A[i][0]` (copied) | `v_0` (copied) | `x·y` | `freivalds dot first` |
 //! | dot, next | `A[i][t]` (copied) | `v_t` (copied) | `acc_prev + x·y` | `freivalds dot` |
 //! | check | `u_i` (copied) | | | `freivalds check`: `x = acc_prev` |
+//!
+//! `f` is the chip's own fixed column: 0, a negated bias, or a constant factor's entry.
 
 use halo2_proofs::circuit::{Cell, Region, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
-use halo2_proofs::plonk::{Advice, Challenge, Column, ConstraintSystem, Error as PlonkError, FirstPhase, SecondPhase, Selector};
+use halo2_proofs::plonk::{Advice, Challenge, Column, ConstraintSystem, Error as PlonkError, FirstPhase, Fixed, SecondPhase, Selector};
 use halo2_proofs::poly::Rotation;
 
 use super::FreivaldsInstructions;
@@ -43,9 +49,12 @@ pub struct FreivaldsConfig {
     x: Column<Advice>,
     y: Column<Advice>,
     acc: Column<Advice>,
+    f: Column<Fixed>,
     rho: Challenge,
     q_horner_first: Selector,
     q_horner: Selector,
+    q_fixed_first: Selector,
+    q_fixed: Selector,
     q_dot_first: Selector,
     q_dot: Selector,
     q_check: Selector,
@@ -78,6 +87,24 @@ pub struct ValueCell {
     pub value: Value<Fr>,
 }
 
+/// A factor of a checked product: cells of the first phase, or constants.
+#[derive(Clone, Copy, Debug)]
+pub enum Factor<'a> {
+    /// Committed cells, row-major.
+    Cells(&'a [ValueCell]),
+    /// Constants, row-major (fixed by the verifying key).
+    Fixed(&'a [Fr]),
+}
+
+impl Factor<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Factor::Cells(c) => c.len(),
+            Factor::Fixed(f) => f.len(),
+        }
+    }
+}
+
 /// The running sums of Horner's rule over `values` at `rho`: `acc_0 = e_0`, `acc_j = acc_{j-1}·ρ + e_j`.
 pub fn horner_accumulators(values: &[Value<Fr>], rho: Value<Fr>) -> Vec<Value<Fr>> {
     let mut acc: Option<Value<Fr>> = None;
@@ -107,22 +134,36 @@ pub fn dot_accumulators(x: &[Value<Fr>], y: &[Value<Fr>]) -> Vec<Value<Fr>> {
 }
 
 impl FreivaldsChip {
-    /// Creates three second-phase advice columns (with equality), the challenge and the gates.
+    /// Creates three second-phase advice columns (with equality), a fixed column, the
+    /// challenge and the gates.
     pub fn configure(meta: &mut ConstraintSystem<Fr>) -> FreivaldsConfig {
         // The challenge is usable after the first phase, where A, B and C are committed.
         let rho = meta.challenge_usable_after(FirstPhase);
         let [x, y, acc] = [(); COLUMNS].map(|_| meta.advice_column_in(SecondPhase));
         [x, y, acc].iter().for_each(|c| meta.enable_equality(*c));
-        let [q_horner_first, q_horner, q_dot_first, q_dot, q_check] = [(); 5].map(|_| meta.selector());
+        let f = meta.fixed_column();
+        let [q_horner_first, q_horner, q_fixed_first, q_fixed, q_dot_first, q_dot, q_check] = [(); 7].map(|_| meta.selector());
         meta.create_gate("freivalds horner first", |vc| {
             let q = vc.query_selector(q_horner_first);
-            vec![q * (vc.query_advice(acc, Rotation::cur()) - vc.query_advice(x, Rotation::cur()))]
+            let e = vc.query_advice(x, Rotation::cur()) + vc.query_fixed(f, Rotation::cur());
+            vec![q * (vc.query_advice(acc, Rotation::cur()) - e)]
         });
         meta.create_gate("freivalds horner", |vc| {
             let q = vc.query_selector(q_horner);
             let r = vc.query_challenge(rho);
             let (cur, prev) = (vc.query_advice(acc, Rotation::cur()), vc.query_advice(acc, Rotation::prev()));
-            vec![q * (cur - prev * r - vc.query_advice(x, Rotation::cur()))]
+            let e = vc.query_advice(x, Rotation::cur()) + vc.query_fixed(f, Rotation::cur());
+            vec![q * (cur - prev * r - e)]
+        });
+        meta.create_gate("freivalds horner fixed first", |vc| {
+            let q = vc.query_selector(q_fixed_first);
+            vec![q * (vc.query_advice(acc, Rotation::cur()) - vc.query_fixed(f, Rotation::cur()))]
+        });
+        meta.create_gate("freivalds horner fixed", |vc| {
+            let q = vc.query_selector(q_fixed);
+            let r = vc.query_challenge(rho);
+            let (cur, prev) = (vc.query_advice(acc, Rotation::cur()), vc.query_advice(acc, Rotation::prev()));
+            vec![q * (cur - prev * r - vc.query_fixed(f, Rotation::cur()))]
         });
         meta.create_gate("freivalds dot first", |vc| {
             let q = vc.query_selector(q_dot_first);
@@ -139,7 +180,7 @@ impl FreivaldsChip {
             let q = vc.query_selector(q_check);
             vec![q * (vc.query_advice(x, Rotation::cur()) - vc.query_advice(acc, Rotation::prev()))]
         });
-        FreivaldsConfig { x, y, acc, rho, q_horner_first, q_horner, q_dot_first, q_dot, q_check }
+        FreivaldsConfig { x, y, acc, f, rho, q_horner_first, q_horner, q_fixed_first, q_fixed, q_dot_first, q_dot, q_check }
     }
 
     /// Wraps a configuration.
@@ -154,10 +195,11 @@ impl FreivaldsInstructions for FreivaldsChip {
         region: &mut Region<'_, Fr>,
         offset: usize,
         inputs: &[ValueCell],
+        constants: &[Fr],
         acc: &[Value<Fr>],
     ) -> Result<ValueCell, PlonkError> {
         let c = &self.config;
-        if inputs.is_empty() || acc.len() != inputs.len() {
+        if inputs.is_empty() || acc.len() != inputs.len() || !(constants.is_empty() || constants.len() == inputs.len()) {
             return Err(PlonkError::Synthesis);
         }
         let mut last = None;
@@ -165,6 +207,28 @@ impl FreivaldsInstructions for FreivaldsChip {
             let row = offset + r;
             (if r == 0 { c.q_horner_first } else { c.q_horner }).enable(region, row)?;
             copy_in(region, c.x, row, input);
+            region.assign_fixed(c.f, row, constants.get(r).copied().unwrap_or(Fr::zero()));
+            last = Some(ValueCell { cell: region.assign_advice(c.acc, row, *a).cell(), value: *a });
+        }
+        last.ok_or(PlonkError::Synthesis)
+    }
+
+    fn assign_horner_fixed(
+        &self,
+        region: &mut Region<'_, Fr>,
+        offset: usize,
+        values: &[Fr],
+        acc: &[Value<Fr>],
+    ) -> Result<ValueCell, PlonkError> {
+        let c = &self.config;
+        if values.is_empty() || acc.len() != values.len() {
+            return Err(PlonkError::Synthesis);
+        }
+        let mut last = None;
+        for (r, (v, a)) in values.iter().zip(acc).enumerate() {
+            let row = offset + r;
+            (if r == 0 { c.q_fixed_first } else { c.q_fixed }).enable(region, row)?;
+            region.assign_fixed(c.f, row, *v);
             last = Some(ValueCell { cell: region.assign_advice(c.acc, row, *a).cell(), value: *a });
         }
         last.ok_or(PlonkError::Synthesis)
@@ -202,36 +266,57 @@ fn copy_in(region: &mut Region<'_, Fr>, column: Column<Advice>, row: usize, from
     region.constrain_equal(cell.cell(), from.cell);
 }
 
-/// Lays out the check of `C = A·B` (row-major cells; `A` is `m×k`, `B` is `k×n`, `C` is
-/// `m×n`) from `offset`, with the honest second-phase witness for these cells. Uses
-/// [`check_rows`] rows.
+/// Lays out the check of `C − bias = A·B` (row-major; `A` is `m×k`, `B` is `k×n`, `C` and
+/// `bias` are `m×n`, `bias` empty for none) from `offset`, with the honest second-phase
+/// witness. Uses [`check_rows`] rows.
 pub fn assign_matmul_check(
     chip: &impl FreivaldsInstructions,
     region: &mut Region<'_, Fr>,
     offset: usize,
-    (a, b, c): (&[ValueCell], &[ValueCell], &[ValueCell]),
+    (a, b, c, bias): (&[ValueCell], Factor<'_>, &[ValueCell], &[Fr]),
     (m, k, n): (usize, usize, usize),
     rho: Value<Fr>,
 ) -> Result<(), PlonkError> {
-    if m == 0 || k == 0 || n == 0 || a.len() != m * k || b.len() != k * n || c.len() != m * n {
+    let sizes = a.len() == m * k && b.len() == k * n && c.len() == m * n && (bias.is_empty() || bias.len() == m * n);
+    if m == 0 || k == 0 || n == 0 || !sizes {
         return Err(PlonkError::Synthesis);
     }
     let mut row = offset;
-    let mut horner = |row: &mut usize, cells: &[ValueCell]| -> Result<ValueCell, PlonkError> {
-        let values: Vec<Value<Fr>> = cells.iter().map(|c| c.value).collect();
-        let out = chip.assign_horner(region, *row, cells, &horner_accumulators(&values, rho))?;
-        *row += cells.len();
-        Ok(out)
-    };
-    let v: Vec<ValueCell> = b.chunks(n).map(|bt| horner(&mut row, bt)).collect::<Result<_, _>>()?;
-    let u: Vec<ValueCell> = c.chunks(n).map(|ci| horner(&mut row, ci)).collect::<Result<_, _>>()?;
-    let v_values: Vec<Value<Fr>> = v.iter().map(|c| c.value).collect();
+    let mut v = Vec::with_capacity(k);
+    for t in 0..k {
+        let out = match b {
+            Factor::Cells(cells) => {
+                let bt = &cells[t * n..(t + 1) * n];
+                chip.assign_horner(region, row, bt, &[], &horner_accumulators(&values_of(bt), rho))?
+            }
+            Factor::Fixed(w) => {
+                let wt = &w[t * n..(t + 1) * n];
+                let known: Vec<Value<Fr>> = wt.iter().map(|&x| Value::known(x)).collect();
+                chip.assign_horner_fixed(region, row, wt, &horner_accumulators(&known, rho))?
+            }
+        };
+        v.push(out);
+        row += n;
+    }
+    let mut u = Vec::with_capacity(m);
+    for i in 0..m {
+        let ci = &c[i * n..(i + 1) * n];
+        let minus: Vec<Fr> = bias.get(i * n..(i + 1) * n).map_or(Vec::new(), |b| b.iter().map(|x| -*x).collect());
+        let terms: Vec<Value<Fr>> =
+            ci.iter().enumerate().map(|(j, e)| e.value + Value::known(minus.get(j).copied().unwrap_or(Fr::zero()))).collect();
+        u.push(chip.assign_horner(region, row, ci, &minus, &horner_accumulators(&terms, rho))?);
+        row += n;
+    }
+    let v_values = values_of(&v);
     for (ai, ui) in a.chunks(k).zip(u) {
-        let a_values: Vec<Value<Fr>> = ai.iter().map(|c| c.value).collect();
-        chip.assign_dot_check(region, row, (ai, &v), &dot_accumulators(&a_values, &v_values), ui)?;
+        chip.assign_dot_check(region, row, (ai, &v), &dot_accumulators(&values_of(ai), &v_values), ui)?;
         row += k + 1;
     }
     Ok(())
+}
+
+fn values_of(cells: &[ValueCell]) -> Vec<Value<Fr>> {
+    cells.iter().map(|c| c.value).collect()
 }
 
 #[cfg(test)]

@@ -25,6 +25,9 @@ struct TestCircuit {
     c: Vec<i64>,
     dims: (usize, usize, usize),
     tamper: Tamper,
+    /// `B` as constants (a projection's weights) and `C = A·B + bias`.
+    fixed_b: bool,
+    bias: Vec<i64>,
 }
 
 fn values(cells: &[ValueCell]) -> Vec<Value<Fr>> {
@@ -34,7 +37,15 @@ fn values(cells: &[ValueCell]) -> Vec<Value<Fr>> {
 impl TestCircuit {
     fn honest(a: Vec<i64>, b: Vec<i64>, (m, k, n): (usize, usize, usize)) -> Self {
         let c = (0..m * n).map(|e| (0..k).map(|t| a[(e / n) * k + t] * b[t * n + e % n]).sum()).collect();
-        TestCircuit { a, b, c, dims: (m, k, n), tamper: Tamper::None }
+        TestCircuit { a, b, c, dims: (m, k, n), tamper: Tamper::None, fixed_b: false, bias: Vec::new() }
+    }
+
+    /// The same product with `B` constant and a bias added to `C`.
+    fn with_fixed_b(mut self, bias: Vec<i64>) -> Self {
+        self.c.iter_mut().zip(&bias).for_each(|(c, b)| *c += b);
+        self.fixed_b = true;
+        self.bias = bias;
+        self
     }
 
     /// The check with a tampered witness, laid out through the chip's own instructions.
@@ -55,12 +66,24 @@ impl TestCircuit {
                     acc.iter_mut().skip(j).for_each(|s| *s = *s + Value::known(Fr::one()));
                 }
             }
-            v.push(chip.assign_horner(region, row, bt, &acc)?);
+            if self.fixed_b {
+                let w: Vec<Fr> = self.b[t * n..(t + 1) * n].iter().map(|&v| fr_from_i64(v)).collect();
+                let known: Vec<Value<Fr>> = w.iter().map(|&x| Value::known(x)).collect();
+                let mut acc = horner_accumulators(&known, rho);
+                if let Tamper::Horner { t: tt, j } = self.tamper {
+                    if tt == t {
+                        acc.iter_mut().skip(j).for_each(|s| *s = *s + Value::known(Fr::one()));
+                    }
+                }
+                v.push(chip.assign_horner_fixed(region, row, &w, &acc)?);
+            } else {
+                v.push(chip.assign_horner(region, row, bt, &[], &acc)?);
+            }
             row += n;
         }
         let mut u = Vec::new();
         for ci in c.chunks(n) {
-            u.push(chip.assign_horner(region, row, ci, &horner_accumulators(&values(ci), rho))?);
+            u.push(chip.assign_horner(region, row, ci, &[], &horner_accumulators(&values(ci), rho))?);
             row += n;
         }
         for (i, ai) in a.chunks(k).enumerate() {
@@ -97,7 +120,8 @@ impl Circuit<Fr> for TestCircuit {
         (FreivaldsChip::configure(meta), first)
     }
     fn synthesize(&self, (config, first): Self::Config, mut layouter: impl Layouter<Fr>) -> Result<(), PlonkError> {
-        // A, B and C in one first-phase column, as an earlier chip would leave them.
+        // A, B and C in one first-phase column, as an earlier chip would leave them (B is
+        // laid out but unread when it is constant).
         let committed = layouter.assign_region(
             || "committed",
             |mut region| {
@@ -119,7 +143,12 @@ impl Circuit<Fr> for TestCircuit {
         layouter.assign_region(
             || "freivalds",
             |mut region| match self.tamper {
-                Tamper::None => assign_matmul_check(&chip, &mut region, 0, (a, b, c), self.dims, rho),
+                Tamper::None if self.fixed_b => {
+                    let w: Vec<Fr> = self.b.iter().map(|&v| fr_from_i64(v)).collect();
+                    let bias: Vec<Fr> = self.bias.iter().map(|&v| fr_from_i64(v)).collect();
+                    assign_matmul_check(&chip, &mut region, 0, (a, Factor::Fixed(&w), c, &bias), self.dims, rho)
+                }
+                Tamper::None => assign_matmul_check(&chip, &mut region, 0, (a, Factor::Cells(b), c, &[]), self.dims, rho),
                 _ => self.tampered(&chip, &mut region, (a, b, c), rho),
             },
         )
@@ -202,6 +231,41 @@ fn a_factor_not_copied_from_its_commitment_fails_the_permutation() {
     c.tamper = Tamper::CopyA { i: 0, t: 1 };
     let names = failures(&c);
     assert!(names.iter().any(|n| n.contains("Equality constraint not satisfied")), "{names:?}");
+}
+
+fn fixed_example() -> TestCircuit {
+    example().with_fixed_b((0..15).map(|i| 3 * i - 20).collect())
+}
+
+#[test]
+fn honest_products_with_constant_weights_and_a_bias_verify() {
+    assert_eq!(failures(&fixed_example()), Vec::<String>::new());
+    assert_eq!(failures(&TestCircuit::honest(vec![2, -3, 7], vec![4], (3, 1, 1)).with_fixed_b(vec![1, 2, 3])), Vec::<String>::new());
+}
+
+#[test]
+fn a_wrong_sum_or_a_missing_bias_fails_the_check_with_constant_weights() {
+    for e in [0, 9, 14] {
+        let mut c = fixed_example();
+        c.c[e] -= 1;
+        let names = failures(&c);
+        assert!(!names.is_empty() && names.iter().all(|n| n.contains("freivalds check")), "entry {e}: {names:?}");
+    }
+    // The sums without their bias: A·B exactly, but not what the step computes.
+    let mut c = fixed_example();
+    c.c = example().c;
+    assert!(failures(&c).iter().any(|n| n.contains("freivalds check")));
+}
+
+#[test]
+fn a_tampered_horner_sum_of_constant_weights_fails_the_fixed_horner_gate() {
+    // (The chains of C carry no bias in this tampered layout: compare with a bias-free C.)
+    let mut c = example().with_fixed_b(vec![0; 15]);
+    c.tamper = Tamper::Horner { t: 3, j: 2 };
+    let names = failures(&c);
+    assert!(names.iter().any(|n| n.contains("freivalds horner fixed")), "{names:?}");
+    c.tamper = Tamper::Horner { t: 0, j: 0 };
+    assert!(failures(&c).iter().any(|n| n.contains("freivalds horner fixed first")));
 }
 
 #[test]

@@ -141,13 +141,25 @@ pub trait ElementwiseInstructions {
 
 /// Matrix products checked with a random challenge, in second-phase columns.
 pub trait FreivaldsInstructions {
-    /// Lays out Horner's rule over the copied `inputs` with the running sums `acc`
-    /// (`inputs.len()` rows); returns the last sum, `Σ_j e_j·ρ^{len-1-j}`.
+    /// Lays out Horner's rule over the copied `inputs` plus `constants` (empty: zeros) with
+    /// the running sums `acc` (`inputs.len()` rows); returns the last sum,
+    /// `Σ_j (e_j + f_j)·ρ^{len-1-j}`.
     fn assign_horner(
         &self,
         region: &mut Region<'_, Fr>,
         offset: usize,
         inputs: &[freivalds::ValueCell],
+        constants: &[Fr],
+        acc: &[halo2_proofs::circuit::Value<Fr>],
+    ) -> Result<freivalds::ValueCell, PlonkError>;
+
+    /// Lays out Horner's rule over constant `values` (a fixed column) with the running sums
+    /// `acc`; returns the last sum.
+    fn assign_horner_fixed(
+        &self,
+        region: &mut Region<'_, Fr>,
+        offset: usize,
+        values: &[Fr],
         acc: &[halo2_proofs::circuit::Value<Fr>],
     ) -> Result<freivalds::ValueCell, PlonkError>;
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::chips::dot::{DotChip, DotWitness};
 use crate::chips::elementwise::ElementwiseChip;
-use crate::chips::freivalds::ValueCell;
+use crate::chips::freivalds::{Factor, ValueCell};
 use crate::chips::function::{FunctionChip, FunctionSpec};
 use crate::chips::requant::{RequantChip, RequantParams, RequantWitness};
 use crate::chips::{fr_from_i128, fr_from_i64, DotInstructions, ElementwiseInstructions, QCell, RequantInstructions, RowCursor};
@@ -51,12 +51,27 @@ pub(super) struct Layout {
     pub(super) checks: Vec<PendingCheck>,
 }
 
-/// One matrix product `C = A·B` to check in the second phase (row-major cells).
+/// One matrix product `C − bias = A·B` to check in the second phase (row-major).
 pub(super) struct PendingCheck {
     pub(super) a: Vec<ValueCell>,
+    /// `B`: cells, or (constant weights) an empty list of cells and `b_fixed`.
     pub(super) b: Vec<ValueCell>,
+    pub(super) b_fixed: Vec<Fr>,
     pub(super) c: Vec<ValueCell>,
+    /// Empty: no bias.
+    pub(super) bias: Vec<Fr>,
     pub(super) dims: (usize, usize, usize),
+}
+
+impl PendingCheck {
+    /// The `B` factor as the chip takes it.
+    pub(super) fn b(&self) -> Factor<'_> {
+        if self.b.is_empty() {
+            Factor::Fixed(&self.b_fixed)
+        } else {
+            Factor::Cells(&self.b)
+        }
+    }
 }
 
 impl Layout {
@@ -176,22 +191,55 @@ impl Layout {
             }
         }
         let value = |c: &QCell| ValueCell { cell: c.cell, value: Value::known(fr_from_i64(c.value)) };
-        let l = self.requant.lookup_bits();
-        let witness: Vec<RequantWitness> = rescale.iter().map(|&r| RequantWitness::new(r, l)).collect();
-        let off = self.alloc(rescale.len(), "requant")?;
-        let chip = &self.requant;
-        let params = RequantParams { shift, relu: false };
-        let (sums, out) =
-            layouter.assign_region(|| "requant", |mut region| chip.assign_rows_input_unchecked(&mut region, off, params, &witness))?;
+        let (sums, out) = self.requant_unchecked(layouter, rescale, shift)?;
         for bt in 0..d.batch {
             let a = (0..m).flat_map(|i| (0..k).map(move |t| (i, t))).map(|(i, t)| value(&a[pair(bt, i, 0, t)])).collect();
             let b = (0..k).flat_map(|t| (0..n).map(move |j| (t, j))).map(|(t, j)| value(&b[pair(bt, 0, j, t)])).collect();
             let c = (0..m * n)
                 .map(|e| ValueCell { cell: sums[bt * m * n + e], value: Value::known(fr_from_i128(rescale[bt * m * n + e].a)) })
                 .collect();
-            self.checks.push(PendingCheck { a, b, c, dims: (m, k, n) });
+            self.checks.push(PendingCheck { a, b, b_fixed: Vec::new(), c, bias: Vec::new(), dims: (m, k, n) });
         }
         Ok(out)
+    }
+
+    /// `x` (viewed as `[rows, k]`) times constant weights plus biases, the sums laid out as the
+    /// inputs of their rescale rows and left for the second phase's random-challenge check
+    /// (`W` read from the check's fixed column); then rescaled once by `2^shift`.
+    pub(super) fn linear_checked(
+        &mut self,
+        layouter: &mut impl Layouter<Fr>,
+        x: &[QCell],
+        (rows, k, n): (usize, usize, usize),
+        (weight, bias): (&[i64], &[i64]),
+        rescale: &[RequantValues],
+        shift: u32,
+    ) -> SynthResult<Vec<QCell>> {
+        if x.len() != rows * k || rescale.len() != rows * n || weight.len() != k * n || bias.len() != rows * n {
+            return Err(PlonkError::Synthesis);
+        }
+        let (sums, out) = self.requant_unchecked(layouter, rescale, shift)?;
+        let a = x.iter().map(|c| ValueCell { cell: c.cell, value: Value::known(fr_from_i64(c.value)) }).collect();
+        let c = sums.iter().zip(rescale).map(|(&cell, r)| ValueCell { cell, value: Value::known(fr_from_i128(r.a)) }).collect();
+        let b_fixed = weight.iter().map(|&w| fr_from_i64(w)).collect();
+        let bias = bias.iter().map(|&b| fr_from_i64(b)).collect();
+        self.checks.push(PendingCheck { a, b: Vec::new(), b_fixed, c, bias, dims: (rows, k, n) });
+        Ok(out)
+    }
+
+    /// Rescale rows whose inputs are their own cells (for sums a second-phase check binds).
+    fn requant_unchecked(
+        &mut self,
+        layouter: &mut impl Layouter<Fr>,
+        rescale: &[RequantValues],
+        shift: u32,
+    ) -> SynthResult<(Vec<Cell>, Vec<QCell>)> {
+        let l = self.requant.lookup_bits();
+        let witness: Vec<RequantWitness> = rescale.iter().map(|&r| RequantWitness::new(r, l)).collect();
+        let off = self.alloc(rescale.len(), "requant")?;
+        let chip = &self.requant;
+        let params = RequantParams { shift, relu: false };
+        layouter.assign_region(|| "requant", |mut region| chip.assign_rows_input_unchecked(&mut region, off, params, &witness))
     }
 
     /// Products `a·b` (exact, not rescaled), summed per row by single-lane dot groups with

@@ -154,6 +154,7 @@ fn mutation_chip(model: &QModel, m: &Mutation) -> &'static str {
     let kind = m.step().map(|s| &model.steps[s].kind);
     match (m, kind) {
         (Mutation::Read { .. } | Mutation::Input { .. } | Mutation::Zero { .. }, _) => "permutation",
+        (Mutation::Accumulator { .. }, Some(StepKind::Linear { checked: true, .. })) => "freivalds",
         (Mutation::Accumulator { .. }, Some(StepKind::Linear { .. })) => "dot",
         (Mutation::Accumulator { .. }, Some(StepKind::DotPairs { layout: PairsLayout::Freivalds(_), .. })) => "freivalds",
         (Mutation::Accumulator { .. }, _) => "elementwise",

@@ -295,7 +295,7 @@ impl QModel {
         };
         let mut products = Vec::new();
         let (acc, shift, relu) = match kind {
-            StepKind::Linear { input, rows, k, n, weight, bias, shift } => {
+            StepKind::Linear { input, rows, k, n, weight, bias, shift, .. } => {
                 let x = read(*input, 0)?;
                 let mut acc: Vec<i128> = (0..rows * n)
                     .into_par_iter()

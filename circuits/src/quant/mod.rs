@@ -97,6 +97,10 @@ pub enum StepKind {
         bias: Vec<i64>,
         /// Weight scale bits, removed again by the rescale.
         shift: u32,
+        /// The sums checked with a random challenge in the second phase (the weights read from
+        /// a fixed column there), not laid out by the dot chip.
+        #[serde(default)]
+        checked: bool,
     },
     /// Elementwise affine-product, then rescale by `2^shift`.
     Elementwise {
@@ -332,19 +336,13 @@ pub enum MatMulLayout {
 }
 
 impl MatMulLayout {
-    /// The layout of a DotPairs node with `outputs` sums of `width` products, gathered from
-    /// the matrix product `matmul` if it is one.
-    pub fn choose(self, width: usize, outputs: usize, matmul: Option<MatMulDims>) -> PairsLayout {
-        let Some(d) = matmul else { return PairsLayout::Direct };
-        // Advice cells: direct rows span the first-phase columns (at least the Poseidon
-        // state's 14); the check's rows span its three second-phase columns.
-        let direct = crate::circuit::MIN_ADVICE * outputs * (2 * width + 1);
-        let check = crate::chips::freivalds::COLUMNS * d.batch * crate::chips::freivalds::check_rows(d.m, d.k, d.n);
-        match self {
-            MatMulLayout::Direct => PairsLayout::Direct,
-            MatMulLayout::Freivalds => PairsLayout::Freivalds(d),
-            MatMulLayout::Auto if check < direct => PairsLayout::Freivalds(d),
-            MatMulLayout::Auto => PairsLayout::Direct,
+    /// The layout lowering gives a DotPairs node gathered from the matrix product `matmul` (if
+    /// it is one); `Auto` starts direct, and `compile` then checks the products whose check
+    /// lowers the circuit's size (`compile::checks`).
+    pub fn initial(self, matmul: Option<MatMulDims>) -> PairsLayout {
+        match (self, matmul) {
+            (MatMulLayout::Freivalds, Some(d)) => PairsLayout::Freivalds(d),
+            _ => PairsLayout::Direct,
         }
     }
 }
@@ -407,15 +405,19 @@ fn lower_at(graph: &Graph, p: Precision, (mag, min): (&[f64], &[f64]), table_sca
         .map(|node| {
             let kind = match &node.op {
                 Op::Linear { input, weight, bias } => {
-                    lower_linear(&node.name, graph, *input, weight, bias.as_ref(), (scale_bits, weight_max_bits))?
+                    let mut kind = lower_linear(&node.name, graph, *input, weight, bias.as_ref(), (scale_bits, weight_max_bits))?;
+                    // Forced checks apply where they can save work: a sequence of rows.
+                    if let StepKind::Linear { rows, checked, .. } = &mut kind {
+                        *checked = p.matmul == MatMulLayout::Freivalds && *rows > 1;
+                    }
+                    kind
                 }
                 Op::Binary { kind, a, b } => {
                     lower_binary(&node.name, graph.tensors[node.output].numel(), *kind, a, b, scale_bits, weight_max_bits)?
                 }
                 Op::Relu { input } => StepKind::Relu { input: *input },
                 Op::DotPairs { a, b, width, matmul } => {
-                    let layout = p.matmul.choose(*width, graph.tensors[node.output].numel(), *matmul);
-                    StepKind::DotPairs { a: *a, b: *b, width: *width, shift: scale_bits, layout }
+                    StepKind::DotPairs { a: *a, b: *b, width: *width, shift: scale_bits, layout: p.matmul.initial(*matmul) }
                 }
                 Op::Function { kind, input, bounds } => {
                     next_table += 1;
@@ -517,7 +519,7 @@ fn lower_linear(
         Some(b) => b.data.iter().map(|&v| quantize_const(node, v, s_a + shift)).collect::<Result<_>>()?,
         None => vec![0; rows * n],
     };
-    Ok(StepKind::Linear { input, rows, k, n, weight: weight_q, bias: bias_q, shift })
+    Ok(StepKind::Linear { input, rows, k, n, weight: weight_q, bias: bias_q, shift, checked: false })
 }
 
 fn lower_binary(node: &str, numel: usize, kind: BinaryKind, a: &Operand, b: &Operand, s_a: u32, max_bits: u32) -> Result<StepKind> {

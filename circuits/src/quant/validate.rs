@@ -130,13 +130,18 @@ impl QModel {
         let max_shift = 2 * self.settings.lookup_bits;
         let rows = 1usize << self.settings.k;
         let consistent = match &step.kind {
-            StepKind::Linear { input, rows: m, k, n, weight, bias, shift } => {
+            StepKind::Linear { input, rows: m, k, n, weight, bias, shift, checked } => {
                 // One dot row per input value and lane group, at least: each factor fits the rows.
                 let mk = product(&[*m, *k], rows, &|| format!("step `{node}`'s input"))?;
                 let kn = product(&[*k, *n], rows * 64, &|| format!("step `{node}`'s weights"))?;
                 let mn = product(&[*m, *n], rows, &|| format!("step `{node}`'s output"))?;
-                product(&[*m, n.div_ceil(self.settings.dot_lanes), k + 1], rows, &|| format!("step `{node}`'s dot rows"))?;
-                read(*input)? == mk && weight.len() == kn && bias.len() == mn && out == mn && *shift <= max_shift
+                let layout_fits = if *checked {
+                    // Bounded factors (above): the check's row count cannot overflow.
+                    check_rows(*m, *k, *n) <= rows && self.settings.challenge_advice == FREIVALDS_COLUMNS
+                } else {
+                    product(&[*m, n.div_ceil(self.settings.dot_lanes), k + 1], rows, &|| format!("step `{node}`'s dot rows"))? > 0
+                };
+                layout_fits && read(*input)? == mk && weight.len() == kn && bias.len() == mn && out == mn && *shift <= max_shift
             }
             StepKind::Elementwise { x, y, coeffs, shift } => {
                 let same = y.map_or(Ok(true), |y| read(y).map(|len| len == coeffs.len()))?;
@@ -212,7 +217,7 @@ mod tests {
     fn each_inconsistency_is_named_not_a_panic() {
         let good = model("transformer");
         type Edit = fn(&mut QModel);
-        let edits: [(&str, Edit); 19] = [
+        let edits: [(&str, Edit); 20] = [
             ("k beyond the field", |m| m.settings.k = 40),
             ("no lookup bits", |m| m.settings.lookup_bits = 0),
             ("value bits above two limbs", |m| m.settings.value_bits = 2 * m.settings.lookup_bits + 1),
@@ -255,6 +260,17 @@ mod tests {
                 }
             }),
             ("a challenge check without its columns", |m| m.settings.challenge_advice = 0),
+            ("a checked projection in a circuit without the second phase", |m| {
+                m.settings.challenge_advice = 0;
+                for s in &mut m.steps {
+                    if let StepKind::DotPairs { layout, .. } = &mut s.kind {
+                        *layout = PairsLayout::Direct;
+                    }
+                }
+                if let StepKind::Linear { checked, .. } = first(m, |k| matches!(k, StepKind::Linear { rows, .. } if *rows > 1)) {
+                    *checked = true;
+                }
+            }),
             ("two second-phase columns", |m| m.settings.challenge_advice = 2),
             ("a function without its table", |m| {
                 if let StepKind::Function { spec, .. } = first(m, |k| matches!(k, StepKind::Function { .. })) {
