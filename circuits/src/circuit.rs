@@ -444,8 +444,12 @@ impl Circuit<Fr> for ModelCircuit {
         }
         self.expose_binding(&config, &mut ly, &mut layouter)?;
         self.expose_outputs(&config, &mut ly, &mut layouter, &outputs)?;
-        if let Some(cfg) = &config.freivalds {
-            check_products(cfg, &mut layouter, &ly.checks, model.settings.k)?;
+        match &config.freivalds {
+            Some(cfg) => check_products(cfg, &mut layouter, &ly.checks, model.settings.k)?,
+            // Checked steps leave their sums free until the check binds them: never without it
+            // (a model that skipped validation could ask for this).
+            None if !ly.checks.is_empty() => return Err(PlonkError::Synthesis),
+            None => {}
         }
         if let Some(log) = &self.regions {
             *log.lock().map_err(|_| PlonkError::Synthesis)? = std::mem::take(&mut ly.spans);

@@ -265,3 +265,16 @@ fn a_quotient_shifted_with_its_remainder_fails_only_the_remainder_range() {
         assert_only(&names, "lookup requant remainder", &c.model.steps[step].node);
     }
 }
+
+/// A model whose steps are checked but whose settings lack the second phase (a file that
+/// skipped validation) would leave the checked sums free: synthesis refuses it.
+#[test]
+fn checked_steps_without_the_second_phase_do_not_synthesize() {
+    let (t, input) = example("transformer");
+    assert!(t.model.steps.iter().any(|s| is_checked_matmul(&s.kind)));
+    let mut model = t.model.clone();
+    model.settings.challenge_advice = 0;
+    let model = Arc::new(model);
+    let circuit = ModelCircuit::new(model.clone(), model.quantize_inputs(&input).unwrap()).unwrap();
+    assert!(MockProver::run(model.settings.k, &circuit, vec![circuit.instances()]).is_err());
+}

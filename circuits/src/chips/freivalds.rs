@@ -12,7 +12,7 @@
 //! projection applied to every position of a sequence) the Horner chains of `W` read it from a
 //! fixed column, and `C` may carry a constant bias, which the chains of `C` subtract (`f`). If `C ≠ A·B`, some row `i` has `u_i − w_i = Σ_j D[i][j]·ρ^{n-1-j}` with
 //! `D = C − A·B` nonzero: a nonzero polynomial of degree at most `n − 1` in `ρ`, so the check
-//! passes with probability at most `(n − 1)/p` over BN254's scalar field (papers/design.md §4.4).
+//! passes with probability at most `(n − 1)/p` over BN254's scalar field (papers/design.md §4.5).
 //!
 //! Row layout, columns `x`, `y`, `acc` (all second phase):
 //!

@@ -152,8 +152,11 @@ impl QModel {
                 let grid = match layout {
                     PairsLayout::Direct => true,
                     PairsLayout::Freivalds(d) => {
-                        // The grid first: it bounds every factor, so the row count cannot overflow.
-                        let grid = d.k == *width && d.batch.checked_mul(d.m).and_then(|x| x.checked_mul(d.n)) == Some(out);
+                        // The grid first: it bounds every factor (k·n by the tensor sizes), so the
+                        // row count cannot overflow.
+                        let grid = d.k == *width
+                            && Some(len) == out.checked_mul(*width)
+                            && d.batch.checked_mul(d.m).and_then(|x| x.checked_mul(d.n)) == Some(out);
                         grid && out > 0
                             && product(&[d.batch, check_rows(d.m, d.k, d.n)], rows, &|| format!("step `{node}`'s challenge check"))? > 0
                             && self.settings.challenge_advice == FREIVALDS_COLUMNS
