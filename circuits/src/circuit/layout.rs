@@ -54,22 +54,27 @@ pub(super) struct Layout {
 /// One matrix product `C − bias = A·B` to check in the second phase (row-major).
 pub(super) struct PendingCheck {
     pub(super) a: Vec<ValueCell>,
-    /// `B`: cells, or (constant weights) an empty list of cells and `b_fixed`.
-    pub(super) b: Vec<ValueCell>,
-    pub(super) b_fixed: Vec<Fr>,
+    pub(super) b: PendingFactor,
     pub(super) c: Vec<ValueCell>,
     /// Empty: no bias.
     pub(super) bias: Vec<Fr>,
     pub(super) dims: (usize, usize, usize),
 }
 
+/// The `B` factor of a pending check, owned ([`Factor`] borrows it).
+pub(super) enum PendingFactor {
+    /// First-phase cells (an activation).
+    Cells(Vec<ValueCell>),
+    /// Constant weights.
+    Fixed(Vec<Fr>),
+}
+
 impl PendingCheck {
     /// The `B` factor as the chip takes it.
     pub(super) fn b(&self) -> Factor<'_> {
-        if self.b.is_empty() {
-            Factor::Fixed(&self.b_fixed)
-        } else {
-            Factor::Cells(&self.b)
+        match &self.b {
+            PendingFactor::Cells(c) => Factor::Cells(c),
+            PendingFactor::Fixed(f) => Factor::Fixed(f),
         }
     }
 }
@@ -198,7 +203,7 @@ impl Layout {
             let c = (0..m * n)
                 .map(|e| ValueCell { cell: sums[bt * m * n + e], value: Value::known(fr_from_i128(rescale[bt * m * n + e].a)) })
                 .collect();
-            self.checks.push(PendingCheck { a, b, b_fixed: Vec::new(), c, bias: Vec::new(), dims: (m, k, n) });
+            self.checks.push(PendingCheck { a, b: PendingFactor::Cells(b), c, bias: Vec::new(), dims: (m, k, n) });
         }
         Ok(out)
     }
@@ -221,9 +226,9 @@ impl Layout {
         let (sums, out) = self.requant_unchecked(layouter, rescale, shift)?;
         let a = x.iter().map(|c| ValueCell { cell: c.cell, value: Value::known(fr_from_i64(c.value)) }).collect();
         let c = sums.iter().zip(rescale).map(|(&cell, r)| ValueCell { cell, value: Value::known(fr_from_i128(r.a)) }).collect();
-        let b_fixed = weight.iter().map(|&w| fr_from_i64(w)).collect();
+        let b = PendingFactor::Fixed(weight.iter().map(|&w| fr_from_i64(w)).collect());
         let bias = bias.iter().map(|&b| fr_from_i64(b)).collect();
-        self.checks.push(PendingCheck { a, b: Vec::new(), b_fixed, c, bias, dims: (rows, k, n) });
+        self.checks.push(PendingCheck { a, b, c, bias, dims: (rows, k, n) });
         Ok(out)
     }
 
