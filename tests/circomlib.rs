@@ -59,16 +59,17 @@ fn zkinfer_commit_and_the_circomlibjs_script_reproduce_a_proofs_commitment_and_s
     let verified = run(Command::new(BIN).args(["verify", model.to_str().unwrap(), proof.to_str().unwrap()]));
     assert!(verified.contains(&format!("input commitment {c2}")), "{verified}");
 
-    // circomlibjs, with the model's scale.
+    // circomlibjs, with the model's scale and value range.
     let settings: serde_json::Value =
         serde_json::from_str(&run(Command::new(BIN).args(["info", model.to_str().unwrap(), "--json"]))).unwrap();
     let scale = settings["scale_bits"].as_u64().expect("scale_bits in info --json");
+    let value_bits = settings["value_bits"].as_u64().expect("value_bits in info --json");
     let script = dir.path().join("commit.js");
     std::fs::write(&script, design_script()).unwrap();
     let node = |salt: &str| {
         run(Command::new("node")
             .arg(&script)
-            .args([input.to_str().unwrap(), &scale.to_string(), salt])
+            .args([input.to_str().unwrap(), &scale.to_string(), &value_bits.to_string(), salt])
             .env("NODE_PATH", root().join("verifier-contract/node_modules")))
     };
     assert_eq!(node(s2), c2, "circomlibjs reproduces the proof's commitment");

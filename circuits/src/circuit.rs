@@ -14,12 +14,13 @@ use crate::chips::dot::{DotChip, DotConfig};
 use crate::chips::elementwise::{ElementwiseChip, ElementwiseConfig};
 use crate::chips::freivalds::{self, FreivaldsChip, FreivaldsConfig};
 use crate::chips::function::{FunctionChip, FunctionConfig};
+use crate::chips::pack::{self, PackChip, PackConfig};
 use crate::chips::poseidon::{self, CommitmentWitness, PoseidonChip, PoseidonConfig};
 use crate::chips::range_table::RangeTableConfig;
 use crate::chips::requant::{RequantChip, RequantConfig, RequantParams};
-use crate::chips::{fr_from_i64, ElementwiseInstructions, PoseidonInstructions, QCell, RowCursor};
+use crate::chips::{fr_from_i64, ElementwiseInstructions, PoseidonInstructions, QCell, RequantInstructions, RowCursor};
 use crate::error::{Error, Result};
-use crate::quant::{Mutation, PairsLayout, QModel, Settings, StepKind, Trace, Visibility};
+use crate::quant::{Mutation, PairsLayout, QModel, RequantValues, Settings, StepKind, Trace, Visibility};
 
 mod layout;
 pub use layout::RegionSpan;
@@ -37,7 +38,7 @@ pub fn step_rows(kind: &StepKind, lanes: usize) -> usize {
         // the rescale rows, whose inputs are the checked sums
         StepKind::Linear { rows, n, checked: true, .. } => rows * n,
         StepKind::Linear { rows, k, n, .. } => rows * n.div_ceil(lanes) * (k + 1) + rows * n,
-        StepKind::Elementwise { coeffs, .. } => 2 * coeffs.len(),
+        StepKind::Elementwise { coeffs, .. } => coeffs.len(),
         StepKind::DotPairs { .. } => 0, // counted by the caller from the tensor size
         StepKind::Relu { input: _ } | StepKind::Function { .. } => 0, // counted by the caller from the tensor size
         StepKind::View { .. } => 0,
@@ -74,14 +75,20 @@ impl PayeeBinding {
     }
 }
 
-/// The commitment to quantized inputs with a salt: the Poseidon chain over
-/// `[salt, x_0, …, x_{n-1}]` (design.md §1.2). A random salt makes it hiding.
-pub fn salted_commitment(inputs: &[Vec<i64>], salt: Fr) -> Fr {
-    poseidon::commit(&salted(inputs, salt))
+/// The commitment to quantized inputs with a salt: the Poseidon chain over the salt and the
+/// inputs packed at `value_bits` ([`pack::pack`], design.md §1.2). A random salt makes it hiding.
+pub fn salted_commitment(inputs: &[Vec<i64>], salt: Fr, value_bits: u32) -> Fr {
+    poseidon::commit(&salted(inputs, salt, value_bits))
 }
 
-fn salted(inputs: &[Vec<i64>], salt: Fr) -> Vec<Fr> {
-    std::iter::once(salt).chain(inputs.iter().flatten().map(|&v| fr_from_i64(v))).collect()
+fn salted(inputs: &[Vec<i64>], salt: Fr, value_bits: u32) -> Vec<Fr> {
+    let flat: Vec<i64> = inputs.iter().flatten().copied().collect();
+    std::iter::once(salt).chain(pack::pack(&flat, value_bits)).collect()
+}
+
+/// Elements the input commitment hashes: the salt and the packed inputs.
+pub fn committed_elements(n_in: usize, value_bits: u32) -> usize {
+    1 + n_in.div_ceil(pack::per_element(value_bits))
 }
 
 /// Rows the whole model occupies (commitment, input range checks, binding, steps, the zero cell).
@@ -92,8 +99,8 @@ pub fn model_rows(model: &QModel, lanes: usize) -> usize {
         .iter()
         .map(|s| match &s.kind {
             StepKind::Relu { .. } => model.tensors[s.output].numel(),
-            // a rescale row to the table's input scale, then a lookup row
-            StepKind::Function { .. } => 2 * model.tensors[s.output].numel(),
+            // a rescale row to the table's input scale, which is also the lookup row
+            StepKind::Function { .. } => model.tensors[s.output].numel(),
             // products, one single-lane dot group per output, one rescale per output
             StepKind::DotPairs { width, layout: PairsLayout::Direct, .. } => {
                 let rows = model.tensors[s.output].numel();
@@ -107,8 +114,8 @@ pub fn model_rows(model: &QModel, lanes: usize) -> usize {
     // The zero cell: padding reads it, and so does `y` of an elementwise step without one.
     let zero = model.uses_zero_cell();
     let inputs = match model.settings.input_visibility {
-        Visibility::Hashed => poseidon::commitment_rows(n_in + 1),
-        Visibility::Public | Visibility::Private => n_in,
+        Visibility::Hashed => poseidon::commitment_rows(committed_elements(n_in, model.settings.value_bits)),
+        Visibility::Public | Visibility::Private => 0,
     };
     let n_out: usize = model.output_shapes().iter().map(|s| s.iter().product::<usize>()).sum();
     let outputs = if model.settings.output_visibility == Visibility::Hashed { poseidon::commitment_rows(n_out) } else { 0 };
@@ -142,6 +149,8 @@ pub struct ModelConfig {
     zero_column: Column<Advice>,
     function: Option<FunctionConfig>,
     freivalds: Option<FreivaldsConfig>,
+    /// The input packing, in circuits with a hashed input.
+    pack: Option<PackConfig>,
     advice: Vec<Column<Advice>>,
 }
 
@@ -296,7 +305,7 @@ impl ModelCircuit {
 /// commitment, values or nothing), the payee binding, then the output part (values or commitment).
 pub fn public_instances(model: &QModel, inputs: &[Vec<i64>], salt: Fr, binding: &PayeeBinding, trace: &Trace) -> Vec<Fr> {
     let mut out = match model.settings.input_visibility {
-        Visibility::Hashed => vec![salted_commitment(inputs, salt)],
+        Visibility::Hashed => vec![salted_commitment(inputs, salt, model.settings.value_bits)],
         Visibility::Public => inputs.iter().flatten().map(|&v| fr_from_i64(v)).collect(),
         Visibility::Private => Vec::new(),
     };
@@ -382,12 +391,17 @@ impl Circuit<Fr> for ModelCircuit {
         };
         #[cfg(not(test))]
         let requant = RequantChip::configure(meta, requant_columns.0, requant_columns.1, table.clone(), (s.value_bits, s.lookup_bits));
-        let elementwise = ElementwiseChip::configure(meta, std::array::from_fn(|i| advice[i]), std::array::from_fn(|i| fixed[i]));
+        // An elementwise row is also its rescale row (z is the requant input, column 0) and a
+        // lookup row is also its rescale row (x is the requant output, column 5): the three chips
+        // share rows in disjoint columns (requant advice 0..8 and fixed 0..5).
+        let elementwise = ElementwiseChip::configure(meta, [advice[8], advice[9], advice[0]], std::array::from_fn(|i| fixed[5 + i]));
         // The function lookup exists only in circuits that use a function table.
-        let function = (!s.function_tables.is_empty()).then(|| FunctionChip::configure(meta, advice[0], advice[1], fixed[0]));
+        let function = (!s.function_tables.is_empty()).then(|| FunctionChip::configure(meta, advice[5], advice[10], fixed[9]));
         // The second phase exists only in circuits with a random-challenge matrix product.
         let freivalds = (s.challenge_advice > 0).then(|| FreivaldsChip::configure(meta));
-        ModelConfig { dot, requant, elementwise, poseidon, table, instance, zero_column: advice[0], function, freivalds, advice }
+        // The packs sit beside the inputs' rescale rows, reading their input column.
+        let pack = (s.input_visibility == Visibility::Hashed).then(|| PackChip::configure(meta, advice[0], advice[11], s.value_bits));
+        ModelConfig { dot, requant, elementwise, poseidon, table, instance, zero_column: advice[0], function, freivalds, pack, advice }
     }
 
     fn configure(meta: &mut ConstraintSystem<Fr>) -> ModelConfig {
@@ -420,15 +434,15 @@ impl Circuit<Fr> for ModelCircuit {
         };
         let mut tensors: Vec<Option<Vec<QCell>>> = vec![None; model.tensors.len()];
 
-        // The inputs (committed, public or private), then a range check of each input value
-        // (the rows come from the evaluation, which a mutation may make compute on another x).
-        let flat: Vec<i64> = self.inputs.iter().flatten().copied().collect();
-        let input_cells = self.assign_inputs(&config, &mut ly, &mut layouter, &flat)?;
-        let mut next = 0;
-        for ((&id, values), rows) in model.inputs.iter().zip(&self.inputs).zip(&trace.inputs) {
-            let cells = input_cells.get(next..next + values.len()).ok_or(PlonkError::Synthesis)?;
-            next += values.len();
-            tensors[id] = Some(ly.requant(&mut layouter, cells, rows, RequantParams { shift: 0, relu: false })?);
+        // The inputs, on their range-check rows (the values come from the evaluation, which a
+        // mutation may make compute on another x than the commitment's or the instances').
+        let rows: Vec<RequantValues> = trace.inputs.iter().flatten().copied().collect();
+        let mut input_cells = self.assign_inputs(&config, &mut ly, &mut layouter, &rows)?.into_iter();
+        for (&id, values) in model.inputs.iter().zip(&self.inputs) {
+            tensors[id] = Some(input_cells.by_ref().take(values.len()).collect());
+        }
+        if input_cells.next().is_some() || tensors.iter().filter(|t| t.is_some()).count() < model.inputs.len() {
+            return Err(PlonkError::Synthesis);
         }
 
         for (index, step) in model.steps.iter().enumerate() {
@@ -535,40 +549,66 @@ impl ModelCircuit {
         Ok(cells)
     }
 
-    /// Assigns the input values and exposes them as the settings say; returns their cells.
+    /// Lays out one shift-0 rescale row per input value (its range check), whose input cell is
+    /// the value itself: hashed with the salt into the commitment (through packed elements), or
+    /// copied to the instances, or free (a private input); returns the range-checked values.
     fn assign_inputs(
         &self,
         config: &ModelConfig,
         ly: &mut Layout,
         layouter: &mut impl Layouter<Fr>,
-        flat: &[i64],
-    ) -> SynthResult<Vec<Cell>> {
+        rows: &[RequantValues],
+    ) -> SynthResult<Vec<QCell>> {
         let visibility = self.model.settings.input_visibility;
-        if visibility == Visibility::Hashed {
-            // The salt is the chain's first element: a free private cell, read only by the hash.
-            let values: Vec<Fr> = std::iter::once(self.salt).chain(flat.iter().map(|&v| fr_from_i64(v))).collect();
-            let cw = CommitmentWitness::compute(&values);
-            let off = ly.alloc(poseidon::commitment_rows(values.len()), "input commitment")?;
-            let chip = PoseidonChip::construct(config.poseidon.clone());
-            let (cells, digest) =
-                layouter.assign_region(|| "input commitment", |mut region| chip.assign_commitment(&mut region, off, &cw))?;
-            layouter.constrain_instance(digest, config.instance, 0);
-            return Ok(cells[1..].to_vec());
+        let pack = match (visibility, &config.pack) {
+            (Visibility::Hashed, Some(p)) => Some(PackChip::construct(p.clone())),
+            (Visibility::Hashed, None) => return Err(PlonkError::Synthesis),
+            _ => None,
+        };
+        // The packs read the rescale rows' inputs, which those rows range-check.
+        if pack.as_ref().is_some_and(|p| p.value_column() != ly.requant.input_column()) {
+            return Err(PlonkError::Synthesis);
         }
-        let off = ly.alloc(flat.len(), "inputs")?;
-        let col = config.zero_column;
-        let cells: Vec<Cell> = layouter.assign_region(
+        let witness = ly.requant_witness(rows);
+        let values: Vec<i64> = rows.iter().map(|r| i64::try_from(r.a).map_err(|_| PlonkError::Synthesis)).collect::<SynthResult<_>>()?;
+        let off = ly.alloc(rows.len(), "inputs")?;
+        let rq = &ly.requant;
+        let params = RequantParams { shift: 0, relu: false };
+        let (cells, out, packs) = layouter.assign_region(
             || "inputs",
             |mut region| {
-                Ok(flat.iter().enumerate().map(|(i, &v)| region.assign_advice(col, off + i, Value::known(fr_from_i64(v))).cell()).collect())
+                let (cells, out) = rq.assign_rows_input_unchecked(&mut region, off, params, &witness)?;
+                let packs = pack.as_ref().map(|p| p.assign_packs_unchecked(&mut region, off, &values)).transpose()?;
+                Ok((cells, out, packs))
             },
         )?;
-        if visibility == Visibility::Public {
-            for (i, c) in cells.iter().enumerate() {
-                layouter.constrain_instance(*c, config.instance, i);
+        match (visibility, packs) {
+            (Visibility::Hashed, Some(packs)) => {
+                // The salt is the chain's first element: a free private cell, read only by the hash.
+                let elements: Vec<Fr> = std::iter::once(self.salt).chain(packs.iter().map(|(_, v)| *v)).collect();
+                let cw = CommitmentWitness::compute(&elements);
+                let off = ly.alloc(poseidon::commitment_rows(elements.len()), "input commitment")?;
+                let chip = PoseidonChip::construct(config.poseidon.clone());
+                let digest = layouter.assign_region(
+                    || "input commitment",
+                    |mut region| {
+                        let (hashed, digest) = chip.assign_commitment(&mut region, off, &cw)?;
+                        for (h, (p, _)) in hashed.iter().skip(1).zip(&packs) {
+                            region.constrain_equal(*h, *p);
+                        }
+                        Ok(digest)
+                    },
+                )?;
+                layouter.constrain_instance(digest, config.instance, 0);
             }
+            (Visibility::Public, _) => {
+                for (i, c) in cells.iter().enumerate() {
+                    layouter.constrain_instance(*c, config.instance, i);
+                }
+            }
+            _ => {}
         }
-        Ok(cells)
+        Ok(out)
     }
 
     /// Copies the payee binding from its instance rows into cells that a gate reads

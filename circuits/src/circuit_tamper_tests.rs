@@ -184,7 +184,8 @@ fn a_nonzero_padding_cell_fails_its_constant_copy() {
 /// A wrong sum or product, rescaled honestly, breaks the gate that computes it.
 #[test]
 fn consistent_wrong_accumulators_fail_their_gate() {
-    let (c, input) = example("cnn");
+    // Direct: `auto` checks the CNN's convolutions with a challenge.
+    let (c, input) = example_with("cnn", MatMulLayout::Direct);
     for step in [first_step(&c, "Conv", is_linear), first_step(&c, "Gemm", is_linear)] {
         for element in [0, c.model.tensors[c.model.steps[step].output].numel() - 1] {
             let names = mutant(&c, &input, |delta| Mutation::Accumulator { step, element, delta });
@@ -236,7 +237,7 @@ fn dot_pairs_conv_and_average_pool_outputs_are_bound() {
     assert_output_caught(&t, &input, first_step(&t, "MatMul", is_checked_matmul), "requant output");
     let (c, input) = example("cnn");
     assert_output_caught(&c, &input, first_step(&c, "Conv", is_linear), "requant output");
-    let (a, input) = average_pool();
+    let (a, input) = average_pool(MatMulLayout::Direct);
     let mean = first_step(&a, "AveragePool", is_linear);
     assert_output_caught(&a, &input, mean, "requant output");
     assert_only(&mutant(&a, &input, |delta| Mutation::Accumulator { step: mean, element: 4, delta }), "dot mac", "pool sum");
@@ -244,7 +245,7 @@ fn dot_pairs_conv_and_average_pool_outputs_are_bound() {
 }
 
 /// An AveragePool model (none of the shipped examples has one), with a random input.
-fn average_pool() -> (Compiled, Vec<Vec<f32>>) {
+fn average_pool(matmul: MatMulLayout) -> (Compiled, Vec<Vec<f32>>) {
     use crate::test_onnx::{rng, uniform, Attr, Builder};
     let onnx = Builder::default()
         .input("x", &[1, 2, 6, 6])
@@ -252,7 +253,7 @@ fn average_pool() -> (Compiled, Vec<Vec<f32>>) {
         .output("y", &[1, 2, 2, 2])
         .build();
     let input = vec![uniform(&mut rng(7), 72, -1.0, 1.0)];
-    (compile(&onnx, Some(&input), &CompileOptions::default()).unwrap(), input)
+    (compile(&onnx, Some(&input), &CompileOptions { matmul, ..CompileOptions::default() }).unwrap(), input)
 }
 
 /// A quotient one unit off with the remainder moved to match keeps the rounding identity:
@@ -277,4 +278,31 @@ fn checked_steps_without_the_second_phase_do_not_synthesize() {
     let model = Arc::new(model);
     let circuit = ModelCircuit::new(model.clone(), model.quantize_inputs(&input).unwrap()).unwrap();
     assert!(MockProver::run(model.settings.k, &circuit, vec![circuit.instances()]).is_err());
+}
+
+/// An input whose packed elements equal the honest input's: `x0 − 1` and `x1 + 2^(V+1)` shift
+/// one limb's weight into its neighbour, so the commitment holds, and only the range check on
+/// the inputs' rows (the limb's high part out of range) rejects the pushed-out value.
+#[test]
+fn an_input_that_packs_like_the_honest_one_fails_only_the_range_check_of_its_rows() {
+    use super::salted_commitment;
+    use crate::quant::{requant, RequantValues};
+    use halo2_proofs::halo2curves::bn256::Fr;
+    let (c, input) = example("mlp");
+    let model = Arc::new(c.model.clone());
+    assert_eq!(model.settings.input_visibility, crate::quant::Visibility::Hashed);
+    let honest = ModelCircuit::new(model.clone(), model.quantize_inputs(&input).unwrap()).unwrap();
+    let v = model.settings.value_bits;
+    let (x0, x1) = (honest.inputs[0][0], honest.inputs[0][1]);
+    let (y0, y1) = (x0 - 1, x1 + (1i64 << (v + 1)));
+    assert_eq!(salted_commitment(&[vec![y0, y1]], Fr::zero(), v), salted_commitment(&[vec![x0, x1]], Fr::zero(), v));
+    let mut trace = (*honest.trace).clone();
+    trace.inputs[0][0] = requant(i128::from(y0), 0, false, v).unwrap();
+    assert!(requant(i128::from(y1), 0, false, v).is_none(), "out of range");
+    trace.inputs[0][1] = RequantValues { a: i128::from(y1), q: y1, rem: 0, b: true, u: y1, y: y1 };
+    let wrong = ModelCircuit::from_trace(model.clone(), honest.inputs.clone(), Arc::new(trace));
+    let failures = MockProver::run(model.settings.k, &wrong, vec![honest.instances()]).unwrap().verify().unwrap_err();
+    let names = failure_names(&failures);
+    assert!(names.iter().any(|n| n == "lookup requant value high range"), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains("poseidon") || n.contains("pack")), "the packs and the hash hold: {names:?}");
 }

@@ -72,7 +72,7 @@ impl Prover {
         let model = &self.loaded.model;
         let inputs = model.split_inputs(&p.input).map_err(|e| fail(ProveFailure::Input(input_reason(&e))))?;
         let q = model.quantize_inputs(&inputs).map_err(|e| fail(ProveFailure::Input(input_reason(&e))))?;
-        if Commitment::from(salted_commitment(&q, p.salt.to_fr())) != commitment {
+        if Commitment::from(salted_commitment(&q, p.salt.to_fr(), model.settings.value_bits)) != commitment {
             return Err(fail(ProveFailure::CommitmentMismatch));
         }
         Ok((q, p.salt.to_fr()))

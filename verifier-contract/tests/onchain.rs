@@ -70,7 +70,7 @@ impl Fixture {
     }
 
     fn commitment(&self, salt: Salt) -> Commitment {
-        Commitment::from(zkinfer_circuits::circuit::salted_commitment(&self.inputs, salt.to_fr()))
+        Commitment::from(zkinfer_circuits::circuit::salted_commitment(&self.inputs, salt.to_fr(), self.model.settings.value_bits))
     }
 }
 

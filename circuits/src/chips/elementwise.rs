@@ -8,6 +8,10 @@
 //! and every constant operand. Every `y` is copied from a cell: an operation without a second
 //! operand copies it from the layout's constant-zero cell (with `cy = cxy = 0`), so no row
 //! leaves `y` free, whatever its coefficients.
+//!
+//! The model circuit puts `z` in the requant chip's input column, so an elementwise step's rows
+//! are also its rescale rows ([`ElementwiseInstructions::assign_operands`]): `z` is the
+//! rescale's input itself, bound by this gate, with no row or copy of its own.
 
 use halo2_proofs::circuit::{Cell, Region, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
@@ -47,6 +51,32 @@ impl ElementwiseChip {
     pub fn construct(config: ElementwiseConfig) -> Self {
         ElementwiseChip { config }
     }
+
+    /// The column of `z`.
+    pub fn output_column(&self) -> Column<Advice> {
+        self.config.advice[2]
+    }
+
+    /// Copies the operands into one row and sets its coefficients (the gate's `x`, `y` and fixed
+    /// cells; `z` is left to the caller).
+    fn assign_operand_row(
+        &self,
+        region: &mut Region<'_, Fr>,
+        row: usize,
+        (x, y): (&QCell, &QCell),
+        coeffs: [Fr; 4],
+    ) -> Result<(), PlonkError> {
+        let c = &self.config;
+        c.q_elt.enable(region, row)?;
+        for (col, v) in c.fixed.iter().zip(coeffs) {
+            region.assign_fixed(*col, row, v);
+        }
+        let xa = region.assign_advice(c.advice[0], row, Value::known(fr_from_i64(x.value)));
+        region.constrain_equal(xa.cell(), x.cell);
+        let ya = region.assign_advice(c.advice[1], row, Value::known(fr_from_i64(y.value)));
+        region.constrain_equal(ya.cell(), y.cell);
+        Ok(())
+    }
 }
 
 impl ElementwiseInstructions for ElementwiseChip {
@@ -59,24 +89,28 @@ impl ElementwiseInstructions for ElementwiseChip {
         coeffs: &[[Fr; 4]],
         z: &[Fr],
     ) -> Result<Vec<Cell>, PlonkError> {
-        let c = &self.config;
-        if coeffs.len() != x.len() || z.len() != x.len() || y.len() != x.len() {
+        if z.len() != x.len() {
             return Err(PlonkError::Synthesis);
         }
-        let mut out = Vec::with_capacity(x.len());
-        for (i, (xc, zv)) in x.iter().zip(z).enumerate() {
-            let row = offset + i;
-            c.q_elt.enable(region, row)?;
-            for (col, v) in c.fixed.iter().zip(coeffs[i]) {
-                region.assign_fixed(*col, row, v);
-            }
-            let xa = region.assign_advice(c.advice[0], row, Value::known(fr_from_i64(xc.value)));
-            region.constrain_equal(xa.cell(), xc.cell);
-            let ya = region.assign_advice(c.advice[1], row, Value::known(fr_from_i64(y[i].value)));
-            region.constrain_equal(ya.cell(), y[i].cell);
-            out.push(region.assign_advice(c.advice[2], row, Value::known(*zv)).cell());
+        self.assign_operands(region, offset, x, y, coeffs)?;
+        Ok(z.iter().enumerate().map(|(i, v)| region.assign_advice(self.config.advice[2], offset + i, Value::known(*v)).cell()).collect())
+    }
+
+    fn assign_operands(
+        &self,
+        region: &mut Region<'_, Fr>,
+        offset: usize,
+        x: &[QCell],
+        y: &[QCell],
+        coeffs: &[[Fr; 4]],
+    ) -> Result<(), PlonkError> {
+        if coeffs.len() != x.len() || y.len() != x.len() {
+            return Err(PlonkError::Synthesis);
         }
-        Ok(out)
+        for (i, ((xc, yc), k)) in x.iter().zip(y).zip(coeffs).enumerate() {
+            self.assign_operand_row(region, offset + i, (xc, yc), *k)?;
+        }
+        Ok(())
     }
 
     fn assign_squares(&self, region: &mut Region<'_, Fr>, offset: usize, cells: &[(Cell, Fr)]) -> Result<Vec<Cell>, PlonkError> {

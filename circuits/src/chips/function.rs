@@ -9,6 +9,10 @@
 //! the table holds `f` evaluated exactly as [`FunctionSpec::apply`] computes it, so the
 //! witness generator and the circuit agree bit for bit. An input outside `[lo, hi]` has no
 //! table row: no proof exists for it, and witness generation reports it.
+//!
+//! The model circuit reads `x` from the requant chip's output column, so a function step's
+//! lookup rows are its rescale rows ([`FunctionChip::assign_outputs`]): `x` is the rescaled
+//! value itself, with no row or copy of its own.
 
 use halo2_proofs::circuit::{Cell, Layouter, Region, Value};
 use halo2_proofs::halo2curves::bn256::Fr;
@@ -161,6 +165,26 @@ impl FunctionChip {
         )
     }
 
+    /// The column the lookup reads `x` from.
+    pub fn input_column(&self) -> Column<Advice> {
+        self.config.x
+    }
+
+    /// Lays out the outputs `ys` of one lookup row per element whose `x` another chip assigns
+    /// in [`Self::input_column`] at the same rows (the model's rescale rows); returns them.
+    pub fn assign_outputs(&self, region: &mut Region<'_, Fr>, offset: usize, id: u32, ys: &[i64]) -> Result<Vec<QCell>, PlonkError> {
+        let c = &self.config;
+        let mut out = Vec::with_capacity(ys.len());
+        for (i, &y) in ys.iter().enumerate() {
+            let row = offset + i;
+            c.q_fn.enable(region, row)?;
+            region.assign_fixed(c.id, row, Fr::from(u64::from(id)));
+            let ya = region.assign_advice(c.y, row, Value::known(fr_from_i64(y)));
+            out.push(QCell { cell: ya.cell(), value: y });
+        }
+        Ok(out)
+    }
+
     /// Lays out one row per input (`inputs[i]` holds `xs[i]`) and returns the outputs `ys`.
     pub fn assign_rows(
         &self,
@@ -171,21 +195,14 @@ impl FunctionChip {
         xs: &[i64],
         ys: &[i64],
     ) -> Result<Vec<QCell>, PlonkError> {
-        let c = &self.config;
         if inputs.len() != xs.len() || xs.len() != ys.len() {
             return Err(PlonkError::Synthesis);
         }
-        let mut out = Vec::with_capacity(xs.len());
-        for (i, ((cell, &x), &y)) in inputs.iter().zip(xs).zip(ys).enumerate() {
-            let row = offset + i;
-            c.q_fn.enable(region, row)?;
-            region.assign_fixed(c.id, row, Fr::from(u64::from(id)));
-            let xa = region.assign_advice(c.x, row, Value::known(fr_from_i64(x)));
+        for (i, (cell, &x)) in inputs.iter().zip(xs).enumerate() {
+            let xa = region.assign_advice(self.config.x, offset + i, Value::known(fr_from_i64(x)));
             region.constrain_equal(xa.cell(), *cell);
-            let ya = region.assign_advice(c.y, row, Value::known(fr_from_i64(y)));
-            out.push(QCell { cell: ya.cell(), value: y });
         }
-        Ok(out)
+        self.assign_outputs(region, offset, id, ys)
     }
 }
 

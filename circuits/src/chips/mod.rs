@@ -17,6 +17,7 @@ pub mod dot;
 pub mod elementwise;
 pub mod freivalds;
 pub mod function;
+pub mod pack;
 pub mod poseidon;
 pub mod range_table;
 pub mod requant;
@@ -133,6 +134,17 @@ pub trait ElementwiseInstructions {
         coeffs: &[[Fr; 4]],
         z: &[Fr],
     ) -> Result<Vec<Cell>, PlonkError>;
+
+    /// The same rows without `z`: another chip assigns the `z` column at these rows (the
+    /// model's rescale rows, whose input column it is), and the gate binds what it assigns.
+    fn assign_operands(
+        &self,
+        region: &mut Region<'_, Fr>,
+        offset: usize,
+        x: &[QCell],
+        y: &[QCell],
+        coeffs: &[[Fr; 4]],
+    ) -> Result<(), PlonkError>;
 
     /// Lays out one row per value `v` with `x = y = v` (copied from `cells`) and `z = v²`
     /// (`cxy = 1`): a gate that reads each cell, for values that are not small integers.

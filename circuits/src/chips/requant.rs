@@ -203,6 +203,16 @@ impl RequantChip {
     pub fn lookup_bits(&self) -> u32 {
         self.config.lookup_bits
     }
+
+    /// The column of the input `a`.
+    pub fn input_column(&self) -> Column<Advice> {
+        self.config.advice[0]
+    }
+
+    /// The column of the output `y`.
+    pub fn output_column(&self) -> Column<Advice> {
+        self.config.advice[5]
+    }
 }
 
 /// Range-table widths of the low and high remainder parts for a shift: `[min(s, L), max(s - L, 0)]`.

@@ -120,11 +120,16 @@ impl Layout {
         if cells.len() != rows.len() {
             return Err(PlonkError::Synthesis);
         }
-        let l = self.requant.lookup_bits();
-        let witness: Vec<RequantWitness> = rows.iter().map(|&r| RequantWitness::new(r, l)).collect();
+        let witness = self.requant_witness(rows);
         let off = self.alloc(cells.len(), "requant")?;
         let chip = &self.requant;
         layouter.assign_region(|| "requant", |mut region| chip.assign_rows(&mut region, off, cells, params, &witness))
+    }
+
+    /// The requant chip's cells for evaluated rescale rows.
+    pub(super) fn requant_witness(&self, rows: &[RequantValues]) -> Vec<RequantWitness> {
+        let l = self.requant.lookup_bits();
+        rows.iter().map(|&r| RequantWitness::new(r, l)).collect()
     }
 
     /// Dot products of `x` (viewed as `[rows, k]`) with constant weights and biases, in groups
@@ -239,8 +244,7 @@ impl Layout {
         rescale: &[RequantValues],
         shift: u32,
     ) -> SynthResult<(Vec<Cell>, Vec<QCell>)> {
-        let l = self.requant.lookup_bits();
-        let witness: Vec<RequantWitness> = rescale.iter().map(|&r| RequantWitness::new(r, l)).collect();
+        let witness = self.requant_witness(rescale);
         let off = self.alloc(rescale.len(), "requant")?;
         let chip = &self.requant;
         let params = RequantParams { shift, relu: false };
@@ -279,8 +283,9 @@ impl Layout {
         self.requant(layouter, &acc_cells, rescale, RequantParams { shift, relu: false })
     }
 
-    /// `z = cx·x + cy·y + cxy·x·y + c0` per element (`z` is the rescale row's input), then the
-    /// rescale by `2^shift`.
+    /// `z = cx·x + cy·y + cxy·x·y + c0` per element, rescaled by `2^shift`: one row per element,
+    /// on which `z` is the rescale row's input (the elementwise gate's `z` column is the requant
+    /// chip's input column, so the gate binds the input that the rows leave unchecked).
     pub(super) fn elementwise(
         &mut self,
         layouter: &mut impl Layouter<Fr>,
@@ -292,8 +297,10 @@ impl Layout {
         if x.len() != coeffs.len() || rescale.len() != coeffs.len() || y.is_some_and(|y| y.len() != x.len()) {
             return Err(PlonkError::Synthesis);
         }
+        if self.elementwise.output_column() != self.requant.input_column() {
+            return Err(PlonkError::Synthesis);
+        }
         let coeffs_fr: Vec<[Fr; 4]> = coeffs.iter().map(|c| c.map(fr_from_i64)).collect();
-        let z_fr: Vec<Fr> = rescale.iter().map(|r| fr_from_i128(r.a)).collect();
         // Without a second operand, `y` is copied from the zero cell, so it is never free.
         let zeros;
         let y = match y {
@@ -303,14 +310,21 @@ impl Layout {
                 &zeros
             }
         };
+        let witness = self.requant_witness(rescale);
         let off = self.alloc(x.len(), "elementwise")?;
-        let chip = &self.elementwise;
-        let cells = layouter.assign_region(|| "elementwise", |mut region| chip.assign_rows(&mut region, off, x, y, &coeffs_fr, &z_fr))?;
-        self.requant(layouter, &cells, rescale, RequantParams { shift, relu: false })
+        let (ew, rq) = (&self.elementwise, &self.requant);
+        let params = RequantParams { shift, relu: false };
+        layouter.assign_region(
+            || "elementwise",
+            |mut region| {
+                ew.assign_operands(&mut region, off, x, y, &coeffs_fr)?;
+                Ok(rq.assign_rows_input_unchecked(&mut region, off, params, &witness)?.1)
+            },
+        )
     }
 
-    /// A rescale to the table's input scale (rounded, range-checked), then one lookup row per
-    /// element with the table outputs `ys`.
+    /// A rescale to the table's input scale (rounded, range-checked) and a lookup with the table
+    /// outputs `ys`, one row per element: the lookup reads the rescale's output cell itself.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn function(
         &mut self,
@@ -322,12 +336,21 @@ impl Layout {
         rescale: &[RequantValues],
         ys: &[i64],
     ) -> SynthResult<Vec<QCell>> {
+        if x.len() != rescale.len() || ys.len() != x.len() || chip.input_column() != self.requant.output_column() {
+            return Err(PlonkError::Synthesis);
+        }
         let cells: Vec<Cell> = x.iter().map(|c| c.cell).collect();
-        let scaled = self.requant(layouter, &cells, rescale, RequantParams { shift, relu: false })?;
-        let cells: Vec<Cell> = scaled.iter().map(|c| c.cell).collect();
-        let xs: Vec<i64> = scaled.iter().map(|c| c.value).collect();
-        let off = self.alloc(xs.len(), "function")?;
-        layouter.assign_region(|| "function", |mut region| chip.assign_rows(&mut region, off, &cells, spec.id, &xs, ys))
+        let witness = self.requant_witness(rescale);
+        let off = self.alloc(x.len(), "function")?;
+        let rq = &self.requant;
+        let params = RequantParams { shift, relu: false };
+        layouter.assign_region(
+            || "function",
+            |mut region| {
+                rq.assign_rows(&mut region, off, &cells, params, &witness)?;
+                chip.assign_outputs(&mut region, off, spec.id, ys)
+            },
+        )
     }
 
     /// Copies of `cells` that no constraint ties to them (a circuit variant with one wire cut,

@@ -3,10 +3,12 @@
 //! A checked product moves its work from the first phase's rows (every column of the shared
 //! pool) to the second phase's three columns, which start empty. The circuit needs
 //! `max(first-phase rows, second-phase rows)` rows, and prove time follows `2^k` and the column
-//! count, not rows below `2^k`: so a check is worth its three columns only when it lowers `k`.
-//! Candidates are taken in order of first-phase rows saved per second-phase row added; the
-//! shortest prefix that reaches the smallest `k` (not below `floor_k`, under which nothing is
-//! gained) is kept.
+//! count, not rows below `2^k`: so the three columns are worth adding only when checks lower `k`.
+//! Candidates are taken in order of first-phase rows saved per second-phase row added, and the
+//! prefix kept is the best by, in order: the smallest `k` (not below `floor_k`, under which
+//! nothing is gained), no second phase, the fewest rows. Once the columns are paid for, more
+//! checks at the same `k` cost nothing but balance the two phases, which leaves the most rows
+//! free below `2^k` and the fewest cells to commit.
 
 use crate::chips::freivalds::{check_rows, COLUMNS};
 use crate::circuit::{model_rows, RESERVED_ROWS};
@@ -26,14 +28,17 @@ pub(crate) fn choose_checks(graph: &Graph, model: &mut QModel, lanes: usize, flo
     let mut candidates = candidates(graph, model, lanes);
     // Most rows saved per row added first (cross-multiplied: no division).
     candidates.sort_by(|x, y| (y.saved * x.added).cmp(&(x.saved * y.added)).then(x.step.cmp(&y.step)));
-    let k_of = |m: &QModel| (model_rows(m, lanes) + RESERVED_ROWS).next_power_of_two().trailing_zeros().max(floor_k);
+    let cost = |m: &QModel, checked: bool| {
+        let rows = model_rows(m, lanes);
+        ((rows + RESERVED_ROWS).next_power_of_two().trailing_zeros().max(floor_k), checked, rows)
+    };
     let mut trial = model.clone();
-    let (mut best_k, mut best_len) = (k_of(model), 0);
+    let (mut best, mut best_len) = (cost(model, false), 0);
     for (i, c) in candidates.iter().enumerate() {
         check(graph, &mut trial, c.step);
-        let k = k_of(&trial);
-        if k < best_k {
-            (best_k, best_len) = (k, i + 1);
+        let here = cost(&trial, true);
+        if here < best {
+            (best, best_len) = (here, i + 1);
         }
     }
     for c in &candidates[..best_len] {

@@ -140,7 +140,7 @@ impl Report {
 /// The region kinds' chips, for the tallies.
 fn region_chip(region: &str) -> &'static str {
     match region {
-        "requant" => "requant",
+        "requant" | "inputs" => "requant",
         "dot" | "dot pairs" => "dot",
         "elementwise" | "products" | "payee binding" => "elementwise",
         "function" => "function",

@@ -156,7 +156,7 @@ impl QModel {
         inputs: &[Vec<f32>],
         salt: halo2_proofs::halo2curves::bn256::Fr,
     ) -> Result<halo2_proofs::halo2curves::bn256::Fr> {
-        Ok(crate::circuit::salted_commitment(&self.quantize_inputs(inputs)?, salt))
+        Ok(crate::circuit::salted_commitment(&self.quantize_inputs(inputs)?, salt, self.settings.value_bits))
     }
 
     /// Checks input lengths and quantizes them.

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::ir::{BinaryKind, ConstTensor, Graph, MatMulDims, Op, Operand, TensorId, TensorInfo};
 
 /// Version of [`Settings`] and [`QModel`]; bump on any change that alters the circuit.
-pub const SETTINGS_VERSION: u32 = 7;
+pub const SETTINGS_VERSION: u32 = 8;
 
 /// What the public instances reveal about the inputs or the outputs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

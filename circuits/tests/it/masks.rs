@@ -52,10 +52,11 @@ fn assert_masked_exactly(c: &Compiled, seed: u64) {
     for (i, (&v, &masked)) in out.iter().zip(&causal()).enumerate() {
         assert_eq!(masked, v == 0, "entry {i}: {v}");
     }
-    // Each row's probabilities still sum to 1, within the rounding of each entry.
+    // Each row's probabilities still sum to 1, within the rounding of each entry (the tables'
+    // resolution follows k, which compile keeps as small as the error allows).
     for row in out.chunks(SEQ) {
         let sum: f64 = row.iter().map(|&v| c.model.dequantize(v)).sum();
-        assert!((sum - 1.0).abs() < 1e-2, "{sum}");
+        assert!((sum - 1.0).abs() < 2e-2, "{sum}");
     }
 }
 

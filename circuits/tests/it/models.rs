@@ -160,7 +160,7 @@ fn every_visibility_binds_what_it_exposes() {
             assert_eq!(inst[model.output_offset()], poseidon::commit(&outs));
         }
         if vin == Hashed {
-            assert_eq!(inst[0], zkinfer_circuits::circuit::salted_commitment(&q, Fr::zero()));
+            assert_eq!(inst[0], zkinfer_circuits::circuit::salted_commitment(&q, Fr::zero(), model.settings.value_bits));
         }
         assert_eq!(&inst[n_in..model.output_offset()], &[Fr::zero(); 4], "an unbound circuit binds no payee");
         assert_eq!(MockProver::run(model.settings.k, &circuit, vec![inst.clone()]).unwrap().verify(), Ok(()), "{vin:?}/{vout:?}");
