@@ -50,7 +50,7 @@ pub(crate) fn compile(a: &CompileArgs) -> Result<Outcome> {
         "  measured error on {} calibration samples (vs {}): {:?}",
         compiled.measured.samples, compiled.measured.reference, compiled.measured.max_abs
     );
-    println!("  circuit sizes considered (--target accuracy|resources):");
+    println!("  circuit sizes considered (--target settlement|resources|accuracy):");
     for c in &compiled.candidates {
         let chosen = if c.k == s.k { "  ← chosen" } else { "" };
         let tables = c.min_table_scale_bits.map(|b| format!(", function-table inputs ≥ 2^-{b}")).unwrap_or_default();

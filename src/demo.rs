@@ -28,7 +28,7 @@ pub(crate) fn demo(a: &DemoArgs) -> Result<Outcome> {
         input_visibility: crate::VisibilityArg::Hashed,
         output_visibility: crate::VisibilityArg::Public,
         max_k: zkinfer_circuits::compile::DEFAULT_MAX_K,
-        target: crate::TargetArg::Resources,
+        target: crate::TargetArg::Settlement,
         max_error: zkinfer_circuits::compile::MaxError::default(),
         matmul: crate::MatMulArg::Auto,
     })?;

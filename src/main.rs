@@ -130,9 +130,11 @@ pub(crate) struct CompileArgs {
     /// Largest circuit size (log2 rows) to consider.
     #[arg(long, env = "ZKINFER_MAX_K", default_value_t = zkinfer_circuits::compile::DEFAULT_MAX_K, value_parser = clap::value_parser!(u32).range(8..=26))]
     max_k: u32,
-    /// resources: the smallest circuit that fits; accuracy: of the smallest and the two sizes
-    /// above it, the smallest whose measured error is within 25% of the best. compile prints all three.
-    #[arg(long, env = "ZKINFER_TARGET", value_enum, default_value_t = TargetArg::Resources)]
+    /// resources: the smallest circuit that fits, at the dot-group width that proves fastest;
+    /// accuracy: of the smallest and the two sizes above it, the smallest whose measured error is
+    /// within 25% of the best; settlement: the narrowest dot groups (fewest columns, so the least
+    /// gas to verify on chain), then the smallest circuit. compile prints the sizes it considered.
+    #[arg(long, env = "ZKINFER_TARGET", value_enum, default_value_t = TargetArg::Settlement)]
     target: TargetArg,
     /// The largest output error accepted, max |quantized − float| on the calibration samples:
     /// a number (output units), or a percentage of the largest calibrated |output| ("2%").
@@ -187,10 +189,12 @@ fn parse_max_error(s: &str) -> std::result::Result<zkinfer_circuits::compile::Ma
 /// What `compile` optimises for.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub(crate) enum TargetArg {
-    /// Smallest circuit (fastest proving).
+    /// Smallest circuit, at the dot-group width that proves fastest (wider rows: more columns, more gas on chain)
     Resources,
     /// Smallest error (bigger function tables, up to 4x the prove time).
     Accuracy,
+    /// Cheapest settlement: the fewest columns (smallest proof and on-chain verifier), then the smallest circuit
+    Settlement,
 }
 
 impl From<TargetArg> for zkinfer_circuits::compile::Target {
@@ -198,6 +202,7 @@ impl From<TargetArg> for zkinfer_circuits::compile::Target {
         match t {
             TargetArg::Accuracy => Self::Accuracy,
             TargetArg::Resources => Self::Resources,
+            TargetArg::Settlement => Self::Settlement,
         }
     }
 }

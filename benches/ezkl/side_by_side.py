@@ -55,6 +55,16 @@ print(json.dumps({"seconds": time.perf_counter() - t}))
 """
 
 
+class StepFailed(Exception):
+    """A child exited non-zero: for EZKL, that is the result (its error message and step)."""
+
+    def __init__(self, cmd: list[str], code: int, out: str, err: str):
+        lines = [ln for ln in (err or out).strip().splitlines() if ln.strip()]
+        self.message = lines[-1] if lines else f"exit status {code}"
+        self.step = cmd[3] if len(cmd) > 3 and cmd[1] == "-c" else " ".join(cmd[:2])
+        super().__init__(f"step failed ({code}): {' '.join(cmd)}\n{out}\n{err}")
+
+
 def run(cmd: list[str], cwd: Path | None = None) -> dict:
     """Runs a child; returns its wall seconds, peak RSS (MiB) and stdout."""
     start = time.perf_counter()
@@ -64,7 +74,7 @@ def run(cmd: list[str], cwd: Path | None = None) -> dict:
     out, err = proc.stdout.read(), proc.stderr.read()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        sys.exit(f"step failed ({proc.returncode}): {' '.join(cmd)}\n{out}\n{err}")
+        raise StepFailed(cmd, proc.returncode, out, err)
     return {"wall_s": wall, "peak_mib": usage.ru_maxrss / 1024, "stdout": out}
 
 
@@ -149,11 +159,21 @@ def main() -> None:
         pair = {}
         for tool in ("zkinfer", "ezkl"):
             print(f"{model}: {tool} ...", flush=True)
-            r = zkinfer(a.zkinfer, model, a.out / model / tool) if tool == "zkinfer" else ezkl(model, a.out / model / tool)
+            try:
+                r = zkinfer(a.zkinfer, model, a.out / model / tool) if tool == "zkinfer" else ezkl(model, a.out / model / tool)
+            except StepFailed as f:
+                if tool == "zkinfer":
+                    sys.exit(str(f))
+                # The reference toolkit failing on a model is a result: keep its step and message.
+                print(f"{model}: ezkl failed at {f.step}: {f.message}", flush=True)
+                pair[tool] = {"tool": tool, "failed": {"step": f.step, "message": f.message}}
+                continue
             r["max_error"] = max_error(r.pop("outputs"), expected)
             pair[tool] = r
         results.append({"model": model, **pair})
         z, e = pair["zkinfer"], pair["ezkl"]
+        if "failed" in e:
+            continue
         print(
             f"{model}: prove {z['prove']['wall_s']:.2f} s vs {e['prove']['wall_s']:.2f} s "
             f"(ratio {z['prove']['wall_s'] / e['prove']['wall_s']:.3f}), peak {z['prove']['peak_mib']:.0f} vs {e['prove']['peak_mib']:.0f} MiB "
@@ -171,6 +191,9 @@ def main() -> None:
     for r in results:
         for tool in ("zkinfer", "ezkl"):
             t = r[tool]
+            if "failed" in t:
+                print(f"| {r['model']} | {tool} | failed at `{t['failed']['step']}`: {t['failed']['message']} | | | | | | |")
+                continue
             print(
                 f"| {r['model']} | {tool} | {t['k']} | {t['keygen']['wall_s']:.2f} | {t['prove']['wall_s']:.2f} | "
                 f"{t['prove']['peak_mib']:.0f} | {t['verify']['wall_s']:.3f} | {t['proof_bytes']} | {t['max_error']:.2e} |"
@@ -179,6 +202,9 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for r in results:
         z, e = r["zkinfer"], r["ezkl"]
+        if "failed" in e:
+            print(f"| {r['model']} | (EZKL failed) | | {z['max_error']:.2e} | |")
+            continue
         print(
             f"| {r['model']} | {z['prove']['wall_s'] / e['prove']['wall_s']:.3f} | {z['prove']['peak_mib'] / e['prove']['peak_mib']:.3f} | "
             f"{z['max_error']:.2e} | {e['max_error']:.2e} |"

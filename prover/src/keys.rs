@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use halo2_proofs::halo2curves::bn256::G1Affine;
-use halo2_proofs::plonk::{keygen_pk, keygen_vk, ProvingKey, VerifyingKey};
+use halo2_proofs::plonk::{keygen_pk, keygen_vk_custom, ProvingKey, VerifyingKey};
 use halo2_proofs::poly::commitment::Params;
 use halo2_proofs::SerdeFormat;
 use sha2::{Digest, Sha256};
@@ -16,13 +16,20 @@ use crate::error::{Error, Result};
 /// `ParamsKZG` or a [`crate::commit::CommitParams`] (the same keys, committed faster).
 pub fn keygen<P: for<'p> Params<'p, G1Affine> + Sync>(params: &P, model: Arc<QModel>) -> Result<ProvingKey<G1Affine>> {
     let circuit = ModelCircuit::for_keygen(model);
-    let vk = keygen_vk(params, &circuit).map_err(halo2_keygen)?;
+    let vk = circuit_vk(params, &circuit)?;
     keygen_pk(params, vk, &circuit).map_err(halo2_keygen)
 }
 
 /// Generates only the verifying key (what an auditor recomputes from the model and the SRS).
 pub fn regenerate_vk<P: for<'p> Params<'p, G1Affine> + Sync>(params: &P, model: Arc<QModel>) -> Result<VerifyingKey<G1Affine>> {
-    keygen_vk(params, &ModelCircuit::for_keygen(model)).map_err(halo2_keygen)
+    circuit_vk(params, &ModelCircuit::for_keygen(model))
+}
+
+/// The verifying key of one circuit, with its selectors compressed: halo2 merges selectors that
+/// are never on in the same row into shared fixed columns (halo2-axiom's `keygen_vk` does not),
+/// and each fixed column is a commitment the on-chain verifier pays for (papers/design.md §4.1).
+pub fn circuit_vk<P: for<'p> Params<'p, G1Affine> + Sync>(params: &P, circuit: &ModelCircuit) -> Result<VerifyingKey<G1Affine>> {
+    keygen_vk_custom(params, circuit, true).map_err(halo2_keygen)
 }
 
 fn halo2_keygen(e: halo2_proofs::plonk::Error) -> Error {

@@ -8,11 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use halo2_proofs::halo2curves::bn256::Fr;
-use halo2_proofs::plonk::keygen_vk;
 use zkinfer_circuits::circuit::{ModelCircuit, PayeeBinding};
 use zkinfer_circuits::compile::{compile, CompileOptions};
 use zkinfer_circuits::data::InputData;
-use zkinfer_prover::keys::{regenerate_vk, vk_bytes};
+use zkinfer_prover::keys::{circuit_vk, regenerate_vk, vk_bytes};
 use zkinfer_prover::Srs;
 
 fn example(name: &str, file: &str) -> PathBuf {
@@ -37,7 +36,7 @@ fn a_real_inputs_circuit_has_the_keygen_circuits_verifying_key() {
             .unwrap()
             .with_salt(Fr::from(0x5a17))
             .with_binding(binding);
-        let proven = vk_bytes(&keygen_vk(&srs.params, &real).unwrap());
+        let proven = vk_bytes(&circuit_vk(&srs.params, &real).unwrap());
         assert!(keygen == proven, "{name}: the verifying key of a real input's circuit differs from keygen's");
     }
 }
