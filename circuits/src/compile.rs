@@ -266,13 +266,17 @@ pub fn compile(onnx: &[u8], calibration: Option<&[Vec<f32>]>, opts: &CompileOpti
     // Rows do not depend on scales: count them once per lane choice, take the cheapest shape.
     let probe = lower(&graph, Precision { matmul: opts.matmul, ..probe_precision(&cal) }, (&cal.mag, &cal.min))?;
     let mut best: Option<(f64, usize, u32)> = None;
-    let lane_choices = if opts.target == Target::Settlement { &LANE_CHOICES[..1] } else { &LANE_CHOICES[..] };
-    for &lanes in lane_choices {
+    for lanes in LANE_CHOICES {
         let rows = quick_rows(&graph, probe.clone(), (lanes, MIN_K.max(range_k)), opts);
         let Some(k) = (MIN_K.max(range_k)..=max_k).find(|&k| rows + RESERVED_ROWS <= 1usize << k) else { continue };
         let cost = predicted_prove_us(k, MIN_ADVICE.max(lanes + 1), 4);
         if best.is_none_or(|(c, _, _)| cost < c) {
             best = Some((cost, lanes, k));
+        }
+        // Settlement keeps the narrowest groups that fit (LANE_CHOICES ascends): wider ones only
+        // when the narrower do not fit under --max-k.
+        if opts.target == Target::Settlement {
+            break;
         }
     }
     let Some((_, lanes, k0)) = best else {

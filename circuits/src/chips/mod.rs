@@ -4,7 +4,8 @@
 //! module an `XConfig` (columns, selectors, named gates) plus an `XChip` with
 //! `configure` and `construct`. The chips share one pool of advice and fixed columns;
 //! each gate is switched on by its own selector, so regions of different chips stack
-//! row after row in the same columns.
+//! row after row in the same columns, and chips in disjoint columns can share rows (the
+//! model circuit puts elementwise, function and packing rows on their rescale rows).
 //!
 //! halo2-axiom's `SimpleFloorPlanner` places every region at row 0, so chips take an
 //! explicit absolute `offset`, handed out by [`RowCursor`].

@@ -176,3 +176,22 @@ fn every_visibility_binds_what_it_exposes() {
     let private_out = CompileOptions { output_visibility: Private, ..Default::default() };
     assert!(compile(&onnx, None, &private_out).is_err(), "private outputs would bind nothing");
 }
+
+/// `--target settlement` keeps the narrowest dot groups, and takes wider ones only when the
+/// narrowest do not fit under `--max-k`; `resources` widens them when that proves faster.
+#[test]
+fn settlement_keeps_the_narrowest_groups_that_fit() {
+    use zkinfer_circuits::compile::Target;
+    let onnx = std::fs::read(example("mlp", "model.onnx")).unwrap();
+    let cal = read_input("mlp", "calibration.json");
+    let with =
+        |target, max_k| compile(&onnx, Some(&cal), &CompileOptions { target, max_k, ..CompileOptions::default() }).unwrap().model.settings;
+    let narrow = with(Target::Settlement, None);
+    assert_eq!((narrow.dot_lanes, narrow.k), (13, 14));
+    let fast = with(Target::Resources, None);
+    assert!(fast.dot_lanes > 13 && fast.k < 14, "resources: {} lanes at k = {}", fast.dot_lanes, fast.k);
+    // 13 lanes need k = 14; under --max-k 13 the narrowest groups that fit are wider.
+    let capped = with(Target::Settlement, Some(13));
+    assert!(capped.dot_lanes > 13 && capped.k == 13, "{} lanes at k = {}", capped.dot_lanes, capped.k);
+    assert!(capped.dot_lanes <= with(Target::Resources, Some(13)).dot_lanes);
+}
