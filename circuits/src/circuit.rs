@@ -459,7 +459,7 @@ impl Circuit<Fr> for ModelCircuit {
         self.expose_binding(&config, &mut ly, &mut layouter)?;
         self.expose_outputs(&config, &mut ly, &mut layouter, &outputs)?;
         match &config.freivalds {
-            Some(cfg) => check_products(cfg, &mut layouter, &ly.checks, model.settings.k)?,
+            Some(cfg) => check_products(cfg, &mut layouter, &ly.checks, model.settings.k, &mut ly.spans)?,
             // Checked steps leave their sums free until the check binds them: never without it
             // (a model that skipped validation could ask for this).
             None if !ly.checks.is_empty() => return Err(PlonkError::Synthesis),
@@ -677,6 +677,7 @@ fn check_products(
     layouter: &mut impl Layouter<Fr>,
     checks: &[layout::PendingCheck],
     k: u32,
+    spans: &mut Vec<RegionSpan>,
 ) -> std::result::Result<(), PlonkError> {
     layouter.next_phase();
     let rho = layouter.get_challenge(cfg.challenge());
@@ -684,7 +685,9 @@ fn check_products(
     let mut cursor = RowCursor::new((1usize << k).saturating_sub(RESERVED_ROWS));
     for check in checks {
         let (m, kk, n) = check.dims;
-        let off = cursor.alloc(freivalds::check_rows(m, kk, n))?;
+        let rows = freivalds::check_rows(m, kk, n);
+        let off = cursor.alloc(rows)?;
+        spans.push(RegionSpan { name: "freivalds", step: check.step, rows: off..off + rows, second_phase: true });
         layouter.assign_region(
             || "freivalds",
             |mut region| {

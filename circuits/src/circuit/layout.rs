@@ -30,6 +30,9 @@ pub struct RegionSpan {
     pub step: Option<usize>,
     /// Its rows.
     pub rows: Range<usize>,
+    /// Whether it lies in the second phase's columns (a matrix-product check), whose rows
+    /// overlap the first phase's.
+    pub second_phase: bool,
 }
 
 /// Synthesis state: the row cursor, the chips and the regions laid out so far.
@@ -59,6 +62,8 @@ pub(super) struct PendingCheck {
     /// Empty: no bias.
     pub(super) bias: Vec<Fr>,
     pub(super) dims: (usize, usize, usize),
+    /// The step it checks (for [`RegionSpan::step`]).
+    pub(super) step: Option<usize>,
 }
 
 /// The `B` factor of a pending check, owned ([`Factor`] borrows it).
@@ -83,7 +88,7 @@ impl Layout {
     /// Reserves `rows` rows for a region called `name`.
     pub(super) fn alloc(&mut self, rows: usize, name: &'static str) -> SynthResult<usize> {
         let off = self.cursor.alloc(rows)?;
-        self.spans.push(RegionSpan { name, step: self.step, rows: off..off + rows });
+        self.spans.push(RegionSpan { name, step: self.step, rows: off..off + rows, second_phase: false });
         Ok(off)
     }
 
@@ -208,7 +213,7 @@ impl Layout {
             let c = (0..m * n)
                 .map(|e| ValueCell { cell: sums[bt * m * n + e], value: Value::known(fr_from_i128(rescale[bt * m * n + e].a)) })
                 .collect();
-            self.checks.push(PendingCheck { a, b: PendingFactor::Cells(b), c, bias: Vec::new(), dims: (m, k, n) });
+            self.checks.push(PendingCheck { a, b: PendingFactor::Cells(b), c, bias: Vec::new(), dims: (m, k, n), step: self.step });
         }
         Ok(out)
     }
@@ -233,7 +238,7 @@ impl Layout {
         let c = sums.iter().zip(rescale).map(|(&cell, r)| ValueCell { cell, value: Value::known(fr_from_i128(r.a)) }).collect();
         let b = PendingFactor::Fixed(weight.iter().map(|&w| fr_from_i64(w)).collect());
         let bias = bias.iter().map(|&b| fr_from_i64(b)).collect();
-        self.checks.push(PendingCheck { a, b, c, bias, dims: (rows, k, n) });
+        self.checks.push(PendingCheck { a, b, c, bias, dims: (rows, k, n), step: self.step });
         Ok(out)
     }
 

@@ -17,6 +17,29 @@ use super::{mock, names, region_chip, Location, Outcome, Phase, Rows};
 use crate::circuit::{ModelCircuit, RegionSpan};
 use crate::error::Result;
 
+/// Every advice column, the first phase's first (the order of [`ModelCircuit::all_advice_columns`]).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Columns<'a> {
+    pub(super) all: &'a [Column<Advice>],
+    /// How many of them are the first phase's.
+    pub(super) first_phase: usize,
+}
+
+impl Columns<'_> {
+    /// The indices (into `all`) of one phase's columns.
+    fn of(&self, second_phase: bool) -> std::ops::Range<usize> {
+        if second_phase {
+            self.first_phase..self.all.len()
+        } else {
+            0..self.first_phase
+        }
+    }
+
+    fn is_second_phase(&self, column: usize) -> bool {
+        column >= self.first_phase
+    }
+}
+
 /// One cell and its change.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct CellMutant {
@@ -35,17 +58,19 @@ fn value_at(prover: &MockProver<Fr>, column: Column<Advice>, row: usize) -> Opti
     }
 }
 
-fn span_at(spans: &[RegionSpan], row: usize) -> Option<&RegionSpan> {
-    spans.iter().find(|s| s.rows.contains(&row))
+/// The region of one phase that holds `row` (the two phases' regions overlap in rows).
+fn span_at(spans: &[RegionSpan], row: usize, second_phase: bool) -> Option<&RegionSpan> {
+    spans.iter().find(|s| s.second_phase == second_phase && s.rows.contains(&row))
 }
 
 /// Picks single-cell mutants: one in each region kind of each step (and of the inputs, the
-/// binding and the outputs), then more, uniformly over the assigned cells of every region,
-/// up to `budget` in all. No cell is picked twice.
+/// binding and the outputs), then more, uniformly over the assigned cells of every region
+/// (a second-phase region's in that phase's columns), up to `budget` in all. No cell is picked
+/// twice.
 pub(super) fn plan(
     assigned: &HashSet<(usize, usize)>,
     spans: &[RegionSpan],
-    columns: &[Column<Advice>],
+    columns: Columns<'_>,
     budget: usize,
     rng: &mut impl Rng,
 ) -> Vec<CellMutant> {
@@ -59,8 +84,8 @@ pub(super) fn plan(
         // Regions use some columns only: retry until an assigned cell turns up.
         for _ in 0..64 {
             let row = rng.gen_range(span.rows.clone());
-            let column = rng.gen_range(0..columns.len());
-            if assigned.contains(&(columns[column].index(), row)) && seen.insert((column, row)) {
+            let column = rng.gen_range(columns.of(span.second_phase));
+            if assigned.contains(&(columns.all[column].index(), row)) && seen.insert((column, row)) {
                 let (delta, how) = match rng.gen_range(0..3) {
                     0 => (Fr::one(), "+1"),
                     1 => (-Fr::one(), "-1"),
@@ -100,7 +125,7 @@ pub(super) fn plan(
 pub(super) fn run(
     circuit: &ModelCircuit,
     plan: &[CellMutant],
-    columns: &[Column<Advice>],
+    columns: Columns<'_>,
     spans: &[RegionSpan],
     node: &(dyn Fn(Option<usize>) -> Option<String> + Sync),
     progress: &(dyn Fn(Phase, usize, usize) + Sync),
@@ -136,12 +161,12 @@ fn window(row: usize, rows: Rows) -> RangeInclusive<usize> {
 fn one(
     prover: &mut MockProver<Fr>,
     m: &CellMutant,
-    columns: &[Column<Advice>],
+    columns: Columns<'_>,
     rows: Rows,
     spans: &[RegionSpan],
     node: &(dyn Fn(Option<usize>) -> Option<String> + Sync),
 ) -> Option<Outcome> {
-    let column = columns[m.column];
+    let column = columns.all[m.column];
     let old = value_at(prover, column, m.row)?;
     let set = |p: &mut MockProver<Fr>, v: Fr| {
         let _ = p.assign_advice(column, m.row, Value::known(Assigned::Trivial(v)));
@@ -153,7 +178,7 @@ fn one(
         Err(f) => names(&f),
     };
     set(prover, old);
-    let span = span_at(spans, m.row)?;
+    let span = span_at(spans, m.row, columns.is_second_phase(m.column))?;
     Some(Outcome {
         chip: region_chip(span.name),
         mutant: format!("cell {} ({})", span.name, m.how),
@@ -188,9 +213,10 @@ pub(super) fn rows_around(cells: &[(usize, usize)], rows: Rows) -> Vec<usize> {
 pub(super) fn locate(
     cells: &[(usize, usize)],
     spans: &[RegionSpan],
+    columns: Columns<'_>,
     node: &(dyn Fn(Option<usize>) -> Option<String> + Sync),
 ) -> Option<Location> {
     let &(row, column) = cells.first()?;
-    let span = span_at(spans, row);
+    let span = span_at(spans, row, columns.is_second_phase(column));
     Some(Location { region: span.map_or("(outside any region)", |s| s.name), node: span.and_then(|s| node(s.step)), column, row })
 }

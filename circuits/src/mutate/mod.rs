@@ -145,6 +145,7 @@ fn region_chip(region: &str) -> &'static str {
         "elementwise" | "products" | "payee binding" => "elementwise",
         "function" => "function",
         "input commitment" | "output commitment" => "poseidon",
+        "freivalds" => "freivalds",
         _ => "wiring",
     }
 }
@@ -260,10 +261,11 @@ pub fn audit(circuit: &ModelCircuit, options: &Options, progress: &(dyn Fn(Phase
     let model = circuit.model();
     let mut rng = ChaCha20Rng::seed_from_u64(options.seed);
     let (honest, spans) = honest_run(circuit)?;
-    let columns = ModelCircuit::advice_columns(&model.settings);
-    // A consistent mutant may change second-phase cells too (a wrong product changes the
-    // check's sums): the rows around those must be checked as well.
+    // The first phase's columns, then the second's: a consistent mutant may change second-phase
+    // cells too (a wrong product changes the check's sums), and single cells are drawn in both.
+    let first_phase = ModelCircuit::advice_columns(&model.settings).len();
     let all_columns = ModelCircuit::all_advice_columns(&model.settings);
+    let columns = cells::Columns { all: &all_columns, first_phase };
     let rows = Rows::of(circuit);
     let node = |step: Option<usize>| step.map(|s| model.steps[s].node.clone());
 
@@ -273,7 +275,7 @@ pub fn audit(circuit: &ModelCircuit, options: &Options, progress: &(dyn Fn(Phase
     let results: Vec<Option<Outcome>> = mutants
         .par_iter()
         .map(|m| {
-            let r = consistent_outcome(circuit, m, &honest, &all_columns, (&spans, rows), &node);
+            let r = consistent_outcome(circuit, m, &honest, columns, (&spans, rows), &node);
             progress(Phase::Consistent, done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
             r
         })
@@ -282,8 +284,8 @@ pub fn audit(circuit: &ModelCircuit, options: &Options, progress: &(dyn Fn(Phase
     let mut outcomes: Vec<Outcome> = results.into_iter().flatten().collect();
     drop(honest);
     let cell_budget = options.budget.saturating_sub(outcomes.len());
-    let plan = cells::plan(&assigned::assigned_cells(circuit)?, &spans, &columns, cell_budget, &mut rng);
-    outcomes.extend(cells::run(circuit, &plan, &columns, &spans, &node, progress)?);
+    let plan = cells::plan(&assigned::assigned_cells(circuit)?, &spans, columns, cell_budget, &mut rng);
+    outcomes.extend(cells::run(circuit, &plan, columns, &spans, &node, progress)?);
     Ok(Report { outcomes, without_witness })
 }
 
@@ -293,7 +295,7 @@ fn consistent_outcome(
     circuit: &ModelCircuit,
     m: &Mutation,
     honest: &MockProver<Fr>,
-    columns: &[halo2_proofs::plonk::Column<halo2_proofs::plonk::Advice>],
+    columns: cells::Columns<'_>,
     (spans, rows): (&[RegionSpan], Rows),
     node: &(dyn Fn(Option<usize>) -> Option<String> + Sync),
 ) -> Result<Option<Outcome>> {
@@ -303,13 +305,13 @@ fn consistent_outcome(
     let prover = mock(&mutant)?;
     // The honest witness satisfies every gate and lookup, and the mutant has the same fixed
     // columns: only rows around a changed cell can fail them (the permutation is checked whole).
-    let changed = cells::differences(honest, &prover, columns);
+    let changed = cells::differences(honest, &prover, columns.all);
     let rows = cells::rows_around(&changed, rows);
     let caught_by = match prover.verify_at_rows(rows.iter().copied(), rows.iter().copied()) {
         Ok(()) => Vec::new(),
         Err(f) => names(&f),
     };
-    let location = if caught_by.is_empty() { cells::locate(&changed, spans, node) } else { None };
+    let location = if caught_by.is_empty() { cells::locate(&changed, spans, columns, node) } else { None };
     Ok(Some(Outcome { chip: mutation_chip(circuit.model(), &m), mutant: format!("{m:?}"), location, caught_by }))
 }
 

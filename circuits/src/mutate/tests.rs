@@ -92,3 +92,27 @@ fn a_mutation_of_something_that_does_not_exist_is_refused() {
         assert!(matches!(circuit.clone().with_mutation(m), Err(Error::NoSuchMutationTarget(_))), "{m:?}");
     }
 }
+
+/// A circuit with matrix products checked by a challenge: single cells are drawn in the second
+/// phase's columns too, located in its regions, and each is caught by a Freivalds gate.
+#[test]
+fn single_cells_of_the_second_phase_are_drawn_and_caught() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/cnn");
+    let read = |f: &str| InputData::from_json(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap().input_data;
+    let onnx = std::fs::read(dir.join("model.onnx")).unwrap();
+    let model = Arc::new(compile(&onnx, Some(&read("calibration.json")), &CompileOptions::default()).unwrap().model);
+    assert!(model.settings.challenge_advice > 0, "the CNN's convolutions are checked by default");
+    let circuit = ModelCircuit::new(model.clone(), model.quantize_inputs(&read("input.json")).unwrap()).unwrap();
+    let report = run(&circuit, 600);
+    assert!(report.survivors().next().is_none(), "{:#?}", report.survivors().collect::<Vec<_>>());
+    let first_phase = ModelCircuit::advice_columns(&model.settings).len();
+    let second: Vec<_> = report.outcomes.iter().filter(|o| o.mutant.starts_with("cell freivalds")).collect();
+    assert!(!second.is_empty(), "no second-phase cell drawn");
+    for o in &second {
+        let at = o.location.as_ref().unwrap();
+        assert!(at.column >= first_phase && o.chip == "freivalds", "{o:?}");
+        assert!(o.caught_by.iter().any(|c| c.contains("freivalds") || c == "permutation"), "{o:?}");
+    }
+    // And no first-phase cell is placed in a second-phase region, or the other way round.
+    assert!(report.outcomes.iter().filter_map(|o| o.location.as_ref()).all(|l| (l.region == "freivalds") == (l.column >= first_phase)));
+}
