@@ -438,10 +438,18 @@ impl Circuit<Fr> for ModelCircuit {
         // mutation may make compute on another x than the commitment's or the instances').
         let rows: Vec<RequantValues> = trace.inputs.iter().flatten().copied().collect();
         let mut input_cells = self.assign_inputs(&config, &mut ly, &mut layouter, &rows)?.into_iter();
-        for (&id, values) in model.inputs.iter().zip(&self.inputs) {
-            tensors[id] = Some(input_cells.by_ref().take(values.len()).collect());
+        if model.inputs.len() != self.inputs.len() {
+            return Err(PlonkError::Synthesis);
         }
-        if input_cells.next().is_some() || tensors.iter().filter(|t| t.is_some()).count() < model.inputs.len() {
+        for (&id, values) in model.inputs.iter().zip(&self.inputs) {
+            let cells: Vec<QCell> = input_cells.by_ref().take(values.len()).collect();
+            // Every input value has its own row: a short trace must not leave a tensor short.
+            if cells.len() != values.len() {
+                return Err(PlonkError::Synthesis);
+            }
+            tensors[id] = Some(cells);
+        }
+        if input_cells.next().is_some() {
             return Err(PlonkError::Synthesis);
         }
 
