@@ -38,6 +38,8 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --features zkinfer-prover/cuda
 fi
+# The aggregation probe (issue #15's measurement; it runs for minutes, so CI only builds it).
+cargo build -p zkinfer-verifier-contract --features zkinfer-prover/cuda --example aggregation_probe
 # The coordinator's API against its own OpenAPI document (schemathesis, from PyPI).
 ./scripts/api-check.sh 25
 # The shipped example models must be exactly what the generator script makes.
