@@ -8,11 +8,14 @@ library: plain SVG, so the script needs only Python 3).
 - optimistic_cheater.svg: a cheating executor's expected gain per job against honest work, by
   cheating rate, for several audit probabilities, from ``optimistic_sim --json``
   (benches/src/bin/optimistic_sim.rs; target/optimistic_sim.json).
+- aggregation_gas.svg: settlement gas per job against the number of jobs settled by one
+  aggregated proof (``submitBatch``), beside a job settled alone (``submitProof``), from the
+  reports of ``scripts/aggregation.sh`` (``ZKINFER_AGG_REPORT=target/aggregation``).
 - msm_throughput.svg: MSM throughput (terms per second) against size for each backend, from
   criterion's output of ``cargo bench -p zkinfer-benches --bench bench_main -- msm_2`` (the
   groups ``msm_2^N``, read from target/criterion/msm_2_N/<backend>/new/).
 
-Run: python3 benches/plots.py [--side-by-side target/side_by_side/results.json]
+Run: python3 benches/plots.py [--side-by-side target/side_by_side/results.json] [--aggregation target/aggregation]
      [--criterion target/criterion] [--zkinfer target/release/zkinfer] [--out papers/plots]
 A plot whose input is missing is skipped with a message.
 """
@@ -169,12 +172,26 @@ def optimistic(sim: Path) -> str | None:
     return svg_linear("Cheater's gain per job against honest work", "cheating rate (%)", "ETH per job", series)
 
 
+def aggregation(reports: Path) -> str | None:
+    files = sorted(reports.glob("aggregation_n*.json")) if reports.is_dir() else []
+    if not files:
+        print(f"skipped aggregation_gas.svg: no {reports}/aggregation_n*.json (ZKINFER_AGG_REPORT={reports} scripts/aggregation.sh N)")
+        return None
+    rows = sorted((json.loads(f.read_text()) for f in files), key=lambda r: r["n"])
+    series = {
+        "one aggregated proof (submitBatch)": [(r["n"], r["submit_batch_gas"] / r["n"] / 1e3) for r in rows],
+        "each job alone (submitProof)": [(r["n"], r["submit_proof_gas"] / 1e3) for r in rows],
+    }
+    return svg_linear("Settlement gas per job (anvil, Osaka)", "jobs in the batch", "thousand gas per job", series)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--side-by-side", type=Path, default=ROOT / "target/side_by_side/results.json")
     p.add_argument("--criterion", type=Path, default=ROOT / "target/criterion")
     p.add_argument("--zkinfer", type=Path, default=ROOT / "target/release/zkinfer")
     p.add_argument("--optimistic-sim", type=Path, default=ROOT / "target/optimistic_sim.json")
+    p.add_argument("--aggregation", type=Path, default=ROOT / "target/aggregation")
     p.add_argument("--out", type=Path, default=ROOT / "papers/plots")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -182,6 +199,7 @@ def main() -> int:
         ("prove_time.svg", prove_time(a.side_by_side, a.zkinfer)),
         ("msm_throughput.svg", msm_throughput(a.criterion)),
         ("optimistic_cheater.svg", optimistic(a.optimistic_sim)),
+        ("aggregation_gas.svg", aggregation(a.aggregation)),
     ]
     for name, svg in plots:
         if svg:

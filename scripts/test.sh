@@ -38,8 +38,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --features zkinfer-prover/cuda
 fi
-# The aggregation probe (issue #15's measurement; it runs for minutes, so CI only builds it).
-cargo build -p zkinfer-verifier-contract --features zkinfer-prover/cuda --example aggregation_probe
+# Batch settlement end to end on anvil, for one proof (tests/aggregation.rs; about 6 minutes and
+# 6 GiB, so it runs alone, after the suite). scripts/aggregation.sh runs it for more proofs.
+ZKINFER_AGG_N=1 ZKINFER_AGG_K=20 cargo test -p zkinfer --features zkinfer-prover/cuda --test aggregation -- --ignored
 # The coordinator's API against its own OpenAPI document (schemathesis, from PyPI).
 ./scripts/api-check.sh 25
 # The shipped example models must be exactly what the generator script makes.

@@ -10,7 +10,7 @@ use zkinfer_circuits::data::{InputData, OutputData};
 use zkinfer_circuits::quant::Visibility;
 use zkinfer_circuits::Fr;
 use zkinfer_protocol::{Binding, Commitment, EscrowJobId, ExecutorId, Salt};
-use zkinfer_prover::{fs::atomic_write, Loaded, ModelDir, ProofEnvelope, Srs, Statement};
+use zkinfer_prover::{fs::atomic_write, Loaded, ModelDir, ProofEnvelope, Srs, Statement, Transcript};
 
 use crate::ui::{fmt_values, timed};
 use crate::{CommitArgs, CompileArgs, Outcome, ProveArgs, SetupArgs, VerifyArgs};
@@ -123,8 +123,13 @@ pub(crate) fn prove(a: &ProveArgs) -> Result<Outcome> {
     if let Some(reason) = fallback {
         eprintln!("note: CUDA MSM unavailable ({reason}); using the CPU's precomputed tables");
     }
-    let (env, t) = timed(&format!("proving (k = {}, MSM {})", loaded.setup.k, params.msm().name()), || {
-        zkinfer_prover::prove_circuit(&params, &pk, &circuit, loaded.bindings)
+    let transcript = if a.for_aggregation { ", Poseidon transcript for aggregation" } else { "" };
+    let (env, t) = timed(&format!("proving (k = {}, MSM {}{transcript})", loaded.setup.k, params.msm().name()), || {
+        if a.for_aggregation {
+            zkinfer_aggregate::inner::prove(&params, &pk, &circuit, loaded.bindings).map_err(anyhow::Error::from)
+        } else {
+            zkinfer_prover::prove_circuit(&params, &pk, &circuit, loaded.bindings).map_err(anyhow::Error::from)
+        }
     });
     let env = env?;
     atomic_write(&a.out, &env.to_bytes()?)?;
@@ -184,15 +189,23 @@ fn report_accuracy(dir: &ModelDir, loaded: &Loaded, input: &[Vec<f32>], outputs:
 }
 
 pub(crate) fn verify(a: &VerifyArgs) -> Result<Outcome> {
+    let bytes = std::fs::read(&a.proof).with_context(|| format!("reading {}", a.proof.display()))?;
+    if zkinfer_aggregate::BatchProof::sniff(&bytes) {
+        return crate::aggregate::verify_batch(&a.dir, &a.proof, &bytes);
+    }
     let dir = ModelDir::new(&a.dir);
     let loaded = dir.load()?;
     if !a.trust_cached_vk {
         timed("regenerating the verifying key from the model", || dir.check_vk(&loaded)).0?;
     }
-    let bytes = std::fs::read(&a.proof).with_context(|| format!("reading {}", a.proof.display()))?;
     let env = ProofEnvelope::from_bytes(&bytes).with_context(|| a.proof.display().to_string())?;
     let n = loaded.model.num_instances();
-    let (result, t) = timed("verifying", || zkinfer_prover::verify(&loaded.params, &loaded.vk, &env, loaded.bindings, n));
+    let (result, t) = timed("verifying", || match env.transcript {
+        Transcript::Evm => {
+            zkinfer_prover::verify(&loaded.params, &loaded.vk, &env, loaded.bindings, n).map_err(zkinfer_aggregate::Error::from)
+        }
+        Transcript::Poseidon => zkinfer_aggregate::inner::verify(&loaded.params, &loaded.vk, &env, loaded.bindings, n),
+    });
     let instances = match result {
         Ok(i) => i,
         Err(e) if e.is_invalid_proof() => {

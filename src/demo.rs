@@ -41,6 +41,7 @@ pub(crate) fn demo(a: &DemoArgs) -> Result<Outcome> {
         dir: dir.clone(),
         input: model.join("input.json"),
         out: proof.clone(),
+        for_aggregation: false,
         output: Some(work.join("output.json")),
         msm: zkinfer_prover::MsmChoice::Precomputed,
         salt: None,

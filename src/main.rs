@@ -1,5 +1,6 @@
 //! `zkinfer`: compile ONNX models to Halo2-KZG circuits, prove inference, verify proofs.
 
+mod aggregate;
 mod bench;
 mod commands;
 mod customer;
@@ -64,8 +65,11 @@ enum Command {
     Mutate(mutate::MutateArgs),
     /// Generate and compile the Solidity verifier for a set-up model directory.
     Solidity(SolidityArgs),
-    /// Print, as 0x-hex, the calldata the Solidity verifier takes for a proof.
+    /// Print, as 0x-hex, the calldata the Solidity verifier takes for a proof (single or aggregated).
     Calldata(CalldataArgs),
+    /// Fold N proofs (made with `prove --for-aggregation`) into one aggregated proof that one
+    /// Solidity verifier (`solidity --aggregation`) checks for all of them.
+    Aggregate(aggregate::AggregateArgs),
     /// Compile, set up, prove and verify a shipped example model end to end.
     Demo(DemoArgs),
     /// Run the proving market's coordinator: the HTTP job API (GET /v1/openapi.json); delivered
@@ -252,6 +256,10 @@ pub(crate) struct ProveArgs {
     /// Where to write the proof.
     #[arg(short, long)]
     out: PathBuf,
+    /// Prove with the Poseidon transcript, for `zkinfer aggregate` to fold into a batch (such a
+    /// proof is not accepted by the model's own Solidity verifier).
+    #[arg(long)]
+    pub(crate) for_aggregation: bool,
     /// Also write the dequantized outputs as JSON: {"outputs": [[...]], "shapes": [[...]]}.
     #[arg(long)]
     output: Option<PathBuf>,
@@ -296,9 +304,9 @@ pub(crate) struct CommitArgs {
 /// Arguments of `zkinfer verify`.
 #[derive(Debug, Args)]
 pub(crate) struct VerifyArgs {
-    /// The compiled and set-up model directory.
+    /// The compiled and set-up model directory (for an aggregated proof, its batch key directory).
     pub(crate) dir: PathBuf,
-    /// The proof file.
+    /// The proof file (single or aggregated).
     pub(crate) proof: PathBuf,
     /// Skip regenerating the verifying key from the model and SRS (trust the cached `vk.bin`).
     #[arg(long)]
@@ -318,8 +326,11 @@ pub(crate) struct InfoArgs {
 /// Arguments of `zkinfer solidity`.
 #[derive(Debug, Args)]
 pub(crate) struct SolidityArgs {
-    /// The compiled and set-up model directory.
+    /// The compiled and set-up model directory (with --aggregation, a batch key directory).
     dir: PathBuf,
+    /// Make the verifier of the aggregated proofs of the batch key in DIR (`zkinfer aggregate --keys DIR`).
+    #[arg(long)]
+    aggregation: bool,
     /// Output directory for Verifier.sol, Verifier.bin and Verifier.abi.json; when the verifier is over
     /// EIP-170's 24 KiB it is split, and VerifierPart<i>.bin plus deploy.json (the deployment order) are written too.
     #[arg(short, long)]
@@ -332,7 +343,7 @@ pub(crate) struct SolidityArgs {
 /// Arguments of `zkinfer calldata`.
 #[derive(Debug, Args)]
 pub(crate) struct CalldataArgs {
-    /// The proof file.
+    /// The proof file (single, or aggregated by `zkinfer aggregate`).
     proof: PathBuf,
 }
 
@@ -574,6 +585,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::bench(&a),
         Command::Solidity(a) => onchain::solidity(&a),
         Command::Calldata(a) => onchain::calldata(&a),
+        Command::Aggregate(a) => aggregate::aggregate(&a),
         Command::Demo(a) => demo::demo(&a),
     };
     match result {

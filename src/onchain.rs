@@ -27,9 +27,14 @@ fn n_instances(loaded: &Loaded) -> usize {
 fn write_verifier(dir: &Path, out: &Path, toolchain: &Toolchain) -> Result<CompiledVerifier> {
     let loaded = ModelDir::new(dir).load()?;
     let sol = timed("generating the Solidity verifier", || verifier_solidity(&loaded.params, &loaded.vk, n_instances(&loaded))).0?;
+    compile_verifier(&sol, out, toolchain)
+}
+
+/// Compiles a verifier's source and writes it into `out` (see [`write_verifier`]).
+fn compile_verifier(sol: &str, out: &Path, toolchain: &Toolchain) -> Result<CompiledVerifier> {
     // snark-verifier's verifier fails with "stack too deep" under the optimizer: compile without it.
     let (v, t) =
-        timed("compiling with solcjs (optimizer off; split into parts if over EIP-170)", || CompiledVerifier::build(toolchain, &sol));
+        timed("compiling with solcjs (optimizer off; split into parts if over EIP-170)", || CompiledVerifier::build(toolchain, sol));
     let v = v?;
     v.write(out)?;
     if v.parts.is_empty() {
@@ -59,14 +64,24 @@ fn write_verifier(dir: &Path, out: &Path, toolchain: &Toolchain) -> Result<Compi
 
 pub(crate) fn solidity(a: &SolidityArgs) -> Result<Outcome> {
     let toolchain = Toolchain::new(&a.toolchain)?;
-    write_verifier(&a.dir, &a.out, &toolchain)?;
+    if a.aggregation {
+        compile_verifier(&crate::aggregate::batch_verifier_source(&a.dir)?, &a.out, &toolchain)?;
+    } else if a.dir.join("batch.json").exists() {
+        bail!("{} is a batch key directory: pass --aggregation for its verifier", a.dir.display());
+    } else {
+        write_verifier(&a.dir, &a.out, &toolchain)?;
+    }
     Ok(Outcome::Ok)
 }
 
 pub(crate) fn calldata(a: &CalldataArgs) -> Result<Outcome> {
     let bytes = std::fs::read(&a.proof).with_context(|| format!("reading {}", a.proof.display()))?;
-    let env = ProofEnvelope::from_bytes(&bytes).with_context(|| a.proof.display().to_string())?;
-    println!("{}", zkinfer_protocol::to_hex(&encode_calldata(&env)?));
+    let calldata = if zkinfer_aggregate::BatchProof::sniff(&bytes) {
+        crate::aggregate::batch_calldata(&a.proof, &bytes)?
+    } else {
+        encode_calldata(&ProofEnvelope::from_bytes(&bytes).with_context(|| a.proof.display().to_string())?)?
+    };
+    println!("{}", zkinfer_protocol::to_hex(&calldata));
     Ok(Outcome::Ok)
 }
 

@@ -55,6 +55,14 @@ pub enum Error {
     /// The proof did not verify.
     #[error("invalid proof: {0}")]
     InvalidProof(String),
+    /// The proof was made with another transcript than the verifier reads.
+    #[error("this proof uses the {got} transcript; {expected} is needed here (prove without --for-aggregation to settle one job on chain, with it to aggregate)")]
+    WrongTranscript {
+        /// The proof's transcript.
+        got: crate::proof::Transcript,
+        /// The one this verifier reads.
+        expected: crate::proof::Transcript,
+    },
     /// Halo2 failed while generating keys or proving.
     #[error("halo2 {stage} failed: {reason}")]
     Halo2 {

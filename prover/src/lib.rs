@@ -20,5 +20,5 @@ pub mod srs;
 pub use commit::{CommitMsm, CommitParams, CrossCheck, MsmChoice};
 pub use error::{Error, Result};
 pub use model_dir::{model_hash, Loaded, ModelDir, SetupInfo};
-pub use proof::{prove, prove_circuit, verify, Bindings, ProofEnvelope, Statement};
+pub use proof::{prove, prove_circuit, verify, Bindings, ProofEnvelope, Statement, Transcript};
 pub use srs::Srs;

@@ -1,4 +1,5 @@
-//! Proving and verifying with SHPLONK and the EVM (Keccak) transcript, and the proof file.
+//! Proving and verifying with SHPLONK and the EVM (Keccak) transcript, and the proof file
+//! (which also carries the Poseidon-transcript proofs that `zkinfer-aggregate` folds).
 
 use std::sync::Arc;
 
@@ -20,9 +21,28 @@ use crate::commit::{CommitKzg, CommitParams, CommitShplonk};
 use crate::error::{Error, Result};
 
 /// Current proof file format.
-pub const PROOF_FORMAT_VERSION: u32 = 1;
+pub const PROOF_FORMAT_VERSION: u32 = 2;
 /// First bytes of every proof file.
 pub const PROOF_MAGIC: [u8; 4] = *b"zkip";
+
+/// The Fiat-Shamir transcript a proof was made with: it decides who can check it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Transcript {
+    /// Keccak, as the Solidity verifier reads it: a proof to settle one job on chain.
+    Evm,
+    /// snark-verifier's Poseidon (width 3, 8 full and 57 partial rounds): a proof to fold into
+    /// an aggregated one (`zkinfer aggregate`), which an aggregation circuit can afford to read.
+    Poseidon,
+}
+
+impl std::fmt::Display for Transcript {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transcript::Evm => "EVM (Keccak)",
+            Transcript::Poseidon => "Poseidon (for aggregation)",
+        })
+    }
+}
 
 /// A proof file: postcard-encoded, binding the model, the key and the SRS.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,10 +59,12 @@ pub struct ProofEnvelope {
     pub srs_hash: [u8; 32],
     /// Circuit size.
     pub k: u32,
+    /// The transcript the proof was made with.
+    pub transcript: Transcript,
     /// Public instances, little-endian field elements: `[input commitment, payee, chain id,
     /// escrow, escrow job, outputs…]` (the default visibilities).
     pub instances: Vec<[u8; 32]>,
-    /// The SHPLONK proof (EVM transcript encoding).
+    /// The SHPLONK proof, in `transcript`'s encoding.
     pub proof: Vec<u8>,
 }
 
@@ -135,39 +157,41 @@ pub fn prove_circuit(
     circuit: &ModelCircuit,
     bindings: Bindings,
 ) -> Result<ProofEnvelope> {
-    let k = circuit.model().settings.k;
-    let instances = circuit.instances();
     let mut transcript = EvmWrite::new(Vec::new());
-    create_proof::<CommitKzg, CommitShplonk<'_>, ChallengeEvm<G1Affine>, _, EvmWrite, _>(
-        params,
-        pk,
-        std::slice::from_ref(circuit),
-        &[&[&instances]],
-        OsRng,
-        &mut transcript,
-    )
-    .map_err(|e| Error::Halo2 { stage: "prove", reason: format!("{e:?}") })?;
-    Ok(ProofEnvelope {
+    prove_into(params, pk, circuit, &mut transcript)?;
+    Ok(envelope(circuit, bindings, Transcript::Evm, transcript.finalize()))
+}
+
+/// Proves `circuit` into `transcript` (any Fiat-Shamir transcript halo2 can write), with the
+/// OS's CSPRNG for blinding.
+pub fn prove_into<E, T>(params: &CommitParams, pk: &ProvingKey<G1Affine>, circuit: &ModelCircuit, transcript: &mut T) -> Result<()>
+where
+    E: halo2_proofs::transcript::EncodedChallenge<G1Affine>,
+    T: halo2_proofs::transcript::TranscriptWrite<G1Affine, E>,
+{
+    let instances = circuit.instances();
+    create_proof::<CommitKzg, CommitShplonk<'_>, E, _, T, _>(params, pk, std::slice::from_ref(circuit), &[&[&instances]], OsRng, transcript)
+        .map_err(|e| Error::Halo2 { stage: "prove", reason: format!("{e:?}") })
+}
+
+/// The proof file of `circuit`'s proof `proof`, made with `transcript`.
+pub fn envelope(circuit: &ModelCircuit, bindings: Bindings, transcript: Transcript, proof: Vec<u8>) -> ProofEnvelope {
+    ProofEnvelope {
         magic: PROOF_MAGIC,
         format_version: PROOF_FORMAT_VERSION,
         model_hash: bindings.model_hash,
         vk_hash: bindings.vk_hash,
         srs_hash: bindings.srs_hash,
-        k,
-        instances: instances.iter().map(|f| f.to_repr()).collect(),
-        proof: transcript.finalize(),
-    })
+        k: circuit.model().settings.k,
+        transcript,
+        instances: circuit.instances().iter().map(|f| f.to_repr()).collect(),
+        proof,
+    }
 }
 
-/// Verifies a proof against a local model's key. `Err(e)` with `e.is_invalid_proof()` means
-/// the proof is invalid; other errors are usage or format problems.
-pub fn verify(
-    params: &ParamsKZG<Bn256>,
-    vk: &VerifyingKey<G1Affine>,
-    env: &ProofEnvelope,
-    expect: Bindings,
-    n_instances: usize,
-) -> Result<Vec<Fr>> {
+/// Checks what a proof file says it binds (model, key, SRS, k, instance count) against a
+/// local model's, and returns its instances: what every verifier checks before the proof.
+pub fn check_bindings(vk: &VerifyingKey<G1Affine>, env: &ProofEnvelope, expect: Bindings, n_instances: usize) -> Result<Vec<Fr>> {
     let check = |field: &'static str, got: &[u8; 32], want: &[u8; 32]| {
         if got == want {
             Ok(())
@@ -184,7 +208,22 @@ pub fn verify(
     if env.instances.len() != n_instances {
         return Err(Error::InvalidProof(format!("{} public instances, the model has {n_instances}", env.instances.len())));
     }
-    let instances = env.instance_values()?;
+    env.instance_values()
+}
+
+/// Verifies an EVM-transcript proof against a local model's key. `Err(e)` with `e.is_invalid_proof()` means
+/// the proof is invalid; other errors are usage or format problems.
+pub fn verify(
+    params: &ParamsKZG<Bn256>,
+    vk: &VerifyingKey<G1Affine>,
+    env: &ProofEnvelope,
+    expect: Bindings,
+    n_instances: usize,
+) -> Result<Vec<Fr>> {
+    if env.transcript != Transcript::Evm {
+        return Err(Error::WrongTranscript { got: env.transcript, expected: Transcript::Evm });
+    }
+    let instances = check_bindings(vk, env, expect, n_instances)?;
     let mut reader = env.proof.as_slice();
     let mut transcript = EvmTranscript::<G1Affine, NativeLoader, _, Vec<u8>>::new(&mut reader);
     verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, ChallengeEvm<G1Affine>, _, SingleStrategy<'_, Bn256>>(

@@ -75,7 +75,28 @@ impl Srs {
         if params.k() > k {
             params.downsize(k);
         }
-        Ok(Srs { params, source_sha256: Sha256::digest(&bytes).into(), source_k, insecure: false })
+        // A saved development SRS is as insecure as a generated one: say so.
+        let insecure = is_dev(&params);
+        Ok(Srs { params, source_sha256: Sha256::digest(&bytes).into(), source_k, insecure })
+    }
+
+    /// These params at `k ≤` their own: the same τ. A smaller k is a downsizing, which halo2
+    /// does with an FFT over G1 (minutes at k = 20), except for the development SRS, which is
+    /// generated directly at `k` (its τ is the seed's at every k: seconds).
+    pub fn params_at(&self, k: u32) -> Result<ParamsKZG<Bn256>> {
+        let have = self.params.k();
+        if k > have {
+            return Err(Error::SrsTooSmall { have, need: k });
+        }
+        if k == have {
+            return Ok(self.params.clone());
+        }
+        if self.insecure {
+            return Ok(Srs::dev(k)?.params);
+        }
+        let mut params = self.params.clone();
+        params.downsize(k);
+        Ok(params)
     }
 
     /// Reads params previously written by [`Srs::save_params`].
@@ -93,6 +114,16 @@ impl Srs {
     pub fn sha256_hex(&self) -> String {
         hex::encode(self.source_sha256)
     }
+}
+
+/// Whether `params` are the development SRS: its τ is the first draw of the public seed's RNG,
+/// so its first power of τ in G1 is known to everyone.
+fn is_dev(params: &ParamsKZG<Bn256>) -> bool {
+    use halo2_proofs::halo2curves::bn256::{Fr, G1Affine};
+    use halo2_proofs::halo2curves::ff::Field;
+    use halo2_proofs::halo2curves::group::Curve;
+    let tau = Fr::random(ChaCha20Rng::seed_from_u64(DEV_SRS_SEED));
+    params.get_g().get(1) == Some(&(G1Affine::generator() * tau).to_affine())
 }
 
 /// Decodes raw-bytes params after checking the length (halo2's reader panics on short
@@ -135,8 +166,26 @@ mod tests {
         assert_eq!(small.params.k(), 4);
         assert_eq!(small.source_k, 6);
         assert_eq!(small.source_sha256, big.source_sha256);
-        assert!(!small.insecure);
+        assert!(small.insecure, "a saved development SRS is recognised as such");
+        let other = Srs { params: ParamsKZG::<Bn256>::setup(6, ChaCha20Rng::seed_from_u64(1)), ..Srs::dev(1).unwrap() };
+        let path = dir.path().join("other.srs");
+        other.save_params(&path).unwrap();
+        assert!(!Srs::load(&path, 6).unwrap().insecure);
         assert!(matches!(Srs::load(&path, 7), Err(Error::SrsTooSmall { have: 6, need: 7 })));
+    }
+
+    #[test]
+    fn params_at_a_smaller_k_keep_tau() {
+        let big = Srs::dev(6).unwrap();
+        let small = big.params_at(4).unwrap();
+        assert_eq!(small.k(), 4);
+        assert_eq!(small.get_g()[1], big.params.get_g()[1]);
+        assert_eq!(small.s_g2(), big.params.s_g2());
+        let mut file = Srs::dev(6).unwrap();
+        file.insecure = false;
+        let downsized = file.params_at(4).unwrap();
+        assert_eq!(encode(&downsized).unwrap(), encode(&small).unwrap(), "the same powers and Lagrange basis");
+        assert!(matches!(big.params_at(7), Err(Error::SrsTooSmall { have: 6, need: 7 })));
     }
 
     #[test]

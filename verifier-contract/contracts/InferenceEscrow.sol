@@ -37,6 +37,14 @@ contract InferenceEscrow is ReentrancyGuard {
     uint256 public constant ESCROW_ROW = 3;
     uint256 public constant JOB_ROW = 4;
     uint256 public constant FIRST_OUTPUT_ROW = 5;
+    /// @notice Instances of an aggregated proof before its jobs' own: the KZG accumulator, two
+    /// G1 points in 3 limbs of 88 bits per coordinate, which the batch verifier decides.
+    uint256 public constant ACCUMULATOR_INSTANCES = 12;
+    /// @notice Most jobs one batch verifier settles at once.
+    uint256 public constant MAX_BATCH = 64;
+    /// @notice Gas an ETH payment to one of a batch's payees may use: a payee that burns more
+    /// is credited instead, so that no payee can make the others' settlement run out of gas.
+    uint256 public constant BATCH_PUSH_GAS = 50_000;
 
     /// @notice Seconds between an unstake request and the withdrawal it allows.
     uint64 public immutable unstakeDelay;
@@ -117,6 +125,21 @@ contract InferenceEscrow is ReentrancyGuard {
     mapping(address => uint256) public credit;
     mapping(uint256 => Optimistic) internal optimistic;
 
+    /// A verifier of aggregated proofs, for batches of jobs of `modelIds` in that order.
+    struct BatchVerifier {
+        address verifier;
+        /// keccak256 of the code hashes of the verifier and each part it calls, in order.
+        bytes32 codeHash;
+        uint256 numInstances;
+        uint256[] modelIds;
+        address[] parts;
+    }
+
+    uint256 public batchVerifierCount;
+    mapping(uint256 => BatchVerifier) internal batchVerifiers;
+    /// @notice Whether a customer lets a batch verifier settle its jobs.
+    mapping(address => mapping(uint256 => bool)) public trustsBatch;
+
     event ModelRegistered(uint256 indexed modelId, address indexed verifier, bytes32 modelHash, uint32 numInstances, bytes32 codeHash);
     event JobOpened(
         uint256 indexed jobId,
@@ -137,6 +160,9 @@ contract InferenceEscrow is ReentrancyGuard {
     event StakeWithdrawn(address indexed executor, uint256 amount);
     event Slashed(address indexed executor, uint256 indexed jobId, uint256 amount);
     event Credited(address indexed to, uint256 amount);
+    event BatchVerifierRegistered(uint256 indexed batchId, address indexed verifier, uint256[] modelIds, uint256 numInstances, bytes32 codeHash);
+    event BatchVerifierTrusted(address indexed customer, uint256 indexed batchId, bool trusted);
+    event BatchSettled(uint256 indexed batchId, address indexed submitter, uint256[] jobIds);
     event OptimisticJobOpened(uint256 indexed jobId, uint16 auditBps, uint32 challengeWindow, uint32 proveWindow, uint256 challengeBond);
     event ResultPosted(uint256 indexed jobId, address indexed executor, bytes32 outputsHash, uint256[] outputs);
     event Challenged(uint256 indexed jobId, address indexed challenger, uint64 proveBy);
@@ -165,6 +191,11 @@ contract InferenceEscrow is ReentrancyGuard {
     error WindowClosed(uint256 jobId);
     error WindowOpen(uint256 jobId);
     error WrongOutputs(uint256 jobId);
+    error UnknownBatchVerifier(uint256 batchId);
+    error UntrustedBatchVerifier(uint256 jobId, uint256 batchId);
+    error WrongBatchSize(uint256 expected, uint256 got);
+    error WrongBatchModel(uint256 jobId, uint256 expectedModel);
+    error InvalidBatchProof(uint256 batchId);
 
     /// @param unstakeDelay_ seconds an unstake request waits before its withdrawal.
     /// @param slashBps_ share (basis points, at most 10000) of a failed claimant's bond paid to the customer.
@@ -320,10 +351,19 @@ contract InferenceEscrow is ReentrancyGuard {
     /// active stake for an open one.
     function submitProof(uint256 jobId, uint256[] calldata instances, bytes calldata proof) external nonReentrant {
         Job storage job = jobs[jobId];
+        address payee = _accept(jobId, job, instances);
+        _verify(jobId, job, instances, proof);
+        _settle(jobId, job, payee, instances[FIRST_OUTPUT_ROW:]);
+        _pay(job.token, payee, job.price);
+    }
+
+    /// Checks that job `jobId` can be paid now with a proof of `instances` (its state, deadline,
+    /// binding, and its payee's right to it); returns the payee.
+    function _accept(uint256 jobId, Job storage job, uint256[] calldata instances) internal view returns (address payee) {
         if (job.state != State.Open && job.state != State.Claimed) revert WrongState(jobId, job.state);
         if (optimistic[jobId].terms.challengeWindow != 0) revert OptimisticJob(jobId);
         if (block.timestamp > job.deadline) revert DeadlinePassed(jobId);
-        address payee = _bound(jobId, job, instances);
+        payee = _bound(jobId, job, instances);
         if (job.state == State.Claimed) {
             if (payee != job.executor) revert NotAllowed(jobId, payee);
         } else {
@@ -331,15 +371,96 @@ contract InferenceEscrow is ReentrancyGuard {
             uint256 active = activeStake(payee);
             if (active < job.minBond) revert InsufficientStake(payee, active, job.minBond);
         }
-        _verify(jobId, job, instances, proof);
-        uint256[] calldata outputs = instances[FIRST_OUTPUT_ROW:];
+    }
+
+    /// Records job `jobId` as paid to `payee` for `outputs` (the payment itself is the caller's).
+    function _settle(uint256 jobId, Job storage job, address payee, uint256[] calldata outputs) internal {
         bytes32 outputsHash = keccak256(abi.encodePacked(outputs));
         if (job.state == State.Claimed) stakes[payee].locked -= job.minBond;
         job.state = State.Paid;
         job.executor = payee;
         job.outputsHash = outputsHash;
         emit JobPaid(jobId, payee, job.token, job.price, outputsHash, outputs);
-        _pay(job.token, payee, job.price);
+    }
+
+    /// @notice Registers the verifier of aggregated proofs (`zkinfer solidity --aggregation`) for
+    /// batches of jobs of `modelIds`, in that order. Anyone may register one; it settles only the
+    /// jobs of customers who trust it (`trustBatchVerifier`), as a customer's choice of model is
+    /// what makes a model's verifier pay.
+    function registerBatchVerifier(address verifier, address[] calldata parts, uint256[] calldata modelIds)
+        external
+        returns (uint256 batchId)
+    {
+        if (verifier.code.length == 0 || modelIds.length == 0 || modelIds.length > MAX_BATCH) revert BadModel();
+        bytes32[] memory hashes = new bytes32[](parts.length + 1);
+        hashes[0] = verifier.codehash;
+        for (uint256 i = 0; i < parts.length; i++) {
+            if (parts[i].code.length == 0) revert BadModel();
+            hashes[i + 1] = parts[i].codehash;
+        }
+        uint256 numInstances = ACCUMULATOR_INSTANCES;
+        for (uint256 i = 0; i < modelIds.length; i++) {
+            if (models[modelIds[i]].verifier == address(0)) revert UnknownModel(modelIds[i]);
+            numInstances += models[modelIds[i]].numInstances;
+        }
+        bytes32 codeHash = keccak256(abi.encodePacked(hashes));
+        batchId = ++batchVerifierCount;
+        batchVerifiers[batchId] = BatchVerifier(verifier, codeHash, numInstances, modelIds, parts);
+        emit BatchVerifierRegistered(batchId, verifier, modelIds, numInstances, codeHash);
+    }
+
+    /// @notice Lets batch verifier `batchId` settle the caller's jobs (or stops it, for jobs
+    /// not yet paid). A customer trusts one after checking its code hash against the verifier
+    /// it generates from the batch key.
+    function trustBatchVerifier(uint256 batchId, bool trusted) external {
+        if (batchVerifiers[batchId].verifier == address(0)) revert UnknownBatchVerifier(batchId);
+        trustsBatch[msg.sender][batchId] = trusted;
+        emit BatchVerifierTrusted(msg.sender, batchId, trusted);
+    }
+
+    /// @notice Settles `jobIds` with one aggregated proof checked by batch verifier `batchId`.
+    /// `instances` are the accumulator's 12 limbs, then each job's own instances in order; each
+    /// job is checked as `submitProof` checks it (its input commitment, chain, escrow, job id,
+    /// and its payee's right to it) and paid to the payee its own proof binds, whoever sends the
+    /// transaction. Every job's customer must trust the batch verifier. A job listed twice
+    /// fails: it is no longer payable the second time.
+    function submitBatch(uint256 batchId, uint256[] calldata jobIds, uint256[] calldata instances, bytes calldata proof)
+        external
+        nonReentrant
+    {
+        BatchVerifier storage batch = batchVerifiers[batchId];
+        if (batch.verifier == address(0)) revert UnknownBatchVerifier(batchId);
+        if (jobIds.length != batch.modelIds.length) revert WrongBatchSize(batch.modelIds.length, jobIds.length);
+        if (instances.length != batch.numInstances) revert WrongInstanceCount(batch.numInstances, instances.length);
+        for (uint256 i = 0; i < ACCUMULATOR_INSTANCES; i++) {
+            if (instances[i] >= FIELD_MODULUS) revert NonCanonicalInstance(i);
+        }
+        address[] memory payees = new address[](jobIds.length);
+        uint256 offset = ACCUMULATOR_INSTANCES;
+        for (uint256 i = 0; i < jobIds.length; i++) {
+            uint256 jobId = jobIds[i];
+            Job storage job = jobs[jobId];
+            if (job.modelId != batch.modelIds[i]) revert WrongBatchModel(jobId, batch.modelIds[i]);
+            if (!trustsBatch[job.customer][batchId]) revert UntrustedBatchVerifier(jobId, batchId);
+            uint256 end = offset + models[job.modelId].numInstances;
+            uint256[] calldata own = instances[offset:end];
+            payees[i] = _accept(jobId, job, own);
+            // Paid before the next job is looked at, so a job listed twice is refused.
+            _settle(jobId, job, payees[i], own[FIRST_OUTPUT_ROW:]);
+            offset = end;
+        }
+        (bool ok,) = batch.verifier.staticcall{gas: VERIFY_GAS}(abi.encodePacked(instances, proof));
+        if (!ok) revert InvalidBatchProof(batchId);
+        emit BatchSettled(batchId, msg.sender, jobIds);
+        for (uint256 i = 0; i < jobIds.length; i++) {
+            Job storage job = jobs[jobIds[i]];
+            _payCapped(job.token, payees[i], job.price);
+        }
+    }
+
+    /// @notice A registered batch verifier.
+    function getBatchVerifier(uint256 batchId) external view returns (BatchVerifier memory) {
+        return batchVerifiers[batchId];
     }
 
     /// Checks that `instances` are canonical and bind job `jobId` (its input, this chain, this
@@ -519,6 +640,19 @@ contract InferenceEscrow is ReentrancyGuard {
     /// @notice A registered model.
     function getModel(uint256 modelId) external view returns (Model memory) {
         return models[modelId];
+    }
+
+    /// As `_pay`, with an ETH push capped at `BATCH_PUSH_GAS`.
+    function _payCapped(address token, address to, uint256 amount) internal {
+        if (token == address(0)) {
+            (bool sent,) = payable(to).call{value: amount, gas: BATCH_PUSH_GAS}("");
+            if (!sent) {
+                credit[to] += amount;
+                emit Credited(to, amount);
+            }
+        } else {
+            IERC20(token).safeTransfer(to, amount);
+        }
     }
 
     /// Pays ETH (crediting a recipient that refuses it, so that no recipient can block a job's

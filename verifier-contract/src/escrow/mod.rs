@@ -2,11 +2,13 @@
 //! its ABI by alloy's `sol!` (`abi/InferenceEscrow.abi.json`, checked against the source by a
 //! test), its job states as an enum, and the one client everyone uses ([`EscrowClient`]).
 
+mod batch;
 mod client;
 
 use alloy::primitives::{Address, B256, U256};
 use zkinfer_protocol::{EscrowJobId, ExecutorId};
 
+pub use batch::EscrowBatchVerifier;
 pub use client::{EscrowClient, OpenJob, StakeInfo, Submission, RPC_TIMEOUT};
 pub use optimistic::{DisputeOutcome, OptimisticState, OptimisticTerms};
 
