@@ -8,7 +8,8 @@
 //! Minutes and gigabytes (an aggregation key and proof; about 6 GiB for N = 1 at k = 20), so it
 //! is not part of the default test run: `scripts/aggregation.sh N` runs it (`ZKINFER_AGG_N`
 //! proofs, default 2; `ZKINFER_AGG_K`, default 20; `ZKINFER_AGG_FAN_IN`, default 2: more
-//! proofs than that make a tree).
+//! proofs than that make a tree; `ZKINFER_AGG_MODEL`, default `examples/tiny`, any example
+//! directory).
 
 #![allow(clippy::unwrap_used)]
 
@@ -73,8 +74,10 @@ fn env_or(name: &str, default: usize) -> usize {
 fn an_aggregated_proof_settles_each_job_to_its_own_payee_and_nothing_tampered_passes() {
     let (n, k) = (env_or("ZKINFER_AGG_N", 2), env_or("ZKINFER_AGG_K", 22));
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("tiny");
-    let ex = repo("examples/tiny");
+    // Any example directory with model.onnx, calibration.json and input.json.
+    let model_name = std::env::var("ZKINFER_AGG_MODEL").unwrap_or_else(|_| "examples/tiny".to_string());
+    let model = tmp.path().join("model");
+    let ex = repo(&model_name);
     ok(&["compile", s(&ex.join("model.onnx")), "-o", s(&model), "--calibration", s(&ex.join("calibration.json"))]);
     ok(&["setup", s(&model), "--dev-srs"]);
     let loaded = ModelDir::new(&model).load().unwrap();
@@ -267,7 +270,7 @@ fn an_aggregated_proof_settles_each_job_to_its_own_payee_and_nothing_tampered_pa
     if let Ok(dir) = std::env::var("ZKINFER_AGG_REPORT") {
         let (secs, peak, bytes) = aggregate_figures(&aggregated);
         let report = serde_json::json!({
-            "n": n, "k": k, "leaf_k": env_or("ZKINFER_AGG_LEAF_K", 20), "fan_in": env_or("ZKINFER_AGG_FAN_IN", 2), "model": "examples/tiny",
+            "n": n, "k": k, "leaf_k": env_or("ZKINFER_AGG_LEAF_K", 20), "fan_in": env_or("ZKINFER_AGG_FAN_IN", 2), "model": model_name,
             "key_seconds": key_seconds(&aggregate_log), "aggregate_seconds": secs, "peak_gib": peak, "proof_bytes": bytes,
             "verifier_contracts": parts.len() + 1, "verifier_largest_bytes": verifier.largest_contract(), "verifier_total_bytes": verifier.total_code(),
             "verify_gas": mined.gas_used, "submit_batch_gas": paid.gas_used, "submit_proof_gas": alone.gas_used,
