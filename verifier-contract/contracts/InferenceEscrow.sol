@@ -139,6 +139,10 @@ contract InferenceEscrow is ReentrancyGuard {
     mapping(uint256 => BatchVerifier) internal batchVerifiers;
     /// @notice Whether a customer lets a batch verifier settle its jobs.
     mapping(address => mapping(uint256 => bool)) public trustsBatch;
+    /// Jobs up to this id stay settleable by a batch verifier whose trust their customer has
+    /// withdrawn: trust covers the jobs opened while it held, so a customer cannot sink a batch
+    /// (whose calldata already shows its outputs) by withdrawing it in front of the batch.
+    mapping(address => mapping(uint256 => uint256)) internal batchTrustHeldUpTo;
 
     event ModelRegistered(uint256 indexed modelId, address indexed verifier, bytes32 modelHash, uint32 numInstances, bytes32 codeHash);
     event JobOpened(
@@ -409,11 +413,13 @@ contract InferenceEscrow is ReentrancyGuard {
         emit BatchVerifierRegistered(batchId, verifier, modelIds, numInstances, codeHash);
     }
 
-    /// @notice Lets batch verifier `batchId` settle the caller's jobs (or stops it, for jobs
-    /// not yet paid). A customer trusts one after checking its code hash against the verifier
-    /// it generates from the batch key.
+    /// @notice Lets batch verifier `batchId` settle the caller's jobs, or stops it for the jobs
+    /// the caller opens from now on: jobs opened while it was trusted stay settleable by it. A
+    /// customer trusts one after checking its code hash against the verifier it generates from
+    /// the batch key.
     function trustBatchVerifier(uint256 batchId, bool trusted) external {
         if (batchVerifiers[batchId].verifier == address(0)) revert UnknownBatchVerifier(batchId);
+        if (!trusted && trustsBatch[msg.sender][batchId]) batchTrustHeldUpTo[msg.sender][batchId] = jobCount;
         trustsBatch[msg.sender][batchId] = trusted;
         emit BatchVerifierTrusted(msg.sender, batchId, trusted);
     }
@@ -422,7 +428,8 @@ contract InferenceEscrow is ReentrancyGuard {
     /// `instances` are the accumulator's 12 limbs, then each job's own instances in order; each
     /// job is checked as `submitProof` checks it (its input commitment, chain, escrow, job id,
     /// and its payee's right to it) and paid to the payee its own proof binds, whoever sends the
-    /// transaction. Every job's customer must trust the batch verifier. A job listed twice
+    /// transaction. Every job's customer must trust the batch verifier (or have trusted it when the
+    /// job was opened). A job listed twice
     /// fails: it is no longer payable the second time.
     function submitBatch(uint256 batchId, uint256[] calldata jobIds, uint256[] calldata instances, bytes calldata proof)
         external
@@ -441,7 +448,9 @@ contract InferenceEscrow is ReentrancyGuard {
             uint256 jobId = jobIds[i];
             Job storage job = jobs[jobId];
             if (job.modelId != batch.modelIds[i]) revert WrongBatchModel(jobId, batch.modelIds[i]);
-            if (!trustsBatch[job.customer][batchId]) revert UntrustedBatchVerifier(jobId, batchId);
+            if (!trustsBatch[job.customer][batchId] && jobId > batchTrustHeldUpTo[job.customer][batchId]) {
+                revert UntrustedBatchVerifier(jobId, batchId);
+            }
             uint256 end = offset + models[job.modelId].numInstances;
             uint256[] calldata own = instances[offset:end];
             payees[i] = _accept(jobId, job, own);

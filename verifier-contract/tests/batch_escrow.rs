@@ -189,12 +189,37 @@ async fn a_batch_pays_each_job_to_its_own_bound_payee_and_refuses_every_batch_th
     }
     s.refused("the same batch again", s.accepting, &jobs, good).await;
 
-    // A customer can withdraw its trust: its new jobs are not settled by the verifier.
+    // A customer withdraws its trust in front of a batch of its open jobs (whose calldata shows
+    // their outputs): the jobs opened while it trusted the verifier are still settled by it.
+    let open4 = |first: u64| {
+        let s = &s;
+        async move {
+            let mut jobs = Vec::new();
+            for (i, model) in [s.models[0], s.models[0], s.models[1], s.models[0]].into_iter().enumerate() {
+                jobs.push(s.open(CUSTOMER, model, first + i as u64, price(0)).await);
+            }
+            let own: Vec<Vec<U256>> = (0..4).map(|i| s.own(first + i as u64, payees[i], jobs[i])).collect();
+            (jobs, words(&own))
+        }
+    };
+    let (held_jobs, held_words) = open4(20).await;
     s.client(CUSTOMER).trust_batch_verifier(s.accepting, false).await.unwrap();
-    let mut more = Vec::new();
-    for (i, model) in [s.models[0], s.models[0], s.models[1], s.models[0]].into_iter().enumerate() {
-        more.push(s.open(CUSTOMER, model, 20 + i as u64, price(0)).await);
-    }
-    let more_own: Vec<Vec<U256>> = (0..4).map(|i| s.own(20 + i as u64, payees[i], more[i])).collect();
-    s.refused("a verifier whose trust was withdrawn", s.accepting, &more, words(&more_own)).await;
+    let before = s.balance(EXECUTORS[0]).await;
+    s.client(STRANGER).submit_batch_raw(s.accepting, &held_jobs, held_words, vec![0u8; 64], GAS).await.unwrap();
+    assert_eq!(s.balance(EXECUTORS[0]).await, before + price(0) + price(0), "jobs opened under trust are paid");
+
+    // Its jobs opened after the withdrawal are not settled by the verifier, nor after trusting
+    // and withdrawing again.
+    let (more, more_words) = open4(30).await;
+    s.refused("a job opened after the trust was withdrawn", s.accepting, &more, more_words.clone()).await;
+    s.client(CUSTOMER).trust_batch_verifier(s.reverting, false).await.unwrap();
+    s.refused("the same after withdrawing another verifier's trust", s.accepting, &more, more_words).await;
+    let (late, late_words) = open4(40).await;
+    s.client(CUSTOMER).trust_batch_verifier(s.accepting, true).await.unwrap();
+    s.client(CUSTOMER).trust_batch_verifier(s.accepting, false).await.unwrap();
+    let (after, after_words) = open4(50).await;
+    s.refused("a job opened after the second withdrawal", s.accepting, &after, after_words).await;
+    // Trusted again and withdrawn: the jobs opened before that second withdrawal are covered.
+    s.client(STRANGER).submit_batch_raw(s.accepting, &late, late_words, vec![0u8; 64], GAS).await.unwrap();
+
 }
