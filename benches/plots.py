@@ -139,13 +139,22 @@ def msm_throughput(criterion: Path) -> str | None:
     return svg_plot("MSM throughput on BN254 G1 (2 cores)", "terms (n)", "terms per second", series, x_log2=True)
 
 
+def nice_ticks(lo: float, hi: float, count: int = 5) -> tuple[list[float], float, float]:
+    """About `count` ticks at a step of 1, 2 or 5 times a power of ten, covering [lo, hi]."""
+    span = (hi - lo) or 1.0
+    raw = span / count
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    first, last = math.floor(lo / step), math.ceil(hi / step)
+    ticks = [round(i * step, 12) for i in range(first, last + 1)]
+    return ticks, ticks[0], ticks[-1]
+
+
 def svg_linear(title: str, xlabel: str, ylabel: str, series: dict[str, list[tuple[float, float]]]) -> str:
     """A linear plot with a zero line: one polyline with markers per series."""
     pts = [p for s in series.values() for p in s]
-    xlo, xhi = 0.0, max(p[0] for p in pts)
-    ylo, yhi = min(0.0, min(p[1] for p in pts)), max(0.0, max(p[1] for p in pts))
-    pad = 0.05 * (yhi - ylo or 1.0)
-    ylo, yhi = ylo - pad, yhi + pad
+    xs, xlo, xhi = nice_ticks(0.0, max(p[0] for p in pts))
+    ys, ylo, yhi = nice_ticks(min(0.0, min(p[1] for p in pts)), max(0.0, max(p[1] for p in pts)))
 
     def px(x: float) -> float:
         return L + (x - xlo) / (xhi - xlo) * (W - L - R)
@@ -153,8 +162,8 @@ def svg_linear(title: str, xlabel: str, ylabel: str, series: dict[str, list[tupl
     def py(y: float) -> float:
         return H - B - (y - ylo) / (yhi - ylo) * (H - T - B)
 
-    xticks = [(x, f"{x:g}") for x in (xlo + (xhi - xlo) * i / 5 for i in range(6))]
-    yticks = [(y, f"{y:.3f}") for y in (ylo + (yhi - ylo) * i / 5 for i in range(6))]
+    xticks = [(x, f"{x:g}") for x in xs]
+    yticks = [(y, f"{y:g}") for y in ys]
     return render(title, xlabel, ylabel, px, py, xticks, yticks, series, marker=4, zero_line=True)
 
 
