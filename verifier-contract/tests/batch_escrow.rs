@@ -221,5 +221,4 @@ async fn a_batch_pays_each_job_to_its_own_bound_payee_and_refuses_every_batch_th
     s.refused("a job opened after the second withdrawal", s.accepting, &after, after_words).await;
     // Trusted again and withdrawn: the jobs opened before that second withdrawal are covered.
     s.client(STRANGER).submit_batch_raw(s.accepting, &late, late_words, vec![0u8; 64], GAS).await.unwrap();
-
 }
