@@ -7,7 +7,7 @@
 //!
 //! Minutes and gigabytes (an aggregation key and proof; about 6 GiB for N = 1 at k = 20), so it
 //! is not part of the default test run: `scripts/aggregation.sh N` runs it (`ZKINFER_AGG_N`
-//! proofs, default 2; `ZKINFER_AGG_K`, default 20; `ZKINFER_AGG_FAN_IN`, default 2: more
+//! proofs, default 2; `ZKINFER_AGG_K`, default 22 (the test command runs 20); `ZKINFER_AGG_FAN_IN`, default 2: more
 //! proofs than that make a tree; `ZKINFER_AGG_MODEL`, default `examples/tiny`, any example
 //! directory).
 

@@ -140,8 +140,8 @@ contract InferenceEscrow is ReentrancyGuard {
     /// @notice Whether a customer lets a batch verifier settle its jobs.
     mapping(address => mapping(uint256 => bool)) public trustsBatch;
     /// Jobs up to this id stay settleable by a batch verifier whose trust their customer has
-    /// withdrawn: trust covers the jobs opened while it held, so a customer cannot sink a batch
-    /// (whose calldata already shows its outputs) by withdrawing it in front of the batch.
+    /// withdrawn: a withdrawal leaves every job opened before it covered, so a customer cannot
+    /// sink a batch (whose calldata already shows its outputs) by withdrawing in front of it.
     mapping(address => mapping(uint256 => uint256)) internal batchTrustHeldUpTo;
 
     event ModelRegistered(uint256 indexed modelId, address indexed verifier, bytes32 modelHash, uint32 numInstances, bytes32 codeHash);
@@ -414,7 +414,7 @@ contract InferenceEscrow is ReentrancyGuard {
     }
 
     /// @notice Lets batch verifier `batchId` settle the caller's jobs, or stops it for the jobs
-    /// the caller opens from now on: jobs opened while it was trusted stay settleable by it. A
+    /// the caller opens from now on: a withdrawal leaves the jobs opened before it settleable. A
     /// customer trusts one after checking its code hash against the verifier it generates from
     /// the batch key.
     function trustBatchVerifier(uint256 batchId, bool trusted) external {
@@ -428,9 +428,9 @@ contract InferenceEscrow is ReentrancyGuard {
     /// `instances` are the accumulator's 12 limbs, then each job's own instances in order; each
     /// job is checked as `submitProof` checks it (its input commitment, chain, escrow, job id,
     /// and its payee's right to it) and paid to the payee its own proof binds, whoever sends the
-    /// transaction. Every job's customer must trust the batch verifier (or have trusted it when the
-    /// job was opened). A job listed twice
-    /// fails: it is no longer payable the second time.
+    /// transaction. Every job's customer must trust the batch verifier, or have withdrawn its
+    /// trust only after opening the job. A job listed twice fails: it is no longer payable the
+    /// second time.
     function submitBatch(uint256 batchId, uint256[] calldata jobIds, uint256[] calldata instances, bytes calldata proof)
         external
         nonReentrant

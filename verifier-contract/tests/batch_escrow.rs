@@ -204,9 +204,12 @@ async fn a_batch_pays_each_job_to_its_own_bound_payee_and_refuses_every_batch_th
     };
     let (held_jobs, held_words) = open4(20).await;
     s.client(CUSTOMER).trust_batch_verifier(s.accepting, false).await.unwrap();
-    let before = s.balance(EXECUTORS[0]).await;
+    let before = [s.balance(EXECUTORS[0]).await, s.balance(EXECUTORS[1]).await];
+    let held = s.chain.balance(s.escrow).await.unwrap();
     s.client(STRANGER).submit_batch_raw(s.accepting, &held_jobs, held_words, vec![0u8; 64], GAS).await.unwrap();
-    assert_eq!(s.balance(EXECUTORS[0]).await, before + price(0) + price(0), "jobs opened under trust are paid");
+    assert_eq!(s.balance(EXECUTORS[0]).await, before[0] + price(0) + price(0), "jobs opened under trust are paid");
+    assert_eq!(s.balance(EXECUTORS[1]).await, before[1] + price(0) + price(0), "jobs opened under trust are paid");
+    assert_eq!(s.chain.balance(s.escrow).await.unwrap(), held - price(0) * U256::from(4u64));
 
     // Its jobs opened after the withdrawal are not settled by the verifier, nor after trusting
     // and withdrawing again.
@@ -220,5 +223,7 @@ async fn a_batch_pays_each_job_to_its_own_bound_payee_and_refuses_every_batch_th
     let (after, after_words) = open4(50).await;
     s.refused("a job opened after the second withdrawal", s.accepting, &after, after_words).await;
     // Trusted again and withdrawn: the jobs opened before that second withdrawal are covered.
+    let held = s.chain.balance(s.escrow).await.unwrap();
     s.client(STRANGER).submit_batch_raw(s.accepting, &late, late_words, vec![0u8; 64], GAS).await.unwrap();
+    assert_eq!(s.chain.balance(s.escrow).await.unwrap(), held - price(0) * U256::from(4u64));
 }
