@@ -30,9 +30,10 @@ pub(crate) struct AggregateArgs {
     #[arg(long, env = "ZKINFER_BATCH_KEYS")]
     keys: PathBuf,
     /// For a new key, the k of the circuit whose proof is settled on chain. Each proof folded
-    /// costs about 9 million cells, which a larger k lays out in fewer columns: a smaller and
-    /// cheaper verifier (k = 22 puts one proof in 2 advice columns: one contract), for more
-    /// SRS, memory and time (k = 20 takes 9).
+    /// costs millions of cells, which a larger k lays out in fewer columns: a smaller and
+    /// cheaper verifier, for more SRS, memory and time. For one proof of the MLP example,
+    /// k = 23 fits one advice column (340k gas; 20.5 GiB, 7.5 minutes), k = 22 two (388k gas;
+    /// 12.6 GiB, 5 minutes).
     #[arg(long, default_value_t = 22, value_parser = clap::value_parser!(u32).range(18..=26))]
     k: u32,
     /// For a new tree key (more proofs than --fan-in), the k of its leaf circuits, which no
@@ -44,6 +45,11 @@ pub(crate) struct AggregateArgs {
     /// each, then one circuit over the leaves. It must divide the number of proofs.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
     fan_in: u64,
+    /// Refuse a new key whose circuit would need more memory than this at its peak (GiB), before
+    /// its keygen starts: a prediction from the sized circuit's columns and k, fitted to
+    /// measured runs. Default: the memory available when the command starts.
+    #[arg(long, env = "ZKINFER_MAX_MEMORY_GIB")]
+    max_memory_gib: Option<f64>,
     /// A halo2 KZG params file of at least 2^k points whose first powers are the models' SRS.
     /// Without it, the insecure development SRS (only for models set up with `--dev-srs`).
     #[arg(long, env = "ZKINFER_SRS")]
@@ -104,11 +110,25 @@ fn batch_key(a: &AggregateArgs, members: &[&Loaded]) -> Result<BatchKey> {
         None => bail!("the models were set up with an SRS file: pass it (at least k = {need}) with --srs"),
     };
     let mut step = |s: &str| eprintln!("  {s} …");
-    let spec = KeySpec { srs: &srs, k: a.leaf_k, top_k: a.k, members, fan_in: Some(a.fan_in as usize) };
+    let spec = KeySpec {
+        srs: &srs,
+        k: a.leaf_k,
+        top_k: a.k,
+        members,
+        fan_in: Some(a.fan_in as usize),
+        max_memory_gib: a.max_memory_gib.or_else(available_gib),
+    };
     let (key, t) = timed("making the batch key", || BatchKey::create(&a.keys, &spec, &mut step));
     let key = key?;
     eprintln!("batch key made in {:.0}s → {}", t.as_secs_f64(), a.keys.display());
     Ok(key)
+}
+
+/// `MemAvailable` of /proc/meminfo (GiB); `None` where there is none (no limit then).
+fn available_gib() -> Option<f64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: f64 = info.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib / (1024.0 * 1024.0))
 }
 
 /// `zkinfer aggregate`.

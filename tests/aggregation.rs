@@ -9,7 +9,7 @@
 //! is not part of the default test run: `scripts/aggregation.sh N` runs it (`ZKINFER_AGG_N`
 //! proofs, default 2; `ZKINFER_AGG_K`, default 22 (the test command runs 20); `ZKINFER_AGG_FAN_IN`, default 2: more
 //! proofs than that make a tree; `ZKINFER_AGG_MODEL`, default `examples/tiny`, any example
-//! directory).
+//! directory; `ZKINFER_AGG_FIXTURE=DIR` writes what tests/wrapped_settlement.rs checks).
 
 #![allow(clippy::unwrap_used)]
 
@@ -182,7 +182,8 @@ fn an_aggregated_proof_settles_each_job_to_its_own_payee_and_nothing_tampered_pa
     );
     let instances = 12 + n * n_inst as usize;
     let rejects = |data: Vec<u8>| rt.block_on(chain.call(at, data, 3_000_000)).is_err();
-    for at in (instances * 32..calldata.len()).step_by(61).chain([calldata.len() - 1]) {
+    // Every proof byte flipped, every instance changed and every instance plus r.
+    for at in instances * 32..calldata.len() {
         let mut bad = calldata.clone();
         bad[at] ^= 1;
         assert!(rejects(bad), "a flipped proof byte at {at} was accepted");
@@ -283,6 +284,16 @@ fn an_aggregated_proof_settles_each_job_to_its_own_payee_and_nothing_tampered_pa
         if !kept.exists() {
             std::fs::copy(keys.join("params.srs"), kept).unwrap();
         }
+    }
+    // The fixture tests/wrapped_settlement.rs checks on every run: the batch key's record and
+    // verifying key (not its SRS or proving key), the aggregated proof and the verifier written.
+    if let Ok(dir) = std::env::var("ZKINFER_AGG_FIXTURE") {
+        let dir = Path::new(&dir);
+        std::fs::create_dir_all(dir).unwrap();
+        for (from, to) in [(keys.join("batch.json"), "batch.json"), (keys.join("vk.bin"), "vk.bin"), (batch.clone(), "batch.zkb")] {
+            std::fs::copy(from, dir.join(to)).unwrap();
+        }
+        std::fs::copy(sol.join("Verifier.bin"), dir.join("Verifier.bin")).unwrap();
     }
 }
 

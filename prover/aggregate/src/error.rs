@@ -70,6 +70,23 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The circuit's predicted peak memory is more than the caller allows.
+    #[error(
+        "the aggregation circuit of {members} proof(s) at k = {k} has {columns} advice columns and would need about {predicted_gib:.1} GiB, \
+         more than the {limit_gib:.1} GiB allowed: fold fewer proofs per circuit (--fan-in), or raise --max-memory-gib to try anyway"
+    )]
+    NotEnoughMemory {
+        /// Members of the circuit.
+        members: usize,
+        /// Its k.
+        k: u32,
+        /// Its advice columns (lookup ones included).
+        columns: usize,
+        /// [`crate::predicted_peak_gib`].
+        predicted_gib: f64,
+        /// The limit.
+        limit_gib: f64,
+    },
     /// snark-verifier or halo2 failed while aggregating.
     #[error("aggregation failed at {stage}: {reason}")]
     Aggregation {

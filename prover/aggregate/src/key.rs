@@ -162,7 +162,22 @@ pub struct KeySpec<'a> {
     pub members: &'a [&'a Loaded],
     /// Fold at most this many proofs in one circuit: more make a tree of leaves of this many.
     pub fan_in: Option<usize>,
+    /// Refuse, before its keygen, a circuit whose [`predicted_peak_gib`] exceeds this (GiB).
+    pub max_memory_gib: Option<f64>,
 }
+
+/// The peak resident memory (GiB) of generating the keys of, and proving, an aggregation circuit
+/// at `k` with `columns` advice columns (lookup ones included): `A + 2^(k−22)·(B + C·columns)`,
+/// fitted to the runs in papers/benchmarks.md (k = 22 with 3, 6 and 10 columns, k = 23 with 2;
+/// the 10-column run was killed at 23.1 GiB). The columns' polynomials and their extended cosets
+/// scale with 2^k, the witness generation and loaded inner keys do not.
+pub fn predicted_peak_gib(k: u32, columns: usize) -> f64 {
+    let scale = 2f64.powi(k as i32 - 22);
+    PEAK_FIT.0 + scale * (PEAK_FIT.1 + PEAK_FIT.2 * columns as f64)
+}
+
+/// `(A, B, C)` of [`predicted_peak_gib`].
+const PEAK_FIT: (f64, f64, f64) = (1.8, 6.4, 1.47);
 
 impl BatchKey {
     /// Makes the batch key of `spec` and writes it to `dir`. Minutes and gigabytes: each
@@ -181,7 +196,13 @@ impl BatchKey {
             let dummies =
                 group.iter().map(|m| gen_dummy_snark_from_vk::<SHPLONK>(&m.params, &m.vk, vec![m.model.num_instances()], None)).collect();
             let record = group.iter().map(|m| Member::of(m)).collect();
-            Self::make(dir, &at(k)?, Made { dummies, members: record, fan_in: None, transcript, leaf: None }, spec.srs, progress)
+            Self::make(
+                dir,
+                &at(k)?,
+                Made { dummies, members: record, fan_in: None, transcript, leaf: None, max_memory_gib: spec.max_memory_gib },
+                spec.srs,
+                progress,
+            )
         };
         let g = match spec.fan_in {
             Some(g) if g < members.len() => g,
@@ -209,13 +230,14 @@ impl BatchKey {
             fan_in: Some(g),
             transcript: Transcript::Evm,
             leaf: Some(Box::new(leaf)),
+            max_memory_gib: spec.max_memory_gib,
         };
         Self::make(dir, &at(spec.top_k)?, made, spec.srs, progress)
     }
 
     /// Sizes the circuit on placeholder proofs, generates its keys and writes the directory.
     fn make(dir: &Path, params: &ParamsKZG<Bn256>, made: Made, srs: &Srs, progress: &mut dyn FnMut(&str)) -> Result<BatchKey> {
-        let Made { dummies, members, fan_in, transcript, leaf } = made;
+        let Made { dummies, members, fan_in, transcript, leaf, max_memory_gib } = made;
         let k = params.k();
         progress("sizing the aggregation circuit");
         let seed = AggregationConfigParams { degree: k, lookup_bits: k as usize - 1, ..Default::default() };
@@ -226,8 +248,13 @@ impl BatchKey {
             c
         })?;
         let config = guarded("sizing", || circuit.calculate_params(Some(10)))?;
+        let columns = config.num_advice + config.num_lookup_advice;
+        let predicted_gib = predicted_peak_gib(k, columns);
+        if let Some(limit_gib) = max_memory_gib.filter(|&l| predicted_gib > l) {
+            return Err(Error::NotEnoughMemory { members: n, k, columns, predicted_gib, limit_gib });
+        }
         progress(&format!(
-            "generating keys (k = {k}, {} advice, {} lookup and {} fixed columns)",
+            "generating keys (k = {k}, {} advice, {} lookup and {} fixed columns; about {predicted_gib:.0} GiB at the peak)",
             config.num_advice, config.num_lookup_advice, config.num_fixed
         ));
         let fits = |e: halo2_proofs::plonk::Error| Error::DoesNotFit { members: n, k, reason: format!("{e:?}") };
@@ -333,6 +360,7 @@ struct Made {
     fan_in: Option<usize>,
     transcript: Transcript,
     leaf: Option<Box<BatchKey>>,
+    max_memory_gib: Option<f64>,
 }
 
 fn params_bytes(params: &ParamsKZG<Bn256>) -> Result<Vec<u8>> {
@@ -353,6 +381,18 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
+
+    #[test]
+    fn the_memory_prediction_fits_the_measured_runs() {
+        // (k, advice + lookup columns, peak GiB) of papers/benchmarks.md's MLP runs.
+        for (k, columns, measured) in [(22, 3, 12.6), (22, 6, 17.0), (23, 2, 20.5)] {
+            let p = predicted_peak_gib(k, columns);
+            assert!((p - measured).abs() < 0.5, "k = {k}, {columns} columns: predicted {p:.1} GiB, measured {measured}");
+        }
+        // N = 8's top circuit (9 advice, at least 1 lookup) was killed at 23.1 GiB.
+        assert!(predicted_peak_gib(22, 10) > 22.5);
+        assert!(predicted_peak_gib(20, 18) < predicted_peak_gib(22, 18));
+    }
 
     #[test]
     fn a_member_srs_must_be_a_prefix_of_the_aggregations() {

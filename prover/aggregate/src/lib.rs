@@ -14,4 +14,4 @@ pub mod key;
 
 pub use error::{Error, Result};
 pub use fold::{aggregate, check_inner, verify, BatchProof, InnerProof};
-pub use key::{BatchKey, BatchRecord, KeySpec, Member, ACCUMULATOR_INSTANCES};
+pub use key::{predicted_peak_gib, BatchKey, BatchRecord, KeySpec, Member, ACCUMULATOR_INSTANCES};

@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use halo2_proofs::halo2curves::bn256::Bn256;
+use halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
+use halo2_proofs::halo2curves::ff::Field;
+use halo2_proofs::halo2curves::group::Curve;
 use halo2_proofs::halo2curves::pairing::Engine;
 use halo2_proofs::poly::commitment::{Params, ParamsProver};
 use halo2_proofs::poly::kzg::commitment::ParamsKZG;
@@ -13,6 +15,8 @@ use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+
+mod dev;
 
 /// Seed of the development SRS: public, so its trapdoor is known to everyone.
 const DEV_SRS_SEED: u64 = 0x007a_6b69_6e66_6572;
@@ -52,7 +56,9 @@ impl SrsChoice {
 impl Srs {
     /// Generates the insecure development SRS at `k` (deterministic: anyone can forge proofs with it).
     pub fn dev(k: u32) -> Result<Self> {
-        let params = ParamsKZG::<Bn256>::setup(k, ChaCha20Rng::seed_from_u64(DEV_SRS_SEED));
+        let tau = Fr::random(ChaCha20Rng::seed_from_u64(DEV_SRS_SEED));
+        let params =
+            dev::params(k, tau).ok_or(Error::BadSrs { path: "<development SRS>".into(), reason: "τ is a root of unity".into() })?;
         let bytes = encode(&params)?;
         Ok(Srs { params, source_sha256: Sha256::digest(&bytes).into(), source_k: k, insecure: true })
     }
@@ -119,9 +125,6 @@ impl Srs {
 /// Whether `params` are the development SRS: its τ is the first draw of the public seed's RNG,
 /// so its first power of τ in G1 is known to everyone.
 fn is_dev(params: &ParamsKZG<Bn256>) -> bool {
-    use halo2_proofs::halo2curves::bn256::{Fr, G1Affine};
-    use halo2_proofs::halo2curves::ff::Field;
-    use halo2_proofs::halo2curves::group::Curve;
     let tau = Fr::random(ChaCha20Rng::seed_from_u64(DEV_SRS_SEED));
     params.get_g().get(1) == Some(&(G1Affine::generator() * tau).to_affine())
 }
