@@ -143,6 +143,10 @@ contract InferenceEscrow is ReentrancyGuard {
     /// withdrawn: a withdrawal leaves every job opened before it covered, so a customer cannot
     /// sink a batch (whose calldata already shows its outputs) by withdrawing in front of it.
     mapping(address => mapping(uint256 => uint256)) internal batchTrustHeldUpTo;
+    /// @notice Tokens a batch could not transfer to their payee (`token => payee => amount`),
+    /// because the token refused it (a blacklist, a pause): one payee cannot block the others'
+    /// payment. Withdrawn with `withdrawTokenCredit`.
+    mapping(address => mapping(address => uint256)) public tokenCredit;
 
     event ModelRegistered(uint256 indexed modelId, address indexed verifier, bytes32 modelHash, uint32 numInstances, bytes32 codeHash);
     event JobOpened(
@@ -164,6 +168,7 @@ contract InferenceEscrow is ReentrancyGuard {
     event StakeWithdrawn(address indexed executor, uint256 amount);
     event Slashed(address indexed executor, uint256 indexed jobId, uint256 amount);
     event Credited(address indexed to, uint256 amount);
+    event TokenCredited(address indexed token, address indexed to, uint256 amount);
     event BatchVerifierRegistered(uint256 indexed batchId, address indexed verifier, uint256[] modelIds, uint256 numInstances, bytes32 codeHash);
     event BatchVerifierTrusted(address indexed customer, uint256 indexed batchId, bool trusted);
     event BatchSettled(uint256 indexed batchId, address indexed submitter, uint256[] jobIds);
@@ -641,6 +646,14 @@ contract InferenceEscrow is ReentrancyGuard {
         if (!sent) revert TransferFailed();
     }
 
+    /// @notice Withdraws the tokens of `token` that a batch could not transfer to the caller.
+    function withdrawTokenCredit(address token) external nonReentrant {
+        uint256 amount = tokenCredit[token][msg.sender];
+        if (amount == 0) revert BadStake();
+        tokenCredit[token][msg.sender] = 0;
+        IERC20(token).safeTransfer(msg.sender, amount);
+    }
+
     /// @notice A job.
     function getJob(uint256 jobId) external view returns (Job memory) {
         return jobs[jobId];
@@ -651,7 +664,8 @@ contract InferenceEscrow is ReentrancyGuard {
         return models[modelId];
     }
 
-    /// As `_pay`, with an ETH push capped at `BATCH_PUSH_GAS`.
+    /// As `_pay` for a batch, where no payee may block the others: an ETH push capped at
+    /// `BATCH_PUSH_GAS`, and a token transfer the token refuses credited (`tokenCredit`).
     function _payCapped(address token, address to, uint256 amount) internal {
         if (token == address(0)) {
             (bool sent,) = payable(to).call{value: amount, gas: BATCH_PUSH_GAS}("");
@@ -659,8 +673,9 @@ contract InferenceEscrow is ReentrancyGuard {
                 credit[to] += amount;
                 emit Credited(to, amount);
             }
-        } else {
-            IERC20(token).safeTransfer(to, amount);
+        } else if (!IERC20(token).trySafeTransfer(to, amount)) {
+            tokenCredit[token][to] += amount;
+            emit TokenCredited(token, to, amount);
         }
     }
 

@@ -8,7 +8,7 @@
 use alloy::primitives::{Address, U256};
 use zkinfer_protocol::{Commitment, EscrowJobId};
 use zkinfer_verifier_contract::chain::{LocalChain, DEFAULT_HARDFORK};
-use zkinfer_verifier_contract::escrow::{EscrowClient, JobState, OpenJob};
+use zkinfer_verifier_contract::escrow::{EscrowClient, JobState, OpenJob, IERC20};
 use zkinfer_verifier_contract::market::{escrow_code, EscrowTerms};
 use zkinfer_verifier_contract::solc::{Compiler, Toolchain};
 
@@ -226,4 +226,66 @@ async fn a_batch_pays_each_job_to_its_own_bound_payee_and_refuses_every_batch_th
     let held = s.chain.balance(s.escrow).await.unwrap();
     s.client(STRANGER).submit_batch_raw(s.accepting, &late, late_words, vec![0u8; 64], GAS).await.unwrap();
     assert_eq!(s.chain.balance(s.escrow).await.unwrap(), held - price(0) * U256::from(4u64));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payee_the_token_refuses_is_credited_and_the_rest_of_the_batch_is_paid() {
+    let tc = Toolchain::in_repo().expect("run `npm ci --prefix verifier-contract`");
+    let s = Setup::new(&tc).await;
+    let code = tc.compile_one(Compiler::Escrow, &tc.test_contracts_source(), "TestToken", Some(200)).unwrap().bytecode;
+    let token = s.chain.deployer(OWNER).deploy(code).await.unwrap();
+    let erc20 = |i: usize| IERC20::new(token, s.chain.provider(i));
+    let tokens = |who: Address| {
+        let s = &s;
+        async move { s.client(OWNER).balance(Some(token), who).await.unwrap() }
+    };
+    let price = |i: u64| U256::from(1_000_000u64 + i);
+    erc20(OWNER).mint(s.chain.account(CUSTOMER), U256::from(10_000_000u64)).send().await.unwrap().get_receipt().await.unwrap();
+    for e in EXECUTORS {
+        s.client(e).stake(U256::from(10_000u64)).await.unwrap();
+    }
+    s.client(CUSTOMER).trust_batch_verifier(s.accepting, true).await.unwrap();
+    let mut jobs = Vec::new();
+    for (i, model) in [s.models[0], s.models[0], s.models[1], s.models[0]].into_iter().enumerate() {
+        let deadline = s.chain.timestamp().await.unwrap() + 3600;
+        let open = OpenJob {
+            model,
+            commitment: Commitment::try_from(U256::from(60 + i as u64)).unwrap(),
+            deadline,
+            allow: vec![],
+            token: Some(token),
+            price: price(i as u64),
+            min_bond: U256::from(1_000u64),
+            claimable: false,
+            optimistic: None,
+        };
+        jobs.push(s.client(CUSTOMER).open_job(&open).await.unwrap());
+    }
+    let payees = [EXECUTORS[0], EXECUTORS[1], EXECUTORS[0], EXECUTORS[1]];
+    let own: Vec<Vec<U256>> = (0..4).map(|i| s.own(60 + i as u64, payees[i], jobs[i])).collect();
+    // The token blacklists the second executor after the jobs were opened.
+    let blocked = s.chain.account(EXECUTORS[1]);
+    erc20(OWNER).setBlocked(blocked, true).send().await.unwrap().get_receipt().await.unwrap();
+    let held = tokens(s.escrow).await;
+    let before = [tokens(s.chain.account(EXECUTORS[0])).await, tokens(blocked).await];
+    s.client(STRANGER).submit_batch_raw(s.accepting, &jobs, words(&own), vec![0u8; 64], GAS).await.unwrap();
+    assert_eq!(tokens(s.chain.account(EXECUTORS[0])).await, before[0] + price(0) + price(2), "the other payee is paid");
+    assert_eq!(tokens(blocked).await, before[1], "the refused payee got nothing yet");
+    let owed = price(1) + price(3);
+    assert_eq!(s.client(OWNER).token_credit_of(token, blocked).await.unwrap(), owed);
+    assert_eq!(tokens(s.escrow).await, held - price(0) - price(2), "the credited tokens stay in the escrow");
+    for (i, job) in jobs.iter().enumerate() {
+        let j = s.client(OWNER).job(*job).await.unwrap();
+        assert_eq!((j.state, j.executor), (JobState::Paid, s.chain.account(payees[i])));
+    }
+    // Nobody else can withdraw the credit, nor the payee while the token still refuses it.
+    assert!(s.client(STRANGER).withdraw_token_credit(token).await.is_err(), "a stranger has no credit");
+    assert!(s.client(EXECUTORS[1]).withdraw_token_credit(token).await.is_err(), "the token still refuses the payee");
+    assert_eq!(s.client(OWNER).token_credit_of(token, blocked).await.unwrap(), owed, "a failed withdrawal keeps the credit");
+    erc20(OWNER).setBlocked(blocked, false).send().await.unwrap().get_receipt().await.unwrap();
+    s.client(EXECUTORS[1]).withdraw_token_credit(token).await.unwrap();
+    assert_eq!(tokens(blocked).await, before[1] + owed);
+    assert_eq!(tokens(s.escrow).await, held - (0..4).map(price).fold(U256::ZERO, |a, b| a + b));
+    assert_eq!(s.client(OWNER).token_credit_of(token, blocked).await.unwrap(), U256::ZERO);
+    assert!(s.client(EXECUTORS[1]).withdraw_token_credit(token).await.is_err(), "withdrawn twice");
 }

@@ -10,6 +10,18 @@ contract TestToken is ERC20 {
     function mint(address to, uint256 amount) external {
         _mint(to, amount);
     }
+
+    /// Accounts the token refuses to pay or be paid by, as a stablecoin's blacklist does.
+    mapping(address => bool) public blocked;
+
+    function setBlocked(address who, bool isBlocked) external {
+        blocked[who] = isBlocked;
+    }
+
+    function _update(address from, address to, uint256 value) internal override {
+        require(!blocked[from] && !blocked[to], "blocked");
+        super._update(from, to, value);
+    }
 }
 
 /// @title AlwaysReverts: a "verifier" that rejects everything (a registration no proof can pay).

@@ -241,6 +241,19 @@ impl EscrowClient {
         self.contract("credit", self.contract.credit(who).call()).await
     }
 
+    /// Tokens of `token` credited to `who` because a batch's transfer to it was refused.
+    pub async fn token_credit_of(&self, token: Address, who: Address) -> Result<U256> {
+        self.contract("tokenCredit", self.contract.tokenCredit(token, who).call()).await
+    }
+
+    /// Withdraws the tokens of `token` credited to the sender.
+    pub async fn withdraw_token_credit(&self, token: Address) -> Result<Submission> {
+        self.need_sender()?;
+        let call = self.contract.withdrawTokenCredit(token).gas(SETUP_GAS);
+        let tx = *self.contract("withdrawTokenCredit", call.send()).await?.tx_hash();
+        Ok(Submission::from(&self.mined("withdrawTokenCredit", tx).await?))
+    }
+
     /// The escrow's unstake delay (seconds) and slash share (basis points).
     pub async fn terms(&self) -> Result<(u64, u16)> {
         Ok((

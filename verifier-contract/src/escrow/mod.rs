@@ -32,6 +32,7 @@ mod bindings {
             function approve(address spender, uint256 amount) external returns (bool);
             function balanceOf(address owner) external view returns (uint256);
             function mint(address to, uint256 amount) external;
+            function setBlocked(address who, bool isBlocked) external;
         }
     }
 }
