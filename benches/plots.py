@@ -186,11 +186,14 @@ def aggregation(reports: Path) -> str | None:
     if not files:
         print(f"skipped aggregation_gas.svg: no {reports}/aggregation_n*.json (ZKINFER_AGG_REPORT={reports} scripts/aggregation.sh N)")
         return None
-    rows = sorted((json.loads(f.read_text()) for f in files), key=lambda r: r["n"])
+    reports_all = sorted((json.loads(f.read_text()) for f in files), key=lambda r: r["n"])
+    rows = [r for r in reports_all if r.get("k", 22) == 22]
     series = {
-        "one aggregated proof (submitBatch)": [(r["n"], r["submit_batch_gas"] / r["n"] / 1e3) for r in rows],
+        "one aggregated proof (submitBatch, top circuit at k = 22)": [(r["n"], r["submit_batch_gas"] / r["n"] / 1e3) for r in rows],
         "each job alone (submitProof)": [(r["n"], r["submit_proof_gas"] / 1e3) for r in rows],
     }
+    for k in sorted({r["k"] for r in reports_all} - {22}):
+        series[f"top circuit at k = {k}"] = [(r["n"], r["submit_batch_gas"] / r["n"] / 1e3) for r in reports_all if r["k"] == k]
     return svg_linear("Settlement gas per job (anvil, Osaka)", "jobs in the batch", "thousand gas per job", series)
 
 

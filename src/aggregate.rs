@@ -57,7 +57,7 @@ pub(crate) struct AggregateArgs {
 }
 
 /// Each proof's model directory, loaded once per directory.
-fn load_members(dirs: &[PathBuf], n: usize) -> Result<(Vec<Loaded>, Vec<usize>)> {
+pub(crate) fn load_members(dirs: &[PathBuf], n: usize) -> Result<(Vec<Loaded>, Vec<usize>)> {
     let dirs: Vec<&PathBuf> = match dirs {
         [one] => vec![one; n],
         many if many.len() == n => many.iter().collect(),

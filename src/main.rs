@@ -1,6 +1,7 @@
 //! `zkinfer`: compile ONNX models to Halo2-KZG circuits, prove inference, verify proofs.
 
 mod aggregate;
+mod batch_check;
 mod bench;
 mod commands;
 mod customer;
@@ -331,6 +332,28 @@ pub(crate) struct SolidityArgs {
     /// Make the verifier of the aggregated proofs of the batch key in DIR (`zkinfer aggregate --keys DIR`).
     #[arg(long)]
     aggregation: bool,
+    /// With --aggregation, check a batch key you did not make before writing its verifier: its
+    /// verifying key is regenerated from these set-up model directories (in the key's order;
+    /// one stands for all) and your own SRS (--srs, or --dev-srs), and the verifier is generated
+    /// from them, not from the key's files. Minutes and gigabytes (a keygen per circuit).
+    #[arg(long, num_args = 1.., requires = "aggregation")]
+    members: Vec<PathBuf>,
+    /// With --members: your trusted SRS (a halo2 KZG params file of at least 2^k points).
+    #[arg(long, env = "ZKINFER_SRS", requires = "members", conflicts_with = "dev_srs")]
+    srs: Option<PathBuf>,
+    /// With --members: check against the insecure development SRS.
+    #[arg(long, requires = "members")]
+    dev_srs: bool,
+    /// With --members: also check the batch verifier registered under this id on --escrow (its
+    /// code hash, and that its models are yours in the key's order) before you trust it.
+    #[arg(long, requires_all = ["members", "escrow", "rpc_url"])]
+    batch_id: Option<u64>,
+    /// The escrow of --batch-id.
+    #[arg(long, env = "ZKINFER_ESCROW", requires = "batch_id")]
+    escrow: Option<alloy::primitives::Address>,
+    /// The JSON-RPC endpoint of --escrow's chain.
+    #[arg(long, env = "ZKINFER_RPC_URL", requires = "batch_id")]
+    rpc_url: Option<String>,
     /// Output directory for Verifier.sol, Verifier.bin and Verifier.abi.json; when the verifier is over
     /// EIP-170's 24 KiB it is split, and VerifierPart<i>.bin plus deploy.json (the deployment order) are written too.
     #[arg(short, long)]

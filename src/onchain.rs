@@ -27,11 +27,18 @@ fn n_instances(loaded: &Loaded) -> usize {
 fn write_verifier(dir: &Path, out: &Path, toolchain: &Toolchain) -> Result<CompiledVerifier> {
     let loaded = ModelDir::new(dir).load()?;
     let sol = timed("generating the Solidity verifier", || verifier_solidity(&loaded.params, &loaded.vk, n_instances(&loaded))).0?;
-    compile_verifier(&sol, out, toolchain)
+    let v = compile_verifier(&sol, out, toolchain)?;
+    if !v.parts.is_empty() {
+        println!(
+            "  for one contract and less gas, wrap each proof: `prove --for-aggregation`, `aggregate DIR --proofs P --k 23 --keys KEYS`, \
+             then `solidity --aggregation KEYS` (minutes and gigabytes of proving; papers/benchmarks.md)"
+        );
+    }
+    Ok(v)
 }
 
 /// Compiles a verifier's source and writes it into `out` (see [`write_verifier`]).
-fn compile_verifier(sol: &str, out: &Path, toolchain: &Toolchain) -> Result<CompiledVerifier> {
+pub(crate) fn compile_verifier(sol: &str, out: &Path, toolchain: &Toolchain) -> Result<CompiledVerifier> {
     // snark-verifier's verifier fails with "stack too deep" under the optimizer: compile without it.
     let (v, t) =
         timed("compiling with solcjs (optimizer off; split into parts if over EIP-170)", || CompiledVerifier::build(toolchain, sol));
@@ -64,7 +71,9 @@ fn compile_verifier(sol: &str, out: &Path, toolchain: &Toolchain) -> Result<Comp
 
 pub(crate) fn solidity(a: &SolidityArgs) -> Result<Outcome> {
     let toolchain = Toolchain::new(&a.toolchain)?;
-    if a.aggregation {
+    if a.aggregation && !a.members.is_empty() {
+        crate::batch_check::checked_batch_verifier(a, &toolchain)?;
+    } else if a.aggregation {
         compile_verifier(&crate::aggregate::batch_verifier_source(&a.dir)?, &a.out, &toolchain)?;
     } else if a.dir.join("batch.json").exists() {
         bail!("{} is a batch key directory: pass --aggregation for its verifier", a.dir.display());

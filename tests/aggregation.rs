@@ -200,6 +200,42 @@ fn an_aggregated_proof_settles_each_job_to_its_own_payee_and_nothing_tampered_pa
     // The escrow: the customer trusts the batch verifier; a tampered aggregated proof moves
     // nothing; the valid one, sent by a stranger, pays each job's own payee its price.
     let batch_id = rt.block_on(client(STRANGER).register_batch_verifier(at, &parts, &vec![model_id; n])).unwrap();
+    // Before trusting it, the customer checks the registered verifier against its own model
+    // directory and SRS: the key's verifying key regenerated, the verifier generated from it,
+    // its code hash and models compared with the escrow's record.
+    let (esc, id) = (format!("{escrow:#x}"), batch_id.to_string());
+    let checked_sol = tmp.path().join("checked");
+    let rpc = chain.endpoint();
+    let check = |keys: &Path, id: &str| {
+        let mut args = vec!["solidity", "--aggregation", s(keys), "-o", s(&checked_sol), "--members", s(&model), "--dev-srs"];
+        args.extend(["--batch-id", id, "--escrow", &esc, "--rpc-url", &rpc]);
+        Command::new(bin()).args(&args).output().expect("runs")
+    };
+    let out = check(&keys, &id);
+    assert!(out.status.success(), "the check refused the honest key: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CHECKED: batch verifier"), "no CHECKED line");
+    assert_eq!(std::fs::read(checked_sol.join("Verifier.bin")).unwrap(), std::fs::read(sol.join("Verifier.bin")).unwrap());
+    // A registration whose code is another verifier (here the model's own) is refused.
+    let other = rt.block_on(client(STRANGER).register_batch_verifier(single_at, &single_parts, &vec![model_id; n])).unwrap();
+    let out = check(&keys, &other.to_string());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("not this key's verifier"), "a foreign registration passed: {said}");
+    // A key whose verifying key is not what its recorded shape and the members give is refused
+    // (here: its record claims a smaller lookup table than its vk was made with).
+    let forged = tmp.path().join("forged");
+    std::fs::create_dir(&forged).unwrap();
+    for f in ["params.srs", "vk.bin"] {
+        std::fs::hard_link(keys.join(f), forged.join(f)).unwrap();
+    }
+    let mut record: serde_json::Value = serde_json::from_slice(&std::fs::read(keys.join("batch.json")).unwrap()).unwrap();
+    if record["fan_in"].is_null() {
+        let bits = record["config"]["lookup_bits"].as_u64().unwrap();
+        record["config"]["lookup_bits"] = (bits - 1).into();
+        std::fs::write(forged.join("batch.json"), serde_json::to_vec(&record).unwrap()).unwrap();
+        let out = check(&forged, &id);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && said.contains("do not trust"), "a forged key passed: {said}");
+    }
     rt.block_on(client(CUSTOMER).trust_batch_verifier(batch_id, true)).unwrap();
     let words: Vec<U256> = (0..instances).map(|i| U256::from_be_slice(&calldata[i * 32..i * 32 + 32])).collect();
     let proof = calldata[instances * 32..].to_vec();
@@ -278,7 +314,9 @@ fn an_aggregated_proof_settles_each_job_to_its_own_payee_and_nothing_tampered_pa
             "hardfork": chain.hardfork,
         });
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(Path::new(&dir).join(format!("aggregation_n{n}.json")), serde_json::to_vec_pretty(&report).unwrap()).unwrap();
+        // k = 22 is the plot's series; another k keeps its own file beside it.
+        let name = if k == 22 { format!("aggregation_n{n}.json") } else { format!("aggregation_n{n}_k{k}.json") };
+        std::fs::write(Path::new(&dir).join(name), serde_json::to_vec_pretty(&report).unwrap()).unwrap();
         // The aggregation SRS, for the next run's ZKINFER_AGG_SRS (generating it takes minutes).
         let kept = Path::new(&dir).join(format!("kzg{k}.srs"));
         if !kept.exists() {

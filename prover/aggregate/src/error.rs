@@ -87,6 +87,28 @@ pub enum Error {
         /// The limit.
         limit_gib: f64,
     },
+    /// A model directory given for a key's check is not the key's member at its position.
+    #[error(
+        "model directory {index} is model {given}, but the batch key's member {index} is model {expected} (or another \
+         set-up of it): give your model directories in the key's order"
+    )]
+    MemberMismatch {
+        /// Position.
+        index: usize,
+        /// The directory's model hash (short).
+        given: String,
+        /// The key's (short).
+        expected: String,
+    },
+    /// A batch key's verifying key is not the one its members and the given SRS make.
+    #[error(
+        "the batch key in {dir} is not the aggregation of these models under this SRS: its verifying key differs from the one \
+         regenerated from them; do not trust its verifier"
+    )]
+    ForeignKey {
+        /// The key directory.
+        dir: String,
+    },
     /// snark-verifier or halo2 failed while aggregating.
     #[error("aggregation failed at {stage}: {reason}")]
     Aggregation {

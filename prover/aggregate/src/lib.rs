@@ -7,11 +7,13 @@
 //! the prover crate, the executor's proving path and the verifiers of single proofs stay
 //! without them.
 
+pub mod check;
 mod error;
 pub mod fold;
 pub mod inner;
 pub mod key;
 
+pub use check::{check_key, Checked};
 pub use error::{Error, Result};
 pub use fold::{aggregate, check_inner, verify, BatchProof, InnerProof};
 pub use key::{predicted_peak_gib, BatchKey, BatchRecord, KeySpec, Member, ACCUMULATOR_INSTANCES};

@@ -19,6 +19,8 @@ pub struct EscrowBatchVerifier {
     pub num_instances: u64,
     /// The escrow models of the jobs it settles, in order.
     pub models: Vec<u64>,
+    /// The part contracts the verifier calls, in order (empty for one contract).
+    pub parts: Vec<Address>,
 }
 
 impl EscrowClient {
@@ -52,7 +54,7 @@ impl EscrowClient {
             .map(|m| u64::try_from(*m).map_err(|_| Error::Decode("model id out of range".into())))
             .collect::<Result<_>>()?;
         let num_instances = u64::try_from(b.numInstances).map_err(|_| Error::Decode("instance count out of range".into()))?;
-        Ok(EscrowBatchVerifier { verifier: b.verifier, code_hash: b.codeHash, num_instances, models })
+        Ok(EscrowBatchVerifier { verifier: b.verifier, code_hash: b.codeHash, num_instances, models, parts: b.parts })
     }
 
     /// Sends `submitBatch` with raw instance words and proof bytes (tests send tampered ones)
