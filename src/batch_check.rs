@@ -29,7 +29,7 @@ pub(crate) fn checked_batch_verifier(a: &SolidityArgs, toolchain: &Toolchain) ->
     let checked = checked?;
     eprintln!("the batch key is the aggregation of your {n} model(s) under your SRS ({:.0}s)", t.as_secs_f64());
     let source = timed("generating the aggregation verifier", || {
-        zkinfer_verifier_contract::codegen::aggregation_verifier_solidity(&checked.params, &checked.vk, key.record.num_instances())
+        zkinfer_verifier_contract::codegen::aggregation_verifier_solidity(&checked.params, &checked.vk, checked.num_instances)
     })
     .0?;
     let verifier = crate::onchain::compile_verifier(&source, &a.out, toolchain)?;
@@ -55,12 +55,18 @@ pub(crate) fn checked_batch_verifier(a: &SolidityArgs, toolchain: &Toolchain) ->
             verifier.parts.len()
         );
     };
-    if registered.models.len() != n {
-        bail!("batch verifier {id} settles {} job(s) a batch, the key {n}: do not trust it", registered.models.len());
+    if registered.models.len() != n || registered.num_instances != checked.num_instances as u64 {
+        bail!(
+            "batch verifier {id} settles {} job(s) with {} instances a batch, the key {n} with {}: do not trust it",
+            registered.models.len(),
+            registered.num_instances,
+            checked.num_instances
+        );
     }
     for (i, (&model_id, m)) in registered.models.iter().zip(&members).enumerate() {
         let on_chain = rt.block_on(client.model(model_id))?;
-        if on_chain.model_hash != m.bindings.model_hash {
+        // The escrow cuts each job's instances by its model's recorded count: it must be the circuit's.
+        if on_chain.model_hash != m.bindings.model_hash || on_chain.num_instances as usize != m.model.num_instances() {
             bail!("batch verifier {id}'s job {i} is of escrow model {model_id}, which is not your model {i}: do not trust it");
         }
     }

@@ -42,9 +42,13 @@ contract InferenceEscrow is ReentrancyGuard {
     uint256 public constant ACCUMULATOR_INSTANCES = 12;
     /// @notice Most jobs one batch verifier settles at once.
     uint256 public constant MAX_BATCH = 64;
-    /// @notice Gas an ETH payment to one of a batch's payees may use: a payee that burns more
-    /// is credited instead, so that no payee can make the others' settlement run out of gas.
-    uint256 public constant BATCH_PUSH_GAS = 50_000;
+    /// @notice Gas an ETH payment may use: a recipient that burns more, or reverts, is credited
+    /// instead (`withdrawCredit`), so that no recipient can make the other payments of the same
+    /// transaction (a batch's payees, a dispute's parties) run out of gas.
+    uint256 public constant PUSH_GAS = 50_000;
+    /// @notice Gas an ERC-20 transfer may use: a token (the customer's choice) that burns more,
+    /// or refuses the recipient, has the payment credited instead (`withdrawTokenCredit`).
+    uint256 public constant TOKEN_GAS = 100_000;
 
     /// @notice Seconds between an unstake request and the withdrawal it allows.
     uint64 public immutable unstakeDelay;
@@ -143,9 +147,9 @@ contract InferenceEscrow is ReentrancyGuard {
     /// withdrawn: a withdrawal leaves every job opened before it covered, so a customer cannot
     /// sink a batch (whose calldata already shows its outputs) by withdrawing in front of it.
     mapping(address => mapping(uint256 => uint256)) internal batchTrustHeldUpTo;
-    /// @notice Tokens a batch could not transfer to their payee (`token => payee => amount`),
-    /// because the token refused it (a blacklist, a pause): one payee cannot block the others'
-    /// payment. Withdrawn with `withdrawTokenCredit`.
+    /// @notice Tokens that could not be transferred to their recipient (`token => recipient =>
+    /// amount`): the token refused it (a blacklist, a pause) or burned more than `TOKEN_GAS`, so
+    /// that no recipient or token blocks the other payments. Withdrawn with `withdrawTokenCredit`.
     mapping(address => mapping(address => uint256)) public tokenCredit;
 
     event ModelRegistered(uint256 indexed modelId, address indexed verifier, bytes32 modelHash, uint32 numInstances, bytes32 codeHash);
@@ -468,7 +472,7 @@ contract InferenceEscrow is ReentrancyGuard {
         emit BatchSettled(batchId, msg.sender, jobIds);
         for (uint256 i = 0; i < jobIds.length; i++) {
             Job storage job = jobs[jobIds[i]];
-            _payCapped(job.token, payees[i], job.price);
+            _pay(job.token, payees[i], job.price);
         }
     }
 
@@ -646,12 +650,13 @@ contract InferenceEscrow is ReentrancyGuard {
         if (!sent) revert TransferFailed();
     }
 
-    /// @notice Withdraws the tokens of `token` that a batch could not transfer to the caller.
-    function withdrawTokenCredit(address token) external nonReentrant {
+    /// @notice Withdraws, to `to`, the tokens of `token` that could not be transferred to the
+    /// caller (to another address of its own, if the token refuses the caller's).
+    function withdrawTokenCredit(address token, address to) external nonReentrant {
         uint256 amount = tokenCredit[token][msg.sender];
-        if (amount == 0) revert BadStake();
+        if (amount == 0 || to == address(0)) revert BadStake();
         tokenCredit[token][msg.sender] = 0;
-        IERC20(token).safeTransfer(msg.sender, amount);
+        IERC20(token).safeTransfer(to, amount);
     }
 
     /// @notice A job.
@@ -664,32 +669,36 @@ contract InferenceEscrow is ReentrancyGuard {
         return models[modelId];
     }
 
-    /// As `_pay` for a batch, where no payee may block the others: an ETH push capped at
-    /// `BATCH_PUSH_GAS`, and a token transfer the token refuses credited (`tokenCredit`).
-    function _payCapped(address token, address to, uint256 amount) internal {
+    /// Pays ETH or a token so that neither the recipient nor the token can block the rest of the
+    /// transaction: the call gets at most `PUSH_GAS` (`TOKEN_GAS`), copies back at most one word,
+    /// and a payment that fails is credited to its recipient.
+    function _pay(address token, address to, uint256 amount) internal {
         if (token == address(0)) {
-            (bool sent,) = payable(to).call{value: amount, gas: BATCH_PUSH_GAS}("");
+            uint256 cap = PUSH_GAS;
+            bool sent;
+            assembly ("memory-safe") {
+                sent := call(cap, to, amount, 0, 0, 0, 0)
+            }
             if (!sent) {
                 credit[to] += amount;
                 emit Credited(to, amount);
             }
-        } else if (!IERC20(token).trySafeTransfer(to, amount)) {
+        } else if (!_tryTransfer(token, to, amount)) {
             tokenCredit[token][to] += amount;
             emit TokenCredited(token, to, amount);
         }
     }
 
-    /// Pays ETH (crediting a recipient that refuses it, so that no recipient can block a job's
-    /// settlement) or a token.
-    function _pay(address token, address to, uint256 amount) internal {
-        if (token == address(0)) {
-            (bool sent,) = payable(to).call{value: amount}("");
-            if (!sent) {
-                credit[to] += amount;
-                emit Credited(to, amount);
-            }
-        } else {
-            IERC20(token).safeTransfer(to, amount);
+    /// `token.transfer(to, amount)` with at most `TOKEN_GAS`; it succeeded as SafeERC20 counts
+    /// success: the call did not revert and returned true, or returned nothing from a contract.
+    function _tryTransfer(address token, address to, uint256 amount) internal returns (bool ok) {
+        bytes memory data = abi.encodeCall(IERC20.transfer, (to, amount));
+        uint256 cap = TOKEN_GAS;
+        assembly ("memory-safe") {
+            let success := call(cap, token, 0, add(data, 0x20), mload(data), 0, 0x20)
+            switch returndatasize()
+            case 0 { ok := and(success, gt(extcodesize(token), 0)) }
+            default { ok := and(success, and(gt(returndatasize(), 0x1f), eq(mload(0), 1))) }
         }
     }
 }

@@ -278,14 +278,64 @@ async fn a_payee_the_token_refuses_is_credited_and_the_rest_of_the_batch_is_paid
         let j = s.client(OWNER).job(*job).await.unwrap();
         assert_eq!((j.state, j.executor), (JobState::Paid, s.chain.account(payees[i])));
     }
-    // Nobody else can withdraw the credit, nor the payee while the token still refuses it.
-    assert!(s.client(STRANGER).withdraw_token_credit(token).await.is_err(), "a stranger has no credit");
-    assert!(s.client(EXECUTORS[1]).withdraw_token_credit(token).await.is_err(), "the token still refuses the payee");
+    // Nobody else can withdraw the credit, nor the payee to itself while the token refuses it.
+    let stranger = s.chain.account(STRANGER);
+    assert!(s.client(STRANGER).withdraw_token_credit(token, stranger).await.is_err(), "a stranger has no credit");
+    assert!(s.client(EXECUTORS[1]).withdraw_token_credit(token, blocked).await.is_err(), "the token still refuses the payee");
+    assert!(s.client(EXECUTORS[1]).withdraw_token_credit(token, Address::ZERO).await.is_err(), "to the zero address");
     assert_eq!(s.client(OWNER).token_credit_of(token, blocked).await.unwrap(), owed, "a failed withdrawal keeps the credit");
-    erc20(OWNER).setBlocked(blocked, false).send().await.unwrap().get_receipt().await.unwrap();
-    s.client(EXECUTORS[1]).withdraw_token_credit(token).await.unwrap();
-    assert_eq!(tokens(blocked).await, before[1] + owed);
+    // Half to another address of its own now; the rest to itself once the token lets it.
+    let other = s.chain.account(OTHER_CUSTOMER);
+    let other_before = tokens(other).await;
+    s.client(EXECUTORS[1]).withdraw_token_credit(token, other).await.unwrap();
+    assert_eq!(tokens(other).await, other_before + owed);
     assert_eq!(tokens(s.escrow).await, held - (0..4).map(price).fold(U256::ZERO, |a, b| a + b));
     assert_eq!(s.client(OWNER).token_credit_of(token, blocked).await.unwrap(), U256::ZERO);
-    assert!(s.client(EXECUTORS[1]).withdraw_token_credit(token).await.is_err(), "withdrawn twice");
+    assert!(s.client(EXECUTORS[1]).withdraw_token_credit(token, other).await.is_err(), "withdrawn twice");
+    assert_eq!(tokens(blocked).await, before[1]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_that_burns_all_its_gas_is_credited_and_cannot_sink_the_batch() {
+    let tc = Toolchain::in_repo().expect("run `npm ci --prefix verifier-contract`");
+    let s = Setup::new(&tc).await;
+    let code = tc.compile_one(Compiler::Escrow, &tc.test_contracts_source(), "TestToken", Some(200)).unwrap().bytecode;
+    let token = s.chain.deployer(OWNER).deploy(code).await.unwrap();
+    let erc20 = IERC20::new(token, s.chain.provider(OWNER));
+    erc20.mint(s.chain.account(CUSTOMER), U256::from(10_000_000u64)).send().await.unwrap().get_receipt().await.unwrap();
+    for e in EXECUTORS {
+        s.client(e).stake(U256::from(10_000u64)).await.unwrap();
+    }
+    s.client(CUSTOMER).trust_batch_verifier(s.accepting, true).await.unwrap();
+    // Jobs 0 and 2 pay in the token, 1 and 3 in ETH; the token then burns every unit of gas.
+    let price = U256::from(1_000_000u64);
+    let mut jobs = Vec::new();
+    for (i, model) in [s.models[0], s.models[0], s.models[1], s.models[0]].into_iter().enumerate() {
+        let deadline = s.chain.timestamp().await.unwrap() + 3600;
+        let open = OpenJob {
+            model,
+            commitment: Commitment::try_from(U256::from(80 + i as u64)).unwrap(),
+            deadline,
+            allow: vec![],
+            token: (i % 2 == 0).then_some(token),
+            price,
+            min_bond: U256::from(1_000u64),
+            claimable: false,
+            optimistic: None,
+        };
+        jobs.push(s.client(CUSTOMER).open_job(&open).await.unwrap());
+    }
+    let payees = [EXECUTORS[0], EXECUTORS[1], EXECUTORS[1], EXECUTORS[0]];
+    let own: Vec<Vec<U256>> = (0..4).map(|i| s.own(80 + i as u64, payees[i], jobs[i])).collect();
+    erc20.setGasBurner(true).send().await.unwrap().get_receipt().await.unwrap();
+    let eth_before = [s.balance(EXECUTORS[0]).await, s.balance(EXECUTORS[1]).await];
+    s.client(STRANGER).submit_batch_raw(s.accepting, &jobs, words(&own), vec![0u8; 64], GAS).await.unwrap();
+    assert_eq!(s.balance(EXECUTORS[1]).await, eth_before[1] + price, "job 1's ETH is paid");
+    assert_eq!(s.balance(EXECUTORS[0]).await, eth_before[0] + price, "job 3's ETH is paid");
+    for (who, job) in [(EXECUTORS[0], 0), (EXECUTORS[1], 2)] {
+        assert_eq!(s.client(OWNER).token_credit_of(token, s.chain.account(who)).await.unwrap(), price, "job {job}'s tokens are credited");
+    }
+    for job in &jobs {
+        assert_eq!(s.client(OWNER).job(*job).await.unwrap().state, JobState::Paid);
+    }
 }

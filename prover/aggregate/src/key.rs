@@ -144,6 +144,23 @@ pub(crate) fn hex_sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Checks a recorded tree's shape: `1 ≤ fan_in < members`, dividing them, every group the
+/// same models in the same order (else the top circuit would fold fewer leaves than the record
+/// has members, or a group of other models, and a verifier made for the record's instance count
+/// would leave rows unconstrained).
+pub(crate) fn check_fan_in(record: &BatchRecord) -> Result<()> {
+    let Some(g) = record.fan_in else { return Ok(()) };
+    let n = record.members.len();
+    let bad = |reason: &str| Err(Error::BadFanIn { members: n, fan_in: g, reason: reason.into() });
+    if g == 0 || g >= n || !n.is_multiple_of(g) {
+        return bad("a tree's fan-in must be at least 1, below the number of proofs, and divide it");
+    }
+    if record.members.chunks(g).any(|c| c != &record.members[..g]) {
+        return bad("every group must be of the same models in the same order");
+    }
+    Ok(())
+}
+
 /// The accumulator's positions among an aggregation circuit's instances.
 pub(crate) fn accumulator_indices() -> Option<Vec<(usize, usize)>> {
     <AggregationCircuit as CircuitExt<Fr>>::accumulator_indices()
@@ -309,6 +326,7 @@ impl BatchKey {
         let vk_bytes = checked("vk.bin", &record.vk_sha256)?;
         let vk = VerifyingKey::from_bytes::<AggregationCircuit>(&vk_bytes, SerdeFormat::RawBytes, record.config)
             .map_err(|e| corrupt("verifying key", dir.join("vk.bin").display().to_string(), e))?;
+        check_fan_in(&record)?;
         let leaf = match record.fan_in {
             None => None,
             Some(g) => {
@@ -381,6 +399,37 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
+
+    #[test]
+    fn a_recorded_tree_must_fold_every_member_in_equal_groups() {
+        let m = |h: &str| Member { model_hash: h.into(), vk_sha256: h.into(), k: 10, num_instances: 5 };
+        let record = |members: Vec<Member>, fan_in: Option<usize>| BatchRecord {
+            version: BATCH_KEY_VERSION,
+            members,
+            fan_in,
+            transcript: Transcript::Evm,
+            config: AggregationConfigParams::default(),
+            break_points: vec![],
+            srs_sha256: String::new(),
+            insecure_dev_srs: true,
+            params_sha256: String::new(),
+            vk_sha256: String::new(),
+        };
+        let (a, b) = (m("a"), m("b"));
+        assert!(check_fan_in(&record(vec![a.clone(); 3], None)).is_ok());
+        assert!(check_fan_in(&record(vec![a.clone(); 4], Some(2))).is_ok());
+        assert!(check_fan_in(&record(vec![a.clone(), b.clone(), a.clone(), b.clone()], Some(2))).is_ok());
+        for (members, g) in [
+            (vec![a.clone(); 3], 2),                               // a leaf would fold 2 of 3: one job unconstrained
+            (vec![a.clone(); 2], 0),                               // no groups
+            (vec![a.clone(); 2], 2),                               // not a tree
+            (vec![a.clone(); 2], 3),                               // more than the members
+            (vec![a.clone(), b.clone()], 1),                       // B's job checked as A's
+            (vec![a.clone(), b.clone(), b.clone(), a.clone()], 2), // groups differ
+        ] {
+            assert!(matches!(check_fan_in(&record(members, Some(g))), Err(Error::BadFanIn { .. })), "fan-in {g} passed");
+        }
+    }
 
     #[test]
     fn the_memory_prediction_fits_the_measured_runs() {

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
-use halo2_proofs::halo2curves::ff::Field;
+use halo2_proofs::halo2curves::ff::{Field, PrimeField};
 use halo2_proofs::halo2curves::group::Curve;
 use halo2_proofs::halo2curves::pairing::Engine;
 use halo2_proofs::poly::commitment::{Params, ParamsProver};
@@ -56,6 +56,9 @@ impl SrsChoice {
 impl Srs {
     /// Generates the insecure development SRS at `k` (deterministic: anyone can forge proofs with it).
     pub fn dev(k: u32) -> Result<Self> {
+        if !(1..=Fr::S).contains(&k) {
+            return Err(Error::BadSrs { path: "<development SRS>".into(), reason: format!("k = {k}: BN254 allows 1 to {}", Fr::S) });
+        }
         let tau = Fr::random(ChaCha20Rng::seed_from_u64(DEV_SRS_SEED));
         let params =
             dev::params(k, tau).ok_or(Error::BadSrs { path: "<development SRS>".into(), reason: "τ is a root of unity".into() })?;

@@ -18,8 +18,18 @@ contract TestToken is ERC20 {
         blocked[who] = isBlocked;
     }
 
+    /// Whether every transfer burns all the gas it is given (a hostile token).
+    bool public gasBurner;
+
+    function setGasBurner(bool burns) external {
+        gasBurner = burns;
+    }
+
     function _update(address from, address to, uint256 value) internal override {
         require(!blocked[from] && !blocked[to], "blocked");
+        if (gasBurner) {
+            while (true) {}
+        }
         super._update(from, to, value);
     }
 }

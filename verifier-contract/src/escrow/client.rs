@@ -241,15 +241,15 @@ impl EscrowClient {
         self.contract("credit", self.contract.credit(who).call()).await
     }
 
-    /// Tokens of `token` credited to `who` because a batch's transfer to it was refused.
+    /// Tokens of `token` credited to `who` because a transfer to it failed.
     pub async fn token_credit_of(&self, token: Address, who: Address) -> Result<U256> {
         self.contract("tokenCredit", self.contract.tokenCredit(token, who).call()).await
     }
 
-    /// Withdraws the tokens of `token` credited to the sender.
-    pub async fn withdraw_token_credit(&self, token: Address) -> Result<Submission> {
+    /// Withdraws the tokens of `token` credited to the sender, to `to`.
+    pub async fn withdraw_token_credit(&self, token: Address, to: Address) -> Result<Submission> {
         self.need_sender()?;
-        let call = self.contract.withdrawTokenCredit(token).gas(SETUP_GAS);
+        let call = self.contract.withdrawTokenCredit(token, to).gas(SETUP_GAS);
         let tx = *self.contract("withdrawTokenCredit", call.send()).await?.tx_hash();
         Ok(Submission::from(&self.mined("withdrawTokenCredit", tx).await?))
     }

@@ -33,6 +33,7 @@ mod bindings {
             function balanceOf(address owner) external view returns (uint256);
             function mint(address to, uint256 amount) external;
             function setBlocked(address who, bool isBlocked) external;
+            function setGasBurner(bool burns) external;
         }
     }
 }
