@@ -54,6 +54,21 @@ impl Setup {
         Setup { chain, escrow, models, accepting, reverting, chain_id }
     }
 
+    /// A fresh setup with a test token: the customer holds 10^7 units and trusts the accepting
+    /// batch verifier, and both executors stake.
+    async fn with_token(tc: &Toolchain) -> (Self, Address) {
+        let s = Setup::new(tc).await;
+        let code = tc.compile_one(Compiler::Escrow, &tc.test_contracts_source(), "TestToken", Some(200)).unwrap().bytecode;
+        let token = s.chain.deployer(OWNER).deploy(code).await.unwrap();
+        let erc20 = IERC20::new(token, s.chain.provider(OWNER));
+        erc20.mint(s.chain.account(CUSTOMER), U256::from(10_000_000u64)).send().await.unwrap().get_receipt().await.unwrap();
+        for e in EXECUTORS {
+            s.client(e).stake(U256::from(10_000u64)).await.unwrap();
+        }
+        s.client(CUSTOMER).trust_batch_verifier(s.accepting, true).await.unwrap();
+        (s, token)
+    }
+
     fn client(&self, i: usize) -> EscrowClient {
         self.chain.escrow(self.escrow, i).unwrap()
     }
@@ -63,13 +78,18 @@ impl Setup {
     }
 
     async fn open(&self, customer: usize, model: u64, commitment: u64, price: U256) -> EscrowJobId {
+        self.open_paying(customer, model, commitment, price, None).await
+    }
+
+    /// As [`Setup::open`], paid in `token` (None: ETH).
+    async fn open_paying(&self, customer: usize, model: u64, commitment: u64, price: U256, token: Option<Address>) -> EscrowJobId {
         let deadline = self.chain.timestamp().await.unwrap() + 3600;
         let open = OpenJob {
             model,
             commitment: Commitment::try_from(U256::from(commitment)).unwrap(),
             deadline,
             allow: vec![],
-            token: None,
+            token,
             price,
             min_bond: U256::from(1_000u64),
             claimable: false,
@@ -231,35 +251,16 @@ async fn a_batch_pays_each_job_to_its_own_bound_payee_and_refuses_every_batch_th
 #[tokio::test(flavor = "multi_thread")]
 async fn a_payee_the_token_refuses_is_credited_and_the_rest_of_the_batch_is_paid() {
     let tc = Toolchain::in_repo().expect("run `npm ci --prefix verifier-contract`");
-    let s = Setup::new(&tc).await;
-    let code = tc.compile_one(Compiler::Escrow, &tc.test_contracts_source(), "TestToken", Some(200)).unwrap().bytecode;
-    let token = s.chain.deployer(OWNER).deploy(code).await.unwrap();
+    let (s, token) = Setup::with_token(&tc).await;
     let erc20 = |i: usize| IERC20::new(token, s.chain.provider(i));
     let tokens = |who: Address| {
         let s = &s;
         async move { s.client(OWNER).balance(Some(token), who).await.unwrap() }
     };
     let price = |i: u64| U256::from(1_000_000u64 + i);
-    erc20(OWNER).mint(s.chain.account(CUSTOMER), U256::from(10_000_000u64)).send().await.unwrap().get_receipt().await.unwrap();
-    for e in EXECUTORS {
-        s.client(e).stake(U256::from(10_000u64)).await.unwrap();
-    }
-    s.client(CUSTOMER).trust_batch_verifier(s.accepting, true).await.unwrap();
     let mut jobs = Vec::new();
     for (i, model) in [s.models[0], s.models[0], s.models[1], s.models[0]].into_iter().enumerate() {
-        let deadline = s.chain.timestamp().await.unwrap() + 3600;
-        let open = OpenJob {
-            model,
-            commitment: Commitment::try_from(U256::from(60 + i as u64)).unwrap(),
-            deadline,
-            allow: vec![],
-            token: Some(token),
-            price: price(i as u64),
-            min_bond: U256::from(1_000u64),
-            claimable: false,
-            optimistic: None,
-        };
-        jobs.push(s.client(CUSTOMER).open_job(&open).await.unwrap());
+        jobs.push(s.open_paying(CUSTOMER, model, 60 + i as u64, price(i as u64), Some(token)).await);
     }
     let payees = [EXECUTORS[0], EXECUTORS[1], EXECUTORS[0], EXECUTORS[1]];
     let own: Vec<Vec<U256>> = (0..4).map(|i| s.own(60 + i as u64, payees[i], jobs[i])).collect();
@@ -298,32 +299,13 @@ async fn a_payee_the_token_refuses_is_credited_and_the_rest_of_the_batch_is_paid
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_that_burns_all_its_gas_is_credited_and_cannot_sink_the_batch() {
     let tc = Toolchain::in_repo().expect("run `npm ci --prefix verifier-contract`");
-    let s = Setup::new(&tc).await;
-    let code = tc.compile_one(Compiler::Escrow, &tc.test_contracts_source(), "TestToken", Some(200)).unwrap().bytecode;
-    let token = s.chain.deployer(OWNER).deploy(code).await.unwrap();
+    let (s, token) = Setup::with_token(&tc).await;
     let erc20 = IERC20::new(token, s.chain.provider(OWNER));
-    erc20.mint(s.chain.account(CUSTOMER), U256::from(10_000_000u64)).send().await.unwrap().get_receipt().await.unwrap();
-    for e in EXECUTORS {
-        s.client(e).stake(U256::from(10_000u64)).await.unwrap();
-    }
-    s.client(CUSTOMER).trust_batch_verifier(s.accepting, true).await.unwrap();
     // Jobs 0 and 2 pay in the token, 1 and 3 in ETH; the token then burns every unit of gas.
     let price = U256::from(1_000_000u64);
     let mut jobs = Vec::new();
     for (i, model) in [s.models[0], s.models[0], s.models[1], s.models[0]].into_iter().enumerate() {
-        let deadline = s.chain.timestamp().await.unwrap() + 3600;
-        let open = OpenJob {
-            model,
-            commitment: Commitment::try_from(U256::from(80 + i as u64)).unwrap(),
-            deadline,
-            allow: vec![],
-            token: (i % 2 == 0).then_some(token),
-            price,
-            min_bond: U256::from(1_000u64),
-            claimable: false,
-            optimistic: None,
-        };
-        jobs.push(s.client(CUSTOMER).open_job(&open).await.unwrap());
+        jobs.push(s.open_paying(CUSTOMER, model, 80 + i as u64, price, (i % 2 == 0).then_some(token)).await);
     }
     let payees = [EXECUTORS[0], EXECUTORS[1], EXECUTORS[1], EXECUTORS[0]];
     let own: Vec<Vec<U256>> = (0..4).map(|i| s.own(80 + i as u64, payees[i], jobs[i])).collect();
